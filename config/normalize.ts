@@ -1,0 +1,30 @@
+/**
+ * Checks and normal forms that JSON schema cannot express: URLs, bare hosts.
+ * Runs once after validation, before the config is frozen.
+ */
+import type { GatewayConfig } from './schema.js'
+import { ConfigError } from './errors.js'
+
+/** A bare host (`api.openai.com`, `host:8443`) means https; a full URL keeps its scheme. */
+export function normalizeBaseUrl (value: string, where: string): string {
+  if (value === 'mock') return value
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `https://${value}`
+  let url: URL
+  try {
+    url = new URL(withScheme)
+  } catch {
+    throw new ConfigError(`${where} = ${JSON.stringify(value)}: expected a URL like https://api.openai.com or a bare host`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(`${where} = ${JSON.stringify(value)}: expected an http:// or https:// URL`)
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw new ConfigError(`${where} = ${JSON.stringify(value)}: credentials in the URL are not allowed (use the key setting)`)
+  }
+  return url.origin + url.pathname.replace(/\/+$/, '')
+}
+
+export function postProcess (config: GatewayConfig, origins: Map<string, string>): void {
+  const where = `upstream.url (${origins.get('upstream.url') ?? 'default'})`
+  config.upstream.url = normalizeBaseUrl(config.upstream.url, where)
+}

@@ -1,0 +1,24 @@
+/**
+ * The one configuration schema. Every section lives in `config/sections/<concern>.ts` with its
+ * JSON schema and its option rows (env names, flags, seed aliases); this file only assembles them.
+ * Adding a concern = one section file + one line in `sections` + one key in `ConfigSchema`.
+ */
+import { Type, type Static } from '@sinclair/typebox'
+import type { ConfigSection, OptionSpec } from './types.js'
+import { server, serverSchema } from './sections/server.js'
+import { upstream, upstreamSchema } from './sections/upstream.js'
+import { log, logSchema } from './sections/log.js'
+
+export const sections: ConfigSection[] = [server, upstream, log]
+
+export const ConfigSchema = Type.Object({
+  /** path of the YAML file the config came from, if any (informational) */
+  configFile: Type.String({ default: '' }),
+  server: serverSchema,
+  upstream: upstreamSchema,
+  log: logSchema
+}, { additionalProperties: false })
+
+export type GatewayConfig = Static<typeof ConfigSchema>
+
+export const allOptions: OptionSpec[] = sections.flatMap(s => s.options)

@@ -1,0 +1,24 @@
+/**
+ * Every secret the config holds, for the log filter and for masking `--check-config` output.
+ * Sections that add secrets list their option rows with `secret: true`; values found at those
+ * paths are collected here, including strings nested in lists and objects (object *values* only:
+ * a section that keys a map by secret must normalise it into a list first).
+ */
+import type { GatewayConfig } from './schema.js'
+import { allOptions } from './schema.js'
+import { getPath } from './paths.js'
+
+export function secretsOf (config: GatewayConfig): string[] {
+  const out: string[] = []
+  for (const option of allOptions) {
+    if (option.secret !== true) continue
+    collect(getPath(config, option.path), out)
+  }
+  return out
+}
+
+function collect (value: unknown, out: string[]): void {
+  if (typeof value === 'string' && value !== '') out.push(value)
+  else if (Array.isArray(value)) for (const v of value) collect(v, out)
+  else if (value !== null && typeof value === 'object') for (const v of Object.values(value)) collect(v, out)
+}

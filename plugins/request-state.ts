@@ -1,0 +1,89 @@
+/**
+ * Per-request state shared by the gateway's plugins: who the client is, which upstream the
+ * request goes to, the parsed JSON body, and the hooks that want to see the response. It is one
+ * typed decorator (`request.gw`) instead of ad-hoc properties, so every plugin reads and writes
+ * the same declared shape (STYLE.md §2.3).
+ */
+import fp from 'fastify-plugin'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { Transform } from 'node:stream'
+import type { UpstreamTarget } from './upstreams.js'
+
+/** The authenticated caller; `name` is what logs and metrics show, never the key itself. */
+export interface ClientIdentity {
+  name: string
+  /** upstream key for this client (key mapping), overriding the target's own */
+  upstreamKey?: string
+}
+
+export interface ResponseStart {
+  request: FastifyRequest
+  statusCode: number
+  /** upstream response headers, lower-cased; a hook may edit them (e.g. drop content-length) */
+  headers: Record<string, string | string[] | undefined>
+  isEventStream: boolean
+}
+
+/**
+ * Called once the upstream answered, before anything is sent to the client. Returns a stream
+ * stage to insert between the upstream body and the client (a transform or a passive tap), or
+ * null to leave the body alone. With no hook returning a stage the body is piped untouched.
+ */
+export type ResponseHook = (start: ResponseStart) => Transform | null
+
+export interface GatewayState {
+  startedAt: number
+  client: ClientIdentity | null
+  target: UpstreamTarget | null
+  /** path (and query) to request from the target, relative to its base path */
+  upstreamPath: string
+  /** raw JSON request body as received; forwarded byte for byte unless `bodyChanged` */
+  rawBody: Buffer | null
+  json: Record<string, unknown> | null
+  bodyChanged: boolean
+  model: string | null
+  stream: boolean
+  responseHooks: ResponseHook[]
+  upstreamStatus: number
+  /** ms from request start to the first upstream byte */
+  ttfbMs: number | null
+  /** short machine-readable class of the failure, for logs and metrics */
+  errorClass: string | null
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    gw: GatewayState
+  }
+  interface FastifyContextConfig {
+    /** public routes (health, ping) skip client authentication and rate limits */
+    public?: boolean
+  }
+}
+
+export function newState (): GatewayState {
+  return {
+    startedAt: performance.now(),
+    client: null,
+    target: null,
+    upstreamPath: '',
+    rawBody: null,
+    json: null,
+    bodyChanged: false,
+    model: null,
+    stream: false,
+    responseHooks: [],
+    upstreamStatus: 0,
+    ttfbMs: null,
+    errorClass: null
+  }
+}
+
+const requestState: FastifyPluginAsync = async (fastify) => {
+  fastify.decorateRequest('gw', null as unknown as GatewayState)
+  fastify.addHook('onRequest', async function initRequestState (request) {
+    request.gw = newState()
+  })
+}
+
+export default fp(requestState, { name: 'gateway-request-state', fastify: '5.x' })

@@ -1,0 +1,42 @@
+/**
+ * The application plugin: registers plugins/ in their fixed order, then routes/, from the validated
+ * config. Order matters and is explicit: request state first, then cheap refusals (IP, auth, rate
+ * limit) before anything reads a body, then the routes they cover (STYLE.md §1.2).
+ */
+import fp from 'fastify-plugin'
+import type { FastifyError, FastifyPluginAsync } from 'fastify'
+import type { GatewayConfig } from '../config/schema.js'
+import requestState from '../plugins/request-state.js'
+import upstreams from '../plugins/upstreams.js'
+import accessLog from '../plugins/access-log.js'
+import health from '../routes/health.js'
+import proxyRoutes from '../routes/v1/proxy.js'
+import { NotFoundError, errorBody, shapeError } from './errors.js'
+
+export interface AppOptions {
+  config: GatewayConfig
+}
+
+const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
+  await fastify.register(requestState)
+  await fastify.register(upstreams, { upstream: config.upstream })
+  await fastify.register(accessLog, { log: config.log })
+
+  await fastify.register(health)
+  await fastify.register(proxyRoutes)
+
+  fastify.setErrorHandler(function shapeErrorBody (err: FastifyError, request, reply) {
+    const shaped = shapeError(err)
+    if (shaped.status >= 500) request.log.error({ err }, 'request failed')
+    else request.log.debug({ code: err.code, status: shaped.status }, 'request refused')
+    if (request.gw !== null && request.gw.errorClass === null) request.gw.errorClass = shaped.code ?? shaped.type
+    return reply.code(shaped.status).send(errorBody(request.url, shaped))
+  })
+
+  fastify.setNotFoundHandler(function unknownRoute (request, reply) {
+    const shaped = shapeError(new NotFoundError(request.method, request.url.split('?')[0]))
+    return reply.code(404).send(errorBody(request.url, shaped))
+  })
+}
+
+export default fp(app, { name: 'gateway-app', fastify: '5.x' })

@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+/**
+ * The command: load and validate the config (exit 2 with one line on any problem), then listen,
+ * and shut down gracefully on SIGTERM/SIGINT: stop accepting, let in-flight streams finish within
+ * the grace period, then exit 0.
+ */
+import { existsSync, readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import { loadConfig, ConfigError, type LoadResult } from '../config/load.js'
+import { helpText, maskedConfig } from '../config/describe.js'
+import { buildServer } from './server.js'
+
+/** package.json is one level up from src/ when run with tsx, two levels from dist/src/. */
+function version (): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir)
+  return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version
+}
+
+function load (): LoadResult {
+  try {
+    return loadConfig({ argv: process.argv.slice(2), env: process.env })
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`llm-gateway: invalid configuration: ${err.message}\n`)
+      process.exit(2)
+    }
+    throw err
+  }
+}
+
+function onSignals (fastify: FastifyInstance, graceMs: number): void {
+  let closing = false
+  const shutdown = (signal: string): void => {
+    if (closing) return
+    closing = true
+    fastify.log.info({ signal, graceMs }, 'shutting down: waiting for in-flight requests')
+    const timer = setTimeout(() => {
+      fastify.log.warn('grace period over: closing remaining connections')
+      fastify.server.closeAllConnections()
+    }, graceMs)
+    timer.unref()
+    fastify.close().then(() => {
+      clearTimeout(timer)
+      process.exit(0)
+    }, (err: unknown) => {
+      fastify.log.error({ err }, 'error during shutdown')
+      process.exit(1)
+    })
+  }
+  process.once('SIGTERM', () => shutdown('SIGTERM'))
+  process.once('SIGINT', () => shutdown('SIGINT'))
+}
+
+async function main (): Promise<void> {
+  const { config, actions } = load()
+  if (actions.help) { process.stdout.write(helpText()); return }
+  if (actions.version) { process.stdout.write(`${version()}\n`); return }
+  if (actions.checkConfig) {
+    process.stdout.write(`${JSON.stringify(maskedConfig(config), null, 2)}\n`)
+    return
+  }
+  const fastify = await buildServer(config)
+  onSignals(fastify, config.server.shutdownGraceMs)
+  const address = await fastify.listen({ host: config.server.host, port: config.server.port })
+  fastify.log.info({ url: address }, 'gateway listening')
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`llm-gateway: failed to start: ${(err as Error).message}\n`)
+  process.exit(1)
+})

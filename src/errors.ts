@@ -1,0 +1,76 @@
+/**
+ * Every error the gateway itself produces, in one place (STYLE.md §2.5), and the one function
+ * that shapes an error body for the client's SDK: OpenAI's `{"error":{"message","type","code"}}`,
+ * or Anthropic's `{"type":"error","error":{"type","message"}}` on Anthropic routes.
+ */
+import createError from '@fastify/error'
+
+/** OpenAI `type` and `code` carried by each coded error. */
+export interface ErrorInfo { type: string, code: string | null }
+
+type Coded = ReturnType<typeof createError>
+
+const infoByCode = new Map<string, ErrorInfo>()
+
+function coded (code: string, message: string, status: number, type: string, apiCode: string | null = null): Coded {
+  infoByCode.set(code, { type, code: apiCode })
+  return createError(code, message, status)
+}
+
+export const UpstreamUnreachableError = coded('GW_UPSTREAM_UNREACHABLE', 'The upstream service could not be reached', 502, 'upstream_error', 'upstream_unreachable')
+export const UpstreamTlsError = coded('GW_UPSTREAM_TLS', 'The upstream service presented a certificate that is not trusted', 502, 'upstream_error', 'upstream_tls_error')
+export const UpstreamProtocolError = coded('GW_UPSTREAM_PROTOCOL', 'The upstream service sent an invalid response', 502, 'upstream_error', 'upstream_bad_response')
+export const UpstreamTimeoutError = coded('GW_UPSTREAM_TIMEOUT', 'The upstream service did not answer in time', 504, 'upstream_error', 'upstream_timeout')
+export const NotFoundError = coded('GW_NOT_FOUND', 'Unknown route: %s %s', 404, 'invalid_request_error', 'not_found')
+export const InvalidJsonError = coded('GW_INVALID_JSON', 'We could not parse the JSON body of your request', 400, 'invalid_request_error', 'invalid_json')
+export const BodyTooLargeError = coded('GW_BODY_TOO_LARGE', 'Request body is larger than the limit of %s bytes', 413, 'invalid_request_error', 'request_too_large')
+
+/** Fastify's own client errors, mapped to the same vocabulary. */
+const FASTIFY_CODES: Record<string, ErrorInfo & { message?: string }> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { type: 'invalid_request_error', code: 'request_too_large', message: 'Request body is too large' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { type: 'invalid_request_error', code: 'unsupported_media_type', message: 'Unsupported content type' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { type: 'invalid_request_error', code: 'invalid_json', message: 'The JSON body of your request is empty' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { type: 'invalid_request_error', code: 'invalid_json', message: 'We could not parse the JSON body of your request' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { type: 'invalid_request_error', code: 'invalid_content_length', message: 'Content-Length does not match the body' },
+  FST_ERR_BAD_URL: { type: 'invalid_request_error', code: 'bad_url', message: 'The request URL is malformed' },
+  FST_ERR_ASYNC_CONSTRAINT: { type: 'invalid_request_error', code: 'bad_request', message: 'Bad request' }
+}
+
+export interface ShapedError { status: number, message: string, type: string, code: string | null }
+
+/**
+ * Decides what a client may see of an error. Messages of coded 4xx errors are ours and safe; any
+ * 5xx that is not one of our coded errors gets a generic message, so no internal text leaks.
+ */
+export function shapeError (err: { code?: string, statusCode?: number, message?: string }): ShapedError {
+  const ours = err.code !== undefined ? infoByCode.get(err.code) : undefined
+  const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
+  if (ours !== undefined) return { status, message: err.message ?? '', ...ours }
+  const fst = err.code !== undefined ? FASTIFY_CODES[err.code] : undefined
+  if (fst !== undefined) return { status, message: fst.message ?? 'Bad request', type: fst.type, code: fst.code }
+  if (status === 400 && err instanceof SyntaxError) return { status, message: 'We could not parse the JSON body of your request', type: 'invalid_request_error', code: 'invalid_json' }
+  if (status < 500) return { status, message: err.message ?? 'Bad request', type: 'invalid_request_error', code: null }
+  return { status: 500, message: 'The gateway failed to process the request', type: 'server_error', code: 'internal_error' }
+}
+
+const ANTHROPIC_TYPES: Record<number, string> = {
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  403: 'permission_error',
+  404: 'not_found_error',
+  413: 'request_too_large',
+  429: 'rate_limit_error',
+  529: 'overloaded_error'
+}
+
+/** Anthropic clients call `/v1/messages…` (and `/v1/complete`); everything else speaks OpenAI. */
+export function isAnthropicPath (url: string): boolean {
+  return /^(?:\/[^/?]+)?\/v1\/(?:messages|complete)(?:[/?]|$)/.test(url)
+}
+
+export function errorBody (url: string, e: ShapedError): object {
+  if (isAnthropicPath(url)) {
+    return { type: 'error', error: { type: ANTHROPIC_TYPES[e.status] ?? 'api_error', message: e.message } }
+  }
+  return { error: { message: e.message, type: e.type, code: e.code } }
+}

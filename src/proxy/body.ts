@@ -1,0 +1,40 @@
+/**
+ * Content-type parsers for proxied routes. JSON bodies are read (bounded by the body limit) so
+ * plugins can look at `model`, `stream` and `messages`; the raw bytes are kept and forwarded
+ * unchanged unless a plugin edits the object. Every other content type (multipart uploads, audio)
+ * is left unread and streams from the client socket to the upstream.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { InvalidJsonError } from '../errors.js'
+import { isPlainObject } from '../../config/paths.js'
+
+export function registerProxyBodyParsers (fastify: FastifyInstance): void {
+  fastify.removeAllContentTypeParsers()
+  fastify.addContentTypeParser(/^application\/(?:[\w.+-]+\+)?json\b/i, { parseAs: 'buffer' }, function parseJsonBody (request, body, done) {
+    try {
+      readJsonBody(request, body as Buffer)
+      done(null, body)
+    } catch (err) {
+      done(err as Error, undefined)
+    }
+  })
+  fastify.addContentTypeParser('*', function passThroughBody (_request, _payload, done) {
+    done(null, undefined)
+  })
+}
+
+function readJsonBody (request: FastifyRequest, raw: Buffer): void {
+  const gw = request.gw
+  gw.rawBody = raw
+  if (raw.length === 0) return
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(raw.toString('utf8'))
+  } catch {
+    throw new InvalidJsonError()
+  }
+  if (!isPlainObject(parsed)) return
+  gw.json = parsed
+  if (typeof parsed.model === 'string') gw.model = parsed.model
+  gw.stream = parsed.stream === true
+}

@@ -1,0 +1,50 @@
+/**
+ * Builds the Fastify instance around the app plugin: logger, request ids, server timeouts.
+ * Tests call buildServer() and listen on port 0; src/cli.ts adds argv, signals and listen.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import { pino } from 'pino'
+import type { GatewayConfig } from '../config/schema.js'
+import app from './app.js'
+import { loggerOptions } from './logging.js'
+import { secretsOf } from '../config/secrets.js'
+
+export interface BuildOptions {
+  /** where log lines go (tests capture them); default stdout */
+  logDestination?: NodeJS.WritableStream
+}
+
+const REQUEST_ID = /^[\w.:@-]{1,128}$/
+
+/** A client's x-request-id is kept when it is a sane token; anything else is replaced. */
+function requestId (req: IncomingMessage): string {
+  const given = req.headers['x-request-id']
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+}
+
+export async function buildServer (config: GatewayConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const options = loggerOptions({ level: config.log.level, secrets: secretsOf(config) })
+  const logger = pino(options, opts.logDestination ?? pino.destination({ dest: 1, sync: false }))
+  const fastify = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    disableRequestLogging: true,
+    genReqId: requestId,
+    requestIdHeader: false,
+    bodyLimit: config.server.bodyLimit,
+    // a silent stream is healthy: no socket idle timeout; slow header senders are cut instead
+    connectionTimeout: 0,
+    requestTimeout: 0,
+    keepAliveTimeout: config.server.keepAliveTimeoutMs,
+    http: { headersTimeout: config.server.headersTimeoutMs, requestTimeout: 0 },
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 500 }
+  })
+  fastify.addHook('onRequest', async function echoRequestId (request, reply) {
+    reply.header('x-request-id', request.id)
+  })
+  await fastify.register(app, { config })
+  return fastify as unknown as FastifyInstance
+}
