@@ -18,16 +18,11 @@ export interface AppOptions {
 }
 
 const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
-  await fastify.register(requestState)
-  await fastify.register(upstreams, { upstream: config.upstream })
-  await fastify.register(accessLog, { log: config.log })
-
-  await fastify.register(health)
-  await fastify.register(proxyRoutes)
-
+  // set before any route is registered: child scopes take the handler in force when they are created
   fastify.setErrorHandler(function shapeErrorBody (err: FastifyError, request, reply) {
     const shaped = shapeError(err)
-    if (shaped.status >= 500) request.log.error({ err }, 'request failed')
+    // our coded upstream errors were logged where they happened, with their cause
+    if (shaped.status >= 500 && err.code?.startsWith('GW_') !== true) request.log.error({ err }, 'request failed')
     else request.log.debug({ code: err.code, status: shaped.status }, 'request refused')
     if (request.gw !== null && request.gw.errorClass === null) request.gw.errorClass = shaped.code ?? shaped.type
     return reply.code(shaped.status).send(errorBody(request.url, shaped))
@@ -37,6 +32,13 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     const shaped = shapeError(new NotFoundError(request.method, request.url.split('?')[0]))
     return reply.code(404).send(errorBody(request.url, shaped))
   })
+
+  await fastify.register(requestState)
+  await fastify.register(upstreams, { upstream: config.upstream })
+  await fastify.register(accessLog, { log: config.log })
+
+  await fastify.register(health)
+  await fastify.register(proxyRoutes)
 }
 
 export default fp(app, { name: 'gateway-app', fastify: '5.x' })

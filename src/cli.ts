@@ -66,6 +66,19 @@ async function main (): Promise<void> {
   onSignals(fastify, config.server.shutdownGraceMs)
   const address = await fastify.listen({ host: config.server.host, port: config.server.port })
   fastify.log.info({ url: address }, 'gateway listening')
+  if (config.upstream.url === 'mock') printDemoHint(address)
+}
+
+/** In demo mode, a curl line that works as printed. */
+function printDemoHint (address: string): void {
+  const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hello' }] })
+  process.stderr.write([
+    '',
+    `LLM gateway listening on ${address} in front of the embedded mock upstream. Try:`,
+    `  curl -s ${address}/v1/chat/completions -H 'content-type: application/json' -d '${body}'`,
+    `  curl -s ${address}/v1/models`,
+    ''
+  ].join('\n') + '\n')
 }
 
 main().catch((err: unknown) => {
