@@ -14,6 +14,12 @@ export interface ClientIdentity {
   name: string
   /** upstream key for this client (key mapping), overriding the target's own */
   upstreamKey?: string
+  /** target names this client may use; undefined → all */
+  allowedTargets?: string[]
+  /** model names this client may request (checked against the JSON `model` field); undefined → all */
+  allowedModels?: string[]
+  /** per-client rate limit overriding the global one */
+  rateLimit?: { max: number, timeWindowMs: number }
 }
 
 export interface ResponseStart {
