@@ -58,7 +58,7 @@ const upstreams: FastifyPluginAsync<UpstreamsOptions> = async (fastify, { upstre
   let url = upstream.url
   if (url === 'mock') {
     // the embedded default: a gateway that answers without any API key
-    const mock = await startMockUpstream()
+    const mock = await startMockUpstream({ record: false })
     fastify.addHook('onClose', async () => { await mock.close() })
     fastify.log.warn({ upstream: mock.url }, 'upstream is the embedded mock (demo mode)')
     url = mock.url
