@@ -16,7 +16,7 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { AdminTokenError, NotFoundError } from '../src/errors.js'
 import { pathOnly } from '../src/logging.js'
-import { presentedKey, secretMatches, sha256 } from './auth.js'
+import { presentedKeys, secretMatches, sha256 } from './auth.js'
 
 export interface AdminAuthOptions {
   /** empty → the admin API is off (404) */
@@ -46,7 +46,7 @@ const adminAuth: FastifyPluginAsync<AdminAuthOptions> = async (fastify, { adminT
   fastify.addHook('onRequest', async function adminGuard (request, reply) {
     if (request.routeOptions.config?.admin !== true) return
     if (expected === null) throw new NotFoundError(request.method, pathOnly(request.url))
-    if (!secretMatches(presentedKey(request.headers, header), expected)) {
+    if (!secretMatches(presentedKeys(request.headers, header), expected)) {
       reply.header('www-authenticate', 'Bearer')
       request.gw.errorClass = 'invalid_admin_token'
       throw new AdminTokenError()

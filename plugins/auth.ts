@@ -95,22 +95,21 @@ function webSocketProtocolKey (headers: IncomingHttpHeaders): string | null {
 }
 
 /**
- * The key a request presents, from the first place that carries one: the configured header
- * (`Bearer ` optional), `Authorization: Bearer`, `x-api-key`, `api-key`, the WebSocket protocol.
+ * Every key a request presents, in this order: the configured header (`Bearer ` optional),
+ * `Authorization: Bearer`, `x-api-key`, `api-key`, the WebSocket sub-protocol. A client may carry
+ * other credentials beside the gateway key (say, its own provider key in `Authorization`), so
+ * each candidate is checked; the first that matches decides who the client is.
  */
-export function presentedKey (headers: IncomingHttpHeaders, customHeader = ''): string | null {
+export function presentedKeys (headers: IncomingHttpHeaders, customHeader = ''): string[] {
+  const found: Array<string | null> = []
   if (customHeader !== '') {
     const raw = nonEmpty(firstValue(headers[customHeader]))
-    if (raw !== null) return bearerToken(raw) ?? raw
+    found.push(raw !== null ? bearerToken(raw) ?? raw : null)
   }
   const authorization = firstValue(headers.authorization)
-  if (authorization !== undefined) {
-    const token = bearerToken(authorization.trim())
-    if (token !== null) return token
-  }
-  return nonEmpty(firstValue(headers['x-api-key'])) ??
-    nonEmpty(firstValue(headers['api-key'])) ??
-    webSocketProtocolKey(headers)
+  found.push(authorization !== undefined ? bearerToken(authorization.trim()) : null)
+  found.push(nonEmpty(firstValue(headers['x-api-key'])), nonEmpty(firstValue(headers['api-key'])), webSocketProtocolKey(headers))
+  return [...new Set(found.filter((k): k is string => k !== null))]
 }
 
 /** Equal-length digests compared without an early exit. */
@@ -118,9 +117,11 @@ export function digestsEqual (a: Buffer, b: Buffer): boolean {
   return a.length === b.length && timingSafeEqual(a, b)
 }
 
-/** Compares a presented secret with a configured one in constant time (hash both, then compare). */
-export function secretMatches (presented: string | null, expectedDigest: Buffer): boolean {
-  return digestsEqual(sha256(presented ?? ''), expectedDigest) && presented !== null
+/** Whether any presented secret equals the configured one: each compared in constant time (hashed, then timingSafeEqual). */
+export function secretMatches (presented: readonly string[], expectedDigest: Buffer): boolean {
+  let match = false
+  for (const candidate of presented) match = digestsEqual(sha256(candidate), expectedDigest) || match
+  return match
 }
 
 function identityOf (k: ClientKeyConfig): ClientIdentity {
@@ -180,15 +181,16 @@ function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, K
     const route = request.routeOptions.config
     // health probes are public; /admin/* has its own token (plugins/admin-auth.ts)
     if (route?.public === true || route?.admin === true) return
-    const key = presentedKey(request.headers, settings.header)
-    const entry = key !== null ? lookupKey(table, key) : null
+    const keys = presentedKeys(request.headers, settings.header)
+    let entry: KeyEntry | null = null
+    for (const key of keys) entry ??= lookupKey(table, key)
     if (entry === null) {
       if (settings.passThroughUnknown) {
         request.gw.client = unknownIdentity
         return
       }
-      request.log.debug({ presented: key !== null }, 'client key refused')
-      refuse(request, reply, key === null ? 'missing_api_key' : 'invalid_api_key')
+      request.log.debug({ presented: keys.length }, 'client key refused')
+      refuse(request, reply, keys.length === 0 ? 'missing_api_key' : 'invalid_api_key')
     }
     if (!entry.enabled) {
       request.log.info({ client: entry.identity.name }, 'disabled client key refused')

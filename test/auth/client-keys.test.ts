@@ -81,6 +81,8 @@ test('every header form is accepted: Bearer (any case), x-api-key, api-key; a mi
   assert.equal(await statusOf(gw, '/v1/models', { authorization: `Basic ${Buffer.from(`u:${ALICE}`).toString('base64')}` }), 401)
   assert.equal(await statusOf(gw, '/v1/models', { authorization: ALICE }), 401, 'a bare Authorization value is not a bearer token')
   assert.equal(await statusOf(gw, '/v1/models', { 'x-api-key': '' }), 401)
+  // a client carrying other credentials beside its gateway key is still recognised
+  assert.equal(await statusOf(gw, '/v1/models', { authorization: 'Bearer sk-its-own-provider-key', 'x-api-key': ALICE }), 200)
   // unknown routes are not probeable without a key; public probes need none
   assert.equal(await statusOf(gw, '/nowhere', {}), 401)
   assert.equal(await statusOf(gw, '/healthz', {}), 200)
