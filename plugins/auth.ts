@@ -124,13 +124,14 @@ export function secretMatches (presented: readonly string[], expectedDigest: Buf
   return match
 }
 
+/** One identity per key, shared by all its requests: frozen, so no plugin can change it for the others. */
 function identityOf (k: ClientKeyConfig): ClientIdentity {
   const id: ClientIdentity = { name: k.name }
   if (k.upstreamKey !== undefined) id.upstreamKey = k.upstreamKey
-  if (k.allowedTargets !== undefined) id.allowedTargets = [...k.allowedTargets]
-  if (k.allowedModels !== undefined) id.allowedModels = [...k.allowedModels]
-  if (k.rateLimit !== undefined) id.rateLimit = { ...k.rateLimit }
-  return id
+  if (k.allowedTargets !== undefined) id.allowedTargets = Object.freeze([...k.allowedTargets]) as string[]
+  if (k.allowedModels !== undefined) id.allowedModels = Object.freeze([...k.allowedModels]) as string[]
+  if (k.rateLimit !== undefined) id.rateLimit = Object.freeze({ ...k.rateLimit })
+  return Object.freeze(id)
 }
 
 function summaryOf (k: ClientKeyConfig): KeySummary {
@@ -175,7 +176,7 @@ function refuse (request: FastifyRequest, reply: FastifyReply, reason: string): 
 const MAX_MODEL_IN_MESSAGE = 200
 
 function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, KeyEntry>, settings: GatewayConfig['auth']): void {
-  const unknownIdentity: ClientIdentity = { name: UNKNOWN_CLIENT, passThrough: true }
+  const unknownIdentity: ClientIdentity = Object.freeze({ name: UNKNOWN_CLIENT, passThrough: true })
 
   fastify.addHook('onRequest', async function authenticateClient (request, reply) {
     const route = request.routeOptions.config

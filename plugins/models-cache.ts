@@ -200,6 +200,7 @@ const modelsCache: FastifyPluginAsync<ModelsCacheOptions> = async (fastify, { mo
     peek: (request, target, path) => cache.get(cacheKey(request, target, path)),
     size: () => cache.size,
     clear () {
+      cache.purgeStale() // expired entries are not counted as cleared
       const n = cache.size
       cache.clear()
       inflight.clear()
