@@ -47,9 +47,17 @@ export function maskedConfig (config: GatewayConfig): unknown {
   for (const o of allOptions) {
     if (o.secret !== true) continue
     const value = getPath(copy, o.path)
-    if (value !== undefined && value !== '') setPath(copy, o.path, mask(value))
+    if (value === undefined || value === '') continue
+    setPath(copy, o.path, o.secretFields !== undefined && Array.isArray(value) ? value.map(item => maskFields(item, o.secretFields ?? [])) : mask(value))
   }
   return copy
+}
+
+function maskFields (item: unknown, fields: readonly string[]): unknown {
+  if (item === null || typeof item !== 'object') return mask(item)
+  const out = { ...(item as Record<string, unknown>) }
+  for (const f of fields) if (out[f] !== undefined) out[f] = mask(out[f])
+  return out
 }
 
 function mask (value: unknown): unknown {

@@ -22,6 +22,7 @@ import { parseFlags, FlagError, type ParsedFlag } from './flags.js'
 import { isSeed004File, convertSeed004 } from './seed004.js'
 import { postProcess } from './normalize.js'
 import { ConfigError } from './errors.js'
+import { REDACTED } from '../src/logging.js'
 
 export { ConfigError }
 
@@ -226,7 +227,7 @@ function applyOptions (raw: Record<string, unknown>, supplied: Supplied[], kind:
       if (s.option.apply !== undefined) s.option.apply(value, raw)
       else setPath(raw, s.option.path, value)
     } catch (err) {
-      throw new ConfigError(`${s.option.path} (${s.source}) = ${JSON.stringify(s.value)}: ${(err as Error).message}`)
+      throw new ConfigError(`${s.option.path} (${s.source}) = ${shown(s.option, s.value)}: ${(err as Error).message}`)
     }
     origins.set(s.option.path, s.source)
   }
@@ -245,7 +246,7 @@ function parseJsonOption (s: Supplied, text: string): unknown {
   try {
     return JSON.parse(text)
   } catch {
-    throw new ConfigError(`${s.option.path} (${s.source}) = ${JSON.stringify(text)}: expected JSON`)
+    throw new ConfigError(`${s.option.path} (${s.source}) = ${shown(s.option, text)}: expected JSON`)
   }
 }
 
@@ -255,7 +256,12 @@ function describeEnvError (err: unknown, supplied: Supplied[], kind: string): st
   const key = first?.instancePath.replace(/^\//, '') ?? ''
   const s = supplied.find(x => x.key === key)
   if (first === undefined || s === undefined) return `${kind}: ${(err as Error).message}`
-  return `${s.option.path} (${s.source}) = ${JSON.stringify(s.value)}: expected ${EXPECTED_BY_TYPE[s.option.type]}`
+  return `${s.option.path} (${s.source}) = ${shown(s.option, s.value)}: expected ${EXPECTED_BY_TYPE[s.option.type]}`
+}
+
+/** A bad value as shown in a boot error; secrets (keys, tokens) are never printed. */
+function shown (option: OptionSpec, value: unknown): string {
+  return option.secret === true ? REDACTED : JSON.stringify(value)
 }
 
 const EXPECTED_BY_TYPE: Record<OptionType, string> = {
@@ -285,7 +291,8 @@ function describeSchemaError (error: ErrorObject | undefined, raw: unknown, orig
   }
   const value = getPath(raw, path)
   const source = origins.get(path) ?? 'config'
-  return `${path} (${source}) = ${JSON.stringify(value)}: expected ${describeExpected(error)}`
+  const secret = allOptions.some(o => o.secret === true && (path === o.path || path.startsWith(`${o.path}.`)))
+  return `${path} (${source}) = ${secret ? REDACTED : JSON.stringify(value)}: expected ${describeExpected(error)}`
 }
 
 /** Turns the failing sub-schema into "an integer from 0 to 65535", "one of debug | info", … */

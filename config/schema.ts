@@ -1,7 +1,7 @@
 /**
  * The one configuration schema. Every section lives in `config/sections/<concern>.ts` with its
  * JSON schema and its option rows (env names, flags, seed aliases); this file only assembles them.
- * Adding a concern = one section file + one line in `sections` + one key in `ConfigSchema`.
+ * Adding a concern = one section file + one import, one entry in `sections` and one key here.
  */
 import { Type, type Static } from '@sinclair/typebox'
 import type { ConfigSection, OptionSpec } from './types.js'
@@ -9,8 +9,17 @@ import { server, serverSchema } from './sections/server.js'
 import { upstream, upstreamSchema } from './sections/upstream.js'
 import { log, logSchema } from './sections/log.js'
 import { cors, corsSchema } from './sections/cors.js'
+import { auth, authSchema } from './sections/auth.js'
+import { models, modelsSchema } from './sections/models.js'
 
-export const sections: ConfigSection[] = [server, upstream, log, cors]
+export const sections: ConfigSection[] = [
+  server,
+  upstream,
+  log,
+  cors,
+  auth,
+  models
+]
 
 export const ConfigSchema = Type.Object({
   /** path of the YAML file the config came from, if any (informational) */
@@ -18,7 +27,9 @@ export const ConfigSchema = Type.Object({
   server: serverSchema,
   upstream: upstreamSchema,
   log: logSchema,
-  cors: corsSchema
+  cors: corsSchema,
+  auth: authSchema,
+  models: modelsSchema
 }, { additionalProperties: false })
 
 export type GatewayConfig = Static<typeof ConfigSchema>

@@ -12,9 +12,17 @@ export function secretsOf (config: GatewayConfig): string[] {
   const out: string[] = []
   for (const option of allOptions) {
     if (option.secret !== true) continue
-    collect(getPath(config, option.path), out)
+    collect(secretPart(getPath(config, option.path), option.secretFields), out)
   }
   return out
+}
+
+/** With `secretFields`, only those fields of each listed object are secret. */
+export function secretPart (value: unknown, fields: readonly string[] | undefined): unknown {
+  if (fields === undefined || !Array.isArray(value)) return value
+  return value.map(item => (item !== null && typeof item === 'object')
+    ? fields.map(f => (item as Record<string, unknown>)[f])
+    : item)
 }
 
 function collect (value: unknown, out: string[]): void {

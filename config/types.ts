@@ -18,6 +18,11 @@ export interface OptionSpec {
   seed?: string
   /** masked in `--check-config` output and never logged */
   secret?: boolean
+  /**
+   * For a secret list of objects (client keys): only these fields hold secrets. The other fields
+   * (names, model lists) stay readable in logs and `--check-config`.
+   */
+  secretFields?: string[]
   /** a boolean flag that may be given without a value (`-nocid`) */
   bare?: boolean
   /**

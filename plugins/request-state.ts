@@ -20,6 +20,11 @@ export interface ClientIdentity {
   allowedModels?: string[]
   /** per-client rate limit overriding the global one */
   rateLimit?: { max: number, timeWindowMs: number }
+  /**
+   * a caller with an unknown or missing key let through by `auth.passThroughUnknown`: its own
+   * credentials go upstream, never a configured upstream key
+   */
+  passThrough?: boolean
 }
 
 export interface ResponseStart {

@@ -8,9 +8,15 @@ import type { FastifyError, FastifyPluginAsync } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import requestState from '../plugins/request-state.js'
 import cors from '../plugins/cors.js'
+import caches from '../plugins/caches.js'
 import upstreams from '../plugins/upstreams.js'
+import auth from '../plugins/auth.js'
+import adminAuth from '../plugins/admin-auth.js'
+import modelsCache from '../plugins/models-cache.js'
 import accessLog from '../plugins/access-log.js'
 import health from '../routes/health.js'
+import adminRoutes from '../routes/admin/index.js'
+import modelsRoutes from '../routes/v1/models.js'
 import proxyRoutes from '../routes/v1/proxy.js'
 import { NotFoundError, errorBody, shapeError } from './errors.js'
 
@@ -36,10 +42,17 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
 
   await fastify.register(requestState)
   await fastify.register(cors, { cors: config.cors })
+  await fastify.register(caches)
   await fastify.register(upstreams, { upstream: config.upstream })
+  // the admin guard runs before client authentication, which leaves admin routes to it
+  await fastify.register(adminAuth, { adminToken: config.auth.adminToken, header: config.auth.header })
+  await fastify.register(auth, { auth: config.auth })
+  await fastify.register(modelsCache, { models: config.models })
   await fastify.register(accessLog, { log: config.log })
 
   await fastify.register(health)
+  await fastify.register(adminRoutes, { prefix: '/admin' })
+  await fastify.register(modelsRoutes)
   await fastify.register(proxyRoutes)
 }
 

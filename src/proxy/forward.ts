@@ -30,7 +30,10 @@ export function joinUpstreamPath (basePath: string, path: string): string {
 }
 
 export function upstreamKeyFor (request: FastifyRequest, target: UpstreamTarget): string | null {
-  return request.gw.client?.upstreamKey ?? target.keys[0] ?? null
+  const client = request.gw.client
+  // an unknown caller let through (auth.passThroughUnknown) never gets the gateway's upstream key
+  if (client?.passThrough === true) return null
+  return client?.upstreamKey ?? target.keys[0] ?? null
 }
 
 function requestBody (request: FastifyRequest): { body: Dispatcher.DispatchOptions['body'], length?: number } {

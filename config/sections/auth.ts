@@ -1,0 +1,132 @@
+/**
+ * Client keys (who may call the gateway, and with which upstream key) and the admin token.
+ *
+ * Every form the seeds accept lands in one list, `auth.keys`: native YAML entries, the
+ * `GATEWAY_CLIENT_KEYS` / seed 001 `ALLOWED_TOKENS` env lists, seed 000's `-bearer` (which
+ * defaults to `-key`), and seed 004's `api_keys` map (see config/seed004.ts). Maps keyed by a
+ * secret are turned into lists here, because the log filter collects secrets from values only.
+ */
+import { createHash } from 'node:crypto'
+import { Type, type Static } from '@sinclair/typebox'
+import type { ConfigSection } from '../types.js'
+import { setPath } from '../paths.js'
+import { ConfigError } from '../errors.js'
+import type { GatewayConfig } from '../schema.js'
+
+const NAME = '^[A-Za-z0-9][A-Za-z0-9_.@:-]*$'
+
+export const clientKeySchema = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 64, pattern: NAME, description: 'shown in logs and metrics instead of the key' }),
+  key: Type.Optional(Type.String({ minLength: 1, description: 'the key clients send' })),
+  keySha256: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{64}$', description: 'hex SHA-256 of the key, so the file holds no client secret' })),
+  upstreamKey: Type.Optional(Type.String({ minLength: 1, description: 'upstream key used for this client (key mapping)' })),
+  allowedTargets: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'upstream target names this client may use' })),
+  allowedModels: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'values of the JSON `model` field this client may send' })),
+  rateLimit: Type.Optional(Type.Object({
+    max: Type.Integer({ minimum: 1 }),
+    timeWindowMs: Type.Integer({ minimum: 1 })
+  }, { additionalProperties: false })),
+  enabled: Type.Boolean({ default: true })
+}, { additionalProperties: false })
+
+export type ClientKeyConfig = Static<typeof clientKeySchema>
+
+export const authSchema = Type.Object({
+  enabled: Type.Boolean({ default: true, description: 'false: client keys are not checked (pass-through mode)' }),
+  keys: Type.Array(clientKeySchema, { default: [] }),
+  bearer: Type.String({ default: '', description: 'seed 000: the one client key; defaults to the -key flag' }),
+  header: Type.String({ default: '', description: 'extra request header carrying the client key (with or without "Bearer "); never forwarded upstream' }),
+  passThroughUnknown: Type.Boolean({ default: false, description: 'forward requests with unknown or missing keys unchanged, with their own credentials (seed 004)' }),
+  adminToken: Type.String({ default: '', description: 'guards /admin/*; empty → /admin/* answers 404' })
+}, { additionalProperties: false, default: {} })
+
+/** What a header name may look like (RFC 9110 token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
+/**
+ * `GATEWAY_CLIENT_KEYS` / `ALLOWED_TOKENS`: a comma list of keys (named `key-1`, `key-2`, …), or
+ * a JSON array of key objects like the YAML form (names, hashes, per-key settings).
+ */
+export function parseClientKeys (value: unknown): unknown[] {
+  const text = String(value).trim()
+  if (text.startsWith('[')) {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(text)
+    } catch {
+      throw new Error('expected a JSON array of {"name","key"|"keySha256",…} objects, or a comma-separated list of keys')
+    }
+    if (!Array.isArray(parsed)) throw new Error('expected a JSON array')
+    return parsed.map((item: unknown, i) => typeof item === 'string' ? { name: `key-${i + 1}`, key: item } : item)
+  }
+  return text.split(',').map(k => k.trim()).filter(k => k !== '').map((key, i) => ({ name: `key-${i + 1}`, key }))
+}
+
+function applyClientKeys (value: unknown, raw: Record<string, unknown>): void {
+  setPath(raw, 'auth.keys', parseClientKeys(value))
+}
+
+export function sha256Hex (text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex')
+}
+
+/** Seed 000 is recognised by its `-key` flag (not `--upstream-key` nor the env names). */
+const SEED000_KEY_FLAG = /^flag --?key$/
+
+/**
+ * Runs once after validation, before the config is frozen: seed 000's `-bearer` default, the
+ * single-key forms folded into `keys`, and the checks JSON schema cannot express.
+ */
+export function normalizeAuth (config: GatewayConfig, origins: Map<string, string>): void {
+  const auth = config.auth
+  if (auth.bearer === '' && SEED000_KEY_FLAG.test(origins.get('upstream.key') ?? '') && config.upstream.key !== '') {
+    // seed 000: `-bearer` defaults to `-key`, so its clients must send that key
+    auth.bearer = config.upstream.key
+  }
+  if (auth.bearer !== '') auth.keys.push({ name: 'bearer', key: auth.bearer, enabled: true })
+
+  if (auth.header !== '') {
+    if (!HEADER_NAME.test(auth.header)) {
+      throw new ConfigError(`auth.header (${origins.get('auth.header') ?? 'config'}) = ${JSON.stringify(auth.header)}: expected a header name like X-Api-Token`)
+    }
+    auth.header = auth.header.toLowerCase()
+  }
+
+  const names = new Set<string>()
+  const digests = new Map<string, string>()
+  auth.keys.forEach((k, i) => {
+    const where = `auth.keys[${i}] (${k.name})`
+    if ((k.key === undefined) === (k.keySha256 === undefined)) {
+      throw new ConfigError(`${where}: expected exactly one of "key" or "keySha256"`)
+    }
+    if (names.has(k.name)) throw new ConfigError(`${where}: the name "${k.name}" is used twice (names identify keys in logs and metrics)`)
+    names.add(k.name)
+    if (k.keySha256 !== undefined) k.keySha256 = k.keySha256.toLowerCase()
+    const digest = k.keySha256 ?? sha256Hex(k.key as string)
+    const other = digests.get(digest)
+    if (other !== undefined) throw new ConfigError(`${where}: the same key is also configured as "${other}"`)
+    digests.set(digest, k.name)
+  })
+}
+
+export const auth: ConfigSection = {
+  key: 'auth',
+  schema: authSchema,
+  options: [
+    {
+      path: 'auth.keys',
+      env: ['GATEWAY_CLIENT_KEYS', 'ALLOWED_TOKENS'],
+      type: 'string',
+      secret: true,
+      secretFields: ['key', 'upstreamKey'],
+      apply: applyClientKeys,
+      doc: 'client keys: comma list, or a JSON array of {name, key | keySha256, upstreamKey, allowedTargets, allowedModels, rateLimit, enabled}',
+      seed: '001 ALLOWED_TOKENS'
+    },
+    { path: 'auth.enabled', env: ['GATEWAY_AUTH_ENABLED', 'AUTH_VALIDATION'], type: 'boolean', doc: 'check client keys (false: pass-through mode)', seed: '001 AUTH_VALIDATION' },
+    { path: 'auth.bearer', env: [], flags: ['bearer'], type: 'string', secret: true, doc: 'the client key (default: the -key value)', seed: '000 -bearer' },
+    { path: 'auth.header', env: ['GATEWAY_AUTH_HEADER', 'DEFAULT_AUTH_HEADER'], flags: ['auth-header'], type: 'string', doc: 'extra header carrying the client key, with or without "Bearer "; not forwarded', seed: '001 DEFAULT_AUTH_HEADER' },
+    { path: 'auth.passThroughUnknown', env: ['GATEWAY_AUTH_PASS_THROUGH_UNKNOWN'], type: 'boolean', doc: 'forward unknown or missing keys unchanged instead of 401 (seed 004 behaviour)' },
+    { path: 'auth.adminToken', env: ['GATEWAY_ADMIN_TOKEN', 'ADMIN_TOKEN'], flags: ['admin-token'], type: 'string', secret: true, doc: 'token for /admin/* (empty: /admin/* answers 404)', seed: '001 ADMIN_TOKEN' }
+  ]
+}

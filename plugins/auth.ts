@@ -1,0 +1,247 @@
+/**
+ * Client authentication: who may call the gateway, and as whom (`request.gw.client`).
+ *
+ * A root `onRequest` hook, so an unknown caller is refused before any body is read (STYLE.md
+ * §2.4). The key is taken from every place the seeds' clients put one: `Authorization: Bearer`
+ * (OpenAI SDKs, seed 000), `x-api-key` (Anthropic SDKs), `api-key` (Azure SDKs), a configured
+ * header (seed 001 `DEFAULT_AUTH_HEADER`, with or without `Bearer `), and on WebSocket upgrades
+ * the browser form `Sec-WebSocket-Protocol: openai-insecure-api-key.<key>`.
+ *
+ * Keys are compared in constant time: the presented key is hashed (SHA-256), the digest picks
+ * the candidate entry from a map, and `timingSafeEqual` compares the two digests. The time taken
+ * depends on neither the length nor any prefix of a configured key, and a miss costs the same
+ * comparison against a dummy digest.
+ */
+import fp from 'fastify-plugin'
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { GatewayConfig } from '../config/schema.js'
+import type { ClientKeyConfig } from '../config/sections/auth.js'
+import { InvalidApiKeyError, ModelNotAllowedError, isAnthropicPath } from '../src/errors.js'
+import { CLIENT_CREDENTIALS } from '../src/proxy/headers.js'
+import type { ClientIdentity } from './request-state.js'
+
+export interface AuthOptions {
+  auth: GatewayConfig['auth']
+}
+
+/** What `GET /admin/keys` shows of a key: everything but the key (and its hash). */
+export interface KeySummary {
+  name: string
+  enabled: boolean
+  hashed: boolean
+  mapsUpstreamKey: boolean
+  allowedTargets?: string[]
+  allowedModels?: string[]
+  rateLimit?: { max: number, timeWindowMs: number }
+}
+
+export interface ClientAuth {
+  /** 'keys': callers must present a configured key; 'pass-through': every caller is accepted */
+  mode: 'keys' | 'pass-through'
+  passThroughUnknown: boolean
+  header: string
+  keys: KeySummary[]
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    clientAuth: ClientAuth
+  }
+}
+
+/** Identity given to callers let through by `auth.passThroughUnknown`; not a valid key name. */
+export const UNKNOWN_CLIENT = '(unknown)'
+
+const WS_KEY_PROTOCOL = 'openai-insecure-api-key.'
+
+interface KeyEntry {
+  digest: Buffer
+  enabled: boolean
+  identity: ClientIdentity
+}
+
+export function sha256 (text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest()
+}
+
+function firstValue (value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value
+}
+
+/** `Bearer <key>` (scheme case-insensitive) → key; anything else → null. */
+function bearerToken (value: string): string | null {
+  if (value.length < 7 || value.slice(0, 7).toLowerCase() !== 'bearer ') return null
+  const token = value.slice(7).trim()
+  return token === '' ? null : token
+}
+
+function nonEmpty (value: string | undefined): string | null {
+  const v = value?.trim()
+  return v === undefined || v === '' ? null : v
+}
+
+/** The key in `Sec-WebSocket-Protocol: realtime, openai-insecure-api-key.<key>, …` (browsers cannot set headers). */
+function webSocketProtocolKey (headers: IncomingHttpHeaders): string | null {
+  if (firstValue(headers.upgrade)?.toLowerCase() !== 'websocket') return null
+  const protocols = firstValue(headers['sec-websocket-protocol'])
+  if (protocols === undefined) return null
+  for (const p of protocols.split(',')) {
+    const proto = p.trim()
+    if (proto.startsWith(WS_KEY_PROTOCOL)) return nonEmpty(proto.slice(WS_KEY_PROTOCOL.length))
+  }
+  return null
+}
+
+/**
+ * Every key a request presents, in this order: the configured header (`Bearer ` optional),
+ * `Authorization: Bearer`, `x-api-key`, `api-key`, the WebSocket sub-protocol. A client may carry
+ * other credentials beside the gateway key (say, its own provider key in `Authorization`), so
+ * each candidate is checked; the first that matches decides who the client is.
+ */
+export function presentedKeys (headers: IncomingHttpHeaders, customHeader = ''): string[] {
+  const found: Array<string | null> = []
+  if (customHeader !== '') {
+    const raw = nonEmpty(firstValue(headers[customHeader]))
+    found.push(raw !== null ? bearerToken(raw) ?? raw : null)
+  }
+  const authorization = firstValue(headers.authorization)
+  found.push(authorization !== undefined ? bearerToken(authorization.trim()) : null)
+  found.push(nonEmpty(firstValue(headers['x-api-key'])), nonEmpty(firstValue(headers['api-key'])), webSocketProtocolKey(headers))
+  return [...new Set(found.filter((k): k is string => k !== null))]
+}
+
+/** Equal-length digests compared without an early exit. */
+export function digestsEqual (a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b)
+}
+
+/** Whether any presented secret equals the configured one: each compared in constant time (hashed, then timingSafeEqual). */
+export function secretMatches (presented: readonly string[], expectedDigest: Buffer): boolean {
+  let match = false
+  for (const candidate of presented) match = digestsEqual(sha256(candidate), expectedDigest) || match
+  return match
+}
+
+/** One identity per key, shared by all its requests: frozen, so no plugin can change it for the others. */
+function identityOf (k: ClientKeyConfig): ClientIdentity {
+  const id: ClientIdentity = { name: k.name }
+  if (k.upstreamKey !== undefined) id.upstreamKey = k.upstreamKey
+  if (k.allowedTargets !== undefined) id.allowedTargets = Object.freeze([...k.allowedTargets]) as string[]
+  if (k.allowedModels !== undefined) id.allowedModels = Object.freeze([...k.allowedModels]) as string[]
+  if (k.rateLimit !== undefined) id.rateLimit = Object.freeze({ ...k.rateLimit })
+  return Object.freeze(id)
+}
+
+function summaryOf (k: ClientKeyConfig): KeySummary {
+  return {
+    name: k.name,
+    enabled: k.enabled,
+    hashed: k.keySha256 !== undefined,
+    mapsUpstreamKey: k.upstreamKey !== undefined,
+    ...(k.allowedTargets !== undefined ? { allowedTargets: [...k.allowedTargets] } : {}),
+    ...(k.allowedModels !== undefined ? { allowedModels: [...k.allowedModels] } : {}),
+    ...(k.rateLimit !== undefined ? { rateLimit: { ...k.rateLimit } } : {})
+  }
+}
+
+/** Digest (hex) → entry. Keys given as hashes and as plain text end up in the same map. */
+function keyTable (keys: readonly ClientKeyConfig[]): Map<string, KeyEntry> {
+  const table = new Map<string, KeyEntry>()
+  for (const k of keys) {
+    const digest = k.keySha256 !== undefined ? Buffer.from(k.keySha256, 'hex') : sha256(k.key as string)
+    table.set(digest.toString('hex'), { digest, enabled: k.enabled, identity: identityOf(k) })
+  }
+  return table
+}
+
+const DUMMY_DIGEST = sha256('no key configured with this digest')
+
+/** Finds the entry for a presented key; the same work whether it matches or not. */
+export function lookupKey (table: ReadonlyMap<string, KeyEntry>, presented: string): KeyEntry | null {
+  const digest = sha256(presented)
+  const candidate = table.get(digest.toString('hex'))
+  const equal = digestsEqual(candidate?.digest ?? DUMMY_DIGEST, digest)
+  return candidate !== undefined && equal ? candidate : null
+}
+
+function refuse (request: FastifyRequest, reply: FastifyReply, reason: string): never {
+  // OpenAI clients expect the challenge; Anthropic's API does not send one
+  if (!isAnthropicPath(request.url)) reply.header('www-authenticate', 'Bearer')
+  request.gw.errorClass = reason
+  throw new InvalidApiKeyError()
+}
+
+const MAX_MODEL_IN_MESSAGE = 200
+
+function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, KeyEntry>, settings: GatewayConfig['auth']): void {
+  const unknownIdentity: ClientIdentity = Object.freeze({ name: UNKNOWN_CLIENT, passThrough: true })
+
+  fastify.addHook('onRequest', async function authenticateClient (request, reply) {
+    const route = request.routeOptions.config
+    // health probes are public; /admin/* has its own token (plugins/admin-auth.ts)
+    if (route?.public === true || route?.admin === true) return
+    const keys = presentedKeys(request.headers, settings.header)
+    let entry: KeyEntry | null = null
+    for (const key of keys) entry ??= lookupKey(table, key)
+    if (entry === null) {
+      if (settings.passThroughUnknown) {
+        request.gw.client = unknownIdentity
+        return
+      }
+      request.log.debug({ presented: keys.length }, 'client key refused')
+      refuse(request, reply, keys.length === 0 ? 'missing_api_key' : 'invalid_api_key')
+    }
+    if (!entry.enabled) {
+      request.log.info({ client: entry.identity.name }, 'disabled client key refused')
+      refuse(request, reply, 'disabled_api_key')
+    }
+    request.gw.client = entry.identity
+  })
+
+  fastify.addHook('preHandler', async function enforceAllowedModels (request) {
+    const allowed = request.gw.client?.allowedModels
+    const model = request.gw.model
+    if (allowed === undefined || model === null || allowed.includes(model)) return
+    request.gw.errorClass = 'model_not_allowed'
+    throw new ModelNotAllowedError(model.length > MAX_MODEL_IN_MESSAGE ? `${model.slice(0, MAX_MODEL_IN_MESSAGE)}…` : model)
+  })
+}
+
+const auth: FastifyPluginAsync<AuthOptions> = async (fastify, { auth: settings }) => {
+  const checking = settings.enabled && settings.keys.length > 0
+  const table = keyTable(checking ? settings.keys : [])
+  // the configured header carries a client key: consumed here, never forwarded upstream
+  const dropHeader = settings.header !== '' && !CLIENT_CREDENTIALS.includes(settings.header) ? settings.header : null
+
+  fastify.decorate('clientAuth', {
+    mode: checking ? 'keys' : 'pass-through',
+    passThroughUnknown: checking && settings.passThroughUnknown,
+    header: settings.header,
+    keys: settings.keys.map(summaryOf)
+  } satisfies ClientAuth)
+
+  if (!checking) {
+    fastify.log.warn(settings.keys.length > 0
+      ? 'client key checking is off (auth.enabled=false): every caller is accepted (pass-through mode)'
+      : 'no client keys configured: every caller is accepted (pass-through mode)')
+  } else if (settings.passThroughUnknown) {
+    fastify.log.warn('auth.passThroughUnknown: callers with unknown or missing keys are forwarded with their own credentials')
+  }
+
+  if (checking) addClientChecks(fastify, table, settings)
+
+  if (dropHeader !== null) {
+    // after authenticateClient (hooks run in registration order), which reads it first
+    fastify.addHook('onRequest', async function consumeAuthHeader (request) {
+      delete request.raw.headers[dropHeader]
+    })
+  }
+}
+
+export default fp(auth, {
+  name: 'gateway-auth',
+  fastify: '5.x',
+  dependencies: ['gateway-request-state']
+})

@@ -1,0 +1,89 @@
+/**
+ * `GET /v1/models` from the model list cache (plugins/models-cache.ts), for OpenAI clients and for
+ * Anthropic clients (`anthropic-version`), each cached separately; `X-Cache: HIT|MISS` says which.
+ * `GET /v1/models/{id}` is answered from a cached list when it holds that model, and forwarded
+ * otherwise. A client restricted to some models (`allowedModels`) sees only those.
+ * Other methods on these paths go to the pass-through proxy.
+ */
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { ModelNotAllowedError } from '../../src/errors.js'
+import { forward } from '../../src/proxy/forward.js'
+import { registerProxyBodyParsers } from '../../src/proxy/body.js'
+import { pathOnly } from '../../src/logging.js'
+import type { ModelList } from '../../plugins/models-cache.js'
+import type { UpstreamTarget } from '../../plugins/upstreams.js'
+
+/** The list path a `…/models/{id}` path belongs to. */
+export function listPathOf (upstreamPath: string): string {
+  const path = pathOnly(upstreamPath)
+  const at = path.indexOf('/models/')
+  return at === -1 ? path : path.slice(0, at + '/models'.length)
+}
+
+/** The list limited to the models a client may use (Anthropic's first_id/last_id follow). */
+function visibleBody (list: ModelList, allowed: readonly string[] | undefined): Buffer | string {
+  const data = list.json?.data
+  if (allowed === undefined || list.json === null || !Array.isArray(data)) return list.body
+  const kept = data.filter((m: { id?: unknown }) => typeof m?.id === 'string' && allowed.includes(m.id))
+  const out: Record<string, unknown> = { ...list.json, data: kept }
+  if ('first_id' in out) out.first_id = kept[0]?.id ?? null
+  if ('last_id' in out) out.last_id = kept.at(-1)?.id ?? null
+  return JSON.stringify(out)
+}
+
+function sendList (reply: FastifyReply, list: ModelList, hit: boolean, allowed: readonly string[] | undefined): FastifyReply {
+  reply.code(list.status)
+  if (hit) {
+    reply.header('content-type', list.contentType || 'application/json')
+    reply.header('age', String(Math.max(0, Math.floor((Date.now() - list.storedAt) / 1000))))
+  } else {
+    reply.headers(list.headers)
+  }
+  reply.header('x-cache', hit ? 'HIT' : 'MISS')
+  // errors are the upstream's own words: never filtered
+  return reply.send(list.status >= 200 && list.status < 300 ? visibleBody(list, allowed) : list.body)
+}
+
+const modelsRoutes: FastifyPluginAsync = async (fastify) => {
+  // a GET with a body must not be parsed away before forward() streams it
+  registerProxyBodyParsers(fastify)
+
+  function targetOf (request: FastifyRequest): UpstreamTarget {
+    const gw = request.gw
+    gw.target ??= fastify.upstreams.default
+    if (gw.upstreamPath === '') gw.upstreamPath = request.url
+    return gw.target
+  }
+
+  fastify.get('/v1/models', async function listModels (request, reply) {
+    const target = targetOf(request)
+    const result = await fastify.modelsCache.list(request, target, request.gw.upstreamPath)
+    if (!result.ok) {
+      request.gw.errorClass = result.failure.errorClass
+      throw result.failure.error
+    }
+    if (!result.hit) request.gw.upstreamStatus = result.list.status
+    return sendList(reply, result.list, result.hit, request.gw.client?.allowedModels)
+  })
+
+  fastify.get('/v1/models/*', async function getModel (request, reply) {
+    const target = targetOf(request)
+    const id = (request.params as { '*': string })['*']
+    const allowed = request.gw.client?.allowedModels
+    if (allowed !== undefined && !allowed.includes(id)) {
+      request.gw.errorClass = 'model_not_allowed'
+      throw new ModelNotAllowedError(id.slice(0, 200))
+    }
+    const list = fastify.modelsCache.peek(request, target, listPathOf(request.gw.upstreamPath))
+    const model = list?.byId.get(id)
+    if (list === undefined || model === undefined) {
+      reply.header('x-cache', 'MISS')
+      return forward(request, reply)
+    }
+    reply.header('content-type', list.contentType || 'application/json')
+    reply.header('x-cache', 'HIT')
+    return reply.send(JSON.stringify(model))
+  })
+}
+
+export default modelsRoutes
