@@ -8,15 +8,17 @@ import type { ConfigSection, OptionSpec } from './types.js'
 import { server, serverSchema } from './sections/server.js'
 import { upstream, upstreamSchema } from './sections/upstream.js'
 import { log, logSchema } from './sections/log.js'
+import { transforms, transformsSchema } from './sections/transforms.js'
 
-export const sections: ConfigSection[] = [server, upstream, log]
+export const sections: ConfigSection[] = [server, upstream, log, transforms]
 
 export const ConfigSchema = Type.Object({
   /** path of the YAML file the config came from, if any (informational) */
   configFile: Type.String({ default: '' }),
   server: serverSchema,
   upstream: upstreamSchema,
-  log: logSchema
+  log: logSchema,
+  transforms: transformsSchema
 }, { additionalProperties: false })
 
 export type GatewayConfig = Static<typeof ConfigSchema>

@@ -9,6 +9,9 @@ import type { GatewayConfig } from '../config/schema.js'
 import requestState from '../plugins/request-state.js'
 import upstreams from '../plugins/upstreams.js'
 import accessLog from '../plugins/access-log.js'
+import contextId from '../plugins/context-id.js'
+import fieldAlias from '../plugins/field-alias.js'
+import type { RedisLike } from './lib/context-store.js'
 import health from '../routes/health.js'
 import proxyRoutes from '../routes/v1/proxy.js'
 import { NotFoundError, errorBody, shapeError } from './errors.js'
@@ -35,6 +38,11 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
 
   await fastify.register(requestState)
   await fastify.register(upstreams, { upstream: config.upstream })
+  // body transforms: context-id first on requests (client names), aliases nearest the upstream
+  const limits = { maxJsonBytes: config.transforms.maxJsonBytes, maxEventSize: config.transforms.maxEventSize }
+  const redis = fastify.hasDecorator('redis') ? fastify.getDecorator<RedisLike | null>('redis') : null
+  await fastify.register(contextId, { contextId: config.transforms.contextId, limits, redis })
+  await fastify.register(fieldAlias, { transforms: config.transforms })
   await fastify.register(accessLog, { log: config.log })
 
   await fastify.register(health)
