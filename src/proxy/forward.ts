@@ -139,7 +139,12 @@ function endStreamOnError (body: Readable, request: FastifyRequest): Readable {
   out.on('drain', () => body.resume())
   body.once('end', () => out.end())
   body.once('error', (err) => {
-    if (out.destroyed) return
+    // the client went away and we aborted the upstream: nobody is left to read an error event
+    // (with stages in between, the abort can arrive before the pipeline destroyed `out`)
+    if (out.destroyed || err.name === 'AbortError') {
+      out.destroy()
+      return
+    }
     const failure = classifyUpstreamError(err)
     request.gw.errorClass = failure.errorClass
     request.log.warn({ errorClass: failure.errorClass, cause: failure.detail }, 'upstream stream failed after headers were sent')

@@ -240,3 +240,27 @@ test('off (no -nocid): tags pass through and bodies are forwarded byte for byte'
   assert.equal(seen?.headers['accept-encoding'], 'gzip')
   assert.ok(!gw.app.printRoutes({ includeHooks: true }).includes('contextIdRequest'), 'no context-id hook when off')
 })
+
+test('with the stream stage in place, a client abort still closes the upstream; a reset still ends with an error event', async (t) => {
+  const { mock, url } = await setup(t)
+  const body = JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hi' }] })
+  const ac = new AbortController()
+  const res = await request(`${url}/v1/chat/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json', 'x-mock-chunks': '400', 'x-mock-delay-ms': '20' }, body, signal: ac.signal
+  })
+  res.body.once('data', () => ac.abort())
+  await new Promise(resolve => res.body.once('error', resolve).once('close', resolve))
+  let aborted = false
+  for (let i = 0; i < 200 && !aborted; i++) {
+    aborted = mock.streams.at(-1)?.aborted === true
+    if (!aborted) await new Promise(resolve => setTimeout(resolve, 25))
+  }
+  assert.ok(aborted, 'upstream stream aborted')
+  assert.ok((mock.streams.at(-1)?.chunksSent ?? 400) < 400)
+
+  const reset = await request(`${url}/v1/chat/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json', 'x-mock-fault': 'reset-mid-stream', 'x-mock-context-id': 'r' }, body
+  })
+  const text = await reset.body.text()
+  assert.match(text.trim().split('\n\n').at(-1) ?? '', /^data: \{"error":/)
+})
