@@ -95,8 +95,20 @@ export function conversationKey (scope: KeyScope, tags: string): string {
 // ---------------------------------------------------------------------------------------------
 // request side
 
+/**
+ * Longest chain kept between requests. Seed 000's chains grew by one id per assistant message
+ * per request whenever the upstream sent no tag, without end (every request body grew with
+ * them). The first id (the upstream's own) and the most recent ones are kept.
+ */
+export const MAX_CHAIN_IDS = 64
+
+export function capChain (ids: string[]): string[] {
+  if (ids.length <= MAX_CHAIN_IDS) return ids
+  return [ids[0], ...ids.slice(ids.length - (MAX_CHAIN_IDS - 1))]
+}
+
 export interface Injected {
-  /** the chain to store after this request (stored ids + one new id per assistant message) */
+  /** the chain to store after this request (stored ids + one new id per assistant message, capped) */
   chain: string
   /** whether any message changed */
   changed: boolean
@@ -114,7 +126,7 @@ function isObject (v: unknown): v is Record<string, unknown> {
  * left alone; it still takes its id, so chain lengths match seed 000's.
  */
 export function injectChain (messages: unknown[], stored: string | undefined, newId: () => string = randomUUID): Injected {
-  const chain = stored !== undefined ? stored.split('|').filter(id => id !== '') : []
+  const chain = capChain(stored !== undefined ? stored.split('|').filter(id => id !== '') : [])
   let changed = false
   for (const message of messages) {
     if (!isObject(message) || message.role !== 'assistant') continue
@@ -127,7 +139,7 @@ export function injectChain (messages: unknown[], stored: string | undefined, ne
       if (tagLastTextPart(message.content, tag)) changed = true
     }
   }
-  return { chain: chain.join('|'), changed }
+  return { chain: capChain(chain).join('|'), changed }
 }
 
 function tagLastTextPart (parts: unknown[], tag: string): boolean {

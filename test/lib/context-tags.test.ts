@@ -5,7 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { finished } from 'node:stream/promises'
-import { ContextTagFilter, conversationKey, injectChain, splitPartialTag, stripTags, tagHeaderKey } from '../../src/lib/context-tags.js'
+import { ContextTagFilter, MAX_CHAIN_IDS, conversationKey, injectChain, splitPartialTag, stripTags, tagHeaderKey } from '../../src/lib/context-tags.js'
 import { SseRewriteStream, SseTap, type SseTapEvent } from '../../src/lib/sse-transform.js'
 
 test('stripTags removes every complete tag and reports each chain', () => {
@@ -166,4 +166,19 @@ test('two choices interleaved keep their own held text', async () => {
   }
   assert.deepEqual(texts, ['zero ', 'one [CONTinue]'])
   assert.equal(filter.firstChain, 'z0')
+})
+
+test('chains are capped: the upstream id and the most recent ids are kept', () => {
+  let n = 0
+  const stored = ['up', ...Array.from({ length: 70 }, (_, i) => `old${i}`)].join('|')
+  const messages = [{ role: 'assistant', content: 'A' }, { role: 'assistant', content: 'B' }]
+  const r = injectChain(messages, stored, () => `new${++n}`)
+  const ids = r.chain.split('|')
+  assert.equal(ids.length, MAX_CHAIN_IDS)
+  assert.equal(ids[0], 'up')
+  assert.deepEqual(ids.slice(-2), ['new1', 'new2'])
+  // the first message's tag carries the capped stored chain plus its own id
+  const first = /\[CONTEXT_ID:([^\]]+)\]/.exec(messages[0].content)?.[1].split('|') ?? []
+  assert.equal(first.length, MAX_CHAIN_IDS + 1)
+  assert.equal(first[0], 'up')
 })
