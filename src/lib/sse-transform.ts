@@ -10,7 +10,9 @@
  * 2. `SseEventSplitter`: groups lines into events (a blank line ends one). An event's lines are
  *    held until its blank line, which costs a client nothing: it cannot act on an event before
  *    that line either. Comments between events (keep-alives) go on at once. The held size is
- *    bounded the same way; an event over the bound is passed on raw.
+ *    bounded the same way; an event over the bound is passed on raw. (A non-conforming upstream
+ *    that never sends blank lines is therefore held up to the bound; SDK parsers could not
+ *    dispatch its events either.)
  * 3. `SseRewriteStream`: parses each event's `data` as JSON and hands the value to a rewriter.
  *    An event the rewriter leaves alone goes on byte for byte; `[DONE]`, comments, `event:`/`id:`
  *    lines and data that is not JSON are never touched.
