@@ -5,6 +5,7 @@
 import type { GatewayConfig } from './schema.js'
 import { ConfigError } from './errors.js'
 import { normalizeAuth } from './sections/auth.js'
+import { checkTransforms } from './sections/transforms.js'
 
 /** A bare host (`api.openai.com`, `host:8443`) means https; a full URL keeps its scheme. */
 export function normalizeBaseUrl (value: string, where: string): string {
@@ -29,4 +30,5 @@ export function postProcess (config: GatewayConfig, origins: Map<string, string>
   const where = `upstream.url (${origins.get('upstream.url') ?? 'default'})`
   config.upstream.url = normalizeBaseUrl(config.upstream.url, where)
   normalizeAuth(config, origins)
+  checkTransforms(config)
 }

@@ -11,6 +11,7 @@ import { log, logSchema } from './sections/log.js'
 import { cors, corsSchema } from './sections/cors.js'
 import { auth, authSchema } from './sections/auth.js'
 import { models, modelsSchema } from './sections/models.js'
+import { transforms, transformsSchema } from './sections/transforms.js'
 
 export const sections: ConfigSection[] = [
   server,
@@ -18,7 +19,8 @@ export const sections: ConfigSection[] = [
   log,
   cors,
   auth,
-  models
+  models,
+  transforms
 ]
 
 export const ConfigSchema = Type.Object({
@@ -29,7 +31,8 @@ export const ConfigSchema = Type.Object({
   log: logSchema,
   cors: corsSchema,
   auth: authSchema,
-  models: modelsSchema
+  models: modelsSchema,
+  transforms: transformsSchema
 }, { additionalProperties: false })
 
 export type GatewayConfig = Static<typeof ConfigSchema>

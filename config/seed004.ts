@@ -40,6 +40,7 @@ export const SEED004_KEYS: Record<string, Convert> = {
   timeout: at('upstream.connectTimeoutMs', 1000), // seconds in seed 004, connect timeout only
   log_requests: at('log.requests'),
   log_responses: at('log.responses'),
+  field_aliases: at('transforms.fieldAliases'),
   route_prefix: () => {} // printed but never used by seed 004
 }
 

@@ -9,14 +9,14 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 
-/** Empties one cache and returns the number of entries it held. */
-export type ClearCache = () => number
+/** Empties one cache and returns the number of entries it held (a shared store answers async). */
+export type ClearCache = () => number | Promise<number>
 
 export interface CacheRegistry {
   register: (name: string, clear: ClearCache) => void
   names: () => string[]
   /** Clears every registered cache: `{ name: entriesCleared }`. */
-  clearAll: () => Record<string, number>
+  clearAll: () => Promise<Record<string, number>>
 }
 
 declare module 'fastify' {
@@ -33,9 +33,9 @@ export function createCacheRegistry (): CacheRegistry {
       clearers.set(name, clear)
     },
     names: () => [...clearers.keys()],
-    clearAll () {
+    async clearAll () {
       const cleared: Record<string, number> = {}
-      for (const [name, clear] of clearers) cleared[name] = clear()
+      for (const [name, clear] of clearers) cleared[name] = await clear()
       return cleared
     }
   }

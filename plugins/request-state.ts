@@ -5,7 +5,7 @@
  * the same declared shape (STYLE.md §2.3).
  */
 import fp from 'fastify-plugin'
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Transform } from 'node:stream'
 import type { UpstreamTarget } from './upstreams.js'
 
@@ -29,6 +29,8 @@ export interface ClientIdentity {
 
 export interface ResponseStart {
   request: FastifyRequest
+  /** headers are not sent yet: a stage that learns the final body length may still set it */
+  reply: FastifyReply
   statusCode: number
   /** upstream response headers, lower-cased; a hook may edit them (e.g. drop content-length) */
   headers: Record<string, string | string[] | undefined>

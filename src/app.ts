@@ -14,6 +14,9 @@ import auth from '../plugins/auth.js'
 import adminAuth from '../plugins/admin-auth.js'
 import modelsCache from '../plugins/models-cache.js'
 import accessLog from '../plugins/access-log.js'
+import contextId from '../plugins/context-id.js'
+import fieldAlias from '../plugins/field-alias.js'
+import type { RedisLike } from './lib/context-store.js'
 import health from '../routes/health.js'
 import adminRoutes from '../routes/admin/index.js'
 import modelsRoutes from '../routes/v1/models.js'
@@ -48,6 +51,11 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(adminAuth, { adminToken: config.auth.adminToken, header: config.auth.header })
   await fastify.register(auth, { auth: config.auth })
   await fastify.register(modelsCache, { models: config.models })
+  // body transforms: context-id first on requests (client names), aliases nearest the upstream
+  const limits = { maxJsonBytes: config.transforms.maxJsonBytes, maxEventSize: config.transforms.maxEventSize }
+  const redis = fastify.hasDecorator('redis') ? fastify.getDecorator<RedisLike | null>('redis') : null
+  await fastify.register(contextId, { contextId: config.transforms.contextId, limits, redis })
+  await fastify.register(fieldAlias, { transforms: config.transforms })
   await fastify.register(accessLog, { log: config.log })
 
   await fastify.register(health)

@@ -11,7 +11,7 @@ import { pathOnly } from '../../src/logging.js'
 
 const adminRoutes: FastifyPluginAsync = async (fastify) => {
   fastify.post('/cache/clear', async function clearCaches (request) {
-    const cleared = fastify.caches.clearAll()
+    const cleared = await fastify.caches.clearAll()
     request.log.info({ cleared }, 'caches cleared')
     return { cleared }
   })

@@ -96,7 +96,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   gw.ttfbMs = performance.now() - gw.startedAt
   gw.upstreamStatus = res.statusCode
   const sse = isEventStream(res.headers['content-type'])
-  const stages = runResponseHooks(request, res, sse)
+  const stages = runResponseHooks(request, reply, res, sse)
   reply.code(res.statusCode)
   reply.headers(clientResponseHeaders(res.headers))
   if (sse) {
@@ -109,11 +109,11 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   return reply.send(stages.length === 0 ? source : chain(source, stages, request))
 }
 
-function runResponseHooks (request: FastifyRequest, res: Dispatcher.ResponseData, sse: boolean): Transform[] {
+function runResponseHooks (request: FastifyRequest, reply: FastifyReply, res: Dispatcher.ResponseData, sse: boolean): Transform[] {
   const hooks = request.gw.responseHooks
   if (hooks.length === 0) return []
   const stages: Transform[] = []
-  const start = { request, statusCode: res.statusCode, headers: res.headers, isEventStream: sse }
+  const start = { request, reply, statusCode: res.statusCode, headers: res.headers, isEventStream: sse }
   for (const hook of hooks) {
     const stage = hook(start)
     if (stage !== null) stages.push(stage)
@@ -142,7 +142,12 @@ function endStreamOnError (body: Readable, request: FastifyRequest): Readable {
   out.on('drain', () => body.resume())
   body.once('end', () => out.end())
   body.once('error', (err) => {
-    if (out.destroyed) return
+    // the client went away and we aborted the upstream: nobody is left to read an error event
+    // (with stages in between, the abort can arrive before the pipeline destroyed `out`)
+    if (out.destroyed || err.name === 'AbortError') {
+      out.destroy()
+      return
+    }
     const failure = classifyUpstreamError(err)
     request.gw.errorClass = failure.errorClass
     request.log.warn({ errorClass: failure.errorClass, cause: failure.detail }, 'upstream stream failed after headers were sent')

@@ -18,9 +18,12 @@ export interface UpstreamFailure {
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT', 'ESOCKETTIMEDOUT'])
 const TLS_CODE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL|EPROTO/
 
+/** Only string codes count: an AbortError (a DOMException) carries the number 20 as `code`. */
 function codeOf (err: unknown): string {
-  const e = err as { code?: string, cause?: { code?: string } } | null
-  return e?.code ?? e?.cause?.code ?? 'UNKNOWN'
+  const e = err as { code?: unknown, cause?: { code?: unknown } } | null
+  if (typeof e?.code === 'string') return e.code
+  if (typeof e?.cause?.code === 'string') return e.cause.code
+  return 'UNKNOWN'
 }
 
 export function classifyUpstreamError (err: unknown): UpstreamFailure {

@@ -1,0 +1,124 @@
+/**
+ * Glue between the body-transform plugins (field aliases, context id) and the forwarder's
+ * response hooks: which responses can be rewritten, in which order the stages run, and how a
+ * compressed body is made readable first.
+ *
+ * A plugin that is off adds no hook at all, so the forwarder pipes the upstream body untouched
+ * (the benchmark's "plugins off" path is exactly the core path).
+ */
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
+import type { Transform } from 'node:stream'
+import type { FastifyRequest } from 'fastify'
+import type { GatewayState, ResponseHook, ResponseStart } from '../../plugins/request-state.js'
+import { JsonRewriteStream } from '../lib/json-transform.js'
+import { SseRewriteStream, type SseEventRewriter } from '../lib/sse-transform.js'
+
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\b/i
+
+export function isJsonContentType (value: string | string[] | undefined): boolean {
+  return typeof value === 'string' && JSON_TYPE.test(value)
+}
+
+/** What one plugin does to one response; either part may be missing. */
+export interface ResponseRewrite {
+  /** rewrites a whole JSON body: undefined keeps it byte for byte */
+  json?: (value: unknown) => unknown
+  sse?: SseEventRewriter
+  /** awaited before a JSON body is sent (SSE rewriters have their own `beforeEnd`) */
+  beforeEnd?: () => Promise<void> | void
+}
+
+export interface RewriteLimits {
+  maxJsonBytes: number
+  maxEventSize: number
+}
+
+/** Responses without a body, or with one we cannot read, are never touched. */
+function rewritable (start: ResponseStart): boolean {
+  if (start.request.method === 'HEAD') return false
+  const status = start.statusCode
+  if (status < 200 || status === 204 || status === 304) return false
+  const encoding = start.headers['content-encoding']
+  return encoding === undefined || encoding === 'identity'
+}
+
+/**
+ * Builds the response hook of one plugin: an SSE stage for event streams, a JSON stage for JSON
+ * bodies, nothing for anything else (files, audio, HTML error pages).
+ */
+export function rewriteHook (plugin: string, limits: RewriteLimits, make: (start: ResponseStart) => ResponseRewrite | null): ResponseHook {
+  return function rewriteResponse (start: ResponseStart): Transform | null {
+    if (!rewritable(start)) return null
+    const log = start.request.log
+    const onError = (err: unknown): void => { log.warn({ err, plugin }, 'response rewrite failed; passed on unchanged') }
+    if (start.isEventStream) {
+      const rewrite = make(start)
+      if (rewrite?.sse === undefined) return null
+      return new SseRewriteStream(rewrite.sse, {
+        maxEventSize: limits.maxEventSize,
+        onOversize: () => log.warn({ plugin, maxEventSize: limits.maxEventSize }, 'stream event larger than the rewrite limit passed on unchanged'),
+        onError
+      })
+    }
+    if (!isJsonContentType(start.headers['content-type'])) return null
+    const rewrite = make(start)
+    if (rewrite?.json === undefined) return null
+    const res = start.reply.raw
+    return new JsonRewriteStream({
+      rewrite: rewrite.json,
+      maxBytes: limits.maxJsonBytes,
+      beforeEnd: rewrite.beforeEnd,
+      // the body goes out as one chunk after this, so the client gets an exact content-length
+      onLength: (bytes) => { if (!res.headersSent) res.setHeader('content-length', bytes) },
+      onOversize: () => log.warn({ plugin, maxJsonBytes: limits.maxJsonBytes }, 'JSON response larger than the rewrite limit passed on unchanged'),
+      onError
+    })
+  }
+}
+
+const DECODERS: Record<string, () => Transform> = {
+  gzip: createGunzip,
+  'x-gzip': createGunzip,
+  deflate: createInflate,
+  br: createBrotliDecompress
+}
+
+/**
+ * While a rewriting plugin is on we ask for `accept-encoding: identity`; an upstream that
+ * compresses anyway gets its JSON or event stream decompressed here, before any rewrite stage,
+ * and the client receives it uncompressed. Bodies in other encodings (zstd) stay untouched:
+ * the rewrite stages skip them.
+ */
+export const decodeForRewrite: ResponseHook = function decodeForRewrite (start) {
+  const encoding = start.headers['content-encoding']
+  if (typeof encoding !== 'string' || start.request.method === 'HEAD') return null
+  if (!start.isEventStream && !isJsonContentType(start.headers['content-type'])) return null
+  const decoder = DECODERS[encoding.trim().toLowerCase()]
+  if (decoder === undefined) return null
+  delete start.headers['content-encoding']
+  delete start.headers['content-length']
+  return decoder()
+}
+
+/**
+ * Adds a plugin's stage. Stages run in hook order from the upstream to the client, and the
+ * decoder always comes first. `nearUpstream` puts a stage before those already added: field
+ * aliases translate the upstream's names back before context-id reads `choices[].delta.content`,
+ * though context-id's request hook ran first (on the client's names).
+ */
+export function addResponseStage (gw: GatewayState, hook: ResponseHook, nearUpstream = false): void {
+  const hooks = gw.responseHooks
+  const decoder = hooks.indexOf(decodeForRewrite)
+  if (decoder !== -1) hooks.splice(decoder, 1)
+  if (nearUpstream) hooks.unshift(hook)
+  else hooks.push(hook)
+  hooks.unshift(decodeForRewrite)
+}
+
+/**
+ * `identity`, not a missing header: without Accept-Encoding a server may pick any coding
+ * (RFC 9110 §12.5.3). The client still gets a plain body, which it always accepts.
+ */
+export function askForIdentity (request: FastifyRequest): void {
+  request.headers['accept-encoding'] = 'identity'
+}

@@ -1,0 +1,225 @@
+/**
+ * The event-level SSE stage under adversarial chunking: every split point of a sample stream
+ * (multi-byte characters, CRLF, lone CR, comments, event/id/retry fields, multi-line data,
+ * non-JSON data, [DONE]) gives the same output as the stream in one piece.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { finished } from 'node:stream/promises'
+import type { Transform } from 'node:stream'
+import { LineSplitter, SseRewriteStream, SseTap, parseSseFields, type SseEventRewriter, type SseTapEvent } from '../../src/lib/sse-transform.js'
+
+const SAMPLE = [
+  ': keep-alive\n',
+  '\n',
+  'event: message\r\n',
+  'id: 7\r\n',
+  'data: {"choices":[{"index":0,"delta":{"content":"héllo wörld 你好 🎉"}}]}\r\n',
+  '\r\n',
+  'data: {"content":\n',
+  'data: "multi"}\n',
+  '\n',
+  'data: not json ü\n',
+  '\n',
+  'retry: 100\n',
+  '\n',
+  'data: {"content":"cr only"}\r',
+  '\r',
+  'data:{"content":"no space"}\n',
+  '\n',
+  'data: [DONE]\n',
+  '\n'
+].join('')
+
+async function run (stage: Transform, chunks: Buffer[]): Promise<string> {
+  const out: Buffer[] = []
+  stage.on('data', (c: Buffer) => out.push(c))
+  for (const c of chunks) stage.write(c)
+  stage.end()
+  await finished(stage)
+  return Buffer.concat(out).toString('utf8')
+}
+
+function splitAt (buf: Buffer, points: number[]): Buffer[] {
+  const out: Buffer[] = []
+  let from = 0
+  for (const p of points) {
+    out.push(buf.subarray(from, p))
+    from = p
+  }
+  out.push(buf.subarray(from))
+  return out
+}
+
+/** Upper-cases every "content" string, at any depth. */
+function upper (value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(upper)
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(value)) out[k] = k === 'content' && typeof v === 'string' ? v.toUpperCase() : upper(v)
+    return out
+  }
+  return value
+}
+
+const untouched: SseEventRewriter = { event: () => undefined }
+const upperCaser: SseEventRewriter = { event: (v) => upper(v) }
+
+test('an untouched stream comes out byte for byte at every split point', async () => {
+  const buf = Buffer.from(SAMPLE)
+  for (let i = 0; i <= buf.length; i++) {
+    const out = await run(new SseRewriteStream(untouched), splitAt(buf, [i]))
+    assert.equal(out, SAMPLE, `split at byte ${i}`)
+  }
+  const bytes = [...Array(buf.length).keys()].slice(1)
+  assert.equal(await run(new SseRewriteStream(untouched), splitAt(buf, bytes)), SAMPLE, 'one byte per chunk')
+})
+
+test('a rewritten stream is the same at every split point, and only JSON data changes', async () => {
+  const buf = Buffer.from(SAMPLE)
+  const whole = await run(new SseRewriteStream(upperCaser), [buf])
+  assert.equal(whole, [
+    ': keep-alive\n',
+    '\n',
+    'event: message\r\n',
+    'id: 7\r\n',
+    'data: {"choices":[{"index":0,"delta":{"content":"HÉLLO WÖRLD 你好 🎉"}}]}\r\n',
+    '\r\n',
+    'data: {"content":"MULTI"}\n', // a multi-line JSON event is parsed as one and sent on one line
+    '\n',
+    'data: not json ü\n',
+    '\n',
+    'retry: 100\n',
+    '\n',
+    'data: {"content":"CR ONLY"}\r',
+    '\r',
+    'data: {"content":"NO SPACE"}\n',
+    '\n',
+    'data: [DONE]\n',
+    '\n'
+  ].join(''))
+  for (let i = 0; i <= buf.length; i++) {
+    assert.equal(await run(new SseRewriteStream(upperCaser), splitAt(buf, [i])), whole, `split at byte ${i}`)
+  }
+})
+
+test('every pair of split points in a multi-byte event', async () => {
+  const event = Buffer.from('data: {"content":"é你🎉x"}\r\n\r\n')
+  const expected = 'data: {"content":"É你🎉X"}\r\n\r\n'
+  for (let i = 0; i <= event.length; i++) {
+    for (let j = i; j <= event.length; j++) {
+      assert.equal(await run(new SseRewriteStream(upperCaser), splitAt(event, [i, j])), expected, `split at ${i},${j}`)
+    }
+  }
+})
+
+test('a 1 MiB line of multi-byte characters cut at chunk edges passes intact', async () => {
+  const text = 'é你🎉'.repeat(Math.ceil((1024 * 1024) / 9))
+  const stream = Buffer.from(`data: ${JSON.stringify({ content: text })}\n\n`)
+  assert.ok(stream.length > 1024 * 1024)
+  const chunks: Buffer[] = []
+  for (let i = 0; i < stream.length; i += 16_381) chunks.push(stream.subarray(i, i + 16_381)) // odd size: cuts characters
+  assert.equal(await run(new SseRewriteStream(untouched), chunks), stream.toString('utf8'))
+  const rewritten = await run(new SseRewriteStream(upperCaser), chunks)
+  assert.deepEqual(JSON.parse(rewritten.slice(6)), { content: text.toUpperCase() })
+})
+
+test('an endless line is passed on raw, never held beyond the bound', async () => {
+  const max = 4096
+  let told = 0
+  const stage = new SseRewriteStream(upperCaser, { maxEventSize: max, onOversize: () => { told++ } })
+  const out: Buffer[] = []
+  stage.on('data', (c: Buffer) => out.push(c))
+  const piece = Buffer.from('x'.repeat(1000))
+  stage.write(Buffer.from('data: {"content":"'))
+  let maxHeld = 0
+  for (let i = 0; i < 1000; i++) {
+    stage.write(piece)
+    maxHeld = Math.max(maxHeld, stage.buffered)
+  }
+  stage.write(Buffer.from('"}\n\ndata: {"content":"after"}\n\n'))
+  stage.end()
+  await finished(stage)
+  assert.ok(maxHeld <= max, `held ${maxHeld} characters`)
+  assert.equal(told, 1)
+  const text = Buffer.concat(out).toString()
+  assert.equal(text, `data: {"content":"${'x'.repeat(1_000_000)}"}\n\ndata: {"content":"AFTER"}\n\n`)
+})
+
+test('an event of many lines over the bound passes raw up to its blank line', async () => {
+  const lines = Array.from({ length: 50 }, (_, i) => `id: ${'n'.repeat(100)}${i}\n`).join('')
+  const input = `${lines}data: {"content":"big"}\n\ndata: {"content":"small"}\n\n`
+  const out = await run(new SseRewriteStream(upperCaser, { maxEventSize: 1024 }), [Buffer.from(input)])
+  assert.equal(out, `${lines}data: {"content":"big"}\n\ndata: {"content":"SMALL"}\n\n`)
+})
+
+test('extra events of the rewriter go before [DONE], or at the end with a cut-off event closed', async () => {
+  const withExtras = (): SseEventRewriter => ({ event: () => undefined, finish: () => [{ data: { held: 'text' } }, { event: 'ping', data: 1 }] })
+  assert.equal(
+    await run(new SseRewriteStream(withExtras()), [Buffer.from('data: {"a":1}\r\n\r\ndata: [DONE]\r\n\r\n')]),
+    'data: {"a":1}\r\n\r\ndata: {"held":"text"}\r\n\r\nevent: ping\r\ndata: 1\r\n\r\ndata: [DONE]\r\n\r\n'
+  )
+  assert.equal(
+    await run(new SseRewriteStream(withExtras()), [Buffer.from('data: {"a":1}\n\ndata: {"b":2}')]),
+    'data: {"a":1}\n\ndata: {"b":2}\n\ndata: {"held":"text"}\n\nevent: ping\ndata: 1\n\n'
+  )
+})
+
+test('inserted events go before the event that asked for them; a throwing rewriter leaves events alone', async () => {
+  const rewriter: SseEventRewriter = {
+    event: (v, ctx) => {
+      if ((v as { n: number }).n === 2) ctx.insert({ event: 'before', data: 'x' })
+      if ((v as { n: number }).n === 3) throw new Error('bug')
+      return undefined
+    }
+  }
+  const errors: unknown[] = []
+  const out = await run(new SseRewriteStream(rewriter, { onError: (e) => errors.push(e) }), [Buffer.from('data: {"n":1}\n\nevent: e\ndata: {"n":2}\n\ndata: {"n":3}\n\n')])
+  assert.equal(out, 'data: {"n":1}\n\nevent: before\ndata: "x"\n\nevent: e\ndata: {"n":2}\n\ndata: {"n":3}\n\n')
+  assert.equal(errors.length, 1)
+})
+
+test('beforeEnd is awaited before the stream ends', async () => {
+  let stored = false
+  const rewriter: SseEventRewriter = {
+    event: () => undefined,
+    beforeEnd: async () => { await new Promise(resolve => setTimeout(resolve, 5)); stored = true }
+  }
+  const stage = new SseRewriteStream(rewriter)
+  stage.resume()
+  stage.end(Buffer.from('data: 1\n\n'))
+  await finished(stage)
+  assert.equal(stored, true)
+})
+
+test('the tap passes chunks unchanged and reports parsed events', async () => {
+  const events: SseTapEvent[] = []
+  const buf = Buffer.from(SAMPLE)
+  for (let i = 0; i <= buf.length; i += 7) {
+    events.length = 0
+    const out = await run(new SseTap(e => events.push(e)), splitAt(buf, [i]))
+    assert.equal(out, SAMPLE)
+    assert.deepEqual(events.map(e => e.data), [
+      '{"choices":[{"index":0,"delta":{"content":"héllo wörld 你好 🎉"}}]}',
+      '{"content":\n"multi"}',
+      'not json ü',
+      null,
+      '{"content":"cr only"}',
+      '{"content":"no space"}',
+      '[DONE]'
+    ])
+    assert.equal(events[0].event, 'message')
+    assert.equal(events[0].id, '7')
+  }
+})
+
+test('line splitting: terminators kept, CR before LF across chunks is one CRLF', () => {
+  const lines: Array<[string, string]> = []
+  const splitter = new LineSplitter({ line: (t, e) => lines.push([t, e]), overflow: () => assert.fail('no overflow') })
+  splitter.write(Buffer.from('a\r'))
+  splitter.write(Buffer.from('\nb\r'))
+  splitter.write(Buffer.from('c\n\r'))
+  splitter.end()
+  assert.deepEqual(lines, [['a', '\r\n'], ['b', '\r'], ['c', '\n'], ['', '\r']])
+  assert.deepEqual(parseSseFields([{ text: 'data', eol: '\n' }, { text: 'data:  x', eol: '\n' }, { text: 'event:e', eol: '' }]), { event: 'e', data: '\n x', id: undefined })
+})
