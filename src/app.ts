@@ -8,6 +8,7 @@ import type { FastifyError, FastifyPluginAsync } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import requestState from '../plugins/request-state.js'
 import upstreams from '../plugins/upstreams.js'
+import routing from '../plugins/routing.js'
 import accessLog from '../plugins/access-log.js'
 import health from '../routes/health.js'
 import proxyRoutes from '../routes/v1/proxy.js'
@@ -25,7 +26,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     if (shaped.status >= 500 && err.code?.startsWith('GW_') !== true) request.log.error({ err }, 'request failed')
     else request.log.debug({ code: err.code, status: shaped.status }, 'request refused')
     if (request.gw !== null && request.gw.errorClass === null) request.gw.errorClass = shaped.code ?? shaped.type
-    return reply.code(shaped.status).send(errorBody(request.url, shaped))
+    return reply.code(shaped.status).send(errorBody(request.url, shaped, request.gw?.target?.provider))
   })
 
   fastify.setNotFoundHandler(function unknownRoute (request, reply) {
@@ -34,7 +35,8 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   })
 
   await fastify.register(requestState)
-  await fastify.register(upstreams, { upstream: config.upstream })
+  await fastify.register(upstreams, { upstream: config.upstream, targets: config.targets, outbound: config.outbound })
+  await fastify.register(routing, { routing: config.routing })
   await fastify.register(accessLog, { log: config.log })
 
   await fastify.register(health)
