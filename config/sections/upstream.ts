@@ -34,7 +34,7 @@ export const upstream: ConfigSection = {
   options: [
     { path: 'upstream.url', env: ['GATEWAY_UPSTREAM_URL', 'TARGET_HOST'], flags: ['upstream'], type: 'string', doc: 'upstream base URL (bare host → https)', seed: '001 TARGET_HOST' },
     { path: 'upstream.api', env: [], flags: ['api'], type: 'string', doc: 'upstream; only scheme and host are used', seed: '000 -api', apply: applySeed000Api },
-    { path: 'upstream.key', env: ['GATEWAY_UPSTREAM_KEY', 'AUTH_BEARER'], flags: ['upstream-key', 'key'], type: 'string', secret: true, doc: 'upstream API key sent as Authorization: Bearer', seed: '000 -key, 001 AUTH_BEARER' },
+    { path: 'upstream.key', env: ['GATEWAY_UPSTREAM_KEY', 'AUTH_BEARER'], flags: ['upstream-key', 'key'], type: 'string', secret: true, doc: 'upstream API key (Authorization: Bearer, x-api-key or api-key by provider)', seed: '000 -key, 001 AUTH_BEARER' },
     { path: 'upstream.caFile', env: ['GATEWAY_UPSTREAM_CA_FILE'], flags: ['upstream-ca-file'], type: 'string', doc: 'extra trusted CA (PEM) for the upstream' },
     { path: 'upstream.connectTimeoutMs', env: ['GATEWAY_CONNECT_TIMEOUT_MS'], type: 'integer', doc: 'upstream connect timeout' },
     { path: 'upstream.firstByteTimeoutMs', env: ['GATEWAY_FIRST_BYTE_TIMEOUT_MS'], type: 'integer', doc: 'upstream time-to-first-byte timeout' },

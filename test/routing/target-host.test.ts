@@ -5,9 +5,12 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { connect } from 'node:net'
+import { join } from 'node:path'
 import { request } from 'undici'
-import { startGateway, startMock } from '../helper.js'
+import { startGateway, startMock, tempDir } from '../helper.js'
 import { allowList, checkTargetHost, isPublicAddress, parseTargetHost, pinnedLookup, type Resolver } from '../../src/routing/target-host.js'
 import { createDispatcher } from '../../src/routing/outbound.js'
 
@@ -161,4 +164,33 @@ test('the connection is pinned: a name that resolves to a private address at con
     pinnedLookup(fakeResolver({ 'ok.example': ['8.8.8.8', '::ffff:1.1.1.1'] }))('ok.example', { all: true }, (err, all) => resolve(err ?? all))
   })
   assert.deepEqual(got, [{ address: '8.8.8.8', family: 4 }, { address: '::ffff:1.1.1.1', family: 6 }])
+})
+
+test('an allowlisted host that is no configured target gets the client\'s own credentials, never a configured key', async (t) => {
+  const dir = tempDir('gw-tls-')
+  const keyFile = join(dir, 'key.pem')
+  const certFile = join(dir, 'cert.pem')
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile,
+    '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' })
+  const other = await startMock(t, { tls: { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(certFile, 'utf8') } })
+  const mock = await startMock(t)
+  const gw = await startGateway(t, {
+    env: {
+      GATEWAY_UPSTREAM_URL: mock.url,
+      GATEWAY_UPSTREAM_KEY: 'sk-configured-upstream-key',
+      GATEWAY_UPSTREAM_CA_FILE: certFile,
+      GATEWAY_TARGET_HEADER: 'true',
+      GATEWAY_TARGET_HEADER_ALLOW: `127.0.0.1:${other.port}`
+    }
+  })
+  const res = await request(`${gw.url}/v1/models`, { headers: { 'x-target-host': `127.0.0.1:${other.port}`, authorization: 'Bearer sk-client-own-key-1' } })
+  assert.equal(res.statusCode, 200)
+  await res.body.dump()
+  assert.equal(other.requests.at(-1)!.headers.authorization, 'Bearer sk-client-own-key-1')
+  assert.equal(mock.count(), 0)
+  assert.match(gw.logText(), /"upstream":"x-target-host"/)
+  // the configured targets' hosts are no longer allowed once an explicit list is given
+  const notListed = await request(`${gw.url}/v1/models`, { headers: { 'x-target-host': `127.0.0.1:${mock.port}` } })
+  assert.equal(notListed.statusCode, 400)
+  await notListed.body.dump()
 })
