@@ -4,7 +4,7 @@
  */
 import type { TSchema } from '@sinclair/typebox'
 import { ConfigSchema, allOptions, type GatewayConfig } from './schema.js'
-import { getPath, setPath } from './paths.js'
+import { expandPath, getPath, setPath } from './paths.js'
 import { REDACTED } from '../src/logging.js'
 
 /** The default of a config path, read from the schema. */
@@ -36,7 +36,8 @@ export function helpText (): string {
     const def = defaultOf(o.path)
     const env = o.env.length > 0 ? `env ${o.env.join(', ')}` : ''
     const dflt = def !== undefined && def !== '' ? `default ${JSON.stringify(def)}` : ''
-    lines.push(`  ${(flags || '(env only)').padEnd(28)} ${o.doc}`)
+    const only = o.env.length > 0 ? '(env only)' : `(YAML ${o.path})`
+    lines.push(`  ${(flags || only).padEnd(28)} ${o.doc}`)
     lines.push(`  ${''.padEnd(28)} ${[env, dflt, o.seed !== undefined ? `seed ${o.seed}` : ''].filter(Boolean).join('; ')}`)
   }
   return `${lines.join('\n')}\n`
@@ -46,18 +47,29 @@ export function maskedConfig (config: GatewayConfig): unknown {
   const copy = structuredClone(config) as unknown as Record<string, unknown>
   for (const o of allOptions) {
     if (o.secret !== true) continue
-    const value = getPath(copy, o.path)
-    if (value === undefined || value === '') continue
-    setPath(copy, o.path, o.secretFields !== undefined && Array.isArray(value) ? value.map(item => maskFields(item, o.secretFields ?? [])) : mask(value))
+    for (const path of expandPath(copy, o.path)) {
+      const value = getPath(copy, path)
+      if (value === undefined || value === '') continue
+      maskAt(copy, path, o.secretFields !== undefined && Array.isArray(value) ? value.map(item => maskFields(item, o.secretFields ?? [])) : mask(value))
+    }
   }
   return copy
 }
 
+/** With `secretFields`, only those fields of each listed object are masked. */
 function maskFields (item: unknown, fields: readonly string[]): unknown {
   if (item === null || typeof item !== 'object') return mask(item)
   const out = { ...(item as Record<string, unknown>) }
   for (const f of fields) if (out[f] !== undefined) out[f] = mask(out[f])
   return out
+}
+
+/** setPath, except that lists on the way stay lists (`targets.oa.keys.0.key`). */
+function maskAt (copy: Record<string, unknown>, path: string, masked: unknown): void {
+  const cut = path.lastIndexOf('.')
+  if (cut === -1) { setPath(copy, path, masked); return }
+  const parent = getPath(copy, path.slice(0, cut))
+  if (parent !== null && typeof parent === 'object') (parent as Record<string, unknown>)[path.slice(cut + 1)] = masked
 }
 
 function mask (value: unknown): unknown {

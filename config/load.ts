@@ -15,7 +15,7 @@ import { parseEnv } from 'node:util'
 import { Ajv, type ErrorObject } from 'ajv'
 import envSchema from 'env-schema'
 import { parse as parseYaml } from 'yaml'
-import { ConfigSchema, allOptions, type GatewayConfig } from './schema.js'
+import { ConfigSchema, allOptions, sections, type GatewayConfig } from './schema.js'
 import type { OptionSpec, OptionType } from './types.js'
 import { deepFreeze, deepMerge, getPath, isPlainObject, setPath } from './paths.js'
 import { parseFlags, FlagError, type ParsedFlag } from './flags.js'
@@ -67,6 +67,7 @@ export function loadConfig (input: LoadInput = {}): LoadResult {
 
   const config = validate(raw, origins)
   postProcess(config, origins)
+  for (const section of sections) section.postProcess?.(config, origins)
   return { config: deepFreeze(config), actions, origins }
 }
 
@@ -159,7 +160,7 @@ function recordOrigins (value: unknown, at: string, source: string, origins: Map
   }
 }
 
-interface Supplied { option: OptionSpec, key: string, value: string | true, source: string }
+interface Supplied { option: OptionSpec, value: string | true, source: string }
 
 /** The first env name of an option that is set wins, so the native name beats a seed alias. */
 function fromEnv (env: NodeJS.ProcessEnv): Supplied[] {
@@ -167,7 +168,7 @@ function fromEnv (env: NodeJS.ProcessEnv): Supplied[] {
   for (const option of allOptions) {
     const name = option.env.find(n => env[n] !== undefined && env[n] !== '')
     if (name === undefined) continue
-    out.push({ option, key: dataKey(option), value: env[name] as string, source: `env ${name}` })
+    out.push({ option, value: env[name] as string, source: `env ${name}` })
   }
   return out
 }
@@ -183,13 +184,9 @@ function fromFlags (flags: ParsedFlag[]): Supplied[] {
     if (ACTION_FLAGS.has(f.name)) continue
     const option = byFlag.get(f.name)
     if (option === undefined) throw new ConfigError(`unknown flag ${f.raw} (see --help for the list of options)`)
-    out.push({ option, key: dataKey(option), value: f.value, source: `flag ${f.raw.split('=')[0]}` })
+    out.push({ option, value: f.value, source: `flag ${f.raw.split('=')[0]}` })
   }
   return out
-}
-
-function dataKey (option: OptionSpec): string {
-  return option.env[0] ?? option.path
 }
 
 const JSON_TYPES: Record<OptionType, object> = {
@@ -207,20 +204,21 @@ const JSON_TYPES: Record<OptionType, object> = {
  */
 function applyOptions (raw: Record<string, unknown>, supplied: Supplied[], kind: string, origins: Map<string, string>): void {
   if (supplied.length === 0) return
+  // one data slot per occurrence, so a repeated flag (seed 003's `-targets a:x -targets b:y`) keeps every value
   const properties: Record<string, object> = {}
   const data: Record<string, string> = {}
-  for (const s of supplied) {
-    properties[s.key] = JSON_TYPES[s.option.type]
-    data[s.key] = s.value === true ? 'true' : normalizeScalar(s.option.type, s.value)
-  }
+  supplied.forEach((s, i) => {
+    properties[i] = JSON_TYPES[s.option.type]
+    data[i] = s.value === true ? 'true' : normalizeScalar(s.option.type, s.value)
+  })
   let coerced: Record<string, unknown>
   try {
     coerced = envSchema({ schema: { type: 'object', properties }, data, env: false }) as Record<string, unknown>
   } catch (err) {
     throw new ConfigError(describeEnvError(err, supplied, kind))
   }
-  for (const s of supplied) {
-    let value = coerced[s.key]
+  for (const [i, s] of supplied.entries()) {
+    let value = coerced[i]
     if (s.option.type === 'list') value = (value as string[]).map(v => v.trim()).filter(v => v !== '')
     if (s.option.type === 'json') value = parseJsonOption(s, value as string)
     try {
@@ -253,8 +251,8 @@ function parseJsonOption (s: Supplied, text: string): unknown {
 function describeEnvError (err: unknown, supplied: Supplied[], kind: string): string {
   const errors = (err as { errors?: ErrorObject[] }).errors
   const first = errors?.[0]
-  const key = first?.instancePath.replace(/^\//, '') ?? ''
-  const s = supplied.find(x => x.key === key)
+  const index = first?.instancePath.replace(/^\//, '') ?? ''
+  const s = index !== '' ? supplied[Number(index)] : undefined
   if (first === undefined || s === undefined) return `${kind}: ${(err as Error).message}`
   return `${s.option.path} (${s.source}) = ${shown(s.option, s.value)}: expected ${EXPECTED_BY_TYPE[s.option.type]}`
 }

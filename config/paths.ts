@@ -40,3 +40,25 @@ export function deepFreeze<T> (obj: T): T {
   }
   return obj
 }
+
+/**
+ * Concrete paths matching a pattern whose `*` segments stand for every key of a map or every index
+ * of a list (`targets.*.keys.*.key`); a pattern without `*` is returned as is.
+ */
+export function expandPath (obj: unknown, pattern: string): string[] {
+  if (!pattern.includes('*')) return [pattern]
+  let found: Array<{ path: string[], value: unknown }> = [{ path: [], value: obj }]
+  for (const part of pattern.split('.')) {
+    const next: typeof found = []
+    for (const { path, value } of found) {
+      if (value === null || typeof value !== 'object') continue
+      const keys = part === '*' ? Object.keys(value) : [part]
+      for (const k of keys) {
+        const child = (value as Record<string, unknown>)[k]
+        if (child !== undefined) next.push({ path: [...path, k], value: child })
+      }
+    }
+    found = next
+  }
+  return found.map(f => f.path.join('.'))
+}

@@ -9,6 +9,7 @@ import { server, serverSchema } from './sections/server.js'
 import { upstream, upstreamSchema } from './sections/upstream.js'
 import { log, logSchema } from './sections/log.js'
 import { cors, corsSchema } from './sections/cors.js'
+import { targets, targetsSchema, routing, routingSchema, outbound, outboundSchema } from './sections/targets.js'
 import { auth, authSchema } from './sections/auth.js'
 import { models, modelsSchema } from './sections/models.js'
 import { transforms, transformsSchema } from './sections/transforms.js'
@@ -18,6 +19,9 @@ export const sections: ConfigSection[] = [
   upstream,
   log,
   cors,
+  targets,
+  routing,
+  outbound,
   auth,
   models,
   transforms
@@ -30,6 +34,9 @@ export const ConfigSchema = Type.Object({
   upstream: upstreamSchema,
   log: logSchema,
   cors: corsSchema,
+  targets: targetsSchema,
+  routing: routingSchema,
+  outbound: outboundSchema,
   auth: authSchema,
   models: modelsSchema,
   transforms: transformsSchema

@@ -2,17 +2,18 @@
  * Every secret the config holds, for the log filter and for masking `--check-config` output.
  * Sections that add secrets list their option rows with `secret: true`; values found at those
  * paths are collected here, including strings nested in lists and objects (object *values* only:
- * a section that keys a map by secret must normalise it into a list first).
+ * a section that keys a map by secret must normalise it into a list first). A path may hold `*`
+ * segments to pick the secret field of each entry of a map or list, and nothing else.
  */
 import type { GatewayConfig } from './schema.js'
 import { allOptions } from './schema.js'
-import { getPath } from './paths.js'
+import { expandPath, getPath } from './paths.js'
 
 export function secretsOf (config: GatewayConfig): string[] {
   const out: string[] = []
   for (const option of allOptions) {
     if (option.secret !== true) continue
-    collect(secretPart(getPath(config, option.path), option.secretFields), out)
+    for (const path of expandPath(config, option.path)) collect(secretPart(getPath(config, path), option.secretFields), out)
   }
   return out
 }

@@ -41,7 +41,12 @@ export const SEED004_KEYS: Record<string, Convert> = {
   log_requests: at('log.requests'),
   log_responses: at('log.responses'),
   field_aliases: at('transforms.fieldAliases'),
-  route_prefix: () => {} // printed but never used by seed 004
+  route_prefix: () => {}, // printed but never used by seed 004
+  proxy: at('upstream.proxy'),
+  // seed 004 sends its one route to base_url + proxy_url_path
+  proxy_url_path: (value, out) => {
+    if (typeof value === 'string' && value !== '') setPath(out, 'upstream.pathRewrites', { '/v1/chat/completions': value })
+  }
 }
 
 /** Keys that only seed 004 files have; one of them is enough to recognise the format. */

@@ -16,7 +16,10 @@ export interface OptionSpec {
   doc: string
   /** which seed project the alias comes from, for the migration guides */
   seed?: string
-  /** masked in `--check-config` output and never logged */
+  /**
+   * masked in `--check-config` output and never logged; the path may hold `*` segments
+   * (`targets.*.keys.*.key`) to reach secrets inside maps and lists
+   */
   secret?: boolean
   /**
    * For a secret list of objects (client keys): only these fields hold secrets. The other fields
@@ -37,4 +40,9 @@ export interface ConfigSection {
   key: string
   schema: import('@sinclair/typebox').TSchema
   options: OptionSpec[]
+  /**
+   * Checks and normal forms JSON schema cannot express, run after validation and before the
+   * config is frozen. Throws a ConfigError (one line) on a bad value.
+   */
+  postProcess?: (config: import('./schema.js').GatewayConfig, origins: Map<string, string>) => void
 }

@@ -18,7 +18,7 @@ import { LRUCache } from 'lru-cache'
 import type { GatewayConfig } from '../config/schema.js'
 import { isPlainObject } from '../config/paths.js'
 import { UpstreamProtocolError } from '../src/errors.js'
-import { joinUpstreamPath, upstreamKeyFor } from '../src/proxy/forward.js'
+import { addTargetHeaders, joinUpstreamPath, upstreamIdentityFor, upstreamKeyFor } from '../src/proxy/forward.js'
 import { CLIENT_CREDENTIALS, clientResponseHeaders, upstreamRequestHeaders } from '../src/proxy/headers.js'
 import { classifyUpstreamError, type UpstreamFailure } from '../src/proxy/upstream-errors.js'
 import type { UpstreamTarget } from './upstreams.js'
@@ -82,9 +82,9 @@ function headerText (value: string | string[] | undefined): string {
  * the upstream key this request would use, or the client's own credentials when they pass through.
  */
 export function cacheKey (request: FastifyRequest, target: UpstreamTarget, path: string): string {
-  const key = upstreamKeyFor(request, target)
+  const who = upstreamIdentityFor(request, target)
   const h = request.headers
-  const credential = key !== null ? `key:${key}` : `own:${CLIENT_CREDENTIALS.map(n => headerText(h[n])).join('\n')}`
+  const credential = who.kind === 'key' ? `key:${who.key ?? ''}` : who.kind === 'pool' ? 'pool' : `own:${CLIENT_CREDENTIALS.map(n => headerText(h[n])).join('\n')}`
   const hash = createHash('sha256')
   for (const part of [credential, path, ...VARY.map(n => headerText(h[n]))]) hash.update(part).update('\0')
   return `${target.name} ${target.origin}${target.basePath} ${hash.digest('hex')}`
@@ -140,6 +140,7 @@ async function fetchList (request: FastifyRequest, target: UpstreamTarget, path:
     requestId: request.id,
     drop: NOT_SHARED
   })
+  if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(headers, target)
   // not tied to this client's connection: other requests may be waiting on the same answer
   const res = await target.dispatcher.request({
     origin: target.origin,

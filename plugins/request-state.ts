@@ -58,6 +58,8 @@ export interface GatewayState {
   stream: boolean
   responseHooks: ResponseHook[]
   upstreamStatus: number
+  /** name of the pool key the request went upstream with (never the key), for logs and metrics */
+  upstreamKeyName: string | null
   /** ms from request start to the first upstream byte */
   ttfbMs: number | null
   /** short machine-readable class of the failure, for logs and metrics */
@@ -87,6 +89,7 @@ export function newState (): GatewayState {
     stream: false,
     responseHooks: [],
     upstreamStatus: 0,
+    upstreamKeyName: null,
     ttfbMs: null,
     errorClass: null
   }

@@ -1,18 +1,24 @@
 /**
- * The upstreams the gateway forwards to, each with its own keep-alive undici Agent.
+ * The upstreams the gateway forwards to: the `default` target (the `upstream` section) and every
+ * named target (`targets`), each with its provider, key pool, extra headers, path mapping and its
+ * own keep-alive undici dispatcher — direct, or through its outbound proxy.
  *
  * Upstream TLS is verified: undici verifies by default, and unlike @fastify/reply-from we never
- * turn it off (STYLE.md §3.1). A self-signed upstream is trusted only through `caFile`.
- * Connect timeout lives on the Agent; time-to-first-byte and the idle gap between chunks are
- * separate per-request timeouts (STYLE.md §3.3), so a healthy long stream is never cut.
+ * turn it off (STYLE.md §3.1), not even through a proxy. A self-signed upstream is trusted only
+ * through `caFile`. Connect timeout lives on the dispatcher; time-to-first-byte and the idle gap
+ * between chunks are separate per-request timeouts (STYLE.md §3.3), so a healthy long stream is
+ * never cut.
  */
 import fp from 'fastify-plugin'
-import { readFileSync } from 'node:fs'
-import { rootCertificates } from 'node:tls'
 import type { FastifyPluginAsync } from 'fastify'
-import { Agent, type Dispatcher } from 'undici'
+import type { Agent, Dispatcher } from 'undici'
 import type { GatewayConfig } from '../config/schema.js'
+import { inferProvider, normalizeKeys, type TargetConfig } from '../config/sections/targets.js'
 import { startMockUpstream } from '../src/mock/upstream.js'
+import { KeyPool } from '../src/routing/key-pool.js'
+import { createDispatcher, resolveProxy, type OutboundSettings } from '../src/routing/outbound.js'
+import { compileRewrites, type AzureRouting, type PathRewrite } from '../src/routing/paths.js'
+import { pinnedLookup } from '../src/routing/target-host.js'
 
 export type Provider = 'openai' | 'anthropic' | 'azure' | 'openai-compatible'
 
@@ -20,19 +26,41 @@ export interface UpstreamTarget {
   name: string
   /** scheme://host[:port] */
   origin: string
+  /** host[:port] as written in URLs, lower-case (what X-Target-Host is compared with) */
+  authority: string
   /** path prefix from the configured URL, without trailing slash ('' for none) */
   basePath: string
   provider: Provider
   /** upstream keys; empty → client credentials pass through */
   keys: string[]
+  /** the same keys as a pool (round robin, weights, 401 cool-down); null when there are none */
+  pool: KeyPool | null
+  /** configured extra request headers; they replace the client's of the same name */
+  headers: Record<string, string> | null
+  /** provider defaults, sent only when the client did not send the header */
+  defaultHeaders: Record<string, string> | null
+  rewrites: readonly PathRewrite[] | null
+  azure: AzureRouting | null
+  /** Host prefixes that select this target (seed 002's `openai.api.`) */
+  hostPrefixes: readonly string[]
   dispatcher: Dispatcher
+  /** the outbound proxy this target is reached through, null = direct */
+  proxyUrl: string | null
   firstByteTimeoutMs: number
   idleTimeoutMs: number
 }
 
 export interface Upstreams {
+  /** the `upstream` section */
   default: UpstreamTarget
+  /** every target by name, `default` first, in config order */
   byName: Map<string, UpstreamTarget>
+  /**
+   * A target for a host named by `X-Target-Host` that is no configured target: no keys (the
+   * client's credentials pass through). `checked` hosts passed the SSRF check and are connected
+   * through the pinned lookup; exact allowlist entries are trusted as configured.
+   */
+  forHost: (authority: string, checked: boolean) => UpstreamTarget
 }
 
 declare module 'fastify' {
@@ -43,40 +71,137 @@ declare module 'fastify' {
 
 export interface UpstreamsOptions {
   upstream: GatewayConfig['upstream']
+  targets: GatewayConfig['targets']
+  outbound: OutboundSettings
 }
 
+/** The outbound proxy for a target's upstream connections, for the realtime relay's WebSocket dial. */
+export function proxyUrlFor (target: UpstreamTarget): string | null {
+  return target.proxyUrl
+}
+
+/** Kept for callers that want a plain verified Agent (no proxy). */
 export function createAgent (opts: { caFile: string, connectTimeoutMs: number, connections: number }): Agent {
-  const ca = opts.caFile !== '' ? [...rootCertificates, readFileSync(opts.caFile, 'utf8')] : undefined
-  return new Agent({
-    connections: opts.connections,
-    keepAliveTimeout: 30_000,
-    connect: { timeout: opts.connectTimeoutMs, rejectUnauthorized: true, ...(ca !== undefined ? { ca } : {}) }
-  })
+  return createDispatcher({ ...opts, proxyUrl: null }) as Agent
 }
 
-const upstreams: FastifyPluginAsync<UpstreamsOptions> = async (fastify, { upstream }) => {
-  let url = upstream.url
-  if (url === 'mock') {
-    // the embedded default: a gateway that answers without any API key
-    const mock = await startMockUpstream({ record: false })
-    fastify.addHook('onClose', async () => { await mock.close() })
-    fastify.log.warn({ upstream: mock.url }, 'upstream is the embedded mock (demo mode)')
-    url = mock.url
-  }
+/** Anthropic's API refuses requests without a version; clients that omit it get the stable one. */
+const PROVIDER_DEFAULT_HEADERS: Partial<Record<Provider, Record<string, string>>> = {
+  anthropic: { 'anthropic-version': '2023-06-01' }
+}
+
+type TargetSettings = Omit<TargetConfig, 'url'> & Required<Pick<TargetConfig, 'caFile' | 'connectTimeoutMs' | 'firstByteTimeoutMs' | 'idleTimeoutMs' | 'connections'>>
+
+function lowerCaseKeys (record: Record<string, string>): Record<string, string> | null {
+  const entries = Object.entries(record)
+  return entries.length === 0 ? null : Object.fromEntries(entries.map(([k, v]) => [k.toLowerCase(), v]))
+}
+
+function buildTarget (name: string, url: string, s: TargetSettings, outbound: OutboundSettings): UpstreamTarget {
   const parsed = new URL(url)
-  const agent = createAgent(upstream)
-  const target: UpstreamTarget = {
-    name: 'default',
+  const provider = (s.provider === 'auto' ? inferProvider(url) : s.provider)
+  const keys = normalizeKeys(s.keys, name)
+  const proxyUrl = resolveProxy(url, s.proxy, outbound)
+  return {
+    name,
     origin: parsed.origin,
+    authority: parsed.host.toLowerCase(),
     basePath: parsed.pathname.replace(/\/+$/, ''),
-    provider: 'openai',
-    keys: upstream.key !== '' ? [upstream.key] : [],
-    dispatcher: agent,
-    firstByteTimeoutMs: upstream.firstByteTimeoutMs,
-    idleTimeoutMs: upstream.idleTimeoutMs
+    provider,
+    keys: keys.map(k => k.key),
+    pool: keys.length > 0 ? new KeyPool(keys, s.keyCooldownMs) : null,
+    headers: lowerCaseKeys(s.headers),
+    defaultHeaders: PROVIDER_DEFAULT_HEADERS[provider] ?? null,
+    rewrites: compileRewrites(s.pathRewrites),
+    azure: provider === 'azure' ? { apiVersion: s.azure.apiVersion, deployments: new Map(Object.entries(s.azure.deployments)) } : null,
+    hostPrefixes: s.hostPrefixes,
+    dispatcher: createDispatcher({ caFile: s.caFile, connectTimeoutMs: s.connectTimeoutMs, connections: s.connections, proxyUrl }),
+    proxyUrl,
+    firstByteTimeoutMs: s.firstByteTimeoutMs,
+    idleTimeoutMs: s.idleTimeoutMs
   }
-  fastify.decorate('upstreams', { default: target, byName: new Map([[target.name, target]]) })
-  fastify.addHook('onClose', async () => { await agent.close() })
+}
+
+const upstreams: FastifyPluginAsync<UpstreamsOptions> = async (fastify, { upstream, targets, outbound }) => {
+  let mockUrl: string | null = null
+  async function resolveUrl (url: string): Promise<string> {
+    if (url !== 'mock') return url
+    if (mockUrl === null) {
+      // the embedded default: a gateway that answers without any API key
+      const mock = await startMockUpstream({ record: false })
+      fastify.addHook('onClose', async () => { await mock.close() })
+      fastify.log.warn({ upstream: mock.url }, 'upstream is the embedded mock (demo mode)')
+      mockUrl = mock.url
+    }
+    return mockUrl
+  }
+
+  const byName = new Map<string, UpstreamTarget>()
+  byName.set('default', buildTarget('default', await resolveUrl(upstream.url), upstream, outbound))
+  for (const [name, t] of Object.entries(targets)) {
+    const settings = {
+      ...t,
+      caFile: t.caFile ?? upstream.caFile,
+      connectTimeoutMs: t.connectTimeoutMs ?? upstream.connectTimeoutMs,
+      firstByteTimeoutMs: t.firstByteTimeoutMs ?? upstream.firstByteTimeoutMs,
+      idleTimeoutMs: t.idleTimeoutMs ?? upstream.idleTimeoutMs,
+      connections: t.connections ?? upstream.connections
+    }
+    byName.set(name, buildTarget(name, await resolveUrl(t.url), settings, outbound))
+  }
+  for (const t of byName.values()) {
+    if (t.proxyUrl !== null) fastify.log.info({ upstream: t.name }, 'upstream reached through an outbound proxy')
+  }
+
+  // X-Target-Host hosts share two dispatchers, created on first use
+  const adHoc = new Map<string, Dispatcher>()
+  function adHocDispatcher (origin: string, checked: boolean): { dispatcher: Dispatcher, proxyUrl: string | null } {
+    const proxyUrl = resolveProxy(origin, '', outbound)
+    // through a proxy the proxy resolves the name itself: the pin cannot reach past it
+    const kind = proxyUrl !== null ? `proxy ${proxyUrl}` : checked ? 'pinned' : 'direct'
+    let dispatcher = adHoc.get(kind)
+    if (dispatcher === undefined) {
+      dispatcher = createDispatcher({
+        caFile: upstream.caFile,
+        connectTimeoutMs: upstream.connectTimeoutMs,
+        connections: upstream.connections,
+        proxyUrl,
+        ...(kind === 'pinned' ? { lookup: pinnedLookup() } : {})
+      })
+      adHoc.set(kind, dispatcher)
+    }
+    return { dispatcher, proxyUrl }
+  }
+
+  function forHost (authority: string, checked: boolean): UpstreamTarget {
+    const origin = `https://${authority}`
+    const provider = inferProvider(origin)
+    const { dispatcher, proxyUrl } = adHocDispatcher(origin, checked)
+    return {
+      name: 'x-target-host',
+      origin,
+      authority,
+      basePath: '',
+      provider,
+      keys: [],
+      pool: null,
+      headers: null,
+      defaultHeaders: PROVIDER_DEFAULT_HEADERS[provider] ?? null,
+      rewrites: null,
+      azure: null,
+      hostPrefixes: [],
+      dispatcher,
+      proxyUrl,
+      firstByteTimeoutMs: upstream.firstByteTimeoutMs,
+      idleTimeoutMs: upstream.idleTimeoutMs
+    }
+  }
+
+  fastify.decorate('upstreams', { default: byName.get('default') as UpstreamTarget, byName, forHost })
+  fastify.addHook('onClose', async () => {
+    await Promise.all([...byName.values()].map(t => t.dispatcher.close()))
+    await Promise.all([...adHoc.values()].map(d => d.close()))
+  })
 }
 
 export default fp(upstreams, { name: 'gateway-upstreams', fastify: '5.x' })

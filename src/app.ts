@@ -10,6 +10,7 @@ import requestState from '../plugins/request-state.js'
 import cors from '../plugins/cors.js'
 import caches from '../plugins/caches.js'
 import upstreams from '../plugins/upstreams.js'
+import routing from '../plugins/routing.js'
 import auth from '../plugins/auth.js'
 import adminAuth from '../plugins/admin-auth.js'
 import modelsCache from '../plugins/models-cache.js'
@@ -35,7 +36,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     if (shaped.status >= 500 && err.code?.startsWith('GW_') !== true) request.log.error({ err }, 'request failed')
     else request.log.debug({ code: err.code, status: shaped.status }, 'request refused')
     if (request.gw !== null && request.gw.errorClass === null) request.gw.errorClass = shaped.code ?? shaped.type
-    return reply.code(shaped.status).send(errorBody(request.url, shaped))
+    return reply.code(shaped.status).send(errorBody(request.url, shaped, request.gw?.target?.provider))
   })
 
   fastify.setNotFoundHandler(function unknownRoute (request, reply) {
@@ -46,7 +47,8 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(requestState)
   await fastify.register(cors, { cors: config.cors })
   await fastify.register(caches)
-  await fastify.register(upstreams, { upstream: config.upstream })
+  await fastify.register(upstreams, { upstream: config.upstream, targets: config.targets, outbound: config.outbound })
+  await fastify.register(routing, { routing: config.routing })
   // the admin guard runs before client authentication, which leaves admin routes to it
   await fastify.register(adminAuth, { adminToken: config.auth.adminToken, header: config.auth.header })
   await fastify.register(auth, { auth: config.auth })

@@ -12,7 +12,8 @@ type Coded = ReturnType<typeof createError>
 
 const infoByCode = new Map<string, ErrorInfo>()
 
-function coded (code: string, message: string, status: number, type: string, apiCode: string | null = null): Coded {
+/** A coded error with its OpenAI `type` and `code`; concerns define theirs next to their code with this. */
+export function coded (code: string, message: string, status: number, type: string, apiCode: string | null = null): Coded {
   infoByCode.set(code, { type, code: apiCode })
   return createError(code, message, status)
 }
@@ -72,8 +73,12 @@ export function isAnthropicPath (url: string): boolean {
   return /^(?:\/[^/?]+)?\/v1\/(?:messages|complete)(?:[/?]|$)/.test(url)
 }
 
-export function errorBody (url: string, e: ShapedError): object {
-  if (isAnthropicPath(url)) {
+/**
+ * Anthropic's shape on Anthropic paths, and on any path of a target whose provider is Anthropic
+ * (its SDK calls `/v1/models` too); OpenAI's everywhere else.
+ */
+export function errorBody (url: string, e: ShapedError, provider?: string): object {
+  if (provider === 'anthropic' || isAnthropicPath(url)) {
     return { type: 'error', error: { type: ANTHROPIC_TYPES[e.status] ?? 'api_error', message: e.message } }
   }
   return { error: { message: e.message, type: e.type, code: e.code } }

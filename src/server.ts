@@ -10,6 +10,7 @@ import type { GatewayConfig } from '../config/schema.js'
 import app from './app.js'
 import { loggerOptions } from './logging.js'
 import { secretsOf } from '../config/secrets.js'
+import { createPathRouter } from './routing/paths.js'
 
 export interface BuildOptions {
   /** where log lines go (tests capture them); default stdout */
@@ -41,7 +42,9 @@ export async function buildServer (config: GatewayConfig, opts: BuildOptions = {
     http: { headersTimeout: config.server.headersTimeoutMs, requestTimeout: 0 },
     forceCloseConnections: 'idle',
     return503OnClosing: true,
-    routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 500 }
+    routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 500 },
+    // `/{target}/v1/…` and seed 003's `/release/…` are resolved before routing (src/routing/paths.ts)
+    rewriteUrl: createPathRouter(config)
   })
   fastify.addHook('onRequest', async function echoRequestId (request, reply) {
     reply.header('x-request-id', request.id)

@@ -8,6 +8,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { ModelNotAllowedError } from '../../src/errors.js'
 import { forward } from '../../src/proxy/forward.js'
+import { requireTarget } from '../../plugins/routing.js'
 import { registerProxyBodyParsers } from '../../src/proxy/body.js'
 import { pathOnly } from '../../src/logging.js'
 import type { ModelList } from '../../plugins/models-cache.js'
@@ -48,11 +49,11 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
   // a GET with a body must not be parsed away before forward() streams it
   registerProxyBodyParsers(fastify)
 
+  /** The routed target (404 when none matched, 403 when the key may not use it), as for the proxy. */
   function targetOf (request: FastifyRequest): UpstreamTarget {
-    const gw = request.gw
-    gw.target ??= fastify.upstreams.default
-    if (gw.upstreamPath === '') gw.upstreamPath = request.url
-    return gw.target
+    const target = requireTarget(request)
+    if (request.gw.upstreamPath === '') request.gw.upstreamPath = request.url
+    return target
   }
 
   fastify.get('/v1/models', async function listModels (request, reply) {

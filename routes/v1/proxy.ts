@@ -1,22 +1,26 @@
 /**
- * `/v1/*` for every method: the pass-through to the selected upstream target.
+ * `/v1/*` for every method: the pass-through to the selected upstream target; `/openai/*` too, for
+ * Azure-style clients (`/openai/deployments/{d}/chat/completions?api-version=…`).
  * Encapsulated, so its body parsers (raw JSON bytes, streamed everything else) stay here.
+ * `/{target}/v1/*` reaches these same routes: the prefix is resolved before routing.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { forward } from '../../src/proxy/forward.js'
 import { registerProxyBodyParsers } from '../../src/proxy/body.js'
+import { requireTarget } from '../../plugins/routing.js'
 
 const proxyRoutes: FastifyPluginAsync = async (fastify) => {
   registerProxyBodyParsers(fastify)
 
   async function proxyHandler (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
     const gw = request.gw
-    gw.target ??= fastify.upstreams.default
+    requireTarget(request)
     if (gw.upstreamPath === '') gw.upstreamPath = request.url
     return forward(request, reply)
   }
 
   fastify.all('/v1/*', proxyHandler)
+  fastify.all('/openai/*', proxyHandler)
 }
 
 export default proxyRoutes

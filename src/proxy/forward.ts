@@ -14,6 +14,7 @@ import type { UpstreamTarget } from '../../plugins/upstreams.js'
 import { clientResponseHeaders, isEventStream, upstreamRequestHeaders } from './headers.js'
 import { classifyUpstreamError, streamErrorEvent } from './upstream-errors.js'
 import { isAnthropicPath } from '../errors.js'
+import { isRetryableFailure, noteKeyRefused, switchKey } from '../routing/failover.js'
 
 export interface ForwardOptions {
   /** request headers that must not go upstream (e.g. a custom client-auth header) */
@@ -29,11 +30,33 @@ export function joinUpstreamPath (basePath: string, path: string): string {
   return basePath + path
 }
 
+/** The key a request goes upstream with: the client's mapped key, else the next key of the target's pool. */
+/**
+ * What the upstream sees the request as, for keying caches without side effects: the mapped key,
+ * the caller's own credentials (no upstream key), or the target's pool as a whole (all its keys
+ * belong to one account, so they share one model list). Unlike upstreamKeyFor, picks no key.
+ */
+export function upstreamIdentityFor (request: FastifyRequest, target: UpstreamTarget): { kind: 'key' | 'pool' | 'own', key: string | null } {
+  const client = request.gw.client
+  if (client?.passThrough === true) return { kind: 'own', key: null }
+  if (client?.upstreamKey !== undefined) return { kind: 'key', key: client.upstreamKey }
+  if (target.pool !== null && target.pool.size > 0) return { kind: 'pool', key: null }
+  return { kind: 'own', key: null }
+}
+
 export function upstreamKeyFor (request: FastifyRequest, target: UpstreamTarget): string | null {
   const client = request.gw.client
   // an unknown caller let through (auth.passThroughUnknown) never gets the gateway's upstream key
   if (client?.passThrough === true) return null
-  return client?.upstreamKey ?? target.keys[0] ?? null
+  return client?.upstreamKey ?? target.pool?.pick().key ?? null
+}
+
+/** Configured target headers replace the client's; provider defaults only fill what is missing. */
+export function addTargetHeaders (headers: Record<string, string | string[]>, target: UpstreamTarget): void {
+  if (target.headers !== null) Object.assign(headers, target.headers)
+  if (target.defaultHeaders !== null) {
+    for (const name in target.defaultHeaders) if (headers[name] === undefined) headers[name] = target.defaultHeaders[name]
+  }
 }
 
 function requestBody (request: FastifyRequest): { body: Dispatcher.DispatchOptions['body'], length?: number } {
@@ -60,37 +83,60 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   reply.raw.once('close', onClientClose)
 
   const { body, length } = requestBody(request)
+  // an unknown caller let through (auth.passThroughUnknown) never gets the gateway's upstream key
+  const passThrough = gw.client?.passThrough === true
+  const clientKey = gw.client?.upstreamKey
+  const pool = clientKey === undefined && !passThrough ? target.pool : null
+  let poolKey = pool !== null ? pool.pick() : null
   const headers = upstreamRequestHeaders(request.headers, {
     provider: target.provider,
-    key: upstreamKeyFor(request, target),
+    key: passThrough ? null : clientKey ?? poolKey?.key ?? null,
     requestId: request.id,
     drop: opts.dropHeaders,
     contentLength: length
   })
+  if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(headers, target)
+  if (poolKey !== null) gw.upstreamKeyName = poolKey.name
+  // one retry on the next key, when there is one and the body can be sent again
+  let failover = pool !== null && pool.size > 1 && body !== request.raw
 
+  const dispatchOptions: Dispatcher.RequestOptions = {
+    origin: target.origin,
+    path: joinUpstreamPath(target.basePath, gw.upstreamPath),
+    method: request.method as Dispatcher.HttpMethod,
+    headers,
+    body,
+    signal: abort.signal,
+    headersTimeout: target.firstByteTimeoutMs,
+    bodyTimeout: target.idleTimeoutMs
+  }
   let res: Dispatcher.ResponseData
-  try {
-    res = await target.dispatcher.request({
-      origin: target.origin,
-      path: joinUpstreamPath(target.basePath, gw.upstreamPath),
-      method: request.method as Dispatcher.HttpMethod,
-      headers,
-      body,
-      signal: abort.signal,
-      headersTimeout: target.firstByteTimeoutMs,
-      bodyTimeout: target.idleTimeoutMs
-    })
-  } catch (err) {
-    if (abort.signal.aborted) {
-      // the client is gone: nothing to answer
-      gw.errorClass = 'client_abort'
-      reply.hijack()
-      return undefined
+  for (;;) {
+    try {
+      res = await target.dispatcher.request(dispatchOptions)
+    } catch (err) {
+      if (abort.signal.aborted) {
+        // the client is gone: nothing to answer
+        gw.errorClass = 'client_abort'
+        reply.hijack()
+        return undefined
+      }
+      const failure = classifyUpstreamError(err)
+      if (failover && pool !== null && poolKey !== null && isRetryableFailure(failure.errorClass)) {
+        failover = false
+        poolKey = switchKey(request, target, pool, poolKey, headers, failure.errorClass)
+        continue
+      }
+      gw.errorClass = failure.errorClass
+      request.log.warn({ upstream: target.name, errorClass: failure.errorClass, cause: failure.detail }, 'upstream request failed')
+      throw failure.error
     }
-    const failure = classifyUpstreamError(err)
-    gw.errorClass = failure.errorClass
-    request.log.warn({ upstream: target.name, errorClass: failure.errorClass, cause: failure.detail }, 'upstream request failed')
-    throw failure.error
+    if (pool === null || poolKey === null) break
+    if (res.statusCode === 401) noteKeyRefused(request, target, pool, poolKey)
+    if (res.statusCode !== 429 || !failover) break
+    failover = false
+    await res.body.dump().catch(() => {})
+    poolKey = switchKey(request, target, pool, poolKey, headers, 'upstream_429')
   }
 
   gw.ttfbMs = performance.now() - gw.startedAt
@@ -151,7 +197,7 @@ function endStreamOnError (body: Readable, request: FastifyRequest): Readable {
     const failure = classifyUpstreamError(err)
     request.gw.errorClass = failure.errorClass
     request.log.warn({ errorClass: failure.errorClass, cause: failure.detail }, 'upstream stream failed after headers were sent')
-    out.end(streamErrorEvent(failure, isAnthropicPath(request.url)))
+    out.end(streamErrorEvent(failure, request.gw.target?.provider === 'anthropic' || isAnthropicPath(request.url)))
   })
   // client gone (Fastify destroys what it was sending): stop reading, which aborts the upstream
   out.once('close', () => { if (!body.destroyed) body.destroy() })

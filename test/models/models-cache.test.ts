@@ -191,3 +191,14 @@ test('cache lifetime: entries expire after models.cacheTtlMs; 0 turns the cache 
   }
   assert.equal(seen, 'MISS', 'the entry expired and was fetched again')
 })
+
+test('a target with a key pool keeps one model list: picking keys does not split the cache', async (t) => {
+  const mock = await startMock(t)
+  const gw = await startGateway(t, { env: { GATEWAY_UPSTREAM_URL: mock.url, GATEWAY_UPSTREAM_KEYS: 'pool-key-m1,pool-key-m2' } })
+  for (let i = 0; i < 4; i++) {
+    const res = await request(`${gw.url}/v1/models`)
+    assert.equal(res.headers['x-cache'], i === 0 ? 'MISS' : 'HIT')
+    await res.body.dump()
+  }
+  assert.equal(mock.count('/v1/models'), 1)
+})

@@ -1,0 +1,142 @@
+/**
+ * Chooses the upstream target of each request (`request.gw.target`) and the path it is sent
+ * (`request.gw.upstreamPath`).
+ *
+ * Order of precedence: a `/{target}/v1/…` path prefix (seen before routing, src/routing/paths.ts),
+ * then the Host header — a configured prefix (seed 002's `openai.api.`), the first label
+ * (`oa.example.com` → `oa`, seed 003's README) or the part of it before a dash
+ * (`oa-anything.example.com` → `oa`, seed 003's code) —, then the default target. No match and no
+ * default → 404 when a route needs a target. `X-Target-Host` (seed 003), when enabled, overrides
+ * all of these for allowlisted hosts only (src/routing/target-host.ts).
+ *
+ * Host and path are read in `onRequest` (cheap, synchronous). The override, the per-key
+ * allowed-targets check and the path mapping run in `preValidation`: after every `onRequest`
+ * hook, so after client authentication whatever the plugin order, and after the JSON body was
+ * read, since Azure's deployment path depends on the model.
+ */
+import fp from 'fastify-plugin'
+import { isIP } from 'node:net'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { GatewayConfig } from '../config/schema.js'
+import type { UpstreamTarget } from './upstreams.js'
+import { mapUpstreamPath, pathTargetOf } from '../src/routing/paths.js'
+import { allowList, checkTargetHost, type AllowList } from '../src/routing/target-host.js'
+import { NoTargetError, TargetForbiddenError, TargetHostRefusedError } from '../src/routing/errors.js'
+
+export interface RoutingOptions {
+  routing: GatewayConfig['routing']
+}
+
+/**
+ * The request's target, for route handlers: 404 when nothing matched, 403 when the client's key
+ * may not use it. The check is repeated here (it is cheap) so it holds even for a route whose
+ * client identity was set after this plugin's hooks.
+ */
+export function requireTarget (request: FastifyRequest): UpstreamTarget {
+  const target = request.gw.target
+  if (target === null) throw new NoTargetError()
+  assertAllowed(request, target)
+  return target
+}
+
+function assertAllowed (request: FastifyRequest, target: UpstreamTarget): void {
+  const allowed = request.gw.client?.allowedTargets
+  if (allowed !== undefined && !allowed.includes(target.name)) throw new TargetForbiddenError()
+}
+
+/** The Host name without port or trailing dot, lower-case; '' for IP literals (they select nothing). */
+function hostnameOf (request: FastifyRequest): string {
+  const host = request.host
+  if (typeof host !== 'string' || host === '' || host.startsWith('[')) return ''
+  const colon = host.indexOf(':')
+  const name = (colon === -1 ? host : host.slice(0, colon)).toLowerCase().replace(/\.$/, '')
+  return isIP(name) !== 0 ? '' : name
+}
+
+interface HostRouter {
+  match: (hostname: string) => UpstreamTarget | undefined
+}
+
+function createHostRouter (byName: ReadonlyMap<string, UpstreamTarget>): HostRouter {
+  const prefixes = [...byName.values()]
+    .flatMap(t => t.hostPrefixes.map(p => [p, t] as const))
+    .sort((a, b) => b[0].length - a[0].length)
+  return {
+    match (hostname) {
+      if (hostname === '') return undefined
+      for (const [prefix, target] of prefixes) if (hostname.startsWith(prefix)) return target
+      const dot = hostname.indexOf('.')
+      const label = dot === -1 ? hostname : hostname.slice(0, dot)
+      const exact = byName.get(label)
+      if (exact !== undefined) return exact
+      // `oa-anything`: the longest part before a dash that names a target
+      for (let dash = label.lastIndexOf('-'); dash > 0; dash = label.lastIndexOf('-', dash - 1)) {
+        const target = byName.get(label.slice(0, dash))
+        if (target !== undefined) return target
+      }
+      return undefined
+    }
+  }
+}
+
+const routing: FastifyPluginAsync<RoutingOptions> = async (fastify, { routing: opts }) => {
+  const { byName } = fastify.upstreams
+  const fallback = opts.defaultTarget === '' ? null : byName.get(opts.defaultTarget) ?? null
+  const hosts = opts.byHost ? createHostRouter(byName) : null
+  const override = opts.targetHeader.enabled ? targetHeaderResolver(byName, opts.targetHeader.allowHosts, fastify.upstreams.forHost) : null
+  if (override !== null) fastify.log.info({ allowHosts: override.entries }, 'X-Target-Host override enabled')
+
+  fastify.addHook('onRequest', async function selectTarget (request) {
+    const gw = request.gw
+    const named = pathTargetOf(request.raw)
+    let target = named !== undefined ? byName.get(named) : undefined
+    if (target === undefined && hosts !== null) target = hosts.match(hostnameOf(request))
+    gw.target = target ?? fallback
+  })
+
+  fastify.addHook('preValidation', async function authorizeTarget (request) {
+    if (request.routeOptions.config?.public === true) return
+    const gw = request.gw
+    if (override !== null) {
+      const value = request.headers['x-target-host']
+      if (value !== undefined) gw.target = await override.resolve(value, gw.target)
+    }
+    const target = gw.target
+    if (target === null) return
+    assertAllowed(request, target)
+    gw.upstreamPath = mapUpstreamPath(target, gw.upstreamPath !== '' ? gw.upstreamPath : request.url, gw.model)
+  })
+}
+
+interface TargetHeaderResolver {
+  entries: readonly string[]
+  resolve: (value: string | string[], current: UpstreamTarget | null) => Promise<UpstreamTarget>
+}
+
+/**
+ * An allowlisted `X-Target-Host` names a configured target by its host (the request keeps that
+ * target's keys and settings), or else a bare host reached with the client's own credentials.
+ */
+function targetHeaderResolver (
+  byName: ReadonlyMap<string, UpstreamTarget>,
+  configured: readonly string[],
+  forHost: (authority: string, checked: boolean) => UpstreamTarget
+): TargetHeaderResolver {
+  const byAuthority = new Map<string, UpstreamTarget>()
+  for (const t of byName.values()) if (!byAuthority.has(t.authority)) byAuthority.set(t.authority, t)
+  // default allowlist: the hosts of the configured targets
+  const entries = configured.length > 0 ? configured : [...byAuthority.keys()]
+  const allow: AllowList = allowList(entries)
+  return {
+    entries,
+    async resolve (value, current) {
+      const decision = await checkTargetHost(value, allow)
+      if (decision === null) throw new TargetHostRefusedError()
+      const authority = decision.kind === 'checked' ? decision.hostname : decision.authority
+      if (current !== null && current.authority === authority) return current
+      return byAuthority.get(authority) ?? forHost(authority, decision.kind === 'checked')
+    }
+  }
+}
+
+export default fp(routing, { name: 'gateway-routing', fastify: '5.x', dependencies: ['gateway-request-state', 'gateway-upstreams'] })

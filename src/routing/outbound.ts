@@ -1,0 +1,89 @@
+/**
+ * How the gateway reaches an upstream: directly, or through an outbound HTTP proxy.
+ *
+ * The choice is made once per target at boot from the config (never from process.env here):
+ * a target's own `proxy` wins ("direct" = none), else `HTTPS_PROXY` / `HTTP_PROXY` unless
+ * `NO_PROXY` matches the host, with the same NO_PROXY rules as undici's EnvHttpProxyAgent.
+ * `proxyUrlFor` exposes the same decision to the realtime WebSocket relay for its upstream dial.
+ *
+ * Through a proxy, https upstreams are tunnelled with CONNECT and their TLS is verified end to
+ * end (seed 003 turned verification off in its proxy mode; we do not); http upstreams use the
+ * absolute-form request line, as curl does.
+ */
+import { readFileSync } from 'node:fs'
+import { rootCertificates } from 'node:tls'
+import type { LookupFunction } from 'node:net'
+import { Agent, ProxyAgent, type Dispatcher } from 'undici'
+
+export interface OutboundSettings {
+  httpProxy: string
+  httpsProxy: string
+  noProxy: string
+}
+
+const DEFAULT_PORTS: Record<string, number> = { 'http:': 80, 'https:': 443 }
+
+/** NO_PROXY: comma or space separated `host`, `.domain`, `*.domain`, `host:port`, or `*` for all. */
+export function noProxyMatches (noProxy: string, hostname: string, port: number): boolean {
+  const host = hostname.toLowerCase()
+  for (const raw of noProxy.split(/[,\s]/)) {
+    if (raw === '') continue
+    if (raw === '*') return true
+    const m = /^(.+):(\d+)$/.exec(raw)
+    const entryHost = (m !== null ? m[1] : raw).replace(/^\*?\./, '').toLowerCase()
+    if (m !== null && Number(m[2]) !== port) continue
+    if (host === entryHost || host.endsWith(`.${entryHost}`)) return true
+  }
+  return false
+}
+
+/**
+ * The proxy URL an upstream at `url` is reached through, or null for a direct connection.
+ * @param targetProxy the target's own setting: '' = the outbound rules, 'direct', or a proxy URL
+ */
+export function resolveProxy (url: string, targetProxy: string, outbound: OutboundSettings): string | null {
+  if (targetProxy === 'direct') return null
+  if (targetProxy !== '') return targetProxy
+  const u = new URL(url)
+  const port = Number(u.port) || DEFAULT_PORTS[u.protocol] || 0
+  const hostname = u.hostname.replace(/^\[|\]$/g, '')
+  if (outbound.noProxy !== '' && noProxyMatches(outbound.noProxy, hostname, port)) return null
+  const proxy = u.protocol === 'https:' ? (outbound.httpsProxy || outbound.httpProxy) : outbound.httpProxy
+  return proxy === '' ? null : proxy
+}
+
+export interface DispatcherOptions {
+  caFile: string
+  connectTimeoutMs: number
+  connections: number
+  /** proxy URL, or null to connect directly */
+  proxyUrl: string | null
+  /** custom DNS lookup for direct connections (the pinned, SSRF-checked lookup of X-Target-Host) */
+  lookup?: LookupFunction
+}
+
+function trustedCa (caFile: string): string[] | undefined {
+  return caFile !== '' ? [...rootCertificates, readFileSync(caFile, 'utf8')] : undefined
+}
+
+/** A keep-alive dispatcher for one target; upstream TLS is always verified. */
+export function createDispatcher (opts: DispatcherOptions): Dispatcher {
+  const ca = trustedCa(opts.caFile)
+  const tls = { rejectUnauthorized: true, timeout: opts.connectTimeoutMs, ...(ca !== undefined ? { ca } : {}) }
+  if (opts.proxyUrl === null) {
+    return new Agent({
+      connections: opts.connections,
+      keepAliveTimeout: 30_000,
+      connect: { ...tls, ...(opts.lookup !== undefined ? { lookup: opts.lookup } : {}) }
+    })
+  }
+  return new ProxyAgent({
+    uri: opts.proxyUrl,
+    // absolute-form for http:// upstreams; https:// upstreams are always tunnelled with CONNECT
+    proxyTunnel: false,
+    connections: opts.connections,
+    keepAliveTimeout: 30_000,
+    requestTls: tls,
+    proxyTls: { timeout: opts.connectTimeoutMs }
+  })
+}

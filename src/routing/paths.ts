@@ -1,0 +1,144 @@
+/**
+ * Request paths: which part of the URL selects a target, and which path the target is sent.
+ *
+ * `createPathRouter` runs before Fastify's router (the `rewriteUrl` server option), so
+ * `/{target}/v1/…` and seed 003's `/release/v1/…` reach the same routes as `/v1/…` — proxied
+ * routes, the models route and the realtime WebSocket alike — and no route is registered twice.
+ * The target a path prefix selected is remembered per raw request for the routing plugin.
+ *
+ * `mapUpstreamPath` applies a target's path rewrites (seed 004's `proxy_url_path`) and Azure's
+ * deployment paths and `api-version` query.
+ */
+import type { IncomingMessage } from 'node:http'
+import type { GatewayConfig } from '../../config/schema.js'
+
+/** raw request → target name chosen by its path prefix */
+const pathTargets = new WeakMap<IncomingMessage, string>()
+
+export function pathTargetOf (req: IncomingMessage): string | undefined {
+  return pathTargets.get(req)
+}
+
+/** Seed 003's Tencent SCF stage prefixes, removed only as a whole leading segment. */
+const STAGES = ['/release', '/test']
+
+export function stripStage (url: string): string {
+  for (const stage of STAGES) {
+    if (!url.startsWith(stage)) continue
+    const next = url.charAt(stage.length)
+    if (next === '') return '/'
+    if (next === '/') return url.slice(stage.length)
+    if (next === '?') return `/${url.slice(stage.length)}`
+  }
+  return url
+}
+
+/** What may follow a target prefix: the API itself, or Azure-style `/openai/…` paths. */
+function isApiPath (rest: string): boolean {
+  return rest.startsWith('/v1/') || rest === '/v1' || rest.startsWith('/v1?') || rest.startsWith('/openai/')
+}
+
+export type UrlRewriter = (req: IncomingMessage) => string
+
+/** The `rewriteUrl` function for the Fastify server, or undefined when no path routing is configured. */
+export function createPathRouter (config: Pick<GatewayConfig, 'routing' | 'targets'>): UrlRewriter | undefined {
+  const names = new Set(config.routing.byPath ? ['default', ...Object.keys(config.targets)] : [])
+  const strip = config.routing.stripStagePrefixes
+  if (!strip && names.size === 0) return undefined
+  return function routeByPath (req) {
+    let url = req.url ?? '/'
+    if (strip) url = stripStage(url)
+    const end = url.indexOf('/', 1)
+    if (end > 1) {
+      const name = url.slice(1, end)
+      const rest = url.slice(end)
+      if (names.has(name) && isApiPath(rest)) {
+        pathTargets.set(req, name)
+        url = rest
+      }
+    }
+    return url
+  }
+}
+
+export interface PathRewrite {
+  from: string
+  to: string
+  /** `from` ended in `*`: everything after it is kept */
+  prefix: boolean
+}
+
+export interface AzureRouting {
+  apiVersion: string
+  deployments: ReadonlyMap<string, string>
+}
+
+/** What mapUpstreamPath needs of a target. */
+export interface PathMapping {
+  rewrites: readonly PathRewrite[] | null
+  azure: AzureRouting | null
+}
+
+export function compileRewrites (map: Readonly<Record<string, string>>): PathRewrite[] | null {
+  const list = Object.entries(map).map(([from, to]) => from.endsWith('*')
+    ? { from: from.slice(0, -1), to: to.replace(/\*$/, ''), prefix: true }
+    : { from, to, prefix: false })
+  // exact rules first, then the longest prefix
+  list.sort((a, b) => Number(a.prefix) - Number(b.prefix) || b.from.length - a.from.length)
+  return list.length > 0 ? list : null
+}
+
+/** Azure operations addressed through a deployment (the model names it). */
+const DEPLOYMENT_OPERATIONS = new Set([
+  'chat/completions', 'completions', 'embeddings', 'audio/speech', 'audio/transcriptions',
+  'audio/translations', 'images/generations', 'images/edits'
+])
+
+/** The path (and query) to request from the target, for a client URL and the request's model. */
+export function mapUpstreamPath (target: PathMapping, url: string, model: string | null): string {
+  if (target.rewrites === null && target.azure === null) return url
+  const q = url.indexOf('?')
+  let path = q === -1 ? url : url.slice(0, q)
+  let query = q === -1 ? '' : url.slice(q + 1)
+  if (target.rewrites !== null) {
+    const rewritten = rewrite(target.rewrites, path)
+    if (rewritten !== null) {
+      const rq = rewritten.indexOf('?')
+      path = rq === -1 ? rewritten : rewritten.slice(0, rq)
+      if (rq !== -1) query = joinQuery(rewritten.slice(rq + 1), query)
+    }
+  }
+  if (target.azure !== null) {
+    path = azurePath(target.azure, path, model)
+    if (target.azure.apiVersion !== '' && !new URLSearchParams(query).has('api-version')) {
+      query = joinQuery(query, `api-version=${encodeURIComponent(target.azure.apiVersion)}`)
+    }
+  }
+  return query === '' ? path : `${path}?${query}`
+}
+
+function rewrite (rules: readonly PathRewrite[], path: string): string | null {
+  for (const r of rules) {
+    if (r.prefix ? path.startsWith(r.from) : path === r.from) return r.prefix ? r.to + path.slice(r.from.length) : r.to
+  }
+  return null
+}
+
+function joinQuery (a: string, b: string): string {
+  return a === '' ? b : b === '' ? a : `${a}&${b}`
+}
+
+/**
+ * OpenAI paths onto Azure's: `/v1/chat/completions` with model m → `/openai/deployments/{d}/chat/completions`
+ * where d is the configured deployment for m (or m itself); other `/v1/x` → `/openai/x`. Paths
+ * already in Azure's form are left alone. The model is client input, so it is percent-encoded.
+ */
+function azurePath (azure: AzureRouting, path: string, model: string | null): string {
+  if (!path.startsWith('/v1/')) return path
+  const operation = path.slice(4)
+  if (model !== null && model !== '' && DEPLOYMENT_OPERATIONS.has(operation)) {
+    const deployment = azure.deployments.get(model) ?? model
+    return `/openai/deployments/${encodeURIComponent(deployment)}/${operation}`
+  }
+  return `/openai/${operation}`
+}
