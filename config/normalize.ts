@@ -4,6 +4,7 @@
  */
 import type { GatewayConfig } from './schema.js'
 import { ConfigError } from './errors.js'
+import { normalizeAbuse } from './abuse.js'
 
 /** A bare host (`api.openai.com`, `host:8443`) means https; a full URL keeps its scheme. */
 export function normalizeBaseUrl (value: string, where: string): string {
@@ -27,4 +28,5 @@ export function normalizeBaseUrl (value: string, where: string): string {
 export function postProcess (config: GatewayConfig, origins: Map<string, string>): void {
   const where = `upstream.url (${origins.get('upstream.url') ?? 'default'})`
   config.upstream.url = normalizeBaseUrl(config.upstream.url, where)
+  normalizeAbuse(config, origins)
 }

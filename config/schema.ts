@@ -8,15 +8,27 @@ import type { ConfigSection, OptionSpec } from './types.js'
 import { server, serverSchema } from './sections/server.js'
 import { upstream, upstreamSchema } from './sections/upstream.js'
 import { log, logSchema } from './sections/log.js'
+import { clientIp, clientIpSchema } from './sections/client-ip.js'
+import { ipFilter, ipFilterSchema } from './sections/ip-filter.js'
+import { blacklist, blacklistSchema } from './sections/blacklist.js'
+import { rateLimit, rateLimitSchema } from './sections/rate-limit.js'
+import { redis, redisSchema } from './sections/redis.js'
+import { admin, adminSchema } from './sections/admin.js'
 
-export const sections: ConfigSection[] = [server, upstream, log]
+export const sections: ConfigSection[] = [server, upstream, log, clientIp, ipFilter, blacklist, rateLimit, redis, admin]
 
 export const ConfigSchema = Type.Object({
   /** path of the YAML file the config came from, if any (informational) */
   configFile: Type.String({ default: '' }),
   server: serverSchema,
   upstream: upstreamSchema,
-  log: logSchema
+  log: logSchema,
+  clientIp: clientIpSchema,
+  ipFilter: ipFilterSchema,
+  blacklist: blacklistSchema,
+  rateLimit: rateLimitSchema,
+  redis: redisSchema,
+  admin: adminSchema
 }, { additionalProperties: false })
 
 export type GatewayConfig = Static<typeof ConfigSchema>

@@ -18,7 +18,9 @@ export const SEED004_KEYS: Record<string, Convert> = {
   timeout: at('upstream.connectTimeoutMs', 1000), // seconds in seed 004, connect timeout only
   log_requests: at('log.requests'),
   log_responses: at('log.responses'),
-  route_prefix: () => {} // printed but never used by seed 004
+  route_prefix: () => {}, // printed but never used by seed 004
+  ip_whitelist: at('ipFilter.allow'), // exact strings in seed 004; CIDRs accepted here
+  ip_blacklist: at('ipFilter.deny')
 }
 
 /** Keys that only seed 004 files have; one of them is enough to recognise the format. */

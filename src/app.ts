@@ -7,10 +7,17 @@ import fp from 'fastify-plugin'
 import type { FastifyError, FastifyPluginAsync } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import requestState from '../plugins/request-state.js'
+import clientIp from '../plugins/client-ip.js'
+import redis from '../plugins/redis.js'
+import ipFilter from '../plugins/ip-filter.js'
+import autoBlacklist from '../plugins/auto-blacklist.js'
 import upstreams from '../plugins/upstreams.js'
+import rateLimit from '../plugins/rate-limit.js'
 import accessLog from '../plugins/access-log.js'
 import health from '../routes/health.js'
 import proxyRoutes from '../routes/v1/proxy.js'
+import blacklistRoutes from '../routes/admin/blacklist.js'
+import { adminTokenGuard } from '../routes/admin/guard.js'
 import { NotFoundError, errorBody, shapeError } from './errors.js'
 
 export interface AppOptions {
@@ -34,10 +41,18 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   })
 
   await fastify.register(requestState)
+  await fastify.register(clientIp)
+  await fastify.register(redis, { redis: config.redis })
+  await fastify.register(ipFilter, { ipFilter: config.ipFilter })
+  await fastify.register(autoBlacklist, { blacklist: config.blacklist, redis: config.redis, exemptPublic: config.ipFilter.exemptHealth })
   await fastify.register(upstreams, { upstream: config.upstream })
+  // after auth (which sets request.gw.client), before every route
+  await fastify.register(rateLimit, { rateLimit: config.rateLimit, keyPrefix: config.redis.keyPrefix })
   await fastify.register(accessLog, { log: config.log })
 
   await fastify.register(health)
+  // TEMPORARY guard until the shared admin guard lands (see routes/admin/guard.ts)
+  await fastify.register(blacklistRoutes, { guard: adminTokenGuard(config.admin.token) })
   await fastify.register(proxyRoutes)
 }
 
