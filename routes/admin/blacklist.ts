@@ -8,6 +8,7 @@
  */
 import type { FastifyPluginAsync, onRequestAsyncHookHandler } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
+import { Ajv } from 'ajv'
 import { newEntry } from '../../src/abuse/blacklist.js'
 import { canonicalIp } from '../../src/abuse/ip.js'
 import { InvalidAddressError, NotBlacklistedError } from '../../src/errors.js'
@@ -30,8 +31,13 @@ function addressOf (text: string): string {
   return ip
 }
 
+// Fastify's default validator drops unknown keys silently; here a typo (`tll`) must be an error,
+// not a permanent block
+const strict = new Ajv({ allErrors: false, coerceTypes: false, removeAdditional: false })
+
 const blacklistRoutes: FastifyPluginAsync<BlacklistRoutesOptions> = async (fastify, { guard }) => {
   fastify.addHook('onRequest', guard)
+  fastify.setValidatorCompiler(({ schema }) => strict.compile(schema))
 
   fastify.get('/admin/blacklist', async () => {
     const entries = fastify.blacklist.list()
