@@ -21,7 +21,8 @@ test('without trusted proxies a spoofed X-Forwarded-For changes nothing', async 
   const mock = await startMock(t)
   // the spoofed address is denied, the real one (the socket peer) is allowed
   const gw = await startGateway(t, { env: { GATEWAY_UPSTREAM_URL: mock.url, GATEWAY_IP_DENY: '6.6.6.6', GATEWAY_IP_ALLOW: '127.0.0.1' } })
-  for (const spoof of [{ 'x-forwarded-for': '6.6.6.6' }, { 'x-real-ip': '6.6.6.6' }, { forwarded: 'for=6.6.6.6' }, { 'x-forwarded-for': '10.1.1.1, 6.6.6.6' }]) {
+  const spoofs: Array<Record<string, string>> = [{ 'x-forwarded-for': '6.6.6.6' }, { 'x-real-ip': '6.6.6.6' }, { forwarded: 'for=6.6.6.6' }, { 'x-forwarded-for': '10.1.1.1, 6.6.6.6' }]
+  for (const spoof of spoofs) {
     const res = await get(`${gw.url}/v1/models`, spoof)
     assert.equal(res.status, 200, JSON.stringify(spoof))
   }

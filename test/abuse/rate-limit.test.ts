@@ -7,7 +7,7 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { createServer } from 'node:http'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify'
 import websocket from '@fastify/websocket'
 import OpenAI from 'openai'
 import { request } from 'undici'
@@ -99,7 +99,7 @@ test('disabled: no limit, no headers', async (t) => {
 async function appWithClients (t: TestContext, max: number): Promise<{ app: FastifyInstance, url: string }> {
   const { config } = loadConfig({ env: { GATEWAY_RATE_LIMIT_REQUESTS: String(max) }, cwd: tempDir() })
   const app = Fastify()
-  app.setErrorHandler((err, req, reply) => {
+  app.setErrorHandler((err: FastifyError, req, reply) => {
     const shaped = shapeError(err)
     return reply.code(shaped.status).send(errorBody(req.url, shaped))
   })
