@@ -83,7 +83,7 @@ const autoBlacklist: FastifyPluginAsync<AutoBlacklistOptions> = async (fastify, 
 
   fastify.addHook('onRequest', async function refuseBlacklisted (request) {
     if (opts.exemptPublic && request.routeOptions.config?.public === true) return
-    if (service.has(request.clientIp)) {
+    if (service.size > 0 && service.has(request.clientIp)) {
       service.stats.refused++
       throw new IpBlacklistedError()
     }

@@ -27,6 +27,7 @@ export class RedisHealth {
   /** failed connection attempts and commands since start */
   failures = 0
   #down = false
+  #closing = false
   readonly #log: FastifyBaseLogger
 
   constructor (log: FastifyBaseLogger) {
@@ -35,6 +36,7 @@ export class RedisHealth {
 
   /** A connection error or a failed command: the first one of an outage is logged. */
   failed (err: unknown, operation: string): void {
+    if (this.#closing) return // commands cut short by our own shutdown are no outage
     this.failures++
     this.available = false
     if (this.#down) return
@@ -42,6 +44,10 @@ export class RedisHealth {
     this.outages++
     this.#log.warn({ operation, cause: (err as Error)?.message ?? String(err), outages: this.outages },
       'redis unavailable: rate limits follow redis.failClosed, blacklist checks use the copy in memory; reconnecting')
+  }
+
+  closing (): void {
+    this.#closing = true
   }
 
   /** Connected (again), or a command succeeded after failures. */
@@ -81,10 +87,9 @@ const redisPlugin: FastifyPluginAsync<RedisPluginOptions> = async (fastify, { re
     return
   }
   const client = createRedisClient(opts.url, opts.commandTimeoutMs)
-  let closing = false
   client.on('ready', () => health.recovered())
   client.on('error', (err: Error) => health.failed(err, 'connection'))
-  client.on('close', () => { if (!closing) health.failed(new Error('connection closed'), 'connection') })
+  client.on('close', () => health.failed(new Error('connection closed'), 'connection'))
   fastify.decorate('redis', client)
 
   try {
@@ -96,7 +101,7 @@ const redisPlugin: FastifyPluginAsync<RedisPluginOptions> = async (fastify, { re
   }
 
   fastify.addHook('onClose', async () => {
-    closing = true
+    health.closing()
     if (client.status === 'ready') await client.quit().catch(() => client.disconnect())
     else client.disconnect()
   })

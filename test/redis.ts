@@ -49,7 +49,8 @@ async function waitForPong (port: number): Promise<void> {
   throw new Error(`redis-server on port ${port} did not answer PING`)
 }
 
-export async function startRedis (t: TestContext): Promise<RedisServer> {
+/** @param running false: pick the port but start nothing yet (Redis down when the gateway boots) */
+export async function startRedis (t: TestContext, running = true): Promise<RedisServer> {
   requireRedisServer()
   const port = await freePort()
   let child: ChildProcess | null = null
@@ -68,7 +69,7 @@ export async function startRedis (t: TestContext): Promise<RedisServer> {
     proc.kill('SIGKILL')
     await exited
   }
-  await start()
+  if (running) await start()
   t.after(stop)
   return { url: `redis://127.0.0.1:${port}`, port, stop, start }
 }

@@ -89,36 +89,40 @@ export class BlacklistSync {
   async #resync (): Promise<void> {
     const { redis, health, blacklist } = this.#o
     try {
-      for (const change of [...this.#pending.values()]) await this.#push(change, true)
-      const [marker, hash] = await Promise.all([redis.get(this.#marker), redis.hgetall(this.#hash)])
-      if (marker === null) {
+      // the marker first: pushing pending changes into an emptied Redis must not make it look complete
+      if (await redis.get(this.#marker) === null) {
         await this.#seed()
+        health.recovered()
         return
       }
+      for (const change of [...this.#pending.values()]) await this.#push(change, true)
+      const hash = await redis.hgetall(this.#hash)
       const entries: BlacklistEntry[] = []
       for (const text of Object.values(hash)) {
         const entry = this.#parse(text)
         if (entry !== null) entries.push(entry)
       }
-      // changes still pending were made here during an outage and are not in Redis yet
-      for (const change of this.#pending.values()) {
-        if (change.op === 'add') entries.push(change.entry)
-      }
-      const removedHere = new Set([...this.#pending.values()].filter(c => c.op === 'remove').map(c => (c as { ip: string }).ip))
-      if (blacklist.replaceAll(entries.filter(e => !removedHere.has(e.ip)))) this.#o.onRemoteChange()
+      if (blacklist.replaceAll(entries)) this.#o.onRemoteChange()
       health.recovered()
     } catch (err) {
       health.failed(err, 'blacklist sync')
     }
   }
 
-  /** Redis has no list (new, flushed, or restarted without persistence): fill it from ours. */
+  /**
+   * Redis has no list (new, flushed, or restarted without persistence): fill it from ours, which
+   * already holds this replica's pending changes, and tell the others.
+   */
   async #seed (): Promise<void> {
     const local = this.#o.blacklist.list()
     const tx = this.#o.redis.multi()
-    for (const entry of local) tx.hset(this.#hash, entry.ip, JSON.stringify(entry))
+    for (const entry of local) {
+      tx.hset(this.#hash, entry.ip, JSON.stringify(entry))
+      tx.publish(this.#channel, JSON.stringify({ op: 'add', entry, origin: this.#origin }))
+    }
     tx.set(this.#marker, '1')
     await exec(tx)
+    this.#pending.clear()
     if (local.length > 0) this.#o.log.info({ entries: local.length }, 'shared blacklist in redis filled from this replica')
   }
 
@@ -128,7 +132,6 @@ export class BlacklistSync {
     const tx = redis.multi()
     if (change.op === 'add') tx.hset(this.#hash, ip, JSON.stringify(change.entry))
     else tx.hdel(this.#hash, ip)
-    tx.set(this.#marker, '1')
     tx.publish(this.#channel, JSON.stringify({ ...change, origin: this.#origin }))
     try {
       await exec(tx)

@@ -121,6 +121,10 @@ test("seed 002's black.json is read; hand edits are validated entry by entry", a
   const imported = seed.app.blacklist.get('127.0.0.1')!
   assert.equal(imported.addedAt, new Date(1700000001000).toISOString())
   assert.match(imported.reason, /seed 002.*missing_authorization/)
+  assert.equal((await call(`${seed.url}/healthz`)).status, 403, 'probes are refused too by default')
+  const probes = await startGateway(t, { env: blacklistEnv(mock.url, seedDir, { GATEWAY_IP_FILTER_EXEMPT_HEALTH: 'true' }) })
+  assert.equal((await call(`${probes.url}/healthz`)).status, 200, 'unless exempted')
+  assert.equal((await call(`${probes.url}/v1/models`)).status, 403)
 
   const dir = tempDir()
   writeFileSync(join(dir, 'black.json'), JSON.stringify({
