@@ -49,7 +49,11 @@ const autoBlacklist: FastifyPluginAsync<AutoBlacklistOptions> = async (fastify, 
 
   let writer: BlacklistFileWriter | null = null
   if (cfg.dir !== '') {
-    mkdirSync(cfg.dir, { recursive: true })
+    try {
+      mkdirSync(cfg.dir, { recursive: true })
+    } catch (err) {
+      throw new Error(`blacklist.dir "${cfg.dir}" cannot be created (${(err as NodeJS.ErrnoException).code ?? 'error'}); set GATEWAY_DATA_DIR / BASE_PATH to a writable directory`)
+    }
     const file = join(cfg.dir, BLACKLIST_FILE)
     list.replaceAll(loadBlacklistFile(file, log))
     writer = new BlacklistFileWriter(file, log, () => list.list())
