@@ -6,6 +6,7 @@ import type { GatewayConfig } from './schema.js'
 import { ConfigError } from './errors.js'
 import { normalizeAuth } from './sections/auth.js'
 import { checkTransforms } from './sections/transforms.js'
+import { normalizeAbuse } from './abuse.js'
 
 /** A bare host (`api.openai.com`, `host:8443`) means https; a full URL keeps its scheme. */
 export function normalizeBaseUrl (value: string, where: string): string {
@@ -31,4 +32,5 @@ export function postProcess (config: GatewayConfig, origins: Map<string, string>
   config.upstream.url = normalizeBaseUrl(config.upstream.url, where)
   normalizeAuth(config, origins)
   checkTransforms(config)
+  normalizeAbuse(config, origins)
 }

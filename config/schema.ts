@@ -12,6 +12,11 @@ import { cors, corsSchema } from './sections/cors.js'
 import { targets, targetsSchema, routing, routingSchema, outbound, outboundSchema } from './sections/targets.js'
 import { auth, authSchema } from './sections/auth.js'
 import { models, modelsSchema } from './sections/models.js'
+import { clientIp, clientIpSchema } from './sections/client-ip.js'
+import { ipFilter, ipFilterSchema } from './sections/ip-filter.js'
+import { blacklist, blacklistSchema } from './sections/blacklist.js'
+import { rateLimit, rateLimitSchema } from './sections/rate-limit.js'
+import { redis, redisSchema } from './sections/redis.js'
 import { transforms, transformsSchema } from './sections/transforms.js'
 
 export const sections: ConfigSection[] = [
@@ -24,6 +29,11 @@ export const sections: ConfigSection[] = [
   outbound,
   auth,
   models,
+  clientIp,
+  ipFilter,
+  blacklist,
+  rateLimit,
+  redis,
   transforms
 ]
 
@@ -39,6 +49,11 @@ export const ConfigSchema = Type.Object({
   outbound: outboundSchema,
   auth: authSchema,
   models: modelsSchema,
+  clientIp: clientIpSchema,
+  ipFilter: ipFilterSchema,
+  blacklist: blacklistSchema,
+  rateLimit: rateLimitSchema,
+  redis: redisSchema,
   transforms: transformsSchema
 }, { additionalProperties: false })
 

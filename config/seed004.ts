@@ -46,7 +46,9 @@ export const SEED004_KEYS: Record<string, Convert> = {
   // seed 004 sends its one route to base_url + proxy_url_path
   proxy_url_path: (value, out) => {
     if (typeof value === 'string' && value !== '') setPath(out, 'upstream.pathRewrites', { '/v1/chat/completions': value })
-  }
+  },
+  ip_whitelist: at('ipFilter.allow'), // exact strings in seed 004; CIDRs accepted here
+  ip_blacklist: at('ipFilter.deny')
 }
 
 /** Keys that only seed 004 files have; one of them is enough to recognise the format. */

@@ -21,6 +21,8 @@ export interface ContextIdOptions {
   limits: RewriteLimits
   /** an ioredis-compatible client: chains then live in Redis, shared by every gateway instance */
   redis?: RedisLike | null
+  /** prefix shared by every Redis key of this gateway (`redis.keyPrefix`) */
+  keyPrefix?: string
 }
 
 declare module 'fastify' {
@@ -53,7 +55,7 @@ const contextId: FastifyPluginAsync<ContextIdOptions> = async (fastify: FastifyI
     return
   }
   const store: ContextStore = opts.redis != null
-    ? new RedisContextStore(opts.redis, { ttlMs: opts.contextId.ttlMs })
+    ? new RedisContextStore(opts.redis, { ttlMs: opts.contextId.ttlMs, prefix: `${opts.keyPrefix ?? 'llm-gateway:'}context-id:` })
     : new MemoryContextStore(opts.contextId)
   fastify.decorate('contextIdStore', store)
   fastify.caches.register('contextIds', async () => await store.clear())

@@ -7,21 +7,26 @@ import fp from 'fastify-plugin'
 import type { FastifyError, FastifyPluginAsync } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import requestState from '../plugins/request-state.js'
+import clientIp from '../plugins/client-ip.js'
 import cors from '../plugins/cors.js'
 import caches from '../plugins/caches.js'
+import redis from '../plugins/redis.js'
+import ipFilter from '../plugins/ip-filter.js'
+import autoBlacklist from '../plugins/auto-blacklist.js'
 import upstreams from '../plugins/upstreams.js'
 import routing from '../plugins/routing.js'
 import auth from '../plugins/auth.js'
 import adminAuth from '../plugins/admin-auth.js'
+import rateLimit from '../plugins/rate-limit.js'
 import modelsCache from '../plugins/models-cache.js'
 import accessLog from '../plugins/access-log.js'
 import contextId from '../plugins/context-id.js'
 import fieldAlias from '../plugins/field-alias.js'
-import type { RedisLike } from './lib/context-store.js'
 import health from '../routes/health.js'
 import adminRoutes from '../routes/admin/index.js'
 import modelsRoutes from '../routes/v1/models.js'
 import proxyRoutes from '../routes/v1/proxy.js'
+import blacklistRoutes from '../routes/admin/blacklist.js'
 import { NotFoundError, errorBody, shapeError } from './errors.js'
 
 export interface AppOptions {
@@ -45,23 +50,31 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   })
 
   await fastify.register(requestState)
+  await fastify.register(clientIp)
+  // a browser preflight carries no credentials: answered before any check (seed 002)
   await fastify.register(cors, { cors: config.cors })
   await fastify.register(caches)
+  await fastify.register(redis, { redis: config.redis })
+  // cheapest refusals first: address lists, then the automatic blacklist
+  await fastify.register(ipFilter, { ipFilter: config.ipFilter })
+  await fastify.register(autoBlacklist, { blacklist: config.blacklist, redis: config.redis, exemptPublic: config.ipFilter.exemptHealth })
   await fastify.register(upstreams, { upstream: config.upstream, targets: config.targets, outbound: config.outbound })
   await fastify.register(routing, { routing: config.routing })
   // the admin guard runs before client authentication, which leaves admin routes to it
   await fastify.register(adminAuth, { adminToken: config.auth.adminToken, header: config.auth.header })
   await fastify.register(auth, { auth: config.auth })
+  // after auth (which sets request.gw.client), before every route
+  await fastify.register(rateLimit, { rateLimit: config.rateLimit, keyPrefix: config.redis.keyPrefix })
   await fastify.register(modelsCache, { models: config.models })
   // body transforms: context-id first on requests (client names), aliases nearest the upstream
   const limits = { maxJsonBytes: config.transforms.maxJsonBytes, maxEventSize: config.transforms.maxEventSize }
-  const redis = fastify.hasDecorator('redis') ? fastify.getDecorator<RedisLike | null>('redis') : null
-  await fastify.register(contextId, { contextId: config.transforms.contextId, limits, redis })
+  await fastify.register(contextId, { contextId: config.transforms.contextId, limits, redis: fastify.redis, keyPrefix: config.redis.keyPrefix })
   await fastify.register(fieldAlias, { transforms: config.transforms })
   await fastify.register(accessLog, { log: config.log })
 
   await fastify.register(health)
   await fastify.register(adminRoutes, { prefix: '/admin' })
+  await fastify.register(blacklistRoutes)
   await fastify.register(modelsRoutes)
   await fastify.register(proxyRoutes)
 }

@@ -30,6 +30,15 @@ export const AdminTokenError = coded('GW_ADMIN_UNAUTHORIZED', 'Admin token requi
 export const JsonTooDeepError = coded('GW_JSON_TOO_DEEP', 'The JSON body of your request is nested too deeply', 400, 'invalid_request_error', 'invalid_json')
 export const BodyTooLargeError = coded('GW_BODY_TOO_LARGE', 'Request body is larger than the limit of %s bytes', 413, 'invalid_request_error', 'request_too_large')
 
+// abuse protection (plugins/ip-filter, auto-blacklist, rate-limit; routes/admin/blacklist)
+export const IpDeniedError = coded('GW_IP_DENIED', 'Requests from your address are not allowed', 403, 'request_forbidden', 'ip_not_allowed')
+export const IpBlacklistedError = coded('GW_IP_BLACKLISTED', 'Your address has been blocked after repeated invalid requests', 403, 'request_forbidden', 'ip_blacklisted')
+// OpenAI's own 429 body says type "requests", code "rate_limit_exceeded"
+export const RateLimitedError = coded('GW_RATE_LIMITED', 'Rate limit reached: %s requests per %s; retry in %s s', 429, 'requests', 'rate_limit_exceeded')
+export const RateLimitUnavailableError = coded('GW_RATE_LIMIT_UNAVAILABLE', 'The rate limiter is unavailable; retry shortly', 503, 'server_error', 'rate_limit_unavailable')
+export const InvalidAddressError = coded('GW_INVALID_ADDRESS', '%s is not an IP address', 400, 'invalid_request_error', 'invalid_address')
+export const NotBlacklistedError = coded('GW_NOT_BLACKLISTED', '%s is not on the blacklist', 404, 'invalid_request_error', 'not_found')
+
 /** Fastify's own client errors, mapped to the same vocabulary. */
 const FASTIFY_CODES: Record<string, ErrorInfo & { message?: string }> = {
   FST_ERR_CTP_BODY_TOO_LARGE: { type: 'invalid_request_error', code: 'request_too_large', message: 'Request body is too large' },

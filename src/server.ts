@@ -35,6 +35,8 @@ export async function buildServer (config: GatewayConfig, opts: BuildOptions = {
     genReqId: requestId,
     requestIdHeader: false,
     bodyLimit: config.server.bodyLimit,
+    // X-Forwarded-For is believed only from configured proxies; none → the socket address
+    trustProxy: config.clientIp.trustedProxies.length > 0 ? [...config.clientIp.trustedProxies] : false,
     // a silent stream is healthy: no socket idle timeout; slow header senders are cut instead
     connectionTimeout: 0,
     requestTimeout: 0,

@@ -1,26 +1,84 @@
 /**
- * A throwaway redis-server for tests: on a unix socket in a temp dir (no TCP port), no
- * persistence, killed when the test ends. Tests skip when redis-server is not installed.
+ * A real `redis-server` for tests, on a free loopback port, with no persistence, stopped by the
+ * test. When redis-server is not installed the test fails with a message saying how to get it
+ * (scripts/ensure-redis.sh); it never skips silently.
  */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createConnection, createServer } from 'node:net'
 import type { TestContext } from 'node:test'
-import { spawn, spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
-import { tempDir } from './tmp.js'
 
-export function redisServerInstalled (): boolean {
-  return spawnSync('redis-server', ['--version']).status === 0
+export interface RedisServer {
+  url: string
+  port: number
+  /** kills the server (an outage as the gateway sees it: connections drop) */
+  stop: () => Promise<void>
+  /** starts it again on the same port, empty */
+  start: () => Promise<void>
 }
 
-export async function startRedis (t: TestContext): Promise<Redis> {
-  const dir = tempDir()
-  const socket = join(dir, 'redis.sock')
-  const server = spawn('redis-server', ['--port', '0', '--unixsocket', socket, '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' })
-  t.after(() => { server.kill() })
-  for (let i = 0; i < 300 && !existsSync(socket); i++) await sleep(10)
-  const client = new Redis({ path: socket, maxRetriesPerRequest: 1 })
+export function requireRedisServer (): void {
+  const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' })
+  if (probe.error !== undefined || probe.status !== 0) {
+    throw new Error('redis-server is not installed: run scripts/ensure-redis.sh (Debian package redis-server); these tests need a real Redis')
+  }
+}
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+/** Resolves once the server answers PING (bounded: 100 tries). */
+async function waitForPong (port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>(resolve => {
+      const socket = createConnection({ host: '127.0.0.1', port })
+      socket.once('error', () => resolve(false))
+      socket.once('connect', () => socket.write('PING\r\n'))
+      socket.once('data', (d) => { socket.destroy(); resolve(d.toString().startsWith('+PONG')) })
+    })
+    if (ok) return
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  throw new Error(`redis-server on port ${port} did not answer PING`)
+}
+
+/** @param running false: pick the port but start nothing yet (Redis down when the gateway boots) */
+export async function startRedis (t: TestContext, running = true): Promise<RedisServer> {
+  requireRedisServer()
+  const port = await freePort()
+  let child: ChildProcess | null = null
+  const start = async (): Promise<void> => {
+    const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+    child = proc
+    const exited = once(proc, 'exit').then(([code]) => { throw new Error(`redis-server exited early (code ${String(code)})`) })
+    exited.catch(() => {})
+    await Promise.race([waitForPong(port), exited])
+  }
+  const stop = async (): Promise<void> => {
+    const proc = child
+    child = null
+    if (proc === null || proc.exitCode !== null) return
+    const exited = once(proc, 'exit')
+    proc.kill('SIGKILL')
+    await exited
+  }
+  if (running) await start()
+  t.after(stop)
+  return { url: `redis://127.0.0.1:${port}`, port, stop, start }
+}
+
+/** A real redis-server plus an ioredis client connected to it, both stopped with the test. */
+export async function startRedisClient (t: TestContext): Promise<Redis> {
+  const server = await startRedis(t)
+  const client = new Redis(server.url, { maxRetriesPerRequest: 1 })
   t.after(() => client.disconnect())
   await client.ping()
   return client

@@ -14,6 +14,16 @@ function find (dir) {
   return out
 }
 
+// system packages some suites need (redis-server, chromium): each scripts/ensure-*.sh installs its
+// package when missing, so a fresh machine needs nothing by hand
+for (const script of readdirSync('scripts').filter(n => /^ensure-.*\.sh$/.test(n)).sort()) {
+  const r = spawnSync('bash', [join('scripts', script)], { stdio: 'inherit' })
+  if (r.status !== 0) {
+    console.error(`${script} failed: the tests that need it cannot run`)
+    process.exit(1)
+  }
+}
+
 const only = process.argv.slice(2)
 const files = only.length > 0 ? only : find('test').sort()
 const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-timeout=120000', ...files], { stdio: 'inherit' })

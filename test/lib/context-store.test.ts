@@ -6,7 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MemoryContextStore, RedisContextStore, type ContextStore } from '../../src/lib/context-store.js'
-import { redisServerInstalled, startRedis } from '../redis.js'
+import { startRedisClient } from '../redis.js'
 
 async function behavesAsAStore (store: ContextStore): Promise<void> {
   assert.equal(await store.get('k1'), undefined)
@@ -45,8 +45,8 @@ test('memory store: bounded by capacity (least recently used go), optional TTL',
   assert.ok(gone, 'expired')
 })
 
-test('redis store: the same behaviour, with TTL, against a real redis-server', { skip: !redisServerInstalled() && 'redis-server not installed' }, async (t) => {
-  const client = await startRedis(t)
+test('redis store: the same behaviour, with TTL, against a real redis-server', async (t) => {
+  const client = await startRedisClient(t)
   await behavesAsAStore(new RedisContextStore(client, { ttlMs: 0 }))
   const ttl = new RedisContextStore(client, { ttlMs: 60_000, prefix: 'other:' })
   await ttl.set('k', 'v')

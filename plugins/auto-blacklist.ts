@@ -1,0 +1,122 @@
+/**
+ * Seed 002's automatic IP blacklist, done right. An address that makes `threshold` errors within
+ * `windowMs` is refused with 403 from then on (until its entry expires, if `ttlMs` is set, or an
+ * admin removes it).
+ *
+ * Errors are the gateway's own refusals of bad requests: authentication failures (401), unknown
+ * paths (404) and malformed requests (400). An upstream's answer passed through (a bad model name,
+ * a revoked upstream key, an upstream outage) is not the client's abuse and never counts: such a
+ * response has `request.gw.upstreamStatus` set. Recording and checking use the same normal-form
+ * address (`request.clientIp`), which seed 002 did not.
+ *
+ * The list is checked in root `onRequest` right after the address filter, from memory; it is kept
+ * in `<dir>/black.json` (atomic writes) and, with Redis, shared with the other replicas.
+ */
+import fp from 'fastify-plugin'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import type { FastifyPluginAsync } from 'fastify'
+import type { GatewayConfig } from '../config/schema.js'
+import { Blacklist, newEntry } from '../src/abuse/blacklist.js'
+import { BLACKLIST_FILE, BlacklistFileWriter, loadBlacklistFile } from '../src/abuse/blacklist-file.js'
+import { BlacklistService } from '../src/abuse/blacklist-service.js'
+import { BlacklistSync } from '../src/abuse/blacklist-sync.js'
+import { ErrorCounter } from '../src/abuse/error-counter.js'
+import { blockListOf, listHas, parseRule, type AddressRule } from '../src/abuse/ip.js'
+import { IpBlacklistedError } from '../src/errors.js'
+
+export interface AutoBlacklistOptions {
+  blacklist: GatewayConfig['blacklist']
+  redis: GatewayConfig['redis']
+  /** health probes skip the check (ipFilter.exemptHealth) */
+  exemptPublic: boolean
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    blacklist: BlacklistService
+  }
+}
+
+const SWEEP_INTERVAL_MS = 60_000
+
+const autoBlacklist: FastifyPluginAsync<AutoBlacklistOptions> = async (fastify, opts) => {
+  const cfg = opts.blacklist
+  const log = fastify.log.child({ plugin: 'auto-blacklist' })
+  const list = new Blacklist()
+  const service = new BlacklistService(list, cfg.maxEntries, log)
+  fastify.decorate('blacklist', service)
+
+  let writer: BlacklistFileWriter | null = null
+  if (cfg.dir !== '') {
+    try {
+      mkdirSync(cfg.dir, { recursive: true })
+    } catch (err) {
+      throw new Error(`blacklist.dir "${cfg.dir}" cannot be created (${(err as NodeJS.ErrnoException).code ?? 'error'}); set GATEWAY_DATA_DIR / BASE_PATH to a writable directory`)
+    }
+    const file = join(cfg.dir, BLACKLIST_FILE)
+    list.replaceAll(loadBlacklistFile(file, log))
+    writer = new BlacklistFileWriter(file, log, () => list.list())
+    log.info({ file, entries: list.size }, 'blacklist loaded')
+  } else if (cfg.enabled) {
+    log.info('blacklist kept in memory only (set GATEWAY_DATA_DIR or BASE_PATH to keep it across restarts)')
+  }
+
+  const redis = fastify.redis
+  const sync = redis !== null
+    ? new BlacklistSync({
+      redis,
+      health: fastify.redisHealth,
+      prefix: opts.redis.keyPrefix,
+      syncIntervalMs: opts.redis.syncIntervalMs,
+      blacklist: list,
+      log,
+      onRemoteChange: () => service.changedElsewhere()
+    })
+    : null
+  service.attach(writer, sync)
+  await sync?.start()
+
+  const sweeper = setInterval(() => { service.sweep().catch(err => log.warn({ err }, 'blacklist sweep failed')) }, SWEEP_INTERVAL_MS)
+  sweeper.unref()
+  fastify.addHook('onClose', async () => {
+    clearInterval(sweeper)
+    await sync?.close()
+    await writer?.flush()
+  })
+
+  fastify.addHook('onRequest', async function refuseBlacklisted (request) {
+    if (opts.exemptPublic && request.routeOptions.config?.public === true) return
+    if (service.size > 0 && service.has(request.clientIp)) {
+      service.stats.refused++
+      throw new IpBlacklistedError()
+    }
+  })
+
+  if (!cfg.enabled) return
+  const counted = new Set(cfg.statuses)
+  const ignore = blockListOf(cfg.ignore.map(r => parseRule(r)).filter((r): r is AddressRule => r !== null))
+  const counter = new ErrorCounter({ windowMs: cfg.windowMs, maxTracked: cfg.maxTracked, redis, health: fastify.redisHealth, prefix: opts.redis.keyPrefix })
+
+  fastify.addHook('onResponse', async function countClientErrors (request, reply) {
+    const status = reply.statusCode
+    if (!counted.has(status)) return
+    // an upstream's own answer, passed through, is not the client's fault
+    if ((request.gw?.upstreamStatus ?? 0) !== 0) return
+    const ip = request.clientIp
+    if (listHas(ignore, ip) || service.has(ip)) return
+    try {
+      const errors = await counter.record(ip)
+      if (errors < cfg.threshold) return
+      await counter.reset(ip)
+      const reason = `${errors} errors within ${cfg.windowMs} ms; last: ${status} ${request.gw?.errorClass ?? ''}`.trim()
+      if (await service.addAutomatic(newEntry(ip, reason, cfg.ttlMs > 0 ? cfg.ttlMs : null))) {
+        request.log.warn({ clientIp: ip, errors, windowMs: cfg.windowMs, ttlMs: cfg.ttlMs || undefined }, 'address blacklisted')
+      }
+    } catch (err) {
+      request.log.warn({ err }, 'could not record a client error for the blacklist')
+    }
+  })
+}
+
+export default fp(autoBlacklist, { name: 'gateway-auto-blacklist', fastify: '5.x', dependencies: ['gateway-client-ip', 'gateway-redis'] })

@@ -1,0 +1,129 @@
+/**
+ * Request rate limits over @fastify/rate-limit: `max` requests per `windowMs` (fixed window), per
+ * client key when the request is authenticated (`request.gw.client`, set by the auth plugin's
+ * onRequest, which is registered before this one), else per client address (IPv6 per /64). A key
+ * may carry its own limit (`client.rateLimit`). Counters live in Redis when configured, so every
+ * replica enforces the same limit, else in the plugin's bounded in-memory LRU.
+ *
+ * The limiter runs in a root onRequest hook rather than per route, so it also covers the 404
+ * handler (scanners) and WebSocket upgrades, and public routes (/healthz, /ping) are skipped.
+ * Answers carry OpenAI's header names (`x-ratelimit-limit-requests`, …-remaining-…, …-reset-…);
+ * a refusal is a 429 in the client's SDK shape with `Retry-After`.
+ *
+ * If Redis fails, requests are let through (fail open, the default) or refused with 503
+ * (`failClosed`); either way the outage is logged once (plugins/redis.ts) and counted here.
+ *
+ * Seed 002 meant to do this and never did: its limiter read config keys that did not exist.
+ */
+import fp from 'fastify-plugin'
+import fastifyRateLimit from '@fastify/rate-limit'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { GatewayConfig } from '../config/schema.js'
+import { networkKey } from '../src/abuse/ip.js'
+import { RateLimitedError, RateLimitUnavailableError } from '../src/errors.js'
+
+export interface RateLimitPluginOptions {
+  rateLimit: GatewayConfig['rateLimit']
+  /** Redis key prefix (redis.keyPrefix) */
+  keyPrefix: string
+}
+
+export interface RateLimitStats {
+  /** requests refused with 429 */
+  limited: number
+  /** requests let through unchecked because Redis failed (fail open) */
+  unchecked: number
+  /** requests refused with 503 because Redis failed (fail closed) */
+  refusedUnavailable: number
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    rateLimitStats: RateLimitStats
+  }
+  interface FastifyRequest {
+    /** the limit headers for this answer, written in onSend (after any upstream headers) */
+    rateLimitHeaders: Record<string, string> | null
+  }
+}
+
+/** OpenAI writes reset times as Go durations: `20ms`, `45s`, `6m0s`, `1h2m3s`. */
+export function goDuration (ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.ceil(ms))}ms`
+  const total = Math.ceil(ms / 1000)
+  const h = Math.floor(total / 3600)
+  const m = Math.floor((total % 3600) / 60)
+  const s = total % 60
+  if (h > 0) return `${h}h${m}m${s}s`
+  if (m > 0) return `${m}m${s}s`
+  return `${s}s`
+}
+
+function describeWindow (ms: number): string {
+  return ms % 60_000 === 0 ? `${ms / 60_000} min` : ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`
+}
+
+const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { rateLimit: cfg, keyPrefix }) => {
+  const stats: RateLimitStats = { limited: 0, unchecked: 0, refusedUnavailable: 0 }
+  fastify.decorate('rateLimitStats', stats)
+  fastify.decorateRequest('rateLimitHeaders', null)
+  if (!cfg.enabled) return
+
+  const redis = fastify.redis
+  const health = fastify.redisHealth
+  const keyOf = (request: FastifyRequest): string => {
+    const client = request.gw?.client
+    return client != null ? `key:${client.name}` : `ip:${networkKey(request.clientIp, cfg.ipv6Subnet)}`
+  }
+
+  await fastify.register(fastifyRateLimit, {
+    global: false, // no per-route hooks: the one root hook below covers every route
+    max: (request: FastifyRequest) => request.gw?.client?.rateLimit?.max ?? cfg.max,
+    timeWindow: (request: FastifyRequest) => request.gw?.client?.rateLimit?.timeWindowMs ?? cfg.windowMs,
+    keyGenerator: keyOf,
+    skipOnError: false, // store failures reach the hook below, which applies failClosed
+    cache: cfg.maxTracked,
+    ...(redis !== null ? { redis, nameSpace: `${keyPrefix}ratelimit:` } : {})
+  })
+  const limiter = fastify.createRateLimit()
+
+  fastify.addHook('onRequest', async function enforceRateLimit (request, reply) {
+    if (request.routeOptions.config?.public === true) return
+    let result
+    try {
+      result = await limiter(request)
+    } catch (err) {
+      health.failed(err, 'rate limit')
+      if (cfg.failClosed) {
+        stats.refusedUnavailable++
+        reply.header('retry-after', '1')
+        throw new RateLimitUnavailableError()
+      }
+      stats.unchecked++
+      return
+    }
+    if (redis !== null) health.recovered()
+    if (result.isAllowed) return
+    const resetMs = Math.max(0, result.ttl)
+    request.rateLimitHeaders = {
+      'x-ratelimit-limit-requests': String(result.max),
+      'x-ratelimit-remaining-requests': String(result.isExceeded ? 0 : result.remaining),
+      'x-ratelimit-reset-requests': goDuration(resetMs)
+    }
+    if (!result.isExceeded) return
+    stats.limited++
+    const retrySeconds = Math.max(1, result.ttlInSeconds)
+    reply.header('retry-after', String(retrySeconds))
+    reply.header('retry-after-ms', String(Math.max(1, resetMs)))
+    request.log.debug({ rateLimitKey: result.key, max: result.max }, 'rate limit reached')
+    throw new RateLimitedError(result.max, describeWindow(result.timeWindow), retrySeconds)
+  })
+
+  // last word on these headers: a forwarded upstream answer carries the upstream's own limits
+  fastify.addHook('onSend', async function writeRateLimitHeaders (request, reply) {
+    const headers = request.rateLimitHeaders
+    if (headers !== null) reply.headers(headers)
+  })
+}
+
+export default fp(rateLimit, { name: 'gateway-rate-limit', fastify: '5.x', dependencies: ['gateway-client-ip', 'gateway-redis'] })

@@ -1,0 +1,124 @@
+/**
+ * `black.json` under the data directory (seed 002's `BASE_PATH/black.json`): read once at boot,
+ * rewritten atomically after every change.
+ *
+ * Format: `{"version":1,"entries":[{"ip","addedAt","reason","expiresAt"}]}`. Seed 002's file
+ * (`{"blacks":[…],"ip_error_counter":{…}}`) is read too, so an existing blacklist carries over.
+ * A file that is not JSON, or not one of these shapes, is reported in one line and moved aside
+ * (`black.json.corrupt-<time>`), and the gateway starts with an empty list instead of refusing to
+ * start or silently overwriting the evidence. Invalid entries in an otherwise good file (hand
+ * edits) are skipped and named in one line.
+ */
+import { existsSync, readFileSync, renameSync } from 'node:fs'
+import type { FastifyBaseLogger } from 'fastify'
+import { writeFileAtomic } from '../atomic-write.js'
+import { parseEntry, type BlacklistEntry } from './blacklist.js'
+
+export const BLACKLIST_FILE = 'black.json'
+
+function isObject (v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v)
+}
+
+/** Seed 002 kept bare addresses in `blacks` and error counters (with times) beside them. */
+function seed002Entries (doc: Record<string, unknown>, now: number): unknown[] {
+  if (!Array.isArray(doc.blacks)) return []
+  const counters = isObject(doc.ip_error_counter) ? doc.ip_error_counter : {}
+  return doc.blacks.map(ip => {
+    const counter = typeof ip === 'string' && isObject(counters[ip]) ? counters[ip] : {}
+    const last = typeof counter.lastError === 'number' ? counter.lastError : now
+    const kind = typeof counter.errorType === 'string' ? `, last error ${counter.errorType}` : ''
+    return { ip, addedAt: last, reason: `imported from seed 002 black.json${kind}` }
+  })
+}
+
+function moveAside (path: string, why: string, log: FastifyBaseLogger): void {
+  const aside = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`
+  try {
+    renameSync(path, aside)
+    log.warn({ file: path, movedTo: aside, problem: why }, 'blacklist file is corrupt: moved aside, starting with an empty blacklist')
+  } catch (err) {
+    log.warn({ file: path, problem: why, moveError: (err as Error).message }, 'blacklist file is corrupt and could not be moved aside: starting with an empty blacklist')
+  }
+}
+
+/** Entries still in force from the file; never throws. */
+export function loadBlacklistFile (path: string, log: FastifyBaseLogger, now = Date.now()): BlacklistEntry[] {
+  if (!existsSync(path)) return []
+  let doc: unknown
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== undefined) {
+      log.warn({ file: path, cause: (err as Error).message }, 'blacklist file cannot be read: starting with an empty blacklist')
+      return []
+    }
+    moveAside(path, `not JSON: ${(err as Error).message}`, log)
+    return []
+  }
+  if (!isObject(doc) || (!Array.isArray(doc.entries) && !Array.isArray(doc.blacks))) {
+    moveAside(path, 'expected {"version":1,"entries":[…]} (or seed 002\'s {"blacks":[…]})', log)
+    return []
+  }
+  const raw = [...(Array.isArray(doc.entries) ? doc.entries : []), ...seed002Entries(doc, now)]
+  const entries = new Map<string, BlacklistEntry>()
+  const problems: string[] = []
+  for (const [i, value] of raw.entries()) {
+    const parsed = parseEntry(value, now)
+    if (typeof parsed === 'string') problems.push(`entry ${i}: ${parsed}`)
+    else if (parsed.expiresAt === null || Date.parse(parsed.expiresAt) > now) entries.set(parsed.ip, parsed)
+  }
+  if (problems.length > 0) {
+    log.warn({ file: path, ignored: problems.length, problems: problems.slice(0, 5) }, 'blacklist file: invalid entries ignored')
+  }
+  return [...entries.values()]
+}
+
+export function serializeBlacklist (entries: readonly BlacklistEntry[]): string {
+  return `${JSON.stringify({ version: 1, entries }, null, 2)}\n`
+}
+
+/**
+ * Saves the list after changes. Saves never overlap, and changes made while one is running are
+ * folded into one more save, so a burst of additions costs two writes, not one per addition.
+ */
+export class BlacklistFileWriter {
+  readonly #path: string
+  readonly #log: FastifyBaseLogger
+  readonly #snapshot: () => BlacklistEntry[]
+  #dirty = false
+  #running: Promise<void> | null = null
+  #failing = false
+
+  constructor (path: string, log: FastifyBaseLogger, snapshot: () => BlacklistEntry[]) {
+    this.#path = path
+    this.#log = log
+    this.#snapshot = snapshot
+  }
+
+  schedule (): void {
+    this.#dirty = true
+    this.#running ??= this.#drain()
+  }
+
+  /** Resolves once every scheduled change is on disk (or failed and was logged). */
+  async flush (): Promise<void> {
+    while (this.#running !== null) await this.#running
+  }
+
+  async #drain (): Promise<void> {
+    while (this.#dirty) {
+      this.#dirty = false
+      try {
+        await writeFileAtomic(this.#path, serializeBlacklist(this.#snapshot()))
+        if (this.#failing) this.#log.info({ file: this.#path }, 'blacklist file written again')
+        this.#failing = false
+      } catch (err) {
+        // one line per run of failures; the next change tries again
+        if (!this.#failing) this.#log.warn({ file: this.#path, cause: (err as Error).message }, 'blacklist file could not be written; the list stays in memory')
+        this.#failing = true
+      }
+    }
+    this.#running = null
+  }
+}

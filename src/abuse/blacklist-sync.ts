@@ -1,0 +1,180 @@
+/**
+ * One blacklist for all replicas, through Redis:
+ * - a hash `<prefix>blacklist` (address → entry JSON) holds the shared list;
+ * - every change is published on `<prefix>blacklist:changes`, so another replica refuses a newly
+ *   blacklisted address as soon as the message arrives;
+ * - a full re-read on every (re)connect and every `syncIntervalMs` repairs anything pub/sub missed
+ *   (messages are not queued while a subscriber is disconnected).
+ *
+ * Redis is not required for checking: each replica checks its own copy in memory, so while Redis is
+ * down refusals continue from the last copy. Changes made during an outage are remembered and
+ * written to Redis when it is back. A Redis that lost its data (restarted without persistence) is
+ * recognised by a missing marker key and refilled from the replicas' copies, instead of emptying
+ * every replica's list.
+ */
+import { randomUUID } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Redis } from 'ioredis'
+import type { RedisHealth } from '../../plugins/redis.js'
+import { parseEntry, type Blacklist, type BlacklistEntry } from './blacklist.js'
+
+type Change = { op: 'add', entry: BlacklistEntry } | { op: 'remove', ip: string }
+
+export interface BlacklistSyncOptions {
+  redis: Redis
+  health: RedisHealth
+  prefix: string
+  syncIntervalMs: number
+  blacklist: Blacklist
+  log: FastifyBaseLogger
+  /** the list in memory changed because of another replica (save the file) */
+  onRemoteChange: () => void
+}
+
+export class BlacklistSync {
+  readonly #o: BlacklistSyncOptions
+  readonly #hash: string
+  readonly #marker: string
+  readonly #channel: string
+  readonly #origin = randomUUID()
+  /** changes that could not be written to Redis yet, by address (the last one wins) */
+  readonly #pending = new Map<string, Change>()
+  #subscriber: Redis | null = null
+  #timer: NodeJS.Timeout | null = null
+  #syncing: Promise<void> | null = null
+
+  constructor (opts: BlacklistSyncOptions) {
+    this.#o = opts
+    this.#hash = `${opts.prefix}blacklist`
+    this.#marker = `${opts.prefix}blacklist:present`
+    this.#channel = `${opts.prefix}blacklist:changes`
+  }
+
+  /** Subscribes, and reads the shared list once before the gateway starts serving. */
+  async start (): Promise<void> {
+    // the subscriber may wait for Redis as long as it takes; only its own connection is blocked
+    const sub = this.#o.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined })
+    this.#subscriber = sub
+    sub.on('error', () => {}) // reported through the main connection's health
+    sub.on('message', (_channel: string, text: string) => this.#applyMessage(text))
+    // after every reconnect: whatever was published meanwhile is lost, so read the whole list
+    sub.on('ready', () => { this.resync().catch(() => {}) })
+    sub.subscribe(this.#channel).catch(() => {})
+    this.#timer = setInterval(() => { this.resync().catch(() => {}) }, this.#o.syncIntervalMs)
+    this.#timer.unref()
+    await this.resync()
+  }
+
+  async close (): Promise<void> {
+    if (this.#timer !== null) clearInterval(this.#timer)
+    this.#subscriber?.disconnect()
+    await this.#syncing
+  }
+
+  /** Writes an addition to Redis and tells the other replicas. */
+  async added (entry: BlacklistEntry): Promise<void> {
+    await this.#push({ op: 'add', entry })
+  }
+
+  async removed (ip: string): Promise<void> {
+    await this.#push({ op: 'remove', ip })
+  }
+
+  /** Pushes pending changes, then replaces the copy in memory with the shared list. */
+  resync (): Promise<void> {
+    this.#syncing ??= this.#resync().finally(() => { this.#syncing = null })
+    return this.#syncing
+  }
+
+  async #resync (): Promise<void> {
+    const { redis, health, blacklist } = this.#o
+    try {
+      // the marker first: pushing pending changes into an emptied Redis must not make it look complete
+      if (await redis.get(this.#marker) === null) {
+        await this.#seed()
+        health.recovered()
+        return
+      }
+      for (const change of [...this.#pending.values()]) await this.#push(change, true)
+      const hash = await redis.hgetall(this.#hash)
+      const entries: BlacklistEntry[] = []
+      for (const text of Object.values(hash)) {
+        const entry = this.#parse(text)
+        if (entry !== null) entries.push(entry)
+      }
+      if (blacklist.replaceAll(entries)) this.#o.onRemoteChange()
+      health.recovered()
+    } catch (err) {
+      health.failed(err, 'blacklist sync')
+    }
+  }
+
+  /**
+   * Redis has no list (new, flushed, or restarted without persistence): fill it from ours, which
+   * already holds this replica's pending changes, and tell the others.
+   */
+  async #seed (): Promise<void> {
+    const local = this.#o.blacklist.list()
+    const tx = this.#o.redis.multi()
+    for (const entry of local) {
+      tx.hset(this.#hash, entry.ip, JSON.stringify(entry))
+      tx.publish(this.#channel, JSON.stringify({ op: 'add', entry, origin: this.#origin }))
+    }
+    tx.set(this.#marker, '1')
+    await exec(tx)
+    this.#pending.clear()
+    if (local.length > 0) this.#o.log.info({ entries: local.length }, 'shared blacklist in redis filled from this replica')
+  }
+
+  async #push (change: Change, throwOnFailure = false): Promise<void> {
+    const { redis, health } = this.#o
+    const ip = change.op === 'add' ? change.entry.ip : change.ip
+    const tx = redis.multi()
+    if (change.op === 'add') tx.hset(this.#hash, ip, JSON.stringify(change.entry))
+    else tx.hdel(this.#hash, ip)
+    tx.publish(this.#channel, JSON.stringify({ ...change, origin: this.#origin }))
+    try {
+      await exec(tx)
+      this.#pending.delete(ip)
+      health.recovered()
+    } catch (err) {
+      this.#pending.set(ip, change)
+      health.failed(err, 'blacklist write')
+      if (throwOnFailure) throw err
+    }
+  }
+
+  #applyMessage (text: string): void {
+    let msg: unknown
+    try { msg = JSON.parse(text) } catch { return }
+    if (msg === null || typeof msg !== 'object') return
+    const m = msg as { op?: unknown, entry?: unknown, ip?: unknown, origin?: unknown }
+    if (m.origin === this.#origin) return
+    let changed = false
+    if (m.op === 'add') {
+      const entry = parseEntry(m.entry)
+      if (typeof entry === 'string') return
+      changed = this.#o.blacklist.set(entry)
+      if (changed) this.#o.log.info({ clientIp: entry.ip, reason: entry.reason }, 'address blacklisted by another replica')
+    } else if (m.op === 'remove' && typeof m.ip === 'string') {
+      changed = this.#o.blacklist.delete(m.ip)
+    }
+    if (changed) this.#o.onRemoteChange()
+  }
+
+  #parse (text: string): BlacklistEntry | null {
+    try {
+      const entry = parseEntry(JSON.parse(text))
+      return typeof entry === 'string' ? null : entry
+    } catch {
+      return null
+    }
+  }
+}
+
+/** MULTI/EXEC where any failed command counts as a failure. */
+async function exec (tx: ReturnType<Redis['multi']>): Promise<void> {
+  const results = await tx.exec()
+  if (results === null) throw new Error('redis transaction aborted')
+  for (const [err] of results) if (err !== null) throw err
+}
