@@ -8,15 +8,19 @@ import type { ConfigSection, OptionSpec } from './types.js'
 import { server, serverSchema } from './sections/server.js'
 import { upstream, upstreamSchema } from './sections/upstream.js'
 import { log, logSchema } from './sections/log.js'
+import { realtime, realtimeSchema } from './sections/realtime.js'
+import { uploads, uploadsSchema } from './sections/uploads.js'
 
-export const sections: ConfigSection[] = [server, upstream, log]
+export const sections: ConfigSection[] = [server, upstream, log, realtime, uploads]
 
 export const ConfigSchema = Type.Object({
   /** path of the YAML file the config came from, if any (informational) */
   configFile: Type.String({ default: '' }),
   server: serverSchema,
   upstream: upstreamSchema,
-  log: logSchema
+  log: logSchema,
+  realtime: realtimeSchema,
+  uploads: uploadsSchema
 }, { additionalProperties: false })
 
 export type GatewayConfig = Static<typeof ConfigSchema>

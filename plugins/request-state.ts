@@ -6,8 +6,9 @@
  */
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
-import type { Transform } from 'node:stream'
+import type { Readable, Transform } from 'node:stream'
 import type { UpstreamTarget } from './upstreams.js'
+import type { RealtimeSessionHook } from '../src/realtime/summary.js'
 
 /** The authenticated caller; `name` is what logs and metrics show, never the key itself. */
 export interface ClientIdentity {
@@ -47,9 +48,16 @@ export interface GatewayState {
   rawBody: Buffer | null
   json: Record<string, unknown> | null
   bodyChanged: boolean
+  /**
+   * Streamed (unparsed) request body to send upstream instead of the raw socket, e.g. the counting
+   * pass-through of plugins/upload-limits.ts; null → the socket is piped as is.
+   */
+  bodyStream: Readable | null
   model: string | null
   stream: boolean
   responseHooks: ResponseHook[]
+  /** called with the summary of a realtime (WebSocket) session when it closes */
+  realtimeHooks: RealtimeSessionHook[]
   upstreamStatus: number
   /** ms from request start to the first upstream byte */
   ttfbMs: number | null
@@ -76,9 +84,11 @@ export function newState (): GatewayState {
     rawBody: null,
     json: null,
     bodyChanged: false,
+    bodyStream: null,
     model: null,
     stream: false,
     responseHooks: [],
+    realtimeHooks: [],
     upstreamStatus: 0,
     ttfbMs: null,
     errorClass: null

@@ -9,8 +9,12 @@ import type { GatewayConfig } from '../config/schema.js'
 import requestState from '../plugins/request-state.js'
 import upstreams from '../plugins/upstreams.js'
 import accessLog from '../plugins/access-log.js'
+import uploadLimits from '../plugins/upload-limits.js'
+import websocket from '@fastify/websocket'
 import health from '../routes/health.js'
+import realtimeRoutes from '../routes/v1/realtime.js'
 import proxyRoutes from '../routes/v1/proxy.js'
+import { websocketPluginOptions } from './realtime/websocket-options.js'
 import { NotFoundError, errorBody, shapeError } from './errors.js'
 
 export interface AppOptions {
@@ -35,9 +39,14 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
 
   await fastify.register(requestState)
   await fastify.register(upstreams, { upstream: config.upstream })
+  await fastify.register(uploadLimits, { uploads: config.uploads })
   await fastify.register(accessLog, { log: config.log })
+  // the server's one WebSocket mechanism (STYLE.md §3.4), before every route so that upgrade
+  // requests run the same onRequest hooks (IP, auth, rate limit) as any request
+  await fastify.register(websocket, websocketPluginOptions(config.realtime))
 
   await fastify.register(health)
+  await fastify.register(realtimeRoutes, { realtime: config.realtime, caFile: config.upstream.caFile })
   await fastify.register(proxyRoutes)
 }
 

@@ -24,6 +24,21 @@ export const UpstreamTimeoutError = coded('GW_UPSTREAM_TIMEOUT', 'The upstream s
 export const NotFoundError = coded('GW_NOT_FOUND', 'Unknown route: %s %s', 404, 'invalid_request_error', 'not_found')
 export const InvalidJsonError = coded('GW_INVALID_JSON', 'We could not parse the JSON body of your request', 400, 'invalid_request_error', 'invalid_json')
 export const BodyTooLargeError = coded('GW_BODY_TOO_LARGE', 'Request body is larger than the limit of %s bytes', 413, 'invalid_request_error', 'request_too_large')
+export const UpgradeRequiredError = coded('GW_UPGRADE_REQUIRED', 'This endpoint only accepts WebSocket connections', 426, 'invalid_request_error', 'upgrade_required')
+
+/** Upload limits (plugins/upload-limits.ts): each 413 names the limit that was crossed. */
+export const UploadTotalTooLargeError = coded('GW_UPLOAD_TOTAL_SIZE', 'Upload exceeds the total size limit of %s bytes', 413, 'invalid_request_error', 'upload_total_size_exceeded')
+export const UploadFileTooLargeError = coded('GW_UPLOAD_FILE_SIZE', 'Uploaded file exceeds the file size limit of %s bytes', 413, 'invalid_request_error', 'upload_file_size_exceeded')
+export const UploadTooManyFilesError = coded('GW_UPLOAD_FILE_COUNT', 'Upload exceeds the file count limit of %s files', 413, 'invalid_request_error', 'upload_file_count_exceeded')
+export const UploadTooManyFieldsError = coded('GW_UPLOAD_FIELD_COUNT', 'Upload exceeds the field count limit of %s fields', 413, 'invalid_request_error', 'upload_field_count_exceeded')
+export const UploadFieldTooLargeError = coded('GW_UPLOAD_FIELD_SIZE', 'Upload field exceeds the field size limit of %s bytes', 413, 'invalid_request_error', 'upload_field_size_exceeded')
+
+/** An upload limit tripped while the body streamed; the 413 stands even though the upstream call failed. */
+export function isUploadLimitError (err: unknown): err is Error & { code: string, statusCode: number } {
+  if (!(err instanceof Error)) return false
+  const code = (err as { code?: unknown }).code
+  return typeof code === 'string' && code.startsWith('GW_UPLOAD_')
+}
 
 /** Fastify's own client errors, mapped to the same vocabulary. */
 const FASTIFY_CODES: Record<string, ErrorInfo & { message?: string }> = {

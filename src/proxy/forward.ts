@@ -13,7 +13,7 @@ import type { Dispatcher } from 'undici'
 import type { UpstreamTarget } from '../../plugins/upstreams.js'
 import { clientResponseHeaders, isEventStream, upstreamRequestHeaders } from './headers.js'
 import { classifyUpstreamError, streamErrorEvent } from './upstream-errors.js'
-import { isAnthropicPath } from '../errors.js'
+import { isAnthropicPath, isUploadLimitError } from '../errors.js'
 
 export interface ForwardOptions {
   /** request headers that must not go upstream (e.g. a custom client-auth header) */
@@ -42,8 +42,9 @@ function requestBody (request: FastifyRequest): { body: Dispatcher.DispatchOptio
   if (NO_BODY_METHODS.has(request.method) && request.headers['content-length'] === undefined && request.headers['transfer-encoding'] === undefined) {
     return { body: null }
   }
-  // unparsed content types (multipart, audio, …) stream straight from the client socket
-  return { body: request.raw }
+  // unparsed content types (multipart, audio, …) stream from the client socket, through the
+  // upload limits' counting pass-through when one is installed
+  return { body: gw.bodyStream ?? request.raw }
 }
 
 export async function forward (request: FastifyRequest, reply: FastifyReply, opts: ForwardOptions = {}): Promise<FastifyReply | undefined> {
@@ -84,6 +85,8 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
       reply.hijack()
       return undefined
     }
+    // an upload limit tripped mid-body: undici aborted the upstream request with our 413
+    if (isUploadLimitError(err)) throw err
     const failure = classifyUpstreamError(err)
     gw.errorClass = failure.errorClass
     request.log.warn({ upstream: target.name, errorClass: failure.errorClass, cause: failure.detail }, 'upstream request failed')

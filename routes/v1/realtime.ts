@@ -1,0 +1,105 @@
+/**
+ * `GET /v1/realtime`: OpenAI's Realtime API relayed over WebSockets.
+ *
+ * The upgrade request goes through every root onRequest hook first (IP filter, auth, rate limit):
+ * a hook that answers refuses with that HTTP status and the socket is never accepted. Then the
+ * client is accepted, the upstream socket is dialled and messages flow both ways
+ * (src/realtime/relay.ts). One `realtime session closed` line is logged per session and its
+ * summary handed to `request.gw.realtimeHooks`.
+ */
+import { readFileSync } from 'node:fs'
+import type { Agent } from 'node:http'
+import { rootCertificates } from 'node:tls'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+import type { GatewayConfig } from '../../config/schema.js'
+import type { UpstreamTarget } from '../../plugins/upstreams.js'
+import { UpgradeRequiredError } from '../../src/errors.js'
+import { upstreamKeyFor } from '../../src/proxy/forward.js'
+import { keyFromProtocols, offeredProtocols, upstreamProtocols } from '../../src/realtime/protocols.js'
+import { RealtimeRelay, type RelayResult } from '../../src/realtime/relay.js'
+import type { RealtimeSessionSummary } from '../../src/realtime/summary.js'
+import { dialUpstream, realtimeHeaders, realtimeUrl } from '../../src/realtime/upstream.js'
+import { trackRelay } from '../../src/realtime/websocket-options.js'
+
+export interface RealtimeRouteOptions {
+  realtime: GatewayConfig['realtime']
+  /** extra trusted CA (PEM file) for the upstream, as for HTTP requests; '' for none */
+  caFile: string
+  /**
+   * Outbound proxy for the upstream dial: returns the http(s) Agent to dial `target` through,
+   * or undefined to connect directly. This is the one place proxy settings plug in.
+   */
+  dialAgent?: (target: UpstreamTarget) => Agent | undefined
+}
+
+function modelOf (url: string): string | null {
+  const query = url.indexOf('?')
+  return query === -1 ? null : new URLSearchParams(url.slice(query + 1)).get('model')
+}
+
+function report (request: FastifyRequest, summary: RealtimeSessionSummary): void {
+  const { usage, requestId: _id, ...rest } = summary
+  request.log.info({
+    ...rest,
+    durationMs: Math.round(summary.durationMs),
+    tokens: usage === null ? undefined : { input: usage.inputTokens, output: usage.outputTokens, total: usage.totalTokens, responses: usage.responses }
+  }, 'realtime session closed')
+  for (const hook of request.gw.realtimeHooks) {
+    try {
+      hook(summary)
+    } catch (err) {
+      request.log.error({ err }, 'realtime session hook failed')
+    }
+  }
+}
+
+const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (fastify, opts) => {
+  const ca = opts.caFile !== '' ? [...rootCertificates, readFileSync(opts.caFile, 'utf8')] : undefined
+  const { realtime } = opts
+
+  function relayRealtime (socket: WebSocket, request: FastifyRequest): void {
+    const gw = request.gw
+    const target = gw.target ??= fastify.upstreams.default
+    if (gw.upstreamPath === '') gw.upstreamPath = request.url
+    const offered = offeredProtocols(request.headers['sec-websocket-protocol'])
+    const key = upstreamKeyFor(request, target)
+    const creds = { key, passThrough: key === null && gw.client === null, protocolKey: keyFromProtocols(offered) }
+    const relay = new RealtimeRelay(socket, {
+      limits: realtime,
+      log: request.log,
+      dial: () => dialUpstream({
+        url: realtimeUrl(target, gw.upstreamPath),
+        // the key sub-protocol is the client's gateway credential: never offered upstream
+        protocols: upstreamProtocols(offered, socket.protocol),
+        headers: realtimeHeaders(request.headers, target, creds, request.id),
+        maxPayload: realtime.maxPayload,
+        ca,
+        agent: opts.dialAgent?.(target)
+      }),
+      onDone: (result: RelayResult) => report(request, {
+        requestId: request.id,
+        client: gw.client?.name ?? null,
+        target: target.name,
+        model: modelOf(request.url),
+        protocol: socket.protocol,
+        durationMs: relay.durationMs,
+        ...result
+      })
+    })
+    trackRelay(socket, relay)
+    relay.start()
+  }
+
+  fastify.route({
+    method: 'GET',
+    url: '/v1/realtime',
+    // a plain GET (no Upgrade header) is told what the endpoint wants
+    handler: async function realtimeWithoutUpgrade () {
+      throw new UpgradeRequiredError()
+    },
+    wsHandler: relayRealtime
+  })
+}
+
+export default realtimeRoutes
