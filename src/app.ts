@@ -38,12 +38,13 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   })
 
   await fastify.register(requestState)
+  // the server's one WebSocket mechanism (STYLE.md §3.4). Registered before every hook plugin:
+  // its onRequest hook marks upgrade requests, and its onResponse closes the socket of an upgrade
+  // that a later hook (IP, auth, rate limit) refused with an HTTP answer
+  await fastify.register(websocket, websocketPluginOptions(config.realtime))
   await fastify.register(upstreams, { upstream: config.upstream })
   await fastify.register(uploadLimits, { uploads: config.uploads })
   await fastify.register(accessLog, { log: config.log })
-  // the server's one WebSocket mechanism (STYLE.md §3.4), before every route so that upgrade
-  // requests run the same onRequest hooks (IP, auth, rate limit) as any request
-  await fastify.register(websocket, websocketPluginOptions(config.realtime))
 
   await fastify.register(health)
   await fastify.register(realtimeRoutes, { realtime: config.realtime, caFile: config.upstream.caFile })

@@ -91,6 +91,13 @@ const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (fastify,
     relay.start()
   }
 
+  // An upgrade refused by a hook registered before @fastify/websocket (so its marker never ran)
+  // would leave the socket open: the HTTP parser is gone, nothing else will ever close it.
+  fastify.addHook('onResponse', async function closeRefusedUpgrade (request) {
+    const socket = request.raw.socket
+    if (request.raw.headers.upgrade !== undefined && socket !== null && !socket.destroyed) socket.destroy()
+  })
+
   fastify.route({
     method: 'GET',
     url: '/v1/realtime',

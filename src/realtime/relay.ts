@@ -61,12 +61,12 @@ function toBuffer (data: RawData): Buffer {
   return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
 }
 
-/** What a `ws` protocol error means as a close code. */
-function protocolErrorCode (err: Error): number {
+/** What a `ws` protocol error on one side means as a close code and reason. */
+function protocolError (err: Error, side: 'client' | 'upstream'): { code: number, reason: string } {
   const code = (err as NodeJS.ErrnoException).code
-  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return 1009
-  if (code === 'WS_ERR_INVALID_UTF8') return 1007
-  return 1002
+  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return { code: 1009, reason: `${side} message too big` }
+  if (code === 'WS_ERR_INVALID_UTF8') return { code: 1007, reason: `${side} sent invalid UTF-8` }
+  return { code: 1002, reason: `${side} protocol error` }
 }
 
 /**
@@ -116,6 +116,8 @@ export class RealtimeRelay {
   #queuedBytes = 0
   /** why the upstream never opened, for the client's close frame */
   #failure: { code: number, reason: string } | null = null
+  /** a protocol error on the open upstream socket (ws then drops it) */
+  #upstreamError: { code: number, reason: string } | null = null
   #end: CloseDecision | null = null
   #clientClosed = false
   #upstreamClosed = false
@@ -140,7 +142,8 @@ export class RealtimeRelay {
     client.on('message', (data, isBinary) => this.#fromClient(toBuffer(data), isBinary))
     client.on('pong', () => { this.#clientAlive = true })
     client.on('error', (err) => {
-      this.#decide(protocolErrorCode(err), 'client protocol error', 'gateway')
+      const { code, reason } = protocolError(err, 'client')
+      this.#decide(code, reason, 'gateway')
       this.#opts.log.debug({ err }, 'realtime client socket error')
     })
     client.once('close', (code, reason) => this.#onClientClose(code, reason.toString()))
@@ -166,6 +169,7 @@ export class RealtimeRelay {
     })
     upstream.on('error', (err) => {
       if (this.#opened) {
+        this.#upstreamError ??= protocolError(err, 'upstream')
         this.#opts.log.debug({ err }, 'realtime upstream socket error')
         return
       }
@@ -269,8 +273,9 @@ export class RealtimeRelay {
 
   #onClientClose (code: number, reason: string): void {
     this.#clientClosed = true
-    this.#decide(code, reason, 'client')
-    this.#closeUpstream(liftCloseCode(code, 'to-upstream'), closeReason(reason, code === 1006 ? 'client went away' : ''))
+    // a close the gateway decided (protocol error, limit, keepalive) is what the upstream hears
+    const end = this.#decide(code, reason, 'client')
+    this.#closeUpstream(liftCloseCode(end.code, 'to-upstream'), closeReason(end.reason, end.code === 1006 ? 'client went away' : ''))
     this.#finish()
   }
 
@@ -279,6 +284,9 @@ export class RealtimeRelay {
     if (!this.#opened) {
       const failure = this.#failure ?? { code: 1011, reason: 'upstream unreachable' }
       this.#closeClient(failure.code, failure.reason, 'gateway')
+    } else if (this.#upstreamError !== null && code === 1006) {
+      // ws dropped the upstream for a protocol error (e.g. a message over maxPayload)
+      this.#closeClient(this.#upstreamError.code, this.#upstreamError.reason, 'gateway')
     } else {
       this.#closeClient(liftCloseCode(code, 'to-client'), closeReason(reason, code === 1006 ? 'upstream connection lost' : ''), 'upstream')
     }
@@ -286,8 +294,9 @@ export class RealtimeRelay {
   }
 
   /** The first decision wins: it is what the session's log line reports. */
-  #decide (code: number, reason: string, closedBy: ClosedBy): void {
+  #decide (code: number, reason: string, closedBy: ClosedBy): CloseDecision {
     this.#end ??= { code, reason, closedBy }
+    return this.#end
   }
 
   #closeClient (code: number, reason: string, closedBy: ClosedBy): void {
