@@ -320,3 +320,49 @@ test('gateway shutdown closes sessions with 1001 on both sides', async (t) => {
   await waitFor(() => mock.wsConnections[0]?.closeCode !== undefined, 'the upstream close')
   assert.equal(mock.wsConnections[0].closeCode, 1001)
 })
+
+/** Polls until `value()` stops changing (the pipes have filled and stalled), then returns it. */
+async function settled (value: () => number): Promise<number> {
+  let last = -1
+  let same = 0
+  await waitFor(() => {
+    const now = value()
+    same = now === last ? same + 1 : 0
+    last = now
+    return same >= 10
+  }, 'the buffers to settle', 10_000)
+  return last
+}
+
+test('backpressure: a slow reader on one side stalls the other side instead of filling the gateway', async (t) => {
+  const upstream = await startHeldUpstream(t)
+  upstream.release()
+  const gw = await startGateway(t, { env: { GATEWAY_UPSTREAM_URL: upstream.url } })
+  const client = new Probe(wsUrl(gw.url), ['realtime'])
+  await client.opened
+  await waitFor(() => upstream.sockets.length === 1, 'the upstream socket')
+  const up = upstream.sockets[0]
+  const MESSAGES = 64
+  const SIZE = 512 * 1024
+  const frame = (i: number): Buffer => { const b = Buffer.alloc(SIZE, i); b.writeUInt32BE(i, 0); return b }
+
+  // upstream → client, with the client not reading: the upstream's own send buffer must stay
+  // large (the gateway stopped reading it) rather than drain into the gateway's memory
+  client.ws.pause()
+  for (let i = 0; i < MESSAGES; i++) up.send(frame(i))
+  const stuckUpstream = await settled(() => up.bufferedAmount)
+  assert.ok(stuckUpstream > 8 * 1024 * 1024, `upstream still holds ${stuckUpstream} bytes`)
+  client.ws.resume()
+  await client.received(MESSAGES)
+  assert.deepEqual(client.messages.map(m => m.data.readUInt32BE(0)), Array.from({ length: MESSAGES }, (_, i) => i))
+  assert.ok(client.messages.every(m => m.binary && m.data.length === SIZE))
+
+  // client → upstream, with the upstream not reading
+  up.pause()
+  for (let i = 0; i < MESSAGES; i++) client.ws.send(frame(i))
+  const stuckClient = await settled(() => client.ws.bufferedAmount)
+  assert.ok(stuckClient > 8 * 1024 * 1024, `client still holds ${stuckClient} bytes`)
+  up.resume()
+  await waitFor(() => upstream.received[0].length === MESSAGES, 'all messages upstream')
+  assert.deepEqual(upstream.received[0].map(m => m.data.readUInt32BE(0)), Array.from({ length: MESSAGES }, (_, i) => i))
+})
