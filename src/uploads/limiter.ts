@@ -70,6 +70,7 @@ export class UploadLimiter extends Transform {
     parser.on('file', (_name, file, _info) => {
       this.counts.files++
       file.once('limit', () => this.#trip(new UploadFileTooLargeError(limits.maxFileBytes)))
+      file.on('error', () => {}) // a body cut short ends the file with an error: nothing to do
       file.resume() // counted by busboy, never kept
     })
     parser.on('field', (_name, _value, info) => {
