@@ -11,8 +11,8 @@
  * can read the 413 instead of a reset connection), then the connection is cut.
  */
 import fp from 'fastify-plugin'
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
-import type { IncomingMessage } from 'node:http'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { GatewayConfig } from '../config/schema.js'
 import { UploadTotalTooLargeError, isUploadLimitError } from '../src/errors.js'
 import { UploadLimiter, type UploadLimits } from '../src/uploads/limiter.js'
@@ -30,18 +30,32 @@ function hasBody (raw: IncomingMessage): boolean {
   return raw.headers['transfer-encoding'] !== undefined
 }
 
-/** Reads and drops what is left of a refused body, for a bounded time. */
-function discardRest (raw: IncomingMessage): void {
-  if (raw.complete || raw.destroyed) return
-  const cut = setTimeout(() => raw.socket?.destroy(), DISCARD_MS)
+/**
+ * Reads and drops what is left of a refused body, for a bounded time, then closes the connection
+ * once both the body and the 413 are through: a keep-alive connection that went idle only after
+ * the answer would otherwise hold up a graceful shutdown until its keep-alive timeout.
+ */
+function discardRest (raw: IncomingMessage, res: ServerResponse): void {
+  const socket = raw.socket
+  if (raw.destroyed || socket === null) return
+  const cut = setTimeout(() => socket.destroy(), DISCARD_MS)
   cut.unref()
-  raw.once('end', () => clearTimeout(cut))
-  raw.once('close', () => clearTimeout(cut))
+  let pending = 2
+  const done = (): void => {
+    if (--pending > 0) return
+    clearTimeout(cut)
+    socket.destroy()
+  }
+  if (raw.complete) done()
+  else raw.once('end', done)
+  if (res.writableFinished) done()
+  else res.once('finish', done)
+  socket.once('close', () => clearTimeout(cut))
   raw.resume()
 }
 
 /** Client socket → limiter, with backpressure; a client that goes away destroys the limiter (and so the upstream request). */
-function limitedBody (request: FastifyRequest, limits: UploadLimits): UploadLimiter {
+function limitedBody (request: FastifyRequest, reply: FastifyReply, limits: UploadLimits): UploadLimiter {
   const raw = request.raw
   const limiter = new UploadLimiter(raw.headers, limits)
   const onData = (chunk: Buffer): void => { if (!limiter.write(chunk)) raw.pause() }
@@ -62,7 +76,7 @@ function limitedBody (request: FastifyRequest, limits: UploadLimits): UploadLimi
     detach()
     if (!isUploadLimitError(err)) return
     request.log.info({ code: err.code, counts: limiter.counts }, 'upload refused: limit exceeded')
-    discardRest(raw)
+    discardRest(raw, reply.raw)
   })
   limiter.once('close', detach)
   return limiter
@@ -71,16 +85,16 @@ function limitedBody (request: FastifyRequest, limits: UploadLimits): UploadLimi
 const uploadLimits: FastifyPluginAsync<UploadLimitsOptions> = async (fastify, { uploads }) => {
   const limits: UploadLimits = { ...uploads }
 
-  fastify.addHook('preHandler', async function limitStreamedBody (request) {
+  fastify.addHook('preHandler', async function limitStreamedBody (request, reply) {
     const gw = request.gw
     // JSON bodies were read (and bounded) by the body parser; only unread bodies stream
     if (gw === null || gw.rawBody !== null || request.body !== undefined || !hasBody(request.raw)) return
     const declared = Number(request.headers['content-length'])
     if (declared > limits.maxTotalBytes) {
-      discardRest(request.raw)
+      discardRest(request.raw, reply.raw)
       throw new UploadTotalTooLargeError(limits.maxTotalBytes)
     }
-    gw.bodyStream = limitedBody(request, limits)
+    gw.bodyStream = limitedBody(request, reply, limits)
   })
 }
 
