@@ -13,6 +13,7 @@ import { rootCertificates } from 'node:tls'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { GatewayConfig } from '../../config/schema.js'
+import type { ClientIdentity } from '../../plugins/request-state.js'
 import type { UpstreamTarget } from '../../plugins/upstreams.js'
 import { UpgradeRequiredError } from '../../src/errors.js'
 import { upstreamKeyFor } from '../../src/proxy/forward.js'
@@ -36,6 +37,16 @@ export interface RealtimeRouteOptions {
 function modelOf (url: string): string | null {
   const query = url.indexOf('?')
   return query === -1 ? null : new URLSearchParams(url.slice(query + 1)).get('model')
+}
+
+/**
+ * No upstream key applies and the caller's own credentials are its upstream credentials: no
+ * client authentication at all, or an unknown caller that auth let through (`passThrough`).
+ */
+function ownCredentials (request: FastifyRequest, key: string | null): boolean {
+  if (key !== null) return false
+  const client = request.gw.client as (ClientIdentity & { passThrough?: boolean }) | null
+  return client === null || client.passThrough === true
 }
 
 function report (request: FastifyRequest, summary: RealtimeSessionSummary): void {
@@ -64,7 +75,7 @@ const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (fastify,
     if (gw.upstreamPath === '') gw.upstreamPath = request.url
     const offered = offeredProtocols(request.headers['sec-websocket-protocol'])
     const key = upstreamKeyFor(request, target)
-    const creds = { key, passThrough: key === null && gw.client === null, protocolKey: keyFromProtocols(offered) }
+    const creds = { key, passThrough: ownCredentials(request, key), protocolKey: keyFromProtocols(offered) }
     const relay = new RealtimeRelay(socket, {
       limits: realtime,
       log: request.log,
