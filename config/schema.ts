@@ -18,6 +18,8 @@ import { blacklist, blacklistSchema } from './sections/blacklist.js'
 import { rateLimit, rateLimitSchema } from './sections/rate-limit.js'
 import { redis, redisSchema } from './sections/redis.js'
 import { transforms, transformsSchema } from './sections/transforms.js'
+import { realtime, realtimeSchema } from './sections/realtime.js'
+import { uploads, uploadsSchema } from './sections/uploads.js'
 
 export const sections: ConfigSection[] = [
   server,
@@ -34,7 +36,9 @@ export const sections: ConfigSection[] = [
   blacklist,
   rateLimit,
   redis,
-  transforms
+  transforms,
+  realtime,
+  uploads
 ]
 
 export const ConfigSchema = Type.Object({
@@ -54,7 +58,9 @@ export const ConfigSchema = Type.Object({
   blacklist: blacklistSchema,
   rateLimit: rateLimitSchema,
   redis: redisSchema,
-  transforms: transformsSchema
+  transforms: transformsSchema,
+  realtime: realtimeSchema,
+  uploads: uploadsSchema
 }, { additionalProperties: false })
 
 export type GatewayConfig = Static<typeof ConfigSchema>

@@ -6,8 +6,9 @@
  */
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import type { Transform } from 'node:stream'
+import type { Readable, Transform } from 'node:stream'
 import type { UpstreamTarget } from './upstreams.js'
+import type { RealtimeSessionHook } from '../src/realtime/summary.js'
 
 /** The authenticated caller; `name` is what logs and metrics show, never the key itself. */
 export interface ClientIdentity {
@@ -54,9 +55,16 @@ export interface GatewayState {
   rawBody: Buffer | null
   json: Record<string, unknown> | null
   bodyChanged: boolean
+  /**
+   * Streamed (unparsed) request body to send upstream instead of the raw socket, e.g. the counting
+   * pass-through of plugins/upload-limits.ts; null → the socket is piped as is.
+   */
+  bodyStream: Readable | null
   model: string | null
   stream: boolean
   responseHooks: ResponseHook[]
+  /** called with the summary of a realtime (WebSocket) session when it closes */
+  realtimeHooks: RealtimeSessionHook[]
   upstreamStatus: number
   /** name of the pool key the request went upstream with (never the key), for logs and metrics */
   upstreamKeyName: string | null
@@ -85,9 +93,11 @@ export function newState (): GatewayState {
     rawBody: null,
     json: null,
     bodyChanged: false,
+    bodyStream: null,
     model: null,
     stream: false,
     responseHooks: [],
+    realtimeHooks: [],
     upstreamStatus: 0,
     upstreamKeyName: null,
     ttfbMs: null,

@@ -46,6 +46,8 @@ export interface UpstreamTarget {
   dispatcher: Dispatcher
   /** the outbound proxy this target is reached through, null = direct */
   proxyUrl: string | null
+  /** extra trusted CA file (PEM) for this target, '' for none: also used by the realtime dial */
+  caFile: string
   firstByteTimeoutMs: number
   idleTimeoutMs: number
 }
@@ -117,6 +119,7 @@ function buildTarget (name: string, url: string, s: TargetSettings, outbound: Ou
     hostPrefixes: s.hostPrefixes,
     dispatcher: createDispatcher({ caFile: s.caFile, connectTimeoutMs: s.connectTimeoutMs, connections: s.connections, proxyUrl }),
     proxyUrl,
+    caFile: s.caFile,
     firstByteTimeoutMs: s.firstByteTimeoutMs,
     idleTimeoutMs: s.idleTimeoutMs
   }
@@ -192,6 +195,7 @@ const upstreams: FastifyPluginAsync<UpstreamsOptions> = async (fastify, { upstre
       hostPrefixes: [],
       dispatcher,
       proxyUrl,
+      caFile: upstream.caFile,
       firstByteTimeoutMs: upstream.firstByteTimeoutMs,
       idleTimeoutMs: upstream.idleTimeoutMs
     }

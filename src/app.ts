@@ -22,11 +22,15 @@ import modelsCache from '../plugins/models-cache.js'
 import accessLog from '../plugins/access-log.js'
 import contextId from '../plugins/context-id.js'
 import fieldAlias from '../plugins/field-alias.js'
+import uploadLimits from '../plugins/upload-limits.js'
+import websocket from '@fastify/websocket'
 import health from '../routes/health.js'
 import adminRoutes from '../routes/admin/index.js'
-import modelsRoutes from '../routes/v1/models.js'
-import proxyRoutes from '../routes/v1/proxy.js'
 import blacklistRoutes from '../routes/admin/blacklist.js'
+import modelsRoutes from '../routes/v1/models.js'
+import realtimeRoutes from '../routes/v1/realtime.js'
+import proxyRoutes from '../routes/v1/proxy.js'
+import { websocketPluginOptions } from './realtime/websocket-options.js'
 import { NotFoundError, errorBody, shapeError } from './errors.js'
 
 export interface AppOptions {
@@ -50,6 +54,10 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   })
 
   await fastify.register(requestState)
+  // the server's one WebSocket mechanism (STYLE.md §3.4). Registered before every hook plugin:
+  // its onRequest hook marks upgrade requests, and its onResponse closes the socket of an upgrade
+  // that a later hook (IP, auth, rate limit) refused with an HTTP answer
+  await fastify.register(websocket, websocketPluginOptions(config.realtime))
   await fastify.register(clientIp)
   // a browser preflight carries no credentials: answered before any check (seed 002)
   await fastify.register(cors, { cors: config.cors })
@@ -70,12 +78,14 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   const limits = { maxJsonBytes: config.transforms.maxJsonBytes, maxEventSize: config.transforms.maxEventSize }
   await fastify.register(contextId, { contextId: config.transforms.contextId, limits, redis: fastify.redis, keyPrefix: config.redis.keyPrefix })
   await fastify.register(fieldAlias, { transforms: config.transforms })
+  await fastify.register(uploadLimits, { uploads: config.uploads })
   await fastify.register(accessLog, { log: config.log })
 
   await fastify.register(health)
   await fastify.register(adminRoutes, { prefix: '/admin' })
   await fastify.register(blacklistRoutes)
   await fastify.register(modelsRoutes)
+  await fastify.register(realtimeRoutes, { realtime: config.realtime })
   await fastify.register(proxyRoutes)
 }
 

@@ -29,6 +29,21 @@ export const ModelNotAllowedError = coded('GW_MODEL_NOT_ALLOWED', "This key may 
 export const AdminTokenError = coded('GW_ADMIN_UNAUTHORIZED', 'Admin token required', 401, 'invalid_request_error', 'invalid_admin_token')
 export const JsonTooDeepError = coded('GW_JSON_TOO_DEEP', 'The JSON body of your request is nested too deeply', 400, 'invalid_request_error', 'invalid_json')
 export const BodyTooLargeError = coded('GW_BODY_TOO_LARGE', 'Request body is larger than the limit of %s bytes', 413, 'invalid_request_error', 'request_too_large')
+export const UpgradeRequiredError = coded('GW_UPGRADE_REQUIRED', 'This endpoint only accepts WebSocket connections', 426, 'invalid_request_error', 'upgrade_required')
+
+/** Upload limits (plugins/upload-limits.ts): each 413 names the limit that was crossed. */
+export const UploadTotalTooLargeError = coded('GW_UPLOAD_TOTAL_SIZE', 'Upload exceeds the total size limit of %s bytes', 413, 'invalid_request_error', 'upload_total_size_exceeded')
+export const UploadFileTooLargeError = coded('GW_UPLOAD_FILE_SIZE', 'Uploaded file exceeds the file size limit of %s bytes', 413, 'invalid_request_error', 'upload_file_size_exceeded')
+export const UploadTooManyFilesError = coded('GW_UPLOAD_FILE_COUNT', 'Upload exceeds the file count limit of %s files', 413, 'invalid_request_error', 'upload_file_count_exceeded')
+export const UploadTooManyFieldsError = coded('GW_UPLOAD_FIELD_COUNT', 'Upload exceeds the field count limit of %s fields', 413, 'invalid_request_error', 'upload_field_count_exceeded')
+export const UploadFieldTooLargeError = coded('GW_UPLOAD_FIELD_SIZE', 'Upload field exceeds the field size limit of %s bytes', 413, 'invalid_request_error', 'upload_field_size_exceeded')
+
+/** An upload limit tripped while the body streamed; the 413 stands even though the upstream call failed. */
+export function isUploadLimitError (err: unknown): err is Error & { code: string, statusCode: number } {
+  if (!(err instanceof Error)) return false
+  const code = (err as { code?: unknown }).code
+  return typeof code === 'string' && code.startsWith('GW_UPLOAD_')
+}
 
 // abuse protection (plugins/ip-filter, auto-blacklist, rate-limit; routes/admin/blacklist)
 export const IpDeniedError = coded('GW_IP_DENIED', 'Requests from your address are not allowed', 403, 'request_forbidden', 'ip_not_allowed')

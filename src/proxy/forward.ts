@@ -13,7 +13,7 @@ import type { Dispatcher } from 'undici'
 import type { UpstreamTarget } from '../../plugins/upstreams.js'
 import { clientResponseHeaders, isEventStream, upstreamRequestHeaders } from './headers.js'
 import { classifyUpstreamError, streamErrorEvent } from './upstream-errors.js'
-import { isAnthropicPath } from '../errors.js'
+import { isAnthropicPath, isUploadLimitError } from '../errors.js'
 import { isRetryableFailure, noteKeyRefused, switchKey } from '../routing/failover.js'
 
 export interface ForwardOptions {
@@ -68,8 +68,9 @@ function requestBody (request: FastifyRequest): { body: Dispatcher.DispatchOptio
   if (NO_BODY_METHODS.has(request.method) && request.headers['content-length'] === undefined && request.headers['transfer-encoding'] === undefined) {
     return { body: null }
   }
-  // unparsed content types (multipart, audio, …) stream straight from the client socket
-  return { body: request.raw }
+  // unparsed content types (multipart, audio, …) stream from the client socket, through the
+  // upload limits' counting pass-through when one is installed
+  return { body: gw.bodyStream ?? request.raw }
 }
 
 export async function forward (request: FastifyRequest, reply: FastifyReply, opts: ForwardOptions = {}): Promise<FastifyReply | undefined> {
@@ -97,8 +98,9 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   })
   if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(headers, target)
   if (poolKey !== null) gw.upstreamKeyName = poolKey.name
-  // one retry on the next key, when there is one and the body can be sent again
-  let failover = pool !== null && pool.size > 1 && body !== request.raw
+  // one retry on the next key, only when the body can be sent again (a Buffer, or none): a
+  // streamed body (request.raw, or an upload counted on its way) is consumed by the first try
+  let failover = pool !== null && pool.size > 1 && (body === null || body === undefined || Buffer.isBuffer(body))
 
   const dispatchOptions: Dispatcher.RequestOptions = {
     origin: target.origin,
@@ -121,6 +123,8 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
         reply.hijack()
         return undefined
       }
+      // an upload limit tripped mid-body: undici aborted the upstream request with our 413
+      if (isUploadLimitError(err)) throw err
       const failure = classifyUpstreamError(err)
       if (failover && pool !== null && poolKey !== null && isRetryableFailure(failure.errorClass)) {
         failover = false

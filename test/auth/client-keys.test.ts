@@ -246,6 +246,19 @@ function upgradeStatus (url: string, protocols: string[], headers: Record<string
   })
 }
 
+/** Opens an accepted session and resolves with the first event relayed from the upstream. */
+function firstRelayedEvent (url: string, protocols: string[], headers: Record<string, string> = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, protocols, { headers })
+    ws.once('message', (data: Buffer) => {
+      resolve((JSON.parse(data.toString()) as { type: string }).type)
+      ws.close()
+    })
+    ws.once('unexpected-response', (_req, res) => { res.resume(); reject(new Error(`refused with ${String(res.statusCode)}`)) })
+    ws.once('error', reject)
+  })
+}
+
 test('WebSocket upgrades are authenticated, including the browser sub-protocol form', async (t) => {
   const mock = await startMock(t)
   const gw = await startGateway(t, { env: { GATEWAY_UPSTREAM_URL: mock.url, GATEWAY_CLIENT_KEYS: ALICE } })
@@ -255,9 +268,9 @@ test('WebSocket upgrades are authenticated, including the browser sub-protocol f
   assert.equal(await upgradeStatus(url, ['realtime']), 401)
   assert.equal(mock.count('/v1/realtime'), 0, 'refused upgrades never reach the upstream')
 
-  // accepted: the request goes on to the upstream (the realtime relay itself is another plugin)
-  assert.notEqual(await upgradeStatus(url, ['realtime', `openai-insecure-api-key.${ALICE}`, 'openai-beta.realtime-v1']), 401)
+  // accepted: the session is relayed to the upstream, which greets it
+  assert.equal(await firstRelayedEvent(url, ['realtime', `openai-insecure-api-key.${ALICE}`, 'openai-beta.realtime-v1']), 'session.created')
   assert.equal(mock.count('/v1/realtime'), 1)
-  assert.notEqual(await upgradeStatus(url, ['realtime'], { authorization: `Bearer ${ALICE}` }), 401)
+  assert.equal(await firstRelayedEvent(url, ['realtime'], { authorization: `Bearer ${ALICE}` }), 'session.created')
   assert.equal(mock.count('/v1/realtime'), 2)
 })

@@ -1,0 +1,101 @@
+/**
+ * Limits on streamed request bodies (multipart uploads to /v1/files, /v1/audio/*, /v1/images/*,
+ * /v1/uploads/{id}/parts, raw audio…): total size, file size, file count, field count and field
+ * size, each refused with a 413 that names the limit.
+ *
+ * The body is never held: it flows from the client socket through a counting pass-through
+ * (src/uploads/limiter.ts) into the upstream request. A declared Content-Length over the total
+ * limit is refused before the upstream is contacted; a limit crossed mid-stream errors the
+ * pass-through, which makes undici abort the upstream request, and the client gets the 413.
+ * The rest of the refused body is read and discarded for a while (so the client, still sending,
+ * can read the 413 instead of a reset connection), then the connection is cut.
+ */
+import fp from 'fastify-plugin'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { GatewayConfig } from '../config/schema.js'
+import { UploadTotalTooLargeError, isUploadLimitError } from '../src/errors.js'
+import { UploadLimiter, type UploadLimits } from '../src/uploads/limiter.js'
+
+export interface UploadLimitsOptions {
+  uploads: GatewayConfig['uploads']
+}
+
+/** How long a refused body is still read (and dropped) before the connection is closed. */
+const DISCARD_MS = 10_000
+
+function hasBody (raw: IncomingMessage): boolean {
+  const length = raw.headers['content-length']
+  if (length !== undefined) return length !== '0'
+  return raw.headers['transfer-encoding'] !== undefined
+}
+
+/**
+ * Reads and drops what is left of a refused body, for a bounded time, then closes the connection
+ * once both the body and the 413 are through: a keep-alive connection that went idle only after
+ * the answer would otherwise hold up a graceful shutdown until its keep-alive timeout.
+ */
+function discardRest (raw: IncomingMessage, res: ServerResponse): void {
+  const socket = raw.socket
+  if (raw.destroyed || socket === null) return
+  const cut = setTimeout(() => socket.destroy(), DISCARD_MS)
+  cut.unref()
+  let pending = 2
+  const done = (): void => {
+    if (--pending > 0) return
+    clearTimeout(cut)
+    socket.destroy()
+  }
+  if (raw.complete) done()
+  else raw.once('end', done)
+  if (res.writableFinished) done()
+  else res.once('finish', done)
+  socket.once('close', () => clearTimeout(cut))
+  raw.resume()
+}
+
+/** Client socket → limiter, with backpressure; a client that goes away destroys the limiter (and so the upstream request). */
+function limitedBody (request: FastifyRequest, reply: FastifyReply, limits: UploadLimits): UploadLimiter {
+  const raw = request.raw
+  const limiter = new UploadLimiter(raw.headers, limits)
+  const onData = (chunk: Buffer): void => { if (!limiter.write(chunk)) raw.pause() }
+  const onDrain = (): void => { raw.resume() }
+  const onEnd = (): void => { limiter.end() }
+  const onClose = (): void => { if (!raw.complete) limiter.destroy(new Error('client closed the connection during the upload')) }
+  const detach = (): void => {
+    raw.off('data', onData)
+    raw.off('end', onEnd)
+    raw.off('close', onClose)
+    limiter.off('drain', onDrain)
+  }
+  raw.on('data', onData)
+  raw.once('end', onEnd)
+  raw.once('close', onClose)
+  limiter.on('drain', onDrain)
+  limiter.once('error', (err) => {
+    detach()
+    if (!isUploadLimitError(err)) return
+    request.log.info({ code: err.code, counts: limiter.counts }, 'upload refused: limit exceeded')
+    discardRest(raw, reply.raw)
+  })
+  limiter.once('close', detach)
+  return limiter
+}
+
+const uploadLimits: FastifyPluginAsync<UploadLimitsOptions> = async (fastify, { uploads }) => {
+  const limits: UploadLimits = { ...uploads }
+
+  fastify.addHook('preHandler', async function limitStreamedBody (request, reply) {
+    const gw = request.gw
+    // JSON bodies were read (and bounded) by the body parser; only unread bodies stream
+    if (gw === null || gw.rawBody !== null || request.body !== undefined || !hasBody(request.raw)) return
+    const declared = Number(request.headers['content-length'])
+    if (declared > limits.maxTotalBytes) {
+      discardRest(request.raw, reply.raw)
+      throw new UploadTotalTooLargeError(limits.maxTotalBytes)
+    }
+    gw.bodyStream = limitedBody(request, reply, limits)
+  })
+}
+
+export default fp(uploadLimits, { name: 'gateway-upload-limits', fastify: '5.x', dependencies: ['gateway-request-state'] })

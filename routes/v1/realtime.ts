@@ -1,0 +1,155 @@
+/**
+ * `GET /v1/realtime`: OpenAI's Realtime API relayed over WebSockets.
+ *
+ * The upgrade request goes through every root onRequest hook first (IP filter, auth, rate limit):
+ * a hook that answers refuses with that HTTP status and the socket is never accepted. Then the
+ * client is accepted, the upstream socket is dialled and messages flow both ways
+ * (src/realtime/relay.ts). One `realtime session closed` line is logged per session and its
+ * summary handed to `request.gw.realtimeHooks`.
+ */
+import { readFileSync } from 'node:fs'
+import type { Agent } from 'node:http'
+import { rootCertificates } from 'node:tls'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+import type { GatewayConfig } from '../../config/schema.js'
+import type { ClientIdentity } from '../../plugins/request-state.js'
+import type { UpstreamTarget } from '../../plugins/upstreams.js'
+import { UpgradeRequiredError } from '../../src/errors.js'
+import { upstreamKeyFor } from '../../src/proxy/forward.js'
+import { requireTarget } from '../../plugins/routing.js'
+import { HttpsProxyAgent } from 'https-proxy-agent'
+import { keyFromProtocols, offeredProtocols, upstreamProtocols } from '../../src/realtime/protocols.js'
+import { RealtimeRelay, type RelayResult } from '../../src/realtime/relay.js'
+import type { RealtimeSessionSummary } from '../../src/realtime/summary.js'
+import { dialUpstream, realtimeHeaders, realtimeUrl } from '../../src/realtime/upstream.js'
+import { trackRelay } from '../../src/realtime/websocket-options.js'
+
+export interface RealtimeRouteOptions {
+  realtime: GatewayConfig['realtime']
+  /**
+   * Outbound proxy for the upstream dial: returns the http(s) Agent to dial `target` through,
+   * or undefined to connect directly. Default: the target's own proxy (the same settings as its
+   * HTTP requests), tunnelled with CONNECT.
+   */
+  dialAgent?: (target: UpstreamTarget) => Agent | undefined
+}
+
+/** One CONNECT-tunnelling agent per proxy URL, shared by every session through it. */
+function proxyAgents (): (target: UpstreamTarget) => Agent | undefined {
+  const agents = new Map<string, Agent>()
+  return (target) => {
+    if (target.proxyUrl === null) return undefined
+    let agent = agents.get(target.proxyUrl)
+    if (agent === undefined) {
+      agent = new HttpsProxyAgent(target.proxyUrl, { keepAlive: false })
+      agents.set(target.proxyUrl, agent)
+    }
+    return agent
+  }
+}
+
+/** Root store plus the target's extra CA, read once per file. */
+function caStore (): (target: UpstreamTarget) => string[] | undefined {
+  const byFile = new Map<string, string[]>()
+  return (target) => {
+    if (target.caFile === '') return undefined
+    let ca = byFile.get(target.caFile)
+    if (ca === undefined) {
+      ca = [...rootCertificates, readFileSync(target.caFile, 'utf8')]
+      byFile.set(target.caFile, ca)
+    }
+    return ca
+  }
+}
+
+function modelOf (url: string): string | null {
+  const query = url.indexOf('?')
+  return query === -1 ? null : new URLSearchParams(url.slice(query + 1)).get('model')
+}
+
+/**
+ * No upstream key applies and the caller's own credentials are its upstream credentials: no
+ * client authentication at all, or an unknown caller that auth let through (`passThrough`).
+ */
+function ownCredentials (request: FastifyRequest, key: string | null): boolean {
+  if (key !== null) return false
+  const client = request.gw.client as (ClientIdentity & { passThrough?: boolean }) | null
+  return client === null || client.passThrough === true
+}
+
+function report (request: FastifyRequest, summary: RealtimeSessionSummary): void {
+  const { usage, requestId: _id, ...rest } = summary
+  request.log.info({
+    ...rest,
+    durationMs: Math.round(summary.durationMs),
+    tokens: usage === null ? undefined : { input: usage.inputTokens, output: usage.outputTokens, total: usage.totalTokens, responses: usage.responses }
+  }, 'realtime session closed')
+  for (const hook of request.gw.realtimeHooks) {
+    try {
+      hook(summary)
+    } catch (err) {
+      request.log.error({ err }, 'realtime session hook failed')
+    }
+  }
+}
+
+const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (fastify, opts) => {
+  const { realtime } = opts
+  const dialAgent = opts.dialAgent ?? proxyAgents()
+  const caFor = caStore()
+
+  function relayRealtime (socket: WebSocket, request: FastifyRequest): void {
+    const gw = request.gw
+    const target = gw.target as UpstreamTarget // checked by requireTarget before the upgrade
+    if (gw.upstreamPath === '') gw.upstreamPath = request.url
+    const offered = offeredProtocols(request.headers['sec-websocket-protocol'])
+    const key = upstreamKeyFor(request, target)
+    const creds = { key, passThrough: ownCredentials(request, key), protocolKey: keyFromProtocols(offered) }
+    const relay = new RealtimeRelay(socket, {
+      limits: realtime,
+      log: request.log,
+      dial: () => dialUpstream({
+        url: realtimeUrl(target, gw.upstreamPath),
+        // the key sub-protocol is the client's gateway credential: never offered upstream
+        protocols: upstreamProtocols(offered, socket.protocol),
+        headers: realtimeHeaders(request.headers, target, creds, request.id),
+        maxPayload: realtime.maxPayload,
+        ca: caFor(target),
+        agent: dialAgent(target)
+      }),
+      onDone: (result: RelayResult) => report(request, {
+        requestId: request.id,
+        client: gw.client?.name ?? null,
+        target: target.name,
+        model: modelOf(request.url),
+        protocol: socket.protocol,
+        durationMs: relay.durationMs,
+        ...result
+      })
+    })
+    trackRelay(socket, relay)
+    relay.start()
+  }
+
+  // An upgrade refused by a hook registered before @fastify/websocket (so its marker never ran)
+  // would leave the socket open: the HTTP parser is gone, nothing else will ever close it.
+  fastify.addHook('onResponse', async function closeRefusedUpgrade (request) {
+    const socket = request.raw.socket
+    if (request.raw.headers.upgrade !== undefined && socket !== null && !socket.destroyed) socket.destroy()
+  })
+
+  fastify.route({
+    method: 'GET',
+    url: '/v1/realtime',
+    // no target, or one this key may not use: refused over HTTP, before the upgrade
+    preHandler: async function realtimeTarget (request) { requireTarget(request) },
+    // a plain GET (no Upgrade header) is told what the endpoint wants
+    handler: async function realtimeWithoutUpgrade () {
+      throw new UpgradeRequiredError()
+    },
+    wsHandler: relayRealtime
+  })
+}
+
+export default realtimeRoutes

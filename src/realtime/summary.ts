@@ -1,0 +1,39 @@
+/**
+ * What one realtime session amounted to: logged as one line when it closes and handed to every
+ * `request.gw.realtimeHooks` listener (metrics and usage records plug in there).
+ */
+export interface RealtimeUsage {
+  /** `response.done` events seen */
+  responses: number
+  inputTokens: number
+  outputTokens: number
+  totalTokens: number
+}
+
+export type ClosedBy = 'client' | 'upstream' | 'gateway'
+
+export interface RealtimeSessionSummary {
+  requestId: string
+  /** authenticated client name, null without client authentication */
+  client: string | null
+  target: string
+  model: string | null
+  /** sub-protocol agreed with the client, '' for none */
+  protocol: string
+  durationMs: number
+  /** the upstream accepted the WebSocket */
+  upstreamOpened: boolean
+  messagesFromClient: number
+  messagesToClient: number
+  bytesFromClient: number
+  bytesToClient: number
+  /** close code and reason the client received or sent */
+  closeCode: number
+  closeReason: string
+  closedBy: ClosedBy
+  /** summed over the session's `response.done` events; null when there was none */
+  usage: RealtimeUsage | null
+}
+
+/** Called once per session, after both sides closed. Must not throw (a throw is logged and ignored). */
+export type RealtimeSessionHook = (summary: RealtimeSessionSummary) => void

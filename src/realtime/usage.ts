@@ -1,0 +1,48 @@
+/**
+ * Token usage of a realtime session, from the upstream's `response.done` events. Each one carries
+ * the usage of that response (its input tokens include the conversation so far, which is what
+ * is billed), so the session's usage is their sum.
+ */
+import type { RealtimeUsage } from './summary.js'
+
+const MARKER = Buffer.from('"response.done"')
+
+interface UsageFields {
+  input_tokens?: unknown
+  output_tokens?: unknown
+  total_tokens?: unknown
+}
+
+function count (value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : 0
+}
+
+export class UsageCounter {
+  #usage: RealtimeUsage | null = null
+
+  get usage (): RealtimeUsage | null {
+    return this.#usage
+  }
+
+  /** Looks at one upstream text message; only `response.done` events are parsed. */
+  observe (data: Buffer): void {
+    // audio deltas are large and frequent: a byte search is far cheaper than parsing each one
+    if (data.indexOf(MARKER) === -1) return
+    let event: unknown
+    try {
+      event = JSON.parse(data.toString('utf8'))
+    } catch {
+      return
+    }
+    if (typeof event !== 'object' || event === null || (event as { type?: unknown }).type !== 'response.done') return
+    const usage = (event as { response?: { usage?: UsageFields | null } }).response?.usage
+    const total = this.#usage ??= { responses: 0, inputTokens: 0, outputTokens: 0, totalTokens: 0 }
+    total.responses++
+    if (usage === undefined || usage === null) return
+    const input = count(usage.input_tokens)
+    const output = count(usage.output_tokens)
+    total.inputTokens += input
+    total.outputTokens += output
+    total.totalTokens += usage.total_tokens !== undefined ? count(usage.total_tokens) : input + output
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * A counting pass-through for streamed request bodies: every byte goes on unchanged, and the
+ * stream errors with a coded 413 as soon as a limit is crossed, before the chunk that crossed it
+ * is passed on. Multipart bodies are teed into busboy, which only counts (files are drained, not
+ * kept), so file size, file count, field count and field size are known while the body streams.
+ *
+ * A body busboy cannot parse (no boundary, malformed parts) keeps streaming with only the total
+ * size counted: the upstream is the judge of a malformed form, and the total limit still holds.
+ */
+import { Transform, type TransformCallback } from 'node:stream'
+import type { IncomingHttpHeaders } from 'node:http'
+import busboy, { type Busboy } from 'busboy'
+import {
+  UploadFieldTooLargeError, UploadFileTooLargeError, UploadTooManyFieldsError, UploadTooManyFilesError, UploadTotalTooLargeError
+} from '../errors.js'
+
+export interface UploadLimits {
+  maxTotalBytes: number
+  maxFileBytes: number
+  maxFiles: number
+  maxFields: number
+  maxFieldBytes: number
+}
+
+/** What the body held so far (for logs and tests). */
+export interface UploadCounts {
+  bytes: number
+  files: number
+  fields: number
+}
+
+const CHUNK = 64 * 1024
+
+export function isMultipart (headers: IncomingHttpHeaders): boolean {
+  return (headers['content-type'] ?? '').toLowerCase().startsWith('multipart/form-data')
+}
+
+export class UploadLimiter extends Transform {
+  readonly counts: UploadCounts = { bytes: 0, files: 0, fields: 0 }
+  readonly #limits: UploadLimits
+  #parser: Busboy | null = null
+  /** the limit error busboy reported while parsing the current chunk */
+  #tripped: Error | null = null
+
+  constructor (headers: IncomingHttpHeaders, limits: UploadLimits) {
+    super({ highWaterMark: CHUNK })
+    this.#limits = limits
+    if (isMultipart(headers)) this.#parser = this.#startParser(headers)
+  }
+
+  #startParser (headers: IncomingHttpHeaders): Busboy | null {
+    const limits = this.#limits
+    let parser: Busboy
+    try {
+      parser = busboy({
+        headers,
+        // busboy reports a size limit on *reaching* it: +1 lets a file or value of exactly max bytes
+        // pass. Its count limits fire on the first part past the limit, as wanted.
+        limits: {
+          fileSize: limits.maxFileBytes + 1,
+          fieldSize: limits.maxFieldBytes + 1,
+          files: limits.maxFiles,
+          fields: limits.maxFields,
+          fieldNameSize: 1024
+        }
+      })
+    } catch {
+      return null // no usable boundary: total size only
+    }
+    parser.on('file', (_name, file, _info) => {
+      this.counts.files++
+      file.once('limit', () => this.#trip(new UploadFileTooLargeError(limits.maxFileBytes)))
+      file.on('error', () => {}) // a body cut short ends the file with an error: nothing to do
+      file.resume() // counted by busboy, never kept
+    })
+    parser.on('field', (_name, _value, info) => {
+      this.counts.fields++
+      if (info.valueTruncated) this.#trip(new UploadFieldTooLargeError(limits.maxFieldBytes))
+    })
+    parser.once('filesLimit', () => this.#trip(new UploadTooManyFilesError(limits.maxFiles)))
+    parser.once('fieldsLimit', () => this.#trip(new UploadTooManyFieldsError(limits.maxFields)))
+    parser.on('error', () => { this.#parser = null })
+    return parser
+  }
+
+  #trip (err: Error): void {
+    this.#tripped ??= err
+  }
+
+  override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.counts.bytes += chunk.length
+    if (this.counts.bytes > this.#limits.maxTotalBytes) {
+      cb(new UploadTotalTooLargeError(this.#limits.maxTotalBytes))
+      return
+    }
+    const parser = this.#parser
+    if (parser === null) {
+      cb(null, chunk)
+      return
+    }
+    // the write callback runs once busboy has parsed the chunk (and fired its limit events)
+    parser.write(chunk, () => {
+      if (this.#tripped !== null) cb(this.#tripped)
+      else cb(null, chunk)
+    })
+  }
+
+  override _flush (cb: TransformCallback): void {
+    const parser = this.#parser
+    if (parser === null) {
+      cb()
+      return
+    }
+    // a form cut short is the upstream's to refuse: parse errors only stop the counting
+    parser.end(() => cb(this.#tripped))
+  }
+
+  override _destroy (err: Error | null, cb: (error?: Error | null) => void): void {
+    this.#parser?.destroy()
+    this.#parser = null
+    cb(err)
+  }
+}
