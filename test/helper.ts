@@ -27,6 +27,8 @@ export interface GatewayInput {
   argv?: string[]
   /** YAML text written to a temp dir and passed with --config */
   yaml?: string
+  /** runs on the built app before it listens (e.g. a test-only hook) */
+  prepare?: (app: FastifyInstance) => void
 }
 
 export { tempDir }
@@ -53,6 +55,7 @@ export async function startGateway (t: TestContext, input: GatewayInput = {}): P
   const { config } = loadConfig({ argv, env: { GATEWAY_PORT: '0', ...input.env }, cwd })
   const { stream, lines } = captureLogs()
   const app = await buildServer(config, { logDestination: stream })
+  input.prepare?.(app)
   t.after(() => app.close())
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   return { url, app, config, logs: lines, logText: () => lines.join('\n') }

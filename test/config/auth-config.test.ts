@@ -7,10 +7,11 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { loadConfig, ConfigError } from '../../config/load.js'
+import { loadConfig } from '../../config/load.js'
 import { maskedConfig } from '../../config/describe.js'
 import { secretsOf } from '../../config/secrets.js'
 import { tempDir } from '../tmp.js'
+import { refusal } from './support.js'
 
 function load (argv: string[] = [], env: Record<string, string> = {}, cwd = tempDir()) {
   return loadConfig({ argv, env, cwd }).config
@@ -20,17 +21,6 @@ function withYaml (text: string, env: Record<string, string> = {}, argv: string[
   const dir = tempDir()
   writeFileSync(join(dir, 'g.yaml'), text)
   return load(['--config', 'g.yaml', ...argv], env, dir)
-}
-
-function refusal (fn: () => unknown): string {
-  try {
-    fn()
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`)
-    assert.ok(!err.message.includes('\n'), 'one line')
-    return err.message
-  }
-  assert.fail('expected the configuration to be refused')
 }
 
 test('defaults: no keys, checking on, no admin token, 24 h model cache', () => {

@@ -2,22 +2,12 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { loadConfig, ConfigError } from '../../config/load.js'
+import { loadConfig } from '../../config/load.js'
 import { tempDir } from '../tmp.js'
+import { refusal } from './support.js'
 
 function load (argv: string[] = [], env: Record<string, string> = {}, cwd = tempDir()) {
   return loadConfig({ argv, env, cwd }).config
-}
-
-function refusal (fn: () => unknown): string {
-  try {
-    fn()
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`)
-    assert.ok(!err.message.includes('\n'), 'one line')
-    return err.message
-  }
-  assert.fail('expected the configuration to be refused')
 }
 
 test('built-in defaults', () => {

@@ -3,21 +3,9 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { request } from 'undici'
 import { startGateway, startMock } from '../helper.js'
-import { tempDir } from '../tmp.js'
-
-function selfSigned (): { key: string, cert: string, certFile: string } {
-  const dir = tempDir('gw-tls-')
-  const keyFile = join(dir, 'key.pem')
-  const certFile = join(dir, 'cert.pem')
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile,
-    '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' })
-  return { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(certFile, 'utf8'), certFile }
-}
+import { selfSigned } from '../tls.js'
 
 test('a self-signed upstream is refused, and accepted once its certificate is trusted', async (t) => {
   const tls = selfSigned()

@@ -6,11 +6,12 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { loadConfig, ConfigError } from '../../config/load.js'
+import { loadConfig } from '../../config/load.js'
 import { maskedConfig } from '../../config/describe.js'
 import { secretsOf } from '../../config/secrets.js'
 import { inferProvider } from '../../config/sections/targets.js'
 import { tempDir } from '../helper.js'
+import { refusal } from '../config/support.js'
 
 function load (argv: string[] = [], env: Record<string, string> = {}, yaml?: string) {
   const cwd = tempDir()
@@ -18,17 +19,6 @@ function load (argv: string[] = [], env: Record<string, string> = {}, yaml?: str
     writeFileSync(join(cwd, 'gateway.yaml'), yaml)
   }
   return loadConfig({ argv, env, cwd }).config
-}
-
-function refusal (fn: () => unknown): string {
-  try {
-    fn()
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`)
-    assert.ok(!err.message.includes('\n'), 'one line')
-    return err.message
-  }
-  assert.fail('expected the configuration to be refused')
 }
 
 test('seed 003: key:domain lists from env and repeated flags, split on the first colon, bare domains → https', () => {

@@ -5,24 +5,13 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { request } from 'undici'
 import { startGateway, startMock, tempDir } from '../helper.js'
 import { loadConfig } from '../../config/load.js'
 import { proxyUrlFor } from '../../plugins/upstreams.js'
 import { noProxyMatches, resolveProxy } from '../../src/routing/outbound.js'
 import { startForwardProxy } from './support.js'
-
-function selfSigned (): { key: string, cert: string, certFile: string } {
-  const dir = tempDir('gw-tls-')
-  const keyFile = join(dir, 'key.pem')
-  const certFile = join(dir, 'cert.pem')
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile,
-    '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' })
-  return { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(certFile, 'utf8'), certFile }
-}
+import { selfSigned } from '../tls.js'
 
 const chat = (stream = false): string => JSON.stringify({ model: 'gpt-4o-mini', stream, messages: [{ role: 'user', content: 'hi' }] })
 

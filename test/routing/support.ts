@@ -6,14 +6,10 @@
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http'
 import { connect, type AddressInfo, type Socket } from 'node:net'
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import type { FastifyRequest } from 'fastify'
-import { loadConfig } from '../../config/load.js'
-import { buildServer } from '../../src/server.js'
 import type { ClientIdentity } from '../../plugins/request-state.js'
-import { captureLogs, tempDir, type GatewayHandle, type GatewayInput } from '../helper.js'
+import { startGateway, type GatewayHandle, type GatewayInput } from '../helper.js'
 
 async function listen (server: Server, t: TestContext, sockets: Set<Socket>): Promise<string> {
   server.on('connection', (s: Socket) => { sockets.add(s); s.once('close', () => sockets.delete(s)) })
@@ -113,18 +109,10 @@ export async function startKeyGate (t: TestContext, mockUrl: string, rules: { st
  * `client(request)` runs in an onRequest hook added after every plugin, where auth will run.
  */
 export async function startGatewayWithClient (t: TestContext, input: GatewayInput, client: (request: FastifyRequest) => ClientIdentity | null): Promise<GatewayHandle> {
-  const cwd = tempDir()
-  const argv = [...(input.argv ?? [])]
-  if (input.yaml !== undefined) {
-    const file = join(cwd, 'gateway.yaml')
-    writeFileSync(file, input.yaml)
-    argv.push('--config', file)
-  }
-  const { config } = loadConfig({ argv, env: { GATEWAY_PORT: '0', ...input.env }, cwd })
-  const { stream, lines } = captureLogs()
-  const app = await buildServer(config, { logDestination: stream })
-  app.addHook('onRequest', async function standInAuth (request) { request.gw.client = client(request) })
-  t.after(() => app.close())
-  const url = await app.listen({ host: '127.0.0.1', port: 0 })
-  return { url, app, config, logs: lines, logText: () => lines.join('\n') }
+  return await startGateway(t, {
+    ...input,
+    prepare (app) {
+      app.addHook('onRequest', async function standInAuth (request) { request.gw.client = client(request) })
+    }
+  })
 }
