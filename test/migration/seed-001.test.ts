@@ -130,3 +130,23 @@ test('a real environment variable beats .env; tokens are checked without AUTH_VA
   assert.equal(admin.statusCode, 404, 'never open to anyone (jb-proxy-llm: open without a token)')
   await admin.body.dump()
 })
+
+test('DEBUG_MODE logs bodies, but never a token, the DEFAULT_AUTH_HEADER one included (jb-proxy-llm logged it)', async (t) => {
+  const mock = await startMock(t)
+  const gw = await startAsGuide(t, {
+    argv: command.argv,
+    files: { '.env': dotEnvFile({ TARGET_HOST: mock.url, DEFAULT_AUTH_HEADER: 'X-Client-Token', DEBUG_MODE: 'true' }) }
+  })
+  assert.equal(gw.config.log.level, 'debug')
+  for (const token of [tokens[0], 'an-unknown-token-value']) {
+    const res = await request(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'x-client-token': token, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'debug-me' }] })
+    })
+    await res.body.dump()
+  }
+  const logs = gw.logText()
+  assert.ok(logs.includes('debug-me'), 'bodies are logged in debug mode')
+  for (const secret of [tokens[0], 'an-unknown-token-value', env.AUTH_BEARER]) assert.ok(!logs.includes(secret), `${secret} is not logged`)
+})
