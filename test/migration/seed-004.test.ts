@@ -128,3 +128,24 @@ test('IP lists: the blacklist refuses, the whitelist admits only its addresses, 
   await res.body.dump()
   assert.equal(mock.count('/chat'), 1)
 })
+
+test('the same file with native sections added: server (instead of -l/-p), auth.passThroughUnknown (free-sophnet-api\'s open mode)', async (t) => {
+  const mock = await startMock(t)
+  mock.override('/chat', chatDialect)
+  const text = yaml.replace(`base_url: "${file.base_url}"`, `base_url: "${mock.url}"`) +
+    'server: { host: 0.0.0.0, port: 8000 }\nauth: { passThroughUnknown: true }\n'
+  const gw = await startAsGuide(t, { files: { 'openai-chat-proxy-config.yaml': text } })
+  assert.equal(gw.config.server.host, '0.0.0.0')
+  assert.equal(gw.config.server.port, 8000)
+
+  const call = async (key: string): Promise<string | undefined> => {
+    const res = await request(`${gw.url}/v1/chat/completions`, {
+      method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [] })
+    })
+    assert.equal(res.statusCode, 200)
+    await res.body.dump()
+    return mock.requests.at(-1)?.headers.authorization
+  }
+  assert.equal(await call(clientKey1), `Bearer ${realKey1}`, 'known keys are still mapped')
+  assert.equal(await call('sk-their-own-key'), 'Bearer sk-their-own-key', 'unknown keys pass with their own credentials, never a real key')
+})
