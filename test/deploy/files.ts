@@ -30,6 +30,11 @@ export function dockerfileStages (text = read('Dockerfile')): Stage[] {
   return stages
 }
 
+/** Every instruction of one kind in the whole file, those before the first FROM included. */
+export function allOf (keyword: string, text = read('Dockerfile')): Instruction[] {
+  return DockerfileParser.parse(text).getInstructions().filter(i => i.getKeyword() === keyword)
+}
+
 export function only (stage: Stage, keyword: string): Instruction[] {
   return stage.instructions.filter(i => i.getKeyword() === keyword)
 }
