@@ -3,19 +3,98 @@
  * `--check-config` prints. Both come from the same rows as the loader, so they cannot drift.
  */
 import type { TSchema } from '@sinclair/typebox'
-import { ConfigSchema, allOptions, type GatewayConfig } from './schema.js'
+import { ConfigSchema, allOptions, sections, type GatewayConfig } from './schema.js'
+import type { OptionSpec } from './types.js'
 import { expandPath, getPath, setPath } from './paths.js'
 import { REDACTED } from '../src/logging.js'
 
-/** The default of a config path, read from the schema. */
-export function defaultOf (path: string): unknown {
+/** The schema at a config path, or undefined when the path is not a YAML key. */
+function schemaAt (path: string): TSchema | undefined {
   let schema: TSchema | undefined = ConfigSchema
   for (const part of path.split('.')) {
     schema = (schema?.properties as Record<string, TSchema> | undefined)?.[part]
     if (schema === undefined) return undefined
   }
-  return schema.default
+  return schema
 }
+
+/** The default of a config path, read from the schema. */
+export function defaultOf (path: string): unknown {
+  return schemaAt(path)?.default
+}
+
+/** Section titles for --help and .env.example; a section without one is shown by its key. */
+const SECTION_TITLES: Record<string, string> = {
+  server: 'Listener and server',
+  upstream: 'Upstream (the target named "default")',
+  log: 'Logging',
+  cors: 'CORS (browser clients)',
+  targets: 'Named upstream targets',
+  routing: 'Routing',
+  outbound: 'Outbound proxy',
+  auth: 'Client keys and the admin token',
+  models: 'Model list cache',
+  clientIp: 'Client address behind reverse proxies',
+  ipFilter: 'IP allow and deny lists',
+  blacklist: 'Automatic IP blacklist',
+  rateLimit: 'Rate limits',
+  redis: 'Redis (state shared by replicas)',
+  transforms: 'Body transforms (field aliases, context ids)',
+  realtime: 'Realtime WebSocket relay',
+  uploads: 'Uploads'
+}
+
+export function sectionTitle (key: string): string {
+  return SECTION_TITLES[key] ?? key
+}
+
+/** Every option a user can set (rows with neither an env name nor a flag only mark secrets). */
+export function settable (options: readonly OptionSpec[]): OptionSpec[] {
+  return options.filter(o => o.env.length > 0 || (o.flags ?? []).length > 0)
+}
+
+/** The YAML key an option sets, or null for options that only exist as env names or flags. */
+export function yamlKey (o: OptionSpec): string | null {
+  const path = o.path.split('.*')[0]
+  return schemaAt(path) !== undefined ? path : null
+}
+
+/** How a flag is written: seed forms with one dash (`-api`, `-nocid`), the gateway's own with two. */
+export function flagForms (o: OptionSpec): string[] {
+  return (o.flags ?? []).map(f => (f.length <= 2 || o.seed?.includes(`-${f}`) === true ? `-${f}` : `--${f}`))
+}
+
+/**
+ * The default in the form an env value takes (`8080`, `*`, `127.0.0.0/8,::1`, `{}`), or '' when
+ * there is none or the option's own parser reads another form (seed 003's `ENV=local`).
+ */
+export function envDefault (o: OptionSpec): string {
+  const def = defaultOf(o.path)
+  if (def === undefined || def === null) return ''
+  switch (o.type) {
+    case 'integer':
+    case 'number': return typeof def === 'number' ? String(def) : ''
+    case 'boolean': return typeof def === 'boolean' ? String(def) : ''
+    case 'list': return Array.isArray(def) ? def.join(',') : ''
+    case 'json': return typeof def === 'object' ? JSON.stringify(def) : ''
+    case 'string': return typeof def === 'string' ? def : ''
+  }
+}
+
+/** The second help line of an option: where else it is set, its default, its seed origin. */
+function detailLine (o: OptionSpec, shownByFlag: boolean): string {
+  const yaml = yamlKey(o)
+  const env = shownByFlag ? o.env : o.env.slice(1)
+  const def = envDefault(o)
+  return [
+    yaml !== null ? `YAML ${yaml}` : 'no YAML key',
+    env.length > 0 ? `${shownByFlag ? 'env' : 'also env'} ${env.join(', ')}` : '',
+    `default ${def === '' ? '(empty)' : def}`,
+    o.seed !== undefined ? `seed ${o.seed}` : ''
+  ].filter(Boolean).join('; ')
+}
+
+const COLUMN = 30
 
 export function helpText (): string {
   const lines = [
@@ -24,21 +103,24 @@ export function helpText (): string {
     'Usage: llm-gateway [--config FILE] [options]',
     '',
     'Precedence: built-in defaults < YAML file (--config, CONFIG_FILE, ./gateway.yaml) < environment (.env never overrides a real variable) < flags',
+    'Flags: -name value, -name=value, --name value, --name=value; every env name also works as a flag (--PROXY_PORT 8080).',
     '',
-    '  --config FILE        YAML config file (env CONFIG_FILE / GATEWAY_CONFIG_FILE)',
-    '  --check-config       validate the configuration, print it with secrets masked, exit 0 (or 2)',
-    '  --version            print the version',
-    '  --help               this text',
-    ''
+    `  ${'--config FILE, -c FILE'.padEnd(COLUMN)} YAML config file (env GATEWAY_CONFIG_FILE, CONFIG_FILE)`,
+    `  ${'--check-config'.padEnd(COLUMN)} validate the configuration, print it with secrets masked, exit 0 (or 2 with one line)`,
+    `  ${'--version'.padEnd(COLUMN)} print the version`,
+    `  ${'--help, -h, help'.padEnd(COLUMN)} this text`
   ]
-  for (const o of allOptions) {
-    const flags = (o.flags ?? []).map(f => (f.length <= 2 || o.seed?.includes(`-${f}`) === true ? `-${f}` : `--${f}`)).join(', ')
-    const def = defaultOf(o.path)
-    const env = o.env.length > 0 ? `env ${o.env.join(', ')}` : ''
-    const dflt = def !== undefined && def !== '' ? `default ${JSON.stringify(def)}` : ''
-    const only = o.env.length > 0 ? '(env only)' : `(YAML ${o.path})`
-    lines.push(`  ${(flags || only).padEnd(28)} ${o.doc}`)
-    lines.push(`  ${''.padEnd(28)} ${[env, dflt, o.seed !== undefined ? `seed ${o.seed}` : ''].filter(Boolean).join('; ')}`)
+  for (const section of sections) {
+    const options = settable(section.options)
+    if (options.length === 0) continue
+    lines.push('', `${sectionTitle(section.key)}:`)
+    for (const o of options) {
+      const flags = flagForms(o)
+      const name = flags.length > 0 ? flags.join(', ') : o.env[0]
+      if (name.length < COLUMN) lines.push(`  ${name.padEnd(COLUMN)} ${o.doc}`)
+      else lines.push(`  ${name}`, `  ${''.padEnd(COLUMN)} ${o.doc}`)
+      lines.push(`  ${''.padEnd(COLUMN)} ${detailLine(o, flags.length > 0)}`)
+    }
   }
   return `${lines.join('\n')}\n`
 }

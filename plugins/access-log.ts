@@ -20,7 +20,7 @@ function truncate (text: string, max: number): string {
 }
 
 /** A passive tap: copies up to `max` bytes for the debug log, passes every chunk on unchanged. */
-function bodyTap (request: FastifyRequest, max: number): Transform {
+function bodyTap (request: FastifyRequest, max: number, level: 'info' | 'debug'): Transform {
   const seen: Buffer[] = []
   let size = 0
   let total = 0
@@ -32,7 +32,7 @@ function bodyTap (request: FastifyRequest, max: number): Transform {
     },
     flush (cb) {
       const text = Buffer.concat(seen).toString('utf8')
-      request.log.debug({ responseBytes: total, body: truncate(text, max) }, 'response body')
+      request.log[level]({ responseBytes: total, body: truncate(text, max) }, 'response body')
       cb()
     }
   })
@@ -42,17 +42,20 @@ const accessLog: FastifyPluginAsync<AccessLogOptions> = async (fastify, { log })
   const debug = log.level === 'debug'
   const logRequests = log.requests || debug
   const logResponses = log.responses || debug
+  // asked for by name (seed 004's log_requests / log_responses): logged at info, seen at the default level
+  const requestLevel = log.requests ? 'info' : 'debug'
+  const responseLevel = log.responses ? 'info' : 'debug'
 
   if (logRequests || logResponses) {
     fastify.addHook('preHandler', async function debugRequest (request) {
       if (logRequests) {
         const body = request.gw.rawBody !== null ? truncate(request.gw.rawBody.toString('utf8'), log.bodyMaxBytes) : undefined
-        request.log.debug({ method: request.method, path: pathOnly(request.url), headers: redactHeaders(request.headers), body }, 'request')
+        request.log[requestLevel]({ method: request.method, path: pathOnly(request.url), headers: redactHeaders(request.headers), body }, 'request')
       }
       if (logResponses) {
         request.gw.responseHooks.push((start: ResponseStart) => {
-          request.log.debug({ status: start.statusCode, headers: redactHeaders(start.headers) }, 'response headers')
-          return bodyTap(request, log.bodyMaxBytes)
+          request.log[responseLevel]({ status: start.statusCode, headers: redactHeaders(start.headers) }, 'response headers')
+          return bodyTap(request, log.bodyMaxBytes, responseLevel)
         })
       }
     })

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { loadConfig, ConfigError, type LoadResult } from '../config/load.js'
 import { helpText, maskedConfig } from '../config/describe.js'
+import { preflight } from '../config/preflight.js'
 import { buildServer } from './server.js'
 
 /** package.json is one level up from src/ when run with tsx, two levels from dist/src/. */
@@ -19,9 +20,12 @@ function version (): string {
   return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version
 }
 
+/** The validated config, or exit 2 with one line (bad values, and paths that cannot be used). */
 function load (): LoadResult {
   try {
-    return loadConfig({ argv: process.argv.slice(2), env: process.env })
+    const loaded = loadConfig({ argv: process.argv.slice(2), env: process.env })
+    if (!loaded.actions.help && !loaded.actions.version) preflight(loaded.config, loaded.origins)
+    return loaded
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`llm-gateway: invalid configuration: ${err.message}\n`)

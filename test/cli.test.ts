@@ -8,13 +8,20 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { request } from 'undici'
+import { allOptions, type GatewayConfig } from '../config/schema.js'
+import { envDefault, flagForms, settable } from '../config/describe.js'
+import { ConfigError, loadConfig } from '../config/load.js'
+import { preflight } from '../config/preflight.js'
 import { startMock } from './helper.js'
 import { tempDir } from './tmp.js'
 
 // absolute paths, so the command can run in an empty working directory (no stray .env or gateway.yaml)
 const TSX = import.meta.resolve('tsx')
 const CLI = ['--import', TSX, fileURLToPath(new URL('../src/cli.ts', import.meta.url))]
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
 
 function runCli (args: string[], env: Record<string, string> = {}) {
   return spawnSync(process.execPath, [...CLI, ...args], { env: { PATH: process.env.PATH, ...env }, encoding: 'utf8', cwd: tempDir(), timeout: 30_000 })
@@ -37,17 +44,98 @@ test('bad configuration: exit code 2 and one line naming key, value and expected
   }
 })
 
-test('--help lists options with env names; --version; --check-config masks secrets', () => {
+/** --help's option blocks: a line starting with the flags (or env name), then indented lines. */
+function helpBlocks (text: string): string[] {
+  const blocks: string[] = []
+  for (const line of text.split('\n')) {
+    if (/^ {2}\S/.test(line)) blocks.push(line)
+    else if (/^ {3,}\S/.test(line) && blocks.length > 0) blocks[blocks.length - 1] += `\n${line}`
+  }
+  return blocks
+}
+
+test('--help lists every option with its env names, flags and default; -h and seed 000\'s bare `help` ask for it too', () => {
   const help = runCli(['--help'])
   assert.equal(help.status, 0)
-  assert.match(help.stdout, /PROXY_PORT/)
-  assert.match(help.stdout, /TARGET_HOST/)
+  assert.equal(help.stderr, '')
+  const blocks = helpBlocks(help.stdout)
+  for (const o of settable(allOptions)) {
+    const head = flagForms(o).length > 0 ? flagForms(o).join(', ') : o.env[0]
+    const block = blocks.find(b => b.startsWith(`  ${head} `) || b.startsWith(`  ${head}\n`))
+    assert.ok(block !== undefined, `${o.path} is listed as ${head}`)
+    assert.ok(block.includes(o.doc), `${o.path}: its description`)
+    for (const name of o.env) assert.ok(block.includes(name), `${o.path}: env ${name}`)
+    const def = envDefault(o)
+    assert.ok(block.includes(`default ${def === '' ? '(empty)' : def}`), `${o.path}: default in ${block}`)
+  }
+  for (const action of ['--check-config', '--version', '--config FILE']) assert.ok(help.stdout.includes(action), action)
+  for (const argv of [['-h'], ['help'], ['--help']]) assert.equal(loadConfig({ argv, env: {}, cwd: tempDir() }).actions.help, true, argv[0])
+})
+
+test('--version prints the package version', () => {
   const version = runCli(['--version'])
-  assert.match(version.stdout.trim(), /^\d+\.\d+\.\d+$/)
-  const check = runCli(['--check-config'], { AUTH_BEARER: 'sk-very-secret-value' })
-  assert.equal(check.status, 0)
-  assert.ok(!check.stdout.includes('sk-very-secret-value'))
-  assert.equal(JSON.parse(check.stdout).upstream.key, '[REDACTED]')
+  assert.equal(version.status, 0)
+  assert.equal(version.stdout, `${pkg.version}\n`)
+})
+
+test('--check-config prints the effective config as JSON with every secret masked, and exits 0', () => {
+  const dir = tempDir()
+  const secrets = ['sk-upstream-secret-1', 'sk-ant-secret-2', 'sk-ant-secret-3', 'proxypass', 'admin-secret-4', 'client-secret-5', 'sk-mapped-secret-6', 'redispass', 'proxy2pass']
+  writeFileSync(join(dir, 'gw.yaml'), [
+    'upstream: { url: https://api.openai.com, key: sk-upstream-secret-1 }',
+    'targets:',
+    '  claude:',
+    '    url: api.anthropic.com',
+    '    keys: [sk-ant-secret-2, { key: sk-ant-secret-3, name: backup }]',
+    '    proxy: http://user:proxypass@10.0.0.2:3128',
+    'auth:',
+    '  adminToken: admin-secret-4',
+    '  keys: [{ name: web, key: client-secret-5, upstreamKey: sk-mapped-secret-6, allowedModels: [gpt-4o-mini] }]',
+    'redis: { url: "redis://:redispass@redis:6379" }'
+  ].join('\n'))
+  const check = runCli(['--check-config', '--config', join(dir, 'gw.yaml'), '-p', '9001'], { HTTPS_PROXY: 'http://u:proxy2pass@10.0.0.3:1' })
+  assert.equal(check.status, 0, check.stderr)
+  for (const secret of secrets) assert.ok(!check.stdout.includes(secret), `${secret} is masked`)
+  const effective = JSON.parse(check.stdout) as GatewayConfig
+  assert.equal(effective.server.port, 9001, 'flags apply')
+  assert.equal(effective.configFile, join(dir, 'gw.yaml'))
+  assert.equal(effective.targets.claude.provider, 'anthropic', 'the normalised values are shown')
+  assert.deepEqual(effective.targets.claude.keys.map(k => typeof k === 'string' ? k : k.name), ['key-1', 'backup'], 'key names stay readable')
+  assert.equal(effective.auth.keys[0].name, 'web')
+  assert.deepEqual(effective.auth.keys[0].allowedModels, ['gpt-4o-mini'])
+  assert.equal(effective.auth.keys[0].key, '[REDACTED]')
+  assert.equal(effective.redis.url, '[REDACTED]')
+})
+
+test('--check-config: a bad value, or a path the gateway cannot use, is one line naming it', () => {
+  const packageJson = fileURLToPath(new URL('../package.json', import.meta.url))
+  const cases: Array<[string[], Record<string, string>, RegExp]> = [
+    [[], { GATEWAY_RATE_LIMIT_REQUESTS: 'lots' }, /^rateLimit\.max \(env GATEWAY_RATE_LIMIT_REQUESTS\) = "lots": expected a whole number$/],
+    [['--upstream-ca-file', '/nonexistent/ca.pem'], {}, /^upstream\.caFile \(flag --upstream-ca-file\) = "\/nonexistent\/ca\.pem": cannot be read \(ENOENT; expected a readable PEM file\)$/],
+    [[], { GATEWAY_UPSTREAM_CA_FILE: packageJson }, /^upstream\.caFile \(env GATEWAY_UPSTREAM_CA_FILE\) = ".*": expected a PEM file with at least one certificate$/],
+    [[], { BASE_PATH: `${packageJson}/data` }, /^blacklist\.dir \(env BASE_PATH\) = ".*": .*package\.json is not a directory \(expected a writable directory\)$/]
+  ]
+  for (const [argv, env, expected] of cases) {
+    assert.throws(() => {
+      const { config, origins } = loadConfig({ argv, env, cwd: tempDir() })
+      preflight(config, origins)
+    }, (err: Error) => err instanceof ConfigError && expected.test(err.message) && !err.message.includes('\n'), `${JSON.stringify([argv, env])}`)
+  }
+  const dataDir = join(tempDir(), 'not-yet', 'created')
+  const { config, origins } = loadConfig({ env: { GATEWAY_DATA_DIR: dataDir }, cwd: tempDir() })
+  preflight(config, origins)
+  assert.equal(existsSync(dataDir), false, 'a directory that can be created passes, and is not created by the check')
+
+  const r = runCli(['--check-config'], { BASE_PATH: `${packageJson}/data` })
+  assert.equal(r.status, 2, r.stderr)
+  assert.equal(r.stdout, '', 'no config is printed')
+  assert.match(r.stderr, /^llm-gateway: invalid configuration: blacklist\.dir \(env BASE_PATH\)[^\n]*\n$/)
+})
+
+test('the same path checks stop a normal start with exit 2', () => {
+  const r = runCli([], { GATEWAY_PORT: '0', BASE_PATH: `${fileURLToPath(new URL('../package.json', import.meta.url))}/data` })
+  assert.equal(r.status, 2)
+  assert.match(r.stderr, /^llm-gateway: invalid configuration: blacklist\.dir/)
 })
 
 async function startCli (env: Record<string, string>): Promise<{ child: ChildProcess, url: string }> {
