@@ -8,7 +8,6 @@
  *   PIPE_UPSTREAM_URL=http://127.0.0.1:1234 node --import tsx bench/bare-pipe.ts
  */
 import { createServer, type IncomingMessage } from 'node:http'
-import { pipeline } from 'node:stream'
 import { Agent, request } from 'undici'
 
 const upstream = new URL(process.env.PIPE_UPSTREAM_URL ?? 'http://127.0.0.1:1')
@@ -39,7 +38,9 @@ const server = createServer((req, res) => {
     for (const [name, value] of Object.entries(up.headers)) if (value !== undefined && !HOP.has(name)) out[name] = value
     if (up.headers['content-length'] !== undefined) out['content-length'] = up.headers['content-length']
     res.writeHead(up.statusCode, out)
-    pipeline(up.body, res, () => {})
+    // pipe(), as Fastify's reply.send(stream) does: pipeline() costs an AbortController per call
+    up.body.once('error', () => res.destroy())
+    up.body.pipe(res)
   }
   forward().catch(() => {
     if (res.headersSent) res.destroy()

@@ -64,8 +64,8 @@ export function sizes (quick: boolean, soak: number | undefined): Sizes {
   return {
     quick,
     warmS: 3,
-    measureS: 10,
-    rounds: 2,
+    measureS: 4,
+    rounds: 5,
     connections: 32,
     latencyRequests: 5000,
     latencyRounds: 10,

@@ -65,13 +65,13 @@ export const CHAIN: readonly ChainPart[] = [
 ]
 
 /**
- * The gateway's environment for a benchmark against `upstreamUrl`. Built from an empty
+ * The gateway's environment for a benchmark against `upstreamUrl`, listening on `port`. Built from an empty
  * environment (plus PATH/HOME), so nothing from the caller's shell changes the numbers.
  */
-export function gatewayEnv (upstreamUrl: string, keys: readonly string[] = clientKeys()): Record<string, string> {
+export function gatewayEnv (upstreamUrl: string, port: number, keys: readonly string[] = clientKeys()): Record<string, string> {
   const env: Record<string, string> = {
     GATEWAY_HOST: '127.0.0.1',
-    GATEWAY_PORT: '0',
+    GATEWAY_PORT: String(port),
     GATEWAY_UPSTREAM_URL: upstreamUrl,
     // production has an upstream key: the gateway swaps the client's credentials for it
     GATEWAY_UPSTREAM_KEY: UPSTREAM_KEY,

@@ -6,8 +6,10 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { closeSync, existsSync, openSync, readFileSync, truncateSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { createServer as createNetServer, type AddressInfo } from 'node:net'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { request } from 'undici'
 
 export const ROOT = resolve(import.meta.dirname, '..')
 
@@ -32,7 +34,28 @@ export interface SpawnSpec {
   args: string[]
   env: Record<string, string>
   /** picks the URL out of one parsed stdout line; undefined when the line is not the ready line */
-  readyUrl: (line: Record<string, unknown>) => string | undefined
+  readyUrl?: (line: Record<string, unknown>) => string | undefined
+  /** or: the URL is known in advance, and the server is ready once GET `${url}/healthz` answers 200 */
+  healthUrl?: string
+}
+
+/** A free port on 127.0.0.1 for a server whose readiness does not depend on what it logs. */
+export async function freePort (): Promise<number> {
+  const server = createNetServer()
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+async function healthy (url: string): Promise<boolean> {
+  try {
+    const res = await request(`${url}/healthz`, { headersTimeout: 1000, bodyTimeout: 1000 })
+    await res.body.dump()
+    return res.statusCode === 200
+  } catch {
+    return false
+  }
 }
 
 let workDir: string | undefined
@@ -48,7 +71,7 @@ export function removeBenchDir (): void {
   workDir = undefined
 }
 
-function findReadyUrl (text: string, readyUrl: SpawnSpec['readyUrl']): string | undefined {
+function findReadyUrl (text: string, readyUrl: NonNullable<SpawnSpec['readyUrl']>): string | undefined {
   for (const line of text.split('\n')) {
     if (!line.startsWith('{')) continue
     try {
@@ -92,7 +115,8 @@ export async function spawnServer (spec: SpawnSpec): Promise<ServerProcess> {
       throw new Error(`${spec.name} not ready after ${READY_TIMEOUT_MS} ms: ${stderr.trim()}`)
     }
     await sleep(50)
-    url = findReadyUrl(readFileSync(logFile, 'utf8'), spec.readyUrl)
+    if (spec.healthUrl !== undefined) url = await healthy(spec.healthUrl) ? spec.healthUrl : undefined
+    else if (spec.readyUrl !== undefined) url = findReadyUrl(readFileSync(logFile, 'utf8'), spec.readyUrl)
   }
   return {
     name: spec.name,

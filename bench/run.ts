@@ -7,8 +7,9 @@
  *   npm run bench -- --quick            short runs (smoke test; the numbers mean little)
  *   npm run bench -- --soak 500000      scenario 8's request count (default 200,000)
  *   npm run bench -- --write            also write the report into bench/RESULTS.md
- *   npm run bench -- --profile          gateway under --cpu-prof (profiles in bench/out/profiles)
+ *   npm run bench -- --profile          gateway and pipe under --cpu-prof (bench/out/profiles/{gateway,pipe})
  *   npm run bench -- --mode src         run the servers through tsx instead of the tsc build
+ *   npm run bench -- --set K=V          override one gateway env setting (experiments; repeatable)
  *
  * Everything is bounded: each scenario by count and time, the whole run by --max-minutes.
  */
@@ -21,7 +22,7 @@ import { startMockUpstream } from '../src/mock/upstream.js'
 import { sizes as sizesFor, type Group, type RunContext, type Scenario } from './context.js'
 import { CHAIN, clientKeys, gatewayEnv } from './gateway-env.js'
 import { KeyRing } from './load.js'
-import { buildDist, removeBenchDir, ROOT, scriptArgs, spawnServer, type RunMode, type ServerProcess } from './processes.js'
+import { buildDist, freePort, removeBenchDir, ROOT, scriptArgs, spawnServer, type RunMode, type ServerProcess } from './processes.js'
 import { markdownTable, summary, type Row } from './report.js'
 import { latency, models, nonStreamChat, soak, streamChat } from './scenarios/throughput.js'
 import { abandonedStreams, openStreams, pacedChunkDelay } from './scenarios/streams.js'
@@ -41,6 +42,8 @@ interface Args {
   mode: RunMode
   skipBuild: boolean
   maxMinutes: number
+  /** experiment overrides of the gateway's environment */
+  set: Record<string, string>
 }
 
 function parse (argv: string[]): Args {
@@ -54,7 +57,8 @@ function parse (argv: string[]): Args {
       profile: { type: 'boolean', default: false },
       mode: { type: 'string', default: 'dist' },
       'skip-build': { type: 'boolean', default: false },
-      'max-minutes': { type: 'string', default: '30' }
+      'max-minutes': { type: 'string', default: '30' },
+      set: { type: 'string', multiple: true, default: [] }
     }
   })
   const ids = new Set(SCENARIOS.map((s) => s.id))
@@ -65,7 +69,13 @@ function parse (argv: string[]): Args {
   if (values.mode !== 'dist' && values.mode !== 'src') throw new Error('--mode: dist or src')
   const maxMinutes = Number(values['max-minutes'])
   if (!(maxMinutes > 0)) throw new Error('--max-minutes: a positive number')
-  return { only, quick: values.quick, soak: soakN, write: values.write, profile: values.profile, mode: values.mode, skipBuild: values['skip-build'], maxMinutes }
+  const set: Record<string, string> = {}
+  for (const pair of values.set) {
+    const eq = pair.indexOf('=')
+    if (eq < 1) throw new Error(`--set: KEY=VALUE, got '${pair}'`)
+    set[pair.slice(0, eq)] = pair.slice(eq + 1)
+  }
+  return { set, only, quick: values.quick, soak: soakN, write: values.write, profile: values.profile, mode: values.mode, skipBuild: values['skip-build'], maxMinutes }
 }
 
 const log = (line: string): void => { process.stderr.write(line + '\n') }
@@ -94,17 +104,19 @@ async function startGroup (kind: Scenario['mock'], args: Args): Promise<Running>
       closeMock = () => mock.close()
       mockUrl = mock.url
     }
-    const profile = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/out/profiles')}`] : []
+    const profile = (name: string): string[] => args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/out/profiles', name)}`] : []
+    // a port chosen here and readiness by /healthz: the gateway may run at a level that hides its 'listening' line
+    const port = await freePort()
     const gateway = await spawnServer({
       name: 'gateway',
-      args: [...profile, ...scriptArgs(args.mode, 'src/cli.ts')],
-      env: gatewayEnv(mockUrl),
-      readyUrl: (l) => l.msg === 'gateway listening' ? l.url as string : undefined
+      args: [...profile('gateway'), ...scriptArgs(args.mode, 'src/cli.ts')],
+      env: { ...gatewayEnv(mockUrl, port), ...args.set },
+      healthUrl: `http://127.0.0.1:${port}`
     })
     processes.push(gateway)
     const pipe = await spawnServer({
       name: 'pipe',
-      args: scriptArgs(args.mode, 'bench/bare-pipe.ts'),
+      args: [...profile('pipe'), ...scriptArgs(args.mode, 'bench/bare-pipe.ts')],
       env: { PIPE_UPSTREAM_URL: mockUrl },
       readyUrl: (l) => l.pipe as string | undefined
     })

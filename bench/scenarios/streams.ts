@@ -36,10 +36,19 @@ function mockStreamFor (mock: MockUpstream, id: string): MockStream | undefined 
   return req === undefined ? undefined : mock.streams.find((s) => s.requestId === req.id)
 }
 
-async function pacedDelays (mock: MockUpstream, path: BenchPath, ctx: RunContext): Promise<{ delays: number[], errors: number }> {
+interface PacedResult {
+  /** events 2…64 of every stream: the per-chunk relay delay */
+  delays: number[]
+  /** event 1 of every stream: it leaves the mock right after the headers, so its delay includes the proxy's response start */
+  firstDelays: number[]
+  errors: number
+}
+
+async function pacedDelays (mock: MockUpstream, path: BenchPath, ctx: RunContext): Promise<PacedResult> {
   const { sizes, keys } = ctx
   const dispatcher = wideAgent()
   const delays: number[] = []
+  const firstDelays: number[] = []
   let errors = 0
   try {
     for (let round = 0; round < sizes.pacedRounds; round++) {
@@ -63,46 +72,57 @@ async function pacedDelays (mock: MockUpstream, path: BenchPath, ctx: RunContext
           errors++
           return
         }
-        for (let k = 0; k < PACED_EVENTS; k++) delays.push(trace.eventTimes[k] - sent.chunkTimes[k])
+        firstDelays.push(trace.eventTimes[0] - sent.chunkTimes[0])
+        for (let k = 1; k < PACED_EVENTS; k++) delays.push(trace.eventTimes[k] - sent.chunkTimes[k])
       })
     }
   } finally {
     await dispatcher.close()
     mock.reset()
   }
-  return { delays, errors }
+  return { delays, firstDelays, errors }
 }
 
-/** Scenario 5: for every SSE event, the time it reached the client minus the time the mock wrote it. */
+/**
+ * Scenario 5: for every SSE event, the time it reached the client minus the time the mock wrote
+ * it. The first event of each stream is reported on its own row: it follows the response headers
+ * at once, so it measures the proxy's response start (scenario 4's business), not chunk relaying.
+ */
 export const pacedChunkDelay: Scenario = {
   id: 5,
   title: 'per-chunk delay, paced stream (64 chunks, 20 ms apart)',
   mock: 'harness',
   async run (group, ctx) {
     const mock = requireMock(group)
-    const results: Record<string, { delays: number[], errors: number }> = {}
+    const results: Record<string, PacedResult> = {}
     for (const path of [group.direct, group.pipe, group.gateway]) results[path.name] = await pacedDelays(mock, path, ctx)
     const p = (name: string, q: number): number => percentile(sortedCopy(results[name].delays), q)
+    const first = (name: string): string => {
+      const s = sortedCopy(results[name].firstDelays)
+      return `${fmt(percentile(s, 50), 3)} / ${fmt(percentile(s, 99), 3)}`
+    }
     const name = `5. ${this.title}`
-    const gatewayP99 = p('gateway', 99)
+    // "added": what the proxy adds to the transit the direct path already has (the issue's target)
+    const addedP99 = p('gateway', 99) - p('direct', 99)
     return [
-      { scenario: name, measure: 'client receive − mock send, p50 ms', direct: fmt(p('direct', 50), 3), pipe: fmt(p('pipe', 50), 3), gateway: fmt(p('gateway', 50), 3) },
+      { scenario: name, measure: 'chunk: client receive − mock send, p50 ms', direct: fmt(p('direct', 50), 3), pipe: fmt(p('pipe', 50), 3), gateway: fmt(p('gateway', 50), 3) },
       {
         scenario: name,
-        measure: 'client receive − mock send, p99 ms',
+        measure: 'chunk: client receive − mock send, p99 ms',
         direct: fmt(p('direct', 99), 3),
         pipe: fmt(p('pipe', 99), 3),
-        gateway: fmt(gatewayP99, 3),
-        ratio: ratio(gatewayP99, p('pipe', 99)),
-        target: `< ${CHUNK_DELAY_TARGET_MS} ms`,
-        pass: gatewayP99 < CHUNK_DELAY_TARGET_MS && results.gateway.errors === 0
+        gateway: fmt(p('gateway', 99), 3),
+        ratio: ratio(p('gateway', 99), p('pipe', 99))
       },
       {
         scenario: name,
-        measure: 'added p99 ms (minus direct)',
+        measure: 'added per-chunk delay p99 ms (minus direct)',
         pipe: fmt(p('pipe', 99) - p('direct', 99), 3),
-        gateway: fmt(gatewayP99 - p('direct', 99), 3)
+        gateway: fmt(addedP99, 3),
+        target: `< ${CHUNK_DELAY_TARGET_MS} ms`,
+        pass: addedP99 < CHUNK_DELAY_TARGET_MS && results.gateway.errors === 0
       },
+      { scenario: name, measure: 'first event of a stream, p50 / p99 ms', direct: first('direct'), pipe: first('pipe'), gateway: first('gateway') },
       {
         scenario: name,
         measure: 'chunks measured (broken streams)',
