@@ -45,8 +45,8 @@ export function sizes (quick: boolean, soak: number | undefined): Sizes {
   if (quick) {
     return {
       quick,
-      warmS: 0.3,
-      measureS: 0.7,
+      warmS: 0.2,
+      measureS: 0.5,
       rounds: 1,
       connections: 8,
       latencyRequests: 100,

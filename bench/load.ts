@@ -78,6 +78,8 @@ export async function cannon (baseUrl: string, specs: RequestSpec[], keys: KeyRi
       duration: opts.durationS ?? 10,
       amount: opts.amount,
       timeout: 30,
+      // autocannon only notices the end of a run at a sample tick (default every second)
+      sampleInt: 100,
       requests
     }, (err: Error | null, res: autocannon.Result) => { if (err !== null && err !== undefined) reject(err); else resolve(res) })
     if (opts.maxSeconds !== undefined) stopTimer = setTimeout(() => tracker.stop(), opts.maxSeconds * 1000)

@@ -142,7 +142,8 @@ async function stopChild (child: ChildProcess, hasExited: () => boolean): Promis
 export type RunMode = 'dist' | 'src'
 
 export function scriptArgs (mode: RunMode, srcPath: string): string[] {
-  if (mode === 'src') return ['--import', 'tsx', join(ROOT, srcPath)]
+  // resolved here: the servers run in a temp dir, where a bare 'tsx' would not resolve
+  if (mode === 'src') return ['--import', import.meta.resolve('tsx'), join(ROOT, srcPath)]
   return [join(ROOT, 'dist', srcPath.replace(/\.ts$/, '.js'))]
 }
 

@@ -107,20 +107,23 @@ async function startGroup (kind: Scenario['mock'], args: Args): Promise<Running>
     const profile = (name: string): string[] => args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/out/profiles', name)}`] : []
     // a port chosen here and readiness by /healthz: the gateway may run at a level that hides its 'listening' line
     const port = await freePort()
-    const gateway = await spawnServer({
-      name: 'gateway',
-      args: [...profile('gateway'), ...scriptArgs(args.mode, 'src/cli.ts')],
-      env: { ...gatewayEnv(mockUrl, port), ...args.set },
-      healthUrl: `http://127.0.0.1:${port}`
-    })
-    processes.push(gateway)
-    const pipe = await spawnServer({
-      name: 'pipe',
-      args: [...profile('pipe'), ...scriptArgs(args.mode, 'bench/bare-pipe.ts')],
-      env: { PIPE_UPSTREAM_URL: mockUrl },
-      readyUrl: (l) => l.pipe as string | undefined
-    })
-    processes.push(pipe)
+    const started = await Promise.allSettled([
+      spawnServer({
+        name: 'gateway',
+        args: [...profile('gateway'), ...scriptArgs(args.mode, 'src/cli.ts')],
+        env: { ...gatewayEnv(mockUrl, port), ...args.set },
+        healthUrl: `http://127.0.0.1:${port}`
+      }),
+      spawnServer({
+        name: 'pipe',
+        args: [...profile('pipe'), ...scriptArgs(args.mode, 'bench/bare-pipe.ts')],
+        env: { PIPE_UPSTREAM_URL: mockUrl },
+        readyUrl: (l) => l.pipe as string | undefined
+      })
+    ])
+    for (const s of started) if (s.status === 'fulfilled') processes.push(s.value)
+    for (const s of started) if (s.status === 'rejected') throw s.reason
+    const [gateway, pipe] = processes.slice(-2)
     return {
       group: {
         ...group,
