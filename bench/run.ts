@@ -2,7 +2,7 @@
  * `npm run bench`: drives the gateway, a bare undici pipe and the mock upstream directly, each a
  * separate process on 127.0.0.1, and prints a markdown table with the issue's targets.
  *
- *   npm run bench                       every scenario, full size (about 10 minutes)
+ *   npm run bench                       every scenario, full size (5–10 minutes)
  *   npm run bench -- --only 1,2,4       some scenarios
  *   npm run bench -- --quick            short runs (smoke test; the numbers mean little)
  *   npm run bench -- --soak 500000      scenario 8's request count (default 200,000)
