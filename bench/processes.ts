@@ -60,6 +60,16 @@ async function healthy (url: string): Promise<boolean> {
 
 let workDir: string | undefined
 
+/** Every server still running, so that no exit path of the harness leaves one behind. */
+const live = new Set<ChildProcess>()
+
+/** Last resort (harness timeout, signal, crash): SIGKILL whatever is still running. */
+export function killAll (): void {
+  for (const child of live) child.kill('SIGKILL')
+  live.clear()
+}
+process.once('exit', killAll)
+
 /** A private temp dir for log files and as the servers' cwd (no stray .env or gateway.yaml is read). */
 export function benchDir (): string {
   workDir ??= mkdtempSync(join(tmpdir(), 'gw-bench-'))
@@ -100,11 +110,12 @@ export async function spawnServer (spec: SpawnSpec): Promise<ServerProcess> {
     stdio: ['ignore', fd, 'pipe']
   })
   closeSync(fd)
+  live.add(child)
   let stderr = ''
   child.stderr?.setEncoding('utf8')
   child.stderr?.on('data', (s: string) => { if (stderr.length < 20_000) stderr += s })
   let exited: number | null | undefined
-  child.once('exit', (code) => { exited = code })
+  child.once('exit', (code) => { exited = code; live.delete(child) })
 
   const deadline = Date.now() + READY_TIMEOUT_MS
   let url: string | undefined

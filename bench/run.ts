@@ -194,10 +194,13 @@ function writeResults (report: string): void {
 async function main (): Promise<void> {
   const args = parse(process.argv.slice(2))
   const startLoad = loadavg()
+  // process.exit() runs the 'exit' handler of processes.ts, which kills the servers still running
   const guard = setTimeout(() => {
     log(`bench: still running after --max-minutes ${args.maxMinutes}: giving up`)
     process.exit(3)
   }, args.maxMinutes * 60_000)
+  process.once('SIGINT', () => process.exit(130))
+  process.once('SIGTERM', () => process.exit(143))
   if (args.mode === 'dist' && !args.skipBuild) {
     log('bench: building (tsc)…')
     buildDist()

@@ -160,6 +160,10 @@ export const soak: Scenario = {
     log(`  soak: RSS during the quiet period, MiB: ${quiet.map((b) => (b / MiB).toFixed(0)).join(' ')}`)
     const after = quiet[quiet.length - 1]
     const median = percentile(sortedCopy(samples), 50)
+    // a leak grows with the request count; garbage V8 has not collected yet does not
+    const half = Math.floor(samples.length / 2)
+    const firstHalf = percentile(sortedCopy(samples.slice(0, half)), 50)
+    const secondHalf = percentile(sortedCopy(samples.slice(half)), 50)
     const name = `8. ${this.title}`
     const failed = r.non2xx + r.errors + r.timeouts
     return [
@@ -167,6 +171,7 @@ export const soak: Scenario = {
       { scenario: name, measure: 'failed requests', gateway: String(failed), target: '0', pass: failed === 0 },
       { scenario: name, measure: 'RSS warm MiB', gateway: fmt(warm / MiB, 1) },
       { scenario: name, measure: 'RSS during MiB (median / peak)', gateway: `${fmt(median / MiB, 1)} / ${fmt(peak / MiB, 1)}` },
+      { scenario: name, measure: 'RSS median, first half → second half MiB', gateway: `${fmt(firstHalf / MiB, 1)} → ${fmt(secondHalf / MiB, 1)}` },
       {
         scenario: name,
         measure: `RSS after ${SOAK_QUIET_S} s quiet, MiB`,
