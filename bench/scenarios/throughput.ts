@@ -1,0 +1,184 @@
+/**
+ * Scenarios 1–4 and 8: requests per second and CPU time per request (1–3), added latency at
+ * concurrency 1 (4), and a bounded soak (8). Paths are measured in interleaved rounds, so that a
+ * neighbour's burst on this shared machine lands on all of them rather than on one.
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { BenchPath, Group, RunContext, Scenario } from '../context.js'
+import { cannon, MODELS, NON_STREAM_CHAT, percentile, sequentialLatencies, sortedCopy, STREAM_CHAT, type RequestSpec } from '../load.js'
+import { cpuMicros, MiB, rssBytes, sampleRss } from '../processes.js'
+import { fmt, ratio, type Row } from '../report.js'
+
+const CPU_TARGET = 1.3
+const LATENCY_TARGET = 1.3
+const SOAK_RSS_TARGET = 1.10
+/** seconds without load before RSS is read "after" the soak */
+const SOAK_QUIET_S = 10
+
+interface Totals { ok: number, failed: number, seconds: number, cpuUs: number }
+
+async function measureThroughput (group: Group, spec: RequestSpec, ctx: RunContext): Promise<Record<'direct' | 'pipe' | 'gateway', Totals> & { logLinesPerRequest: number }> {
+  const { sizes, keys } = ctx
+  const paths: BenchPath[] = [group.direct, group.pipe, group.gateway]
+  const totals = { direct: zero(), pipe: zero(), gateway: zero() }
+  // JIT warm-up, not counted
+  for (const path of paths) await cannon(path.url, [spec], keys, { connections: sizes.connections, durationS: sizes.warmS })
+  group.gatewayProcess.truncateLog()
+  for (let round = 0; round < sizes.rounds; round++) {
+    for (const path of paths) {
+      const cpu0 = path.pid !== undefined ? cpuMicros(path.pid) : 0
+      const r = await cannon(path.url, [spec], keys, { connections: sizes.connections, durationS: sizes.measureS })
+      const cpu1 = path.pid !== undefined ? cpuMicros(path.pid) : 0
+      const t = totals[path.name]
+      t.ok += r.ok
+      t.failed += r.non2xx + r.errors + r.timeouts
+      t.seconds += r.seconds
+      t.cpuUs += cpu1 - cpu0
+    }
+  }
+  // the access log is written asynchronously: give it a moment to land before counting
+  await sleep(300)
+  const logLinesPerRequest = group.gatewayProcess.logLines() / Math.max(1, totals.gateway.ok + totals.gateway.failed)
+  return { ...totals, logLinesPerRequest }
+}
+
+function zero (): Totals {
+  return { ok: 0, failed: 0, seconds: 0, cpuUs: 0 }
+}
+
+function throughputScenario (id: number, title: string, spec: RequestSpec, cpuTarget: boolean, note?: string): Scenario {
+  return {
+    id,
+    title,
+    mock: 'process',
+    async run (group, ctx) {
+      const t = await measureThroughput(group, spec, ctx)
+      const rps = (x: Totals): number => x.ok / x.seconds
+      const cpu = (x: Totals): number => x.cpuUs / Math.max(1, x.ok)
+      const cpuRatio = cpu(t.gateway) / cpu(t.pipe)
+      const name = `${id}. ${title}`
+      const rows: Row[] = [
+        { scenario: name, measure: 'requests/s', direct: fmt(rps(t.direct), 0), pipe: fmt(rps(t.pipe), 0), gateway: fmt(rps(t.gateway), 0), ratio: ratio(rps(t.gateway), rps(t.pipe)) },
+        {
+          scenario: name,
+          measure: 'proxy CPU µs/request',
+          pipe: fmt(cpu(t.pipe), 0),
+          gateway: fmt(cpu(t.gateway), 0),
+          ratio: ratio(cpu(t.gateway), cpu(t.pipe)),
+          ...(cpuTarget ? { target: `≤ ${CPU_TARGET}× pipe`, pass: cpuRatio <= CPU_TARGET } : { target: note })
+        },
+        {
+          scenario: name,
+          measure: 'failed requests',
+          direct: String(t.direct.failed),
+          pipe: String(t.pipe.failed),
+          gateway: String(t.gateway.failed),
+          target: '0',
+          pass: t.gateway.failed === 0
+        },
+        { scenario: name, measure: 'gateway log lines per request', gateway: fmt(t.logLinesPerRequest) }
+      ]
+      return rows
+    }
+  }
+}
+
+export const nonStreamChat = throughputScenario(1, 'non-streaming chat, small body', NON_STREAM_CHAT, true)
+export const streamChat = throughputScenario(2, 'streaming chat, 20 chunks', STREAM_CHAT, true)
+export const models = throughputScenario(3, '/v1/models', MODELS, false, 'none yet: plain pass-through until the models cache lands')
+
+/** Scenario 4: p50/p99 at concurrency 1, sequential requests, interleaved rounds per path. */
+export const latency: Scenario = {
+  id: 4,
+  title: 'added latency at concurrency 1',
+  mock: 'process',
+  async run (group, ctx) {
+    const { sizes, keys } = ctx
+    const paths = [group.direct, group.pipe, group.gateway]
+    const samples: Record<string, number[]> = { direct: [], pipe: [], gateway: [] }
+    for (const path of paths) await sequentialLatencies(path.url, NON_STREAM_CHAT, keys, Math.min(200, sizes.latencyRequests))
+    const perRound = Math.ceil(sizes.latencyRequests / sizes.latencyRounds)
+    for (let round = 0; round < sizes.latencyRounds; round++) {
+      for (const path of paths) samples[path.name].push(...await sequentialLatencies(path.url, NON_STREAM_CHAT, keys, perRound))
+    }
+    const p = (name: string, q: number): number => percentile(sortedCopy(samples[name]), q)
+    const added = (name: string, q: number): number => p(name, q) - p('direct', q)
+    const name = `4. ${this.title}`
+    const addedRatio = added('gateway', 50) / added('pipe', 50)
+    return [
+      { scenario: name, measure: 'p50 ms', direct: fmt(p('direct', 50), 3), pipe: fmt(p('pipe', 50), 3), gateway: fmt(p('gateway', 50), 3) },
+      { scenario: name, measure: 'p99 ms', direct: fmt(p('direct', 99), 3), pipe: fmt(p('pipe', 99), 3), gateway: fmt(p('gateway', 99), 3) },
+      {
+        scenario: name,
+        measure: 'added p50 ms (minus direct)',
+        pipe: fmt(added('pipe', 50), 3),
+        gateway: fmt(added('gateway', 50), 3),
+        ratio: ratio(added('gateway', 50), added('pipe', 50)),
+        target: `≤ ${LATENCY_TARGET}× pipe`,
+        pass: addedRatio <= LATENCY_TARGET
+      },
+      {
+        scenario: name,
+        measure: 'added p99 ms (minus direct)',
+        pipe: fmt(added('pipe', 99), 3),
+        gateway: fmt(added('gateway', 99), 3),
+        ratio: ratio(added('gateway', 99), added('pipe', 99))
+      },
+      { scenario: name, measure: 'requests per path', direct: String(samples.direct.length), pipe: String(samples.pipe.length), gateway: String(samples.gateway.length) }
+    ]
+  }
+}
+
+/**
+ * Scenario 8: a long run of mixed chat requests (non-streaming and streaming, alternating on
+ * every connection), bounded in count and in time. RSS is read when warm (after a warm-up and a
+ * pause), sampled throughout, and read again after a pause at the end.
+ */
+export const soak: Scenario = {
+  id: 8,
+  title: 'bounded soak',
+  mock: 'process',
+  async run (group, ctx) {
+    const { sizes, keys, log } = ctx
+    const pid = group.gateway.pid ?? 0
+    const specs = [NON_STREAM_CHAT, STREAM_CHAT]
+    const warmAmount = Math.max(sizes.connections * 2, Math.round(sizes.soakRequests * 0.05))
+    await cannon(group.gateway.url, specs, keys, { connections: sizes.connections, amount: warmAmount, maxSeconds: sizes.soakMaxSeconds / 4 })
+    await sleep(sizes.quick ? 500 : 3000)
+    const warm = rssBytes(pid)
+    const sampler = sampleRss(pid, 500)
+    log(`  soak: ${sizes.soakRequests} requests, at most ${sizes.soakMaxSeconds} s`)
+    const r = await cannon(group.gateway.url, specs, keys, { connections: sizes.connections, amount: sizes.soakRequests, maxSeconds: sizes.soakMaxSeconds })
+    const { peak, samples } = sampler.stop()
+    group.gatewayProcess.truncateLog()
+    // V8 hands memory back some seconds after allocation stops (its memory reducer), not at once
+    const quiet: number[] = []
+    for (let s = 0; s < (sizes.quick ? 1 : SOAK_QUIET_S); s++) {
+      await sleep(1000)
+      quiet.push(rssBytes(pid))
+    }
+    log(`  soak: RSS during the quiet period, MiB: ${quiet.map((b) => (b / MiB).toFixed(0)).join(' ')}`)
+    const after = quiet[quiet.length - 1]
+    const median = percentile(sortedCopy(samples), 50)
+    // a leak grows with the request count; garbage V8 has not collected yet does not
+    const half = Math.floor(samples.length / 2)
+    const firstHalf = percentile(sortedCopy(samples.slice(0, half)), 50)
+    const secondHalf = percentile(sortedCopy(samples.slice(half)), 50)
+    const name = `8. ${this.title}`
+    const failed = r.non2xx + r.errors + r.timeouts
+    return [
+      { scenario: name, measure: 'requests done (of asked) in s', gateway: `${fmt(r.ok + failed, 0)} (of ${fmt(sizes.soakRequests, 0)}) in ${fmt(r.seconds, 0)}` },
+      { scenario: name, measure: 'failed requests', gateway: String(failed), target: '0', pass: failed === 0 },
+      { scenario: name, measure: 'RSS warm MiB', gateway: fmt(warm / MiB, 1) },
+      { scenario: name, measure: 'RSS during MiB (median / peak)', gateway: `${fmt(median / MiB, 1)} / ${fmt(peak / MiB, 1)}` },
+      { scenario: name, measure: 'RSS median, first half → second half MiB', gateway: `${fmt(firstHalf / MiB, 1)} → ${fmt(secondHalf / MiB, 1)}` },
+      {
+        scenario: name,
+        measure: `RSS after ${SOAK_QUIET_S} s quiet, MiB`,
+        gateway: `${fmt(after / MiB, 1)} (${fmt((after / warm - 1) * 100, 1)} %)`,
+        target: `≤ warm + ${Math.round((SOAK_RSS_TARGET - 1) * 100)} %`,
+        pass: after <= warm * SOAK_RSS_TARGET
+      }
+    ]
+  }
+}
