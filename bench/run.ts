@@ -158,9 +158,9 @@ async function probeChain (group: Group, keys: KeyRing): Promise<string[]> {
     'auth: 100 client keys': noKey.statusCode === 401 || noKey.statusCode === 403
       ? `verified: ${noKey.statusCode} without a key, ${withKey.statusCode} with one`
       : `not enforced: ${noKey.statusCode} without a key`,
-    'rate limit, set high': withKey.headers['x-ratelimit-limit'] !== undefined
-      ? `verified: x-ratelimit-limit ${String(withKey.headers['x-ratelimit-limit'])}`
-      : 'not seen: no x-ratelimit-limit header',
+    'rate limit, set high': withKey.headers['x-ratelimit-limit-requests'] !== undefined
+      ? `verified: x-ratelimit-limit-requests ${String(withKey.headers['x-ratelimit-limit-requests'])}`
+      : 'not seen: no x-ratelimit-limit-requests header',
     'access log at info': logged ? 'verified: access lines in the gateway\'s stdout' : 'NOT seen in the gateway\'s stdout',
     'IP allow/deny check': 'no probe (loopback is allowed either way)'
   }
