@@ -8,9 +8,10 @@ import type { ConfigSection, OptionSpec } from './types.js'
 import { server, serverSchema } from './sections/server.js'
 import { upstream, upstreamSchema } from './sections/upstream.js'
 import { log, logSchema } from './sections/log.js'
+import { cors, corsSchema } from './sections/cors.js'
 import { transforms, transformsSchema } from './sections/transforms.js'
 
-export const sections: ConfigSection[] = [server, upstream, log, transforms]
+export const sections: ConfigSection[] = [server, upstream, log, cors, transforms]
 
 export const ConfigSchema = Type.Object({
   /** path of the YAML file the config came from, if any (informational) */
@@ -18,6 +19,7 @@ export const ConfigSchema = Type.Object({
   server: serverSchema,
   upstream: upstreamSchema,
   log: logSchema,
+  cors: corsSchema,
   transforms: transformsSchema
 }, { additionalProperties: false })
 

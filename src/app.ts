@@ -7,6 +7,7 @@ import fp from 'fastify-plugin'
 import type { FastifyError, FastifyPluginAsync } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import requestState from '../plugins/request-state.js'
+import cors from '../plugins/cors.js'
 import upstreams from '../plugins/upstreams.js'
 import accessLog from '../plugins/access-log.js'
 import contextId from '../plugins/context-id.js'
@@ -37,6 +38,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   })
 
   await fastify.register(requestState)
+  await fastify.register(cors, { cors: config.cors })
   await fastify.register(upstreams, { upstream: config.upstream })
   // body transforms: context-id first on requests (client names), aliases nearest the upstream
   const limits = { maxJsonBytes: config.transforms.maxJsonBytes, maxEventSize: config.transforms.maxEventSize }

@@ -2,7 +2,7 @@
  * Builds the Fastify instance around the app plugin: logger, request ids, server timeouts.
  * Tests call buildServer() and listen on port 0; src/cli.ts adds argv, signals and listen.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import { pino } from 'pino'
@@ -29,7 +29,8 @@ export async function buildServer (config: GatewayConfig, opts: BuildOptions = {
   const logger = pino(options, opts.logDestination ?? pino.destination({ dest: 1, sync: false }))
   const fastify = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // the access-log plugin writes one line per request instead of Fastify's two
+    logController: new LogController({ disableRequestLogging: true }),
     genReqId: requestId,
     requestIdHeader: false,
     bodyLimit: config.server.bodyLimit,
