@@ -10,8 +10,12 @@ import { upstream, upstreamSchema } from './sections/upstream.js'
 import { log, logSchema } from './sections/log.js'
 import { cors, corsSchema } from './sections/cors.js'
 import { transforms, transformsSchema } from './sections/transforms.js'
+import { storage, storageSchema } from './sections/storage.js'
+import { admin, adminSchema } from './sections/admin.js'
+import { usage, usageSchema } from './sections/usage.js'
+import { metrics, metricsSchema } from './sections/metrics.js'
 
-export const sections: ConfigSection[] = [server, upstream, log, cors, transforms]
+export const sections: ConfigSection[] = [server, upstream, log, cors, transforms, storage, admin, usage, metrics]
 
 export const ConfigSchema = Type.Object({
   /** path of the YAML file the config came from, if any (informational) */
@@ -20,7 +24,11 @@ export const ConfigSchema = Type.Object({
   upstream: upstreamSchema,
   log: logSchema,
   cors: corsSchema,
-  transforms: transformsSchema
+  transforms: transformsSchema,
+  storage: storageSchema,
+  admin: adminSchema,
+  usage: usageSchema,
+  metrics: metricsSchema
 }, { additionalProperties: false })
 
 export type GatewayConfig = Static<typeof ConfigSchema>

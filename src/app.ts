@@ -12,9 +12,14 @@ import upstreams from '../plugins/upstreams.js'
 import accessLog from '../plugins/access-log.js'
 import contextId from '../plugins/context-id.js'
 import fieldAlias from '../plugins/field-alias.js'
+import metrics from '../plugins/metrics.js'
+import usage from '../plugins/usage.js'
 import type { RedisLike } from './lib/context-store.js'
+import type { Redis } from 'ioredis'
 import health from '../routes/health.js'
 import proxyRoutes from '../routes/v1/proxy.js'
+import metricsRoute from '../routes/metrics.js'
+import usageRoute from '../routes/admin/usage.js'
 import { NotFoundError, errorBody, shapeError } from './errors.js'
 
 export interface AppOptions {
@@ -45,9 +50,14 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   const redis = fastify.hasDecorator('redis') ? fastify.getDecorator<RedisLike | null>('redis') : null
   await fastify.register(contextId, { contextId: config.transforms.contextId, limits, redis })
   await fastify.register(fieldAlias, { transforms: config.transforms })
+  // observability: metrics first, so usage can count tokens into them
+  await fastify.register(metrics, { metrics: config.metrics })
+  await fastify.register(usage, { usage: config.usage, maxEventSize: config.transforms.maxEventSize, redis: redis as Redis | null })
   await fastify.register(accessLog, { log: config.log })
 
   await fastify.register(health)
+  await fastify.register(metricsRoute, { metrics: config.metrics, adminToken: config.admin.token })
+  await fastify.register(usageRoute, { usage: config.usage, adminToken: config.admin.token })
   await fastify.register(proxyRoutes)
 }
 

@@ -24,6 +24,8 @@ export const UpstreamTimeoutError = coded('GW_UPSTREAM_TIMEOUT', 'The upstream s
 export const NotFoundError = coded('GW_NOT_FOUND', 'Unknown route: %s %s', 404, 'invalid_request_error', 'not_found')
 export const InvalidJsonError = coded('GW_INVALID_JSON', 'We could not parse the JSON body of your request', 400, 'invalid_request_error', 'invalid_json')
 export const JsonTooDeepError = coded('GW_JSON_TOO_DEEP', 'The JSON body of your request is nested too deeply', 400, 'invalid_request_error', 'invalid_json')
+export const AdminTokenError = coded('GW_ADMIN_UNAUTHORIZED', 'Admin token required', 401, 'invalid_request_error', 'invalid_admin_token')
+export const BadQueryError = coded('GW_BAD_QUERY', 'Invalid query parameter %s', 400, 'invalid_request_error', 'invalid_query')
 export const BodyTooLargeError = coded('GW_BODY_TOO_LARGE', 'Request body is larger than the limit of %s bytes', 413, 'invalid_request_error', 'request_too_large')
 
 /** Fastify's own client errors, mapped to the same vocabulary. */

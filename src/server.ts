@@ -9,6 +9,7 @@ import { pino } from 'pino'
 import type { GatewayConfig } from '../config/schema.js'
 import app from './app.js'
 import { loggerOptions } from './logging.js'
+import { openLogOutputs } from './log-outputs.js'
 import { secretsOf } from '../config/secrets.js'
 
 export interface BuildOptions {
@@ -25,8 +26,12 @@ function requestId (req: IncomingMessage): string {
 }
 
 export async function buildServer (config: GatewayConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
-  const options = loggerOptions({ level: config.log.level, secrets: secretsOf(config) })
-  const logger = pino(options, opts.logDestination ?? pino.destination({ dest: 1, sync: false }))
+  const secrets = secretsOf(config)
+  const options = loggerOptions({ level: config.log.level, secrets })
+  const outputs = openLogOutputs(config, secrets, opts.logDestination)
+  const logger = pino(options, outputs.main)
+  for (const problem of outputs.problems.splice(0)) logger.warn(problem)
+  outputs.onFailure = (message) => logger.warn(message)
   const fastify = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // the access-log plugin writes one line per request instead of Fastify's two
@@ -46,6 +51,9 @@ export async function buildServer (config: GatewayConfig, opts: BuildOptions = {
   fastify.addHook('onRequest', async function echoRequestId (request, reply) {
     reply.header('x-request-id', request.id)
   })
+  fastify.decorate('logFiles', outputs.files)
+  // onClose hooks run last-added first: added before the app's, this one closes the files last
+  fastify.addHook('onClose', async () => { await outputs.close() })
   await fastify.register(app, { config })
   return fastify as unknown as FastifyInstance
 }

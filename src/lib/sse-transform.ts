@@ -273,10 +273,14 @@ export interface SseEventContext {
   insert: (extra: SseOutEvent) => void
 }
 
+/** Returned by a rewriter to remove an event from the stream (its inserts are still sent). */
+export const DROP_EVENT: unique symbol = Symbol('sse drop event')
+
 export interface SseEventRewriter {
   /**
    * Called with each event whose data is JSON. Returns undefined to pass the event on byte for
-   * byte, or the value to send in its place (the value may be the argument, edited in place).
+   * byte, the value to send in its place (the value may be the argument, edited in place), or
+   * DROP_EVENT to remove the event.
    */
   event: (value: unknown, ctx: SseEventContext) => unknown
   /** called once, before `data: [DONE]` or at the end of the stream: extra events to send first */
@@ -400,6 +404,7 @@ export class SseRewriteStream extends Transform {
     }
     for (const extra of inserts) this.#push(this.#serialise(extra))
     if (result === undefined) return this.#emitLines(lines)
+    if (result === DROP_EVENT) return
     this.#emitReplaced(lines, result)
   }
 

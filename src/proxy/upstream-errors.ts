@@ -19,8 +19,10 @@ const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEO
 const TLS_CODE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL|EPROTO/
 
 function codeOf (err: unknown): string {
-  const e = err as { code?: string, cause?: { code?: string } } | null
-  return e?.code ?? e?.cause?.code ?? 'UNKNOWN'
+  const e = err as { code?: unknown, cause?: { code?: unknown } } | null
+  // DOMException (AbortError) has a numeric code: only string codes name a failure
+  const code = typeof e?.code === 'string' ? e.code : e?.cause?.code
+  return typeof code === 'string' ? code : 'UNKNOWN'
 }
 
 export function classifyUpstreamError (err: unknown): UpstreamFailure {
