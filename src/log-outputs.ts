@@ -19,7 +19,7 @@ import { loggerOptions } from './logging.js'
 
 export interface LogFiles {
   dir: string
-  /** usage records, one JSON object per line, ISO time, no level */
+  /** usage records, one JSON object per line, ISO time
   usage: Logger
   /** access lines */
   access: Logger
@@ -100,10 +100,10 @@ class GuardedStream implements DestinationStream {
   }
 }
 
-function rollOptions (file: string, log: GatewayConfig['log'], extension: string): Record<string, unknown> {
+/** `file` carries its extension (pino-roll 4.0 ignores its `extension` option): usage.jsonl → usage.<date>.<n>.jsonl */
+function rollOptions (file: string, log: GatewayConfig['log']): Record<string, unknown> {
   return {
     file,
-    extension,
     mkdir: true,
     size: log.fileMaxSize,
     limit: { count: log.fileKeep },
@@ -160,20 +160,15 @@ export function openLogOutputs (config: GatewayConfig, secrets: readonly string[
     outputs.problems.push(problem as string)
     return outputs
   }
-  const open = (name: string, extension: string): GuardedStream => {
-    const stream = new GuardedStream(pino.transport({ target: 'pino-roll', options: rollOptions(join(dir, name), config.log, extension) }), name, outputs)
+  const open = (name: string): GuardedStream => {
+    const stream = new GuardedStream(pino.transport({ target: 'pino-roll', options: rollOptions(join(dir, name), config.log) }), name, outputs)
     guarded.push(stream)
     return stream
   }
   const base = loggerOptions({ level: 'info', secrets })
-  const fileLogger = (stream: DestinationStream, withLevel: boolean): Logger => pino({
-    ...base,
-    base: null,
-    timestamp: pino.stdTimeFunctions.isoTime,
-    ...(withLevel ? {} : { formatters: { level: () => ({}) } })
-  }, stream)
-  outputs.files = { dir, usage: fileLogger(open('usage', '.jsonl'), false), access: fileLogger(open('access', '.log'), false) }
-  const errors = open('error', '.log')
+  const fileLogger = (stream: DestinationStream): Logger => pino({ ...base, base: null, timestamp: pino.stdTimeFunctions.isoTime }, stream)
+  outputs.files = { dir, usage: fileLogger(open('usage.jsonl')), access: fileLogger(open('access.log')) }
+  const errors = open('error.log')
   outputs.main = pino.multistream([{ level: 'trace', stream: stdout }, { level: 'warn', stream: errors }])
   return outputs
 }

@@ -36,8 +36,9 @@ export function parseUsageQuery (query: Record<string, unknown>, now: number, re
   const groupText = single(query.group, 'group')
   const oldest = now - retentionMs
   const since = sinceText !== undefined && sinceText !== '' ? parseTime(sinceText, now, 'since') : oldest
-  const until = untilText !== undefined && untilText !== '' ? parseTime(untilText, now, 'until') : now
-  if (until < since) throw new QueryError('until: earlier than since')
+  const explicitUntil = untilText !== undefined && untilText !== ''
+  const until = explicitUntil ? parseTime(untilText, now, 'until') : now
+  if (explicitUntil && until < since) throw new QueryError('until: earlier than since')
   let group: UsageGroup | null = null
   if (groupText !== undefined && groupText !== '') {
     group = GROUP_NAMES[groupText] ?? null
