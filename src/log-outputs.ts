@@ -19,7 +19,7 @@ import { loggerOptions } from './logging.js'
 
 export interface LogFiles {
   dir: string
-  /** usage records, one JSON object per line, ISO time
+  /** usage records, one JSON object per line, ISO time */
   usage: Logger
   /** access lines */
   access: Logger
