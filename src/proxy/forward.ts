@@ -102,7 +102,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   }
   if (stages.length > 0) reply.removeHeader('content-length')
 
-  const source = sse ? endStreamOnError(res.body, request, abort.signal) : res.body
+  const source = sse ? endStreamOnError(res.body, request) : res.body
   return reply.send(stages.length === 0 ? source : chain(source, stages, request))
 }
 
@@ -133,14 +133,18 @@ function chain (source: Readable, stages: Transform[], request: FastifyRequest):
  * After an event stream's headers are sent an error cannot become an HTTP status: the stream ends
  * with a final error event instead (STYLE.md §3.3.5), so the client's SDK reports it.
  */
-function endStreamOnError (body: Readable, request: FastifyRequest, clientGone: AbortSignal): Readable {
+function endStreamOnError (body: Readable, request: FastifyRequest): Readable {
   const out = new PassThrough()
   body.on('data', (chunk: Buffer) => { if (!out.write(chunk)) body.pause() })
   out.on('drain', () => body.resume())
   body.once('end', () => out.end())
   body.once('error', (err) => {
-    // our own abort (the client left) is not an upstream failure
-    if (out.destroyed || clientGone.aborted) return
+    // the client went away and we aborted the upstream: nobody is left to read an error event
+    // (with stages in between, the abort can arrive before the pipeline destroyed `out`)
+    if (out.destroyed || err.name === 'AbortError') {
+      out.destroy()
+      return
+    }
     const failure = classifyUpstreamError(err)
     request.gw.errorClass = failure.errorClass
     request.log.warn({ errorClass: failure.errorClass, cause: failure.detail }, 'upstream stream failed after headers were sent')

@@ -18,11 +18,12 @@ export interface UpstreamFailure {
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT', 'ESOCKETTIMEDOUT'])
 const TLS_CODE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL|EPROTO/
 
+/** Only string codes count: an AbortError (a DOMException) carries the number 20 as `code`. */
 function codeOf (err: unknown): string {
   const e = err as { code?: unknown, cause?: { code?: unknown } } | null
-  // DOMException (AbortError) has a numeric code: only string codes name a failure
-  const code = typeof e?.code === 'string' ? e.code : e?.cause?.code
-  return typeof code === 'string' ? code : 'UNKNOWN'
+  if (typeof e?.code === 'string') return e.code
+  if (typeof e?.cause?.code === 'string') return e.cause.code
+  return 'UNKNOWN'
 }
 
 export function classifyUpstreamError (err: unknown): UpstreamFailure {
