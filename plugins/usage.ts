@@ -148,7 +148,7 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
     }
     // the client's accept-encoding is kept: a compressed answer is decoded before this stage
     // (the client then gets it plain, which it always accepts)
-    if (process.env.ZZ_NOSTAGE === undefined) addResponseStage(gw, usageStage)
+    addResponseStage(gw, usageStage)
   })
 
   function writeRecord (request: FastifyRequest, reply: FastifyReply, aborted: boolean): void {
