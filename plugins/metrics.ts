@@ -8,7 +8,7 @@
  * `metrics.separate`, by a plain listener of its own started here (loopback by default, no token).
  */
 import fp from 'fastify-plugin'
-import { createServer, type Server, type ServerResponse } from 'node:http'
+import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
@@ -16,6 +16,7 @@ import { GatewayMetrics } from '../src/metrics/gateway-metrics.js'
 import { routeLabel } from '../src/metrics/routes.js'
 import { isEventStream } from '../src/proxy/headers.js'
 import { pathOnly } from '../src/logging.js'
+import { onAbandoned } from '../src/lib/abandoned.js'
 
 export interface MetricsOptions {
   metrics: GatewayConfig['metrics']
@@ -36,9 +37,6 @@ declare module 'fastify' {
 
 const STREAM_OPEN = 1
 const COUNTED = 2
-
-const kReply = Symbol('metrics reply')
-type LinkedResponse = ServerResponse & { [kReply]?: FastifyReply }
 
 function observeEnd (metrics: GatewayMetrics, request: FastifyRequest, reply: FastifyReply, aborted: boolean): void {
   if ((request.metricsFlags & COUNTED) !== 0) return
@@ -118,18 +116,8 @@ const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async (fastify, { metr
     done()
   })
 
-  // a client that goes away ends the request without onResponse: the response's 'close' tells
-  function countAbandoned (this: LinkedResponse): void {
-    const reply = this[kReply]
-    if (reply !== undefined && !this.writableFinished) observeEnd(metrics, reply.request, reply, true)
-  }
-  fastify.addHook('onRequest', function watchAbort (request, reply, done) {
-    if (request.headers.upgrade === undefined) {
-      (reply.raw as LinkedResponse)[kReply] = reply
-      reply.raw.on('close', countAbandoned)
-    }
-    done()
-  })
+  // a client that goes away ends the request without onResponse
+  onAbandoned(fastify, (request, reply) => observeEnd(metrics, request, reply, true))
 }
 
 export default fp(metricsPlugin, { name: 'gateway-metrics', fastify: '5.x', dependencies: ['gateway-request-state'] })

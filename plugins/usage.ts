@@ -24,6 +24,7 @@ import { isObject, takesStreamOptions, usageDialect } from '../src/usage/tokens.
 import { MemoryUsageStore, type UsageStore } from '../src/usage/store.js'
 import { RedisUsageStore } from '../src/usage/redis-store.js'
 import { UsageRecorder } from '../src/usage/recorder.js'
+import { onAbandoned } from '../src/lib/abandoned.js'
 import type { ResponseStart } from './request-state.js'
 
 export interface UsageOptions {
@@ -49,10 +50,9 @@ declare module 'fastify' {
   }
 }
 
-const kReply = Symbol('usage reply')
 const kWatch = Symbol('usage watch')
 const kJson = Symbol('usage json limit')
-type LinkedResponse = ServerResponse & { [kReply]?: FastifyReply, [kWatch]?: ResponseUsage, [kJson]?: boolean }
+type LinkedResponse = ServerResponse & { [kWatch]?: ResponseUsage, [kJson]?: boolean }
 
 /** Health probes and admin routes are not API usage. */
 function skipped (request: FastifyRequest): boolean {
@@ -164,17 +164,7 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
   })
 
   // a client that goes away ends the request without onResponse; the tokens seen so far count
-  function recordAbandoned (this: LinkedResponse): void {
-    const reply = this[kReply]
-    if (reply !== undefined && !this.writableFinished) writeRecord(reply.request, reply, true)
-  }
-  fastify.addHook('onRequest', function watchAbort (request, reply, done) {
-    if (!skipped(request)) {
-      (reply.raw as LinkedResponse)[kReply] = reply
-      reply.raw.on('close', recordAbandoned)
-    }
-    done()
-  })
+  onAbandoned(fastify, (request, reply) => { if (!skipped(request)) writeRecord(request, reply, true) })
 }
 
 export default fp(usagePlugin, { name: 'gateway-usage', fastify: '5.x', dependencies: ['gateway-request-state'] })
