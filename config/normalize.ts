@@ -32,5 +32,7 @@ export function postProcess (config: GatewayConfig, origins: Map<string, string>
   config.upstream.url = normalizeBaseUrl(config.upstream.url, where)
   normalizeAuth(config, origins)
   checkTransforms(config)
+  // one BASE_PATH (seed 002) for every file the gateway keeps: black.json beside logs/
+  if (config.blacklist.dir === '' && config.storage.basePath !== '') config.blacklist.dir = config.storage.basePath
   normalizeAbuse(config, origins)
 }

@@ -55,5 +55,6 @@ export function preflight (config: GatewayConfig, origins: Map<string, string>):
       checkCaFile(`targets.${name}.caFile`, target.caFile, origins)
     }
   }
-  if (config.blacklist.dir !== '') checkDataDir('blacklist.dir', config.blacklist.dir, origins)
+  if (config.storage.basePath !== '') checkDataDir('storage.basePath', config.storage.basePath, origins)
+  if (config.blacklist.dir !== '' && config.blacklist.dir !== config.storage.basePath) checkDataDir('blacklist.dir', config.blacklist.dir, origins)
 }

@@ -9,6 +9,7 @@ import { server, serverSchema } from './sections/server.js'
 import { upstream, upstreamSchema } from './sections/upstream.js'
 import { log, logSchema } from './sections/log.js'
 import { cors, corsSchema } from './sections/cors.js'
+import { storage, storageSchema } from './sections/storage.js'
 import { targets, targetsSchema, routing, routingSchema, outbound, outboundSchema } from './sections/targets.js'
 import { auth, authSchema } from './sections/auth.js'
 import { models, modelsSchema } from './sections/models.js'
@@ -18,6 +19,8 @@ import { blacklist, blacklistSchema } from './sections/blacklist.js'
 import { rateLimit, rateLimitSchema } from './sections/rate-limit.js'
 import { redis, redisSchema } from './sections/redis.js'
 import { transforms, transformsSchema } from './sections/transforms.js'
+import { usage, usageSchema } from './sections/usage.js'
+import { metrics, metricsSchema } from './sections/metrics.js'
 import { realtime, realtimeSchema } from './sections/realtime.js'
 import { uploads, uploadsSchema } from './sections/uploads.js'
 
@@ -26,6 +29,7 @@ export const sections: ConfigSection[] = [
   upstream,
   log,
   cors,
+  storage,
   targets,
   routing,
   outbound,
@@ -37,6 +41,8 @@ export const sections: ConfigSection[] = [
   rateLimit,
   redis,
   transforms,
+  usage,
+  metrics,
   realtime,
   uploads
 ]
@@ -48,6 +54,7 @@ export const ConfigSchema = Type.Object({
   upstream: upstreamSchema,
   log: logSchema,
   cors: corsSchema,
+  storage: storageSchema,
   targets: targetsSchema,
   routing: routingSchema,
   outbound: outboundSchema,
@@ -59,6 +66,8 @@ export const ConfigSchema = Type.Object({
   rateLimit: rateLimitSchema,
   redis: redisSchema,
   transforms: transformsSchema,
+  usage: usageSchema,
+  metrics: metricsSchema,
   realtime: realtimeSchema,
   uploads: uploadsSchema
 }, { additionalProperties: false })

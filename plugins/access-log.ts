@@ -1,8 +1,10 @@
 /**
  * One access line per request (method, path without query, status, duration, upstream, model,
- * stream flag), and with `log.requests` / `log.responses` (or level debug) redacted, truncated
- * dumps of headers and bodies. Keys never reach these lines: credential headers are masked here
- * and every serialised line passes the logger's secret filter (src/logging.ts).
+ * stream flag), on stdout and, with BASE_PATH, in the access log file; and with `log.requests` /
+ * `log.responses` (or level debug) redacted, truncated dumps of headers and bodies. An event
+ * stream is logged once it ends, as its event count and assembled text, not chunk by chunk.
+ * Keys never reach these lines: credential headers are masked here and every serialised line
+ * passes the logger's secret filter (src/logging.ts).
  */
 import fp from 'fastify-plugin'
 import { Transform } from 'node:stream'
@@ -10,6 +12,8 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import { pathOnly, redactHeaders } from '../src/logging.js'
 import type { ResponseStart } from './request-state.js'
+import { SseTap, type SseTapEvent } from '../src/lib/sse-transform.js'
+import { eventText } from '../src/lib/stream-text.js'
 
 export interface AccessLogOptions {
   log: GatewayConfig['log']
@@ -38,7 +42,35 @@ function bodyTap (request: FastifyRequest, max: number, level: 'info' | 'debug')
   })
 }
 
+/**
+ * A passive tap on an event stream for the debug log: counts events and joins the text deltas
+ * (up to `max` characters), and logs both once when the stream ends or its client goes away.
+ */
+function streamTap (request: FastifyRequest, max: number, level: 'info' | 'debug'): Transform {
+  let events = 0
+  let text = ''
+  let textLength = 0
+  const tap = new SseTap((event: SseTapEvent) => {
+    events++
+    if (event.data === null || event.data === '[DONE]' || event.data.charCodeAt(0) !== 123 /* { */) return
+    let piece: string
+    try {
+      piece = eventText(JSON.parse(event.data))
+    } catch {
+      return
+    }
+    textLength += piece.length
+    if (text.length < max) text += piece.length <= max - text.length ? piece : piece.slice(0, max - text.length)
+  })
+  tap.once('close', () => {
+    const more = textLength - text.length
+    request.log[level]({ events, textLength, text: more > 0 ? `${text}… [${more} more characters]` : text, complete: tap.writableFinished }, 'response stream')
+  })
+  return tap
+}
+
 const accessLog: FastifyPluginAsync<AccessLogOptions> = async (fastify, { log }) => {
+  const accessFile = fastify.hasDecorator('logFiles') ? fastify.logFiles?.access ?? null : null
   const debug = log.level === 'debug'
   const logRequests = log.requests || debug
   const logResponses = log.responses || debug
@@ -55,7 +87,7 @@ const accessLog: FastifyPluginAsync<AccessLogOptions> = async (fastify, { log })
       if (logResponses) {
         request.gw.responseHooks.push((start: ResponseStart) => {
           request.log[responseLevel]({ status: start.statusCode, headers: redactHeaders(start.headers) }, 'response headers')
-          return bodyTap(request, log.bodyMaxBytes, responseLevel)
+          return start.isEventStream ? streamTap(request, log.bodyMaxBytes, responseLevel) : bodyTap(request, log.bodyMaxBytes, responseLevel)
         })
       }
     })
@@ -64,7 +96,7 @@ const accessLog: FastifyPluginAsync<AccessLogOptions> = async (fastify, { log })
   fastify.addHook('onResponse', async function writeAccessLine (request, reply) {
     if (request.routeOptions.config?.public === true && reply.statusCode < 400) return
     const gw = request.gw
-    request.log.info({
+    const line = {
       method: request.method,
       path: pathOnly(request.url),
       status: reply.statusCode,
@@ -74,7 +106,9 @@ const accessLog: FastifyPluginAsync<AccessLogOptions> = async (fastify, { log })
       stream: gw?.json !== null ? gw?.stream : undefined,
       client: gw?.client?.name,
       errorClass: gw?.errorClass ?? undefined
-    }, 'request completed')
+    }
+    request.log.info(line, 'request completed')
+    accessFile?.info({ reqId: request.id, ...line }, 'request completed')
   })
 }
 

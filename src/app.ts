@@ -23,6 +23,8 @@ import accessLog from '../plugins/access-log.js'
 import contextId from '../plugins/context-id.js'
 import fieldAlias from '../plugins/field-alias.js'
 import uploadLimits from '../plugins/upload-limits.js'
+import metrics from '../plugins/metrics.js'
+import usage from '../plugins/usage.js'
 import websocket from '@fastify/websocket'
 import health from '../routes/health.js'
 import adminRoutes from '../routes/admin/index.js'
@@ -30,6 +32,8 @@ import blacklistRoutes from '../routes/admin/blacklist.js'
 import modelsRoutes from '../routes/v1/models.js'
 import realtimeRoutes from '../routes/v1/realtime.js'
 import proxyRoutes from '../routes/v1/proxy.js'
+import metricsRoute from '../routes/metrics.js'
+import usageRoute from '../routes/admin/usage.js'
 import { websocketPluginOptions } from './realtime/websocket-options.js'
 import { NotFoundError, errorBody, shapeError } from './errors.js'
 
@@ -79,11 +83,16 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(contextId, { contextId: config.transforms.contextId, limits, redis: fastify.redis, keyPrefix: config.redis.keyPrefix })
   await fastify.register(fieldAlias, { transforms: config.transforms })
   await fastify.register(uploadLimits, { uploads: config.uploads })
+  // observability: metrics first, so usage can count tokens into them
+  await fastify.register(metrics, { metrics: config.metrics })
+  await fastify.register(usage, { usage: config.usage, maxEventSize: config.transforms.maxEventSize, redis: fastify.redis, redisKeyPrefix: config.redis.keyPrefix })
   await fastify.register(accessLog, { log: config.log })
 
   await fastify.register(health)
   await fastify.register(adminRoutes, { prefix: '/admin' })
   await fastify.register(blacklistRoutes)
+  await fastify.register(usageRoute, { usage: config.usage })
+  await fastify.register(metricsRoute, { metrics: config.metrics })
   await fastify.register(modelsRoutes)
   await fastify.register(realtimeRoutes, { realtime: config.realtime })
   await fastify.register(proxyRoutes)

@@ -28,6 +28,7 @@ export const InvalidApiKeyError = coded('GW_INVALID_API_KEY', 'Invalid or missin
 export const ModelNotAllowedError = coded('GW_MODEL_NOT_ALLOWED', "This key may not use the model '%s'", 403, 'permission_error', 'model_not_allowed')
 export const AdminTokenError = coded('GW_ADMIN_UNAUTHORIZED', 'Admin token required', 401, 'invalid_request_error', 'invalid_admin_token')
 export const JsonTooDeepError = coded('GW_JSON_TOO_DEEP', 'The JSON body of your request is nested too deeply', 400, 'invalid_request_error', 'invalid_json')
+export const BadQueryError = coded('GW_BAD_QUERY', 'Invalid query parameter %s', 400, 'invalid_request_error', 'invalid_query')
 export const BodyTooLargeError = coded('GW_BODY_TOO_LARGE', 'Request body is larger than the limit of %s bytes', 413, 'invalid_request_error', 'request_too_large')
 export const UpgradeRequiredError = coded('GW_UPGRADE_REQUIRED', 'This endpoint only accepts WebSocket connections', 426, 'invalid_request_error', 'upgrade_required')
 

@@ -9,6 +9,7 @@ import { pino } from 'pino'
 import type { GatewayConfig } from '../config/schema.js'
 import app from './app.js'
 import { loggerOptions } from './logging.js'
+import { openLogOutputs } from './log-outputs.js'
 import { secretsOf } from '../config/secrets.js'
 import { createPathRouter } from './routing/paths.js'
 
@@ -16,14 +17,6 @@ export interface BuildOptions {
   /** where log lines go (tests capture them); default stdout */
   logDestination?: NodeJS.WritableStream
 }
-
-/**
- * stdout, asynchronous and buffered: lines are written in batches of about 4 KiB (a dozen access
- * lines) instead of one asynchronous write each, which cost ~4 µs per request on the benchmark's
- * 2 cores (bench/RESULTS.md); a quiet gateway still writes its lines within 200 ms, and pino
- * flushes what is left when the process exits.
- */
-const STDOUT_LOG = { dest: 1, sync: false, minLength: 4096, periodicFlush: 200 }
 
 const REQUEST_ID = /^[\w.:@-]{1,128}$/
 
@@ -34,8 +27,12 @@ function requestId (req: IncomingMessage): string {
 }
 
 export async function buildServer (config: GatewayConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
-  const options = loggerOptions({ level: config.log.level, secrets: secretsOf(config) })
-  const logger = pino(options, opts.logDestination ?? pino.destination(STDOUT_LOG))
+  const secrets = secretsOf(config)
+  const options = loggerOptions({ level: config.log.level, secrets })
+  const outputs = openLogOutputs(config, secrets, opts.logDestination)
+  const logger = pino(options, outputs.main)
+  for (const problem of outputs.problems.splice(0)) logger.warn(problem)
+  outputs.onFailure = (message) => logger.warn(message)
   const fastify = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // the access-log plugin writes one line per request instead of Fastify's two
@@ -59,6 +56,9 @@ export async function buildServer (config: GatewayConfig, opts: BuildOptions = {
   fastify.addHook('onRequest', async function echoRequestId (request, reply) {
     reply.header('x-request-id', request.id)
   })
+  fastify.decorate('logFiles', outputs.files)
+  // onClose hooks run last-added first: added before the app's, this one closes the files last
+  fastify.addHook('onClose', async () => { await outputs.close() })
   await fastify.register(app, { config })
   return fastify as unknown as FastifyInstance
 }

@@ -113,7 +113,7 @@ test('--check-config: a bad value, or a path the gateway cannot use, is one line
     [[], { GATEWAY_RATE_LIMIT_REQUESTS: 'lots' }, /^rateLimit\.max \(env GATEWAY_RATE_LIMIT_REQUESTS\) = "lots": expected a whole number$/],
     [['--upstream-ca-file', '/nonexistent/ca.pem'], {}, /^upstream\.caFile \(flag --upstream-ca-file\) = "\/nonexistent\/ca\.pem": cannot be read \(ENOENT; expected a readable PEM file\)$/],
     [[], { GATEWAY_UPSTREAM_CA_FILE: packageJson }, /^upstream\.caFile \(env GATEWAY_UPSTREAM_CA_FILE\) = ".*": expected a PEM file with at least one certificate$/],
-    [[], { BASE_PATH: `${packageJson}/data` }, /^blacklist\.dir \(env BASE_PATH\) = ".*": .*package\.json is not a directory \(expected a writable directory\)$/]
+    [[], { BASE_PATH: `${packageJson}/data` }, /^storage\.basePath \(env BASE_PATH\) = ".*": .*package\.json is not a directory \(expected a writable directory\)$/]
   ]
   for (const [argv, env, expected] of cases) {
     assert.throws(() => {
@@ -129,13 +129,13 @@ test('--check-config: a bad value, or a path the gateway cannot use, is one line
   const r = runCli(['--check-config'], { BASE_PATH: `${packageJson}/data` })
   assert.equal(r.status, 2, r.stderr)
   assert.equal(r.stdout, '', 'no config is printed')
-  assert.match(r.stderr, /^llm-gateway: invalid configuration: blacklist\.dir \(env BASE_PATH\)[^\n]*\n$/)
+  assert.match(r.stderr, /^llm-gateway: invalid configuration: storage\.basePath \(env BASE_PATH\)[^\n]*\n$/)
 })
 
 test('the same path checks stop a normal start with exit 2', () => {
   const r = runCli([], { GATEWAY_PORT: '0', BASE_PATH: `${fileURLToPath(new URL('../package.json', import.meta.url))}/data` })
   assert.equal(r.status, 2)
-  assert.match(r.stderr, /^llm-gateway: invalid configuration: blacklist\.dir/)
+  assert.match(r.stderr, /^llm-gateway: invalid configuration: storage\.basePath/)
 })
 
 async function startCli (env: Record<string, string>): Promise<{ child: ChildProcess, url: string }> {

@@ -21,7 +21,7 @@ export const blacklist: ConfigSection = {
     { path: 'blacklist.threshold', env: ['GATEWAY_BLACKLIST_THRESHOLD', 'IP_ERROR_THRESHOLD'], type: 'integer', doc: 'errors (400, 401, 404 from the gateway itself) that blacklist an address', seed: '002' },
     { path: 'blacklist.windowMs', env: ['GATEWAY_BLACKLIST_WINDOW_MS', 'ERROR_WINDOW'], type: 'integer', doc: 'error counting window in ms', seed: '002' },
     { path: 'blacklist.ttlMs', env: ['GATEWAY_BLACKLIST_TTL_MS', 'BLACKLIST_TTL'], type: 'integer', doc: 'lifetime of an automatic entry in ms; 0 = never expires', seed: '002' },
-    { path: 'blacklist.dir', env: ['GATEWAY_DATA_DIR', 'BASE_PATH'], type: 'string', doc: 'directory for black.json (written atomically); empty = memory only', seed: '002 BASE_PATH' },
+    { path: 'blacklist.dir', env: ['GATEWAY_DATA_DIR'], type: 'string', doc: 'directory for black.json (written atomically); empty = BASE_PATH (storage.basePath), or memory only when that is empty too', seed: '002 BASE_PATH/black.json' },
     { path: 'blacklist.ignore', env: ['GATEWAY_BLACKLIST_IGNORE'], type: 'list', doc: 'addresses/CIDRs never blacklisted automatically ("none" for no exemption)' },
     { path: 'blacklist.maxTracked', env: ['GATEWAY_BLACKLIST_MAX_TRACKED'], type: 'integer', doc: 'bound on addresses whose errors are counted in memory' },
     { path: 'blacklist.maxEntries', env: ['GATEWAY_BLACKLIST_MAX_ENTRIES'], type: 'integer', doc: 'bound on automatic blacklist entries' }

@@ -28,7 +28,7 @@ async function call (url: string, opts: { method?: string, headers?: Record<stri
 
 function blacklistEnv (mockUrl: string, dir: string, extra: Record<string, string> = {}): Record<string, string> {
   // seed 002's names; loopback is exempt by default, so these tests opt out of the exemption
-  return { GATEWAY_UPSTREAM_URL: mockUrl, IP_ERROR_THRESHOLD: '3', ERROR_WINDOW: '600000', BASE_PATH: dir, GATEWAY_BLACKLIST_IGNORE: 'none', ...extra }
+  return { GATEWAY_UPSTREAM_URL: mockUrl, IP_ERROR_THRESHOLD: '3', ERROR_WINDOW: '600000', GATEWAY_DATA_DIR: dir, GATEWAY_BLACKLIST_IGNORE: 'none', ...extra }
 }
 
 async function blacklisted (gw: GatewayHandle, ip = '127.0.0.1'): Promise<void> {
@@ -169,7 +169,7 @@ test('admin API: off (404) without a token, 401 with a wrong one; add, list, ref
   }
 
   const dir = tempDir()
-  const gw = await startGateway(t, { env: { GATEWAY_UPSTREAM_URL: mock.url, ADMIN_TOKEN: TOKEN, BASE_PATH: dir } })
+  const gw = await startGateway(t, { env: { GATEWAY_UPSTREAM_URL: mock.url, ADMIN_TOKEN: TOKEN, GATEWAY_DATA_DIR: dir } })
   const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }
   const wrong = await call(`${gw.url}/admin/blacklist`, { headers: { authorization: 'Bearer nope' } })
   assert.equal(wrong.status, 401)

@@ -45,7 +45,7 @@ async function twoReplicas (t: TestContext, extra: Record<string, string> = {}, 
     IP_ERROR_THRESHOLD: '4',
     GATEWAY_ADMIN_TOKEN: TOKEN,
     GATEWAY_REDIS_SYNC_INTERVAL_MS: '500',
-    BASE_PATH: dir,
+    GATEWAY_DATA_DIR: dir,
     ...extra
   })
   const a = await startGateway(t, { env: env(dirs[0]) })

@@ -7,7 +7,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { finished } from 'node:stream/promises'
 import type { Transform } from 'node:stream'
-import { LineSplitter, SseRewriteStream, SseTap, parseSseFields, type SseEventRewriter, type SseTapEvent } from '../../src/lib/sse-transform.js'
+import { DROP_EVENT, LineSplitter, SseRewriteStream, SseTap, parseSseFields, type SseEventRewriter, type SseTapEvent } from '../../src/lib/sse-transform.js'
 
 const SAMPLE = [
   ': keep-alive\n',
@@ -177,6 +177,29 @@ test('inserted events go before the event that asked for them; a throwing rewrit
   const out = await run(new SseRewriteStream(rewriter, { onError: (e) => errors.push(e) }), [Buffer.from('data: {"n":1}\n\nevent: e\ndata: {"n":2}\n\ndata: {"n":3}\n\n')])
   assert.equal(out, 'data: {"n":1}\n\nevent: before\ndata: "x"\n\nevent: e\ndata: {"n":2}\n\ndata: {"n":3}\n\n')
   assert.equal(errors.length, 1)
+})
+
+test('a rewriter can drop an event whole; its inserts still go out', async () => {
+  const rewriter: SseEventRewriter = {
+    event: (v, ctx) => {
+      const n = (v as { n: number }).n
+      if (n === 3) ctx.insert({ data: { replaced: 3 } })
+      return n === 2 || n === 3 ? DROP_EVENT : undefined
+    }
+  }
+  const out = await run(new SseRewriteStream(rewriter), [Buffer.from('data: {"n":1}\r\n\r\nid: 9\r\ndata: {"n":2}\r\n\r\ndata: {"n":3}\r\n\r\n: ping\r\ndata: [DONE]\r\n\r\n')])
+  assert.equal(out, 'data: {"n":1}\r\n\r\ndata: {"replaced":3}\r\n\r\n: ping\r\ndata: [DONE]\r\n\r\n')
+})
+
+test('the data fast path replaces or drops one-line data unparsed; undefined goes on to event()', async () => {
+  const seen: unknown[] = []
+  const rewriter: SseEventRewriter = {
+    data: (text) => (text === '{"n":1}' ? '{"n":"one"}' : text === '{"n":2}' ? DROP_EVENT : undefined),
+    event: (v) => { seen.push(v); return undefined }
+  }
+  const out = await run(new SseRewriteStream(rewriter), [Buffer.from('event: e\r\ndata: {"n":1}\r\n\r\ndata: {"n":2}\r\n\r\ndata: {"n":3}\r\n\r\ndata: {"n":\r\ndata: 4}\r\n\r\n')])
+  assert.equal(out, 'event: e\r\ndata: {"n":"one"}\r\n\r\ndata: {"n":3}\r\n\r\ndata: {"n":\r\ndata: 4}\r\n\r\n')
+  assert.deepEqual(seen, [{ n: 3 }, { n: 4 }], 'multi-line data never takes the fast path')
 })
 
 test('beforeEnd is awaited before the stream ends', async () => {

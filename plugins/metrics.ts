@@ -1,0 +1,125 @@
+/**
+ * Prometheus metrics: counts every request when it ends (or when its client goes away), from the
+ * final status, the error class and the response headers alone, so no other plugin has to report
+ * to it. `fastify.metrics` is there for what only others know: the realtime relay calls
+ * `realtimeSessionOpened()`/`realtimeSessionClosed()`, the usage plugin `countTokens()`.
+ *
+ * The page itself is served by routes/metrics.ts on the main listener (admin token), or, with
+ * `metrics.separate`, by a plain listener of its own started here (loopback by default, no token).
+ */
+import fp from 'fastify-plugin'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { GatewayConfig } from '../config/schema.js'
+import { GatewayMetrics } from '../src/metrics/gateway-metrics.js'
+import { routeLabel } from '../src/metrics/routes.js'
+import { isEventStream } from '../src/proxy/headers.js'
+import { pathOnly } from '../src/logging.js'
+import { onAbandoned } from '../src/lib/abandoned.js'
+
+export interface MetricsOptions {
+  metrics: GatewayConfig['metrics']
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** the metrics registry and helpers; null when metrics are off */
+    metrics: GatewayMetrics | null
+    /** the separate metrics listener's address, when there is one and it listens */
+    metricsAddress: () => AddressInfo | null
+  }
+  interface FastifyRequest {
+    /** bit flags: an event stream was counted as active; the request was counted */
+    metricsFlags: number
+  }
+}
+
+const STREAM_OPEN = 1
+const COUNTED = 2
+
+function observeEnd (metrics: GatewayMetrics, request: FastifyRequest, reply: FastifyReply, aborted: boolean): void {
+  if ((request.metricsFlags & COUNTED) !== 0) return
+  request.metricsFlags |= COUNTED
+  if ((request.metricsFlags & STREAM_OPEN) !== 0) metrics.streamEnded()
+  const gw = request.gw
+  const incomplete = aborted && !reply.raw.writableFinished
+  if (incomplete && gw !== null) gw.errorClass ??= 'client_abort'
+  const route = routeLabel(request)
+  metrics.observe({
+    // routing picks a target for every request; an unknown route never used it
+    target: route === 'unmatched' ? 'none' : gw?.target?.name ?? 'none',
+    route,
+    // nginx's 499: the client closed the connection before it got an answer
+    status: incomplete && !reply.raw.headersSent ? 499 : reply.statusCode,
+    durationMs: reply.elapsedTime,
+    ttfbMs: gw?.ttfbMs ?? null,
+    errorClass: gw?.errorClass ?? (incomplete ? 'client_abort' : null),
+    upstreamStatus: gw?.upstreamStatus ?? 0,
+    cache: reply.getHeader('x-cache')
+  })
+}
+
+function startListener (fastify: FastifyInstance, metrics: GatewayMetrics, opts: GatewayConfig['metrics']): Server {
+  const server = createServer((req, res) => {
+    if ((req.method !== 'GET' && req.method !== 'HEAD') || pathOnly(req.url ?? '') !== opts.path) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n')
+      return
+    }
+    metrics.text().then((text) => {
+      res.writeHead(200, { 'content-type': metrics.contentType }).end(req.method === 'HEAD' ? undefined : text)
+    }, (err: unknown) => {
+      fastify.log.error({ err }, 'metrics could not be collected')
+      res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n')
+    })
+  })
+  fastify.addHook('onReady', async () => {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(opts.port, opts.host, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    const address = server.address() as AddressInfo
+    fastify.log.info({ url: `http://${address.address}:${address.port}${opts.path}` }, 'metrics listener started')
+  })
+  fastify.addHook('onClose', async () => {
+    if (!server.listening) return
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  return server
+}
+
+const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async (fastify, { metrics: opts }) => {
+  if (!opts.enabled) {
+    fastify.decorate('metrics', null)
+    fastify.decorate('metricsAddress', () => null)
+    return
+  }
+  const metrics = new GatewayMetrics(opts)
+  fastify.decorate('metrics', metrics)
+  fastify.decorateRequest('metricsFlags', 0)
+
+  const server = opts.separate ? startListener(fastify, metrics, opts) : null
+  fastify.decorate('metricsAddress', () => (server?.listening === true ? server.address() as AddressInfo : null))
+
+  fastify.addHook('onSend', function countOpenStream (request, reply, payload, done) {
+    if (isEventStream(reply.getHeader('content-type') as string | undefined)) {
+      request.metricsFlags |= STREAM_OPEN
+      metrics.streamStarted()
+    }
+    done(null, payload)
+  })
+  // refusals end in onResponse too: it runs whichever onRequest hook threw
+  fastify.addHook('onResponse', function countRequest (request, reply, done) {
+    if (request.headers.upgrade === undefined) observeEnd(metrics, request, reply, false)
+    done()
+  })
+
+  // a client that goes away ends the request without onResponse
+  onAbandoned(fastify, (request, reply) => observeEnd(metrics, request, reply, true))
+}
+
+export default fp(metricsPlugin, { name: 'gateway-metrics', fastify: '5.x', dependencies: ['gateway-request-state'] })

@@ -1,0 +1,170 @@
+/**
+ * Usage records: one per request, with the token counts the upstream reported (seed 002's token
+ * log, done right), and the totals behind `GET /admin/usage`.
+ *
+ * Requests to the LLM endpoints (chat/completions, completions, embeddings, responses, messages)
+ * get a response stage that reads usage on the way to the client (see src/usage/stages.ts). An
+ * OpenAI stream whose client did not ask for usage is asked for it all the same
+ * (`stream_options.include_usage`), and the extra usage chunk is taken out again before the
+ * client sees it (`usage.streamUsage`). Every other request gets its record without any stage.
+ *
+ * The record is written when the response has ended, or when the client went away first (then
+ * with the tokens seen so far). Health probes and admin routes are not usage and get no record.
+ */
+import fp from 'fastify-plugin'
+import type { ServerResponse } from 'node:http'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { Readable, Transform } from 'node:stream'
+import type { Redis } from 'ioredis'
+import type { GatewayConfig } from '../config/schema.js'
+import { pathOnly } from '../src/logging.js'
+import { isJsonContentType, addResponseStage } from '../src/proxy/response-rewrite.js'
+import { ResponseUsage, hiddenUsageStage } from '../src/usage/stages.js'
+import { isObject, takesStreamOptions, usageDialect } from '../src/usage/tokens.js'
+import { MemoryUsageStore, type UsageStore } from '../src/usage/store.js'
+import { RedisUsageStore } from '../src/usage/redis-store.js'
+import { UsageRecorder } from '../src/usage/recorder.js'
+import { onAbandoned } from '../src/lib/abandoned.js'
+import type { ResponseStart } from './request-state.js'
+
+export interface UsageOptions {
+  usage: GatewayConfig['usage']
+  /** largest stream event read for usage, in characters */
+  maxEventSize: number
+  /** an ioredis client shared by the replicas: totals are kept there, so they all add up */
+  redis?: Redis | null
+  redisKeyPrefix?: string
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** writes usage records; `realtimeSession(request)` for the realtime relay. Null when off. */
+    usageRecorder: UsageRecorder | null
+    /** the totals behind /admin/usage; null when usage records are off */
+    usageStore: UsageStore | null
+  }
+  interface FastifyRequest {
+    /** token usage of this request's response, for requests to LLM endpoints */
+    responseUsage: ResponseUsage | null
+    usageRecorded: boolean
+  }
+}
+
+const kWatch = Symbol('usage watch')
+const kJson = Symbol('usage json limit')
+type LinkedResponse = ServerResponse & { [kWatch]?: ResponseUsage, [kJson]?: boolean }
+
+/** Health probes and admin routes are not API usage. */
+function skipped (request: FastifyRequest): boolean {
+  const config = request.routeOptions.config
+  return request.headers.upgrade !== undefined || config?.public === true || config?.admin === true
+}
+
+/**
+ * Asks for usage in an OpenAI stream whose client did not (the record needs it); the client's own
+ * `stream_options` are kept.
+ */
+function askForStreamUsage (request: FastifyRequest, usage: ResponseUsage): void {
+  const json = request.gw.json as Record<string, unknown>
+  const options = json.stream_options
+  if (isObject(options) && options.include_usage === true) return
+  json.stream_options = { ...(isObject(options) ? options : {}), include_usage: true }
+  request.gw.bodyChanged = true
+  usage.hideStreamUsage = true
+}
+
+const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
+  const settings = opts.usage
+  fastify.decorateRequest('responseUsage', null)
+  if (!settings.enabled) {
+    fastify.decorate('usageRecorder', null)
+    fastify.decorate('usageStore', null)
+    return
+  }
+  fastify.decorateRequest('usageRecorded', false)
+
+  const store: UsageStore = opts.redis != null
+    ? new RedisUsageStore(opts.redis, {
+      ...settings,
+      keyPrefix: opts.redisKeyPrefix ?? 'llm-gateway:',
+      onOutage: (err) => fastify.log.warn({ cause: (err as Error)?.message }, 'usage totals cannot reach redis: kept in memory and written when it is back'),
+      onRecovery: () => fastify.log.info('usage totals written to redis again')
+    })
+    : new MemoryUsageStore(settings)
+  const recorder = new UsageRecorder({
+    log: fastify.log,
+    file: fastify.hasDecorator('logFiles') ? fastify.logFiles?.usage ?? null : null,
+    store,
+    metrics: fastify.hasDecorator('metrics') ? fastify.metrics : null,
+    privacy: settings.privacy
+  })
+  fastify.decorate('usageRecorder', recorder)
+  fastify.decorate('usageStore', store)
+  fastify.addHook('onClose', async () => { await store.close() })
+
+  const limits = { maxJsonBytes: settings.maxJsonBytes, maxEventSize: opts.maxEventSize }
+
+  /**
+   * Fastify pipes the final body (after every stage) into the response; next to the pipe's own
+   * 'data' listener a passive one reads the usage: no stage, no extra copy, no delay.
+   */
+  function watchPipedBody (this: LinkedResponse, body: Readable): void {
+    const usage = this[kWatch]
+    if (usage === undefined) return
+    this[kWatch] = undefined
+    if (this[kJson] === true) usage.watchJson(body, limits.maxJsonBytes)
+    else usage.watchEvents(body, limits.maxEventSize)
+  }
+
+  /** Decided once the upstream answered, from its status and content type. */
+  function usageStage (start: ResponseStart): Transform | null {
+    const usage = start.request.responseUsage
+    if (usage === null || start.statusCode < 200 || start.statusCode >= 300) return null
+    // a compressed body was decoded by the stage before this one; one we cannot decode is not read
+    const encoding = start.headers['content-encoding']
+    if (encoding !== undefined && encoding !== 'identity') return null
+    if (start.isEventStream && usage.hideStreamUsage) {
+      return hiddenUsageStage(usage, limits, (err) => start.request.log.warn({ err }, 'usage stream stage failed; event passed on unchanged'))
+    }
+    const json = !start.isEventStream
+    if (json && !isJsonContentType(start.headers['content-type'])) return null
+    const res = start.reply.raw as LinkedResponse
+    res[kWatch] = usage
+    res[kJson] = json
+    res.once('pipe', watchPipedBody)
+    return null
+  }
+
+  fastify.addHook('preHandler', async function watchUsage (request) {
+    const gw = request.gw
+    if (request.method !== 'POST' || gw.json === null || request.headers.upgrade !== undefined) return
+    const path = pathOnly(request.url)
+    const dialect = usageDialect(path)
+    if (dialect === null) return
+    const usage = new ResponseUsage(dialect)
+    request.responseUsage = usage
+    if (settings.streamUsage && gw.stream && dialect === 'openai' && takesStreamOptions(path) && gw.target?.provider !== 'anthropic') {
+      askForStreamUsage(request, usage)
+    }
+    // the client's accept-encoding is kept: a compressed answer is decoded before this stage
+    // (the client then gets it plain, which it always accepts)
+    addResponseStage(gw, usageStage)
+  })
+
+  function writeRecord (request: FastifyRequest, reply: FastifyReply, aborted: boolean): void {
+    if (request.usageRecorded) return
+    request.usageRecorded = true
+    recorder.record(recorder.fromRequest(request, reply, aborted))
+  }
+
+  // refusals end here too: onResponse runs whichever onRequest hook threw
+  fastify.addHook('onResponse', function recordUsage (request, reply, done) {
+    if (!skipped(request)) writeRecord(request, reply, false)
+    done()
+  })
+
+  // a client that goes away ends the request without onResponse; the tokens seen so far count
+  onAbandoned(fastify, (request, reply) => { if (!skipped(request)) writeRecord(request, reply, true) })
+}
+
+export default fp(usagePlugin, { name: 'gateway-usage', fastify: '5.x', dependencies: ['gateway-request-state'] })

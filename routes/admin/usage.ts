@@ -1,0 +1,45 @@
+/**
+ * `GET /admin/usage?since=…&until=…&group=key|model|target`: request and token totals from the
+ * usage store (this gateway's memory, or Redis shared by every replica), behind the admin token.
+ *
+ * Answer: `{ object, since, until, group, source, bucketSeconds, totals, data: [{ <group>: name, …totals }] }`,
+ * rows sorted by total tokens. Times are bucket-aligned: a bucket counts when its start is in range.
+ */
+import type { FastifyPluginAsync } from 'fastify'
+import type { GatewayConfig } from '../../config/schema.js'
+import { BadQueryError } from '../../src/errors.js'
+import { QueryError, parseUsageQuery } from '../../src/usage/query.js'
+
+export interface UsageRouteOptions {
+  usage: GatewayConfig['usage']
+}
+
+const usageRoute: FastifyPluginAsync<UsageRouteOptions> = async (fastify, { usage: settings }) => {
+  const store = fastify.usageStore
+  if (store === null) return
+  const retentionMs = settings.retentionHours * 3_600_000
+
+  fastify.get('/admin/usage', { config: { admin: true } }, async function usageTotals (request) {
+    let query
+    try {
+      query = parseUsageQuery(request.query as Record<string, unknown>, Date.now(), retentionMs)
+    } catch (err) {
+      if (err instanceof QueryError) throw new BadQueryError(err.message)
+      throw err
+    }
+    const report = await store.query(query)
+    const group = query.group
+    return {
+      object: 'usage',
+      since: new Date(query.since).toISOString(),
+      until: new Date(query.until).toISOString(),
+      group,
+      source: store.kind,
+      bucketSeconds: settings.bucketSeconds,
+      totals: report.totals,
+      data: group === null ? [] : report.rows.map(row => ({ [group]: row.name, ...row.totals }))
+    }
+  })
+}
+
+export default usageRoute

@@ -1,0 +1,52 @@
+/**
+ * The `route` label: the registered route for the gateway's own routes, and for the `/v1/*`
+ * pass-through the API endpoint the path belongs to (`/v1/models/gpt-4o` → `/v1/models`), from a
+ * fixed list, so a client cannot create label values by inventing paths.
+ */
+import type { FastifyRequest } from 'fastify'
+
+/** First path segment after /v1/ → label; segments whose second part matters map to a Map. */
+const ENDPOINTS = new Map<string, string | Map<string, string>>()
+
+for (const name of ['completions', 'embeddings', 'responses', 'models', 'moderations', 'files', 'uploads', 'batches',
+  'assistants', 'threads', 'vector_stores', 'realtime', 'complete', 'containers', 'conversations', 'evals', 'organization']) {
+  ENDPOINTS.set(name, `/v1/${name}`)
+}
+for (const [first, seconds] of [
+  ['chat', ['completions']],
+  ['audio', ['speech', 'transcriptions', 'translations']],
+  ['images', ['generations', 'edits', 'variations']],
+  ['messages', ['count_tokens', 'batches']],
+  ['fine_tuning', ['jobs', 'checkpoints']]
+] as const) {
+  const sub = new Map<string, string>()
+  for (const second of seconds) sub.set(second, `/v1/${first}/${second}`)
+  sub.set('', `/v1/${first}`)
+  ENDPOINTS.set(first, sub)
+}
+
+export const OTHER_ROUTE = '/v1/other'
+
+/** The endpoint label of a `/v1/…` path (no query string). */
+export function endpointLabel (path: string): string {
+  const at = path.indexOf('/v1/')
+  if (at === -1) return OTHER_ROUTE
+  const start = at + 4
+  let end = path.indexOf('/', start)
+  if (end === -1) end = path.length
+  const entry = ENDPOINTS.get(path.slice(start, end))
+  if (entry === undefined) return OTHER_ROUTE
+  if (typeof entry === 'string') return entry
+  let next = path.indexOf('/', end + 1)
+  if (next === -1) next = path.length
+  const second = end < path.length ? path.slice(end + 1, next) : ''
+  return entry.get(second) ?? entry.get('') as string
+}
+
+export function routeLabel (request: FastifyRequest): string {
+  const url = request.routeOptions.url
+  if (url === undefined) return 'unmatched'
+  if (!url.endsWith('*')) return url
+  const q = request.url.indexOf('?')
+  return endpointLabel(q === -1 ? request.url : request.url.slice(0, q))
+}

@@ -1,0 +1,177 @@
+/**
+ * Turns a finished request into its usage record and sends the record everywhere it goes: a
+ * `usage` line on stdout, the usage file under BASE_PATH/logs, the totals store behind
+ * `/admin/usage`, and the token counter of the metrics.
+ *
+ * The realtime relay, whose WebSocket sessions have no HTTP response to wait for, uses
+ * `realtimeSession(request)`: feed it each parsed server event, call `end()` when the session
+ * closes, and it writes one record for the session with the tokens of every `response.done`.
+ */
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import type { Logger } from 'pino'
+import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
+import { pathOnly } from '../logging.js'
+import type { UsageStore } from './store.js'
+import { NO_TOKENS, addCounts, realtimeEventCounts, type TokenCounts } from './tokens.js'
+
+/** One request, as written to stdout and the usage file (the time is added by the logger). */
+export interface UsageRecord extends TokenCounts {
+  requestId: string
+  /** client key name (never the key); null when no client key identified the caller */
+  client: string | null
+  /** client address; left out in privacy mode */
+  ip?: string
+  target: string | null
+  method: string
+  /** path without the query string (keys can travel in queries) */
+  path: string
+  model: string | null
+  stream: boolean
+  status: number
+  durationMs: number
+  /** time to the upstream's response headers */
+  ttfbMs: number | null
+  errorClass: string | null
+  /** the client went away first: the tokens are those seen until then */
+  aborted: boolean
+}
+
+export interface RecorderOptions {
+  log: FastifyBaseLogger
+  file: Logger | null
+  store: UsageStore
+  metrics: GatewayMetrics | null
+  privacy: boolean
+}
+
+function round (ms: number): number {
+  return Math.round(ms * 10) / 10
+}
+
+export class UsageRecorder {
+  readonly #opts: RecorderOptions
+
+  constructor (opts: RecorderOptions) {
+    this.#opts = opts
+  }
+
+  /** The record of an HTTP request that ended (aborted: its client went away first). */
+  fromRequest (request: FastifyRequest, reply: FastifyReply, aborted: boolean): UsageRecord {
+    const gw = request.gw
+    const incomplete = aborted && !reply.raw.writableFinished
+    const counts = request.responseUsage?.counts() ?? NO_TOKENS
+    return this.#build(request, {
+      status: incomplete && !reply.raw.headersSent ? 499 : reply.statusCode,
+      durationMs: reply.elapsedTime,
+      ttfbMs: gw.ttfbMs,
+      stream: gw.stream || request.responseUsage?.streamed === true,
+      errorClass: gw.errorClass ?? (incomplete ? 'client_abort' : null),
+      aborted: incomplete,
+      counts
+    })
+  }
+
+  #build (request: FastifyRequest, end: { status: number, durationMs: number, ttfbMs: number | null, stream: boolean, errorClass: string | null, aborted: boolean, counts: TokenCounts }): UsageRecord {
+    const gw = request.gw
+    const c = end.counts
+    const record: UsageRecord = {
+      requestId: request.id,
+      client: gw.client?.name ?? null,
+      target: gw.target?.name ?? null,
+      method: request.method,
+      path: pathOnly(request.url),
+      model: gw.model,
+      stream: end.stream,
+      status: end.status,
+      durationMs: round(end.durationMs),
+      ttfbMs: end.ttfbMs === null ? null : round(end.ttfbMs),
+      promptTokens: c.promptTokens,
+      completionTokens: c.completionTokens,
+      totalTokens: c.totalTokens,
+      cacheReadTokens: c.cacheReadTokens,
+      cacheCreationTokens: c.cacheCreationTokens,
+      reasoningTokens: c.reasoningTokens,
+      errorClass: end.errorClass,
+      aborted: end.aborted
+    }
+    if (!this.#opts.privacy) record.ip = request.ip
+    return record
+  }
+
+  /** Writes one record to every destination. Never throws into the request. */
+  record (record: UsageRecord): void {
+    const o = this.#opts
+    try {
+      o.log.info(record, 'usage')
+      o.file?.info(record)
+      o.store.add({
+        time: Date.now(),
+        client: record.client,
+        model: record.model,
+        target: record.target,
+        counts: record,
+        error: record.status >= 400 || record.errorClass !== null
+      })
+      if (record.totalTokens !== null || record.promptTokens !== null) o.metrics?.countTokens(record.client, record.model, record)
+    } catch (err) {
+      o.log.warn({ err, requestId: record.requestId }, 'usage record could not be written')
+    }
+  }
+
+  /** Usage of one realtime WebSocket session; see the module comment. */
+  realtimeSession (request: FastifyRequest): RealtimeUsage {
+    return new RealtimeUsage(this, request)
+  }
+
+  /** @internal the record of a realtime session */
+  sessionRecord (request: FastifyRequest, startedAt: number, counts: TokenCounts, end: { status: number, errorClass: string | null, aborted: boolean }): UsageRecord {
+    return this.#build(request, {
+      status: end.status,
+      durationMs: performance.now() - startedAt,
+      ttfbMs: request.gw.ttfbMs,
+      stream: true,
+      errorClass: end.errorClass,
+      aborted: end.aborted,
+      counts
+    })
+  }
+}
+
+/**
+ * Tokens of a realtime session: each `response.done` is a separate response, so their usages
+ * add up (unlike the running totals inside one streamed response).
+ */
+export class RealtimeUsage {
+  readonly #recorder: UsageRecorder
+  readonly #request: FastifyRequest
+  readonly #startedAt: number
+  #counts: TokenCounts = NO_TOKENS
+  #ended = false
+
+  constructor (recorder: UsageRecorder, request: FastifyRequest) {
+    this.#recorder = recorder
+    this.#request = request
+    this.#startedAt = request.gw.startedAt
+  }
+
+  /** A parsed server event from the upstream; only `response.done` counts. */
+  event (message: unknown): void {
+    const counts = realtimeEventCounts(message)
+    if (counts !== null) this.#counts = addCounts(this.#counts, counts)
+  }
+
+  get counts (): TokenCounts {
+    return this.#counts
+  }
+
+  /** Writes the session's record once; later calls do nothing. */
+  end (opts: { status?: number, errorClass?: string | null, aborted?: boolean } = {}): void {
+    if (this.#ended) return
+    this.#ended = true
+    this.#recorder.record(this.#recorder.sessionRecord(this.#request, this.#startedAt, this.#counts, {
+      status: opts.status ?? 101,
+      errorClass: opts.errorClass ?? this.#request.gw.errorClass,
+      aborted: opts.aborted ?? false
+    }))
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Reading token usage off a response on its way to the client.
+ *
+ * Passive by default: no stream stage at all. When the response body is piped to the client, a
+ * 'data' listener is added next to the pipe's own, so the usage reader sees each chunk exactly as
+ * the client gets it (after any rewriting or decoding stage) and never delays, copies into the
+ * path, or changes a byte. JSON bodies are collected (bounded) and parsed once they ended; event
+ * streams go through `SseEventSplitter` and only events that can carry usage are parsed.
+ *
+ * One case rewrites: an OpenAI stream where the gateway asked for usage on the client's behalf.
+ * There a `SseRewriteStream` stage takes the usage-only chunk and the `"usage": null` fields out
+ * again, so the client gets exactly the stream it asked for, and records the usage it removed.
+ */
+import type { Readable } from 'node:stream'
+import { DROP_EVENT, SseEventSplitter, SseRewriteStream, parseSseFields, type SseEventRewriter, type SseLine } from '../lib/sse-transform.js'
+import { UsageAccumulator, isObject, type UsageDialect } from './tokens.js'
+
+export interface UsageLimits {
+  maxJsonBytes: number
+  maxEventSize: number
+}
+
+/**
+ * True when the data text can hold a usage object: it names `usage`, and not only as
+ * `"usage":null` (OpenAI sends that on every chunk of a stream with include_usage).
+ */
+export function mayCarryUsage (data: string): boolean {
+  const at = data.indexOf('"usage"')
+  if (at === -1) return false
+  let i = at + 7
+  while (i < data.length && (data.charCodeAt(i) === 58 /* : */ || data.charCodeAt(i) === 32)) i++
+  return data.charCodeAt(i) !== 110 /* n */ || data.indexOf('"usage"', at + 7) !== -1
+}
+
+/** What the gateway knows about one response's usage; lives on `request.responseUsage`. */
+export class ResponseUsage extends UsageAccumulator {
+  /** the gateway added `stream_options.include_usage`: the client must not see its results */
+  hideStreamUsage = false
+  /** the response was an event stream */
+  streamed = false
+
+  /** Parses an event's data when it can carry usage. */
+  onEventData (data: string | null): void {
+    if (data === null || !mayCarryUsage(data)) return
+    let value: unknown
+    try {
+      value = JSON.parse(data)
+    } catch {
+      return // not JSON (or cut off by the end of the stream): nothing to count
+    }
+    this.observe(value)
+  }
+
+  /** Watches an event stream as it flows to the client. */
+  watchEvents (body: Readable, maxEventSize: number): void {
+    this.streamed = true
+    const events = new SseEventSplitter({
+      event: (lines: SseLine[]) => this.onEventData(parseSseFields(lines).data),
+      raw: () => {}
+    }, maxEventSize)
+    body.on('data', (chunk: Buffer | string) => events.write(chunk))
+    body.once('end', () => events.end())
+  }
+
+  /** Watches a JSON body as it flows to the client; parses it once it ended, if within the bound. */
+  watchJson (body: Readable, maxBytes: number): void {
+    let chunks: Buffer[] = []
+    let size = 0
+    body.on('data', (chunk: Buffer | string) => {
+      if (size > maxBytes) return
+      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+      size += buf.length
+      if (size <= maxBytes) chunks.push(buf)
+      else chunks = []
+    })
+    body.once('end', () => {
+      if (chunks.length === 0) return
+      try {
+        this.observe(JSON.parse((chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString('utf8')))
+      } catch {
+        // not JSON after all: no usage to count
+      }
+      chunks = []
+    })
+  }
+}
+
+const USAGE_NULL = ',"usage":null}'
+
+/**
+ * Takes usage the client did not ask for back out of an OpenAI chat stream: the usage-only chunk
+ * (`choices: []`) is dropped, and `usage` is deleted from every other chunk (OpenAI sends
+ * `"usage": null` on each; some compatible servers put the numbers on the last choice chunk).
+ * The common `…,"usage":null}` ending is cut without parsing.
+ */
+export function hiddenUsageRewriter (usage: ResponseUsage): SseEventRewriter {
+  return {
+    data (text) {
+      if (text.endsWith(USAGE_NULL) && text.indexOf('"usage"') === text.length - USAGE_NULL.length + 1) {
+        return text.slice(0, -USAGE_NULL.length) + '}'
+      }
+      return undefined
+    },
+    event (value: unknown) {
+      if (!isObject(value) || !('usage' in value)) return undefined
+      const found = value.usage
+      if (isObject(found)) usage.add(found)
+      if (isObject(found) && Array.isArray(value.choices) && value.choices.length === 0) return DROP_EVENT
+      delete value.usage
+      return value
+    }
+  }
+}
+
+export function hiddenUsageStage (usage: ResponseUsage, limits: UsageLimits, onError: (err: unknown) => void): SseRewriteStream {
+  usage.streamed = true
+  return new SseRewriteStream(hiddenUsageRewriter(usage), { maxEventSize: limits.maxEventSize, onError })
+}
+
+export type { UsageDialect }

@@ -1,0 +1,211 @@
+/**
+ * Usage totals behind `GET /admin/usage`: requests, errors and tokens per time bucket and per
+ * (client key name, model, target). In memory by default; `RedisUsageStore` (redis-store.ts)
+ * adds the same buckets up in Redis so that every replica's traffic is counted together.
+ *
+ * Bounded both ways: buckets older than the retention are dropped, and a bucket holds at most
+ * `maxGroups` distinct groups (model names come from clients); later groups fold into "other".
+ */
+import type { TokenCounts } from './tokens.js'
+
+export const TOTAL_FIELDS = ['requests', 'errors', 'promptTokens', 'completionTokens', 'totalTokens', 'cacheReadTokens', 'cacheCreationTokens'] as const
+export type TotalField = typeof TOTAL_FIELDS[number]
+export type UsageTotals = Record<TotalField, number>
+
+export const GROUPS = ['key', 'model', 'target'] as const
+export type UsageGroup = typeof GROUPS[number]
+
+export const OTHER = 'other'
+/** the client name of requests no client key identified */
+export const ANONYMOUS = 'anonymous'
+
+export interface UsageEntry {
+  /** ms since the epoch */
+  time: number
+  client: string | null
+  model: string | null
+  target: string | null
+  counts: TokenCounts
+  error: boolean
+}
+
+export interface UsageQuery {
+  since: number
+  until: number
+  group: UsageGroup | null
+}
+
+export interface UsageRow {
+  /** the client key name, model or target the row is about */
+  name: string
+  totals: UsageTotals
+}
+
+export interface UsageReport {
+  totals: UsageTotals
+  rows: UsageRow[]
+}
+
+export interface UsageStore {
+  readonly kind: 'memory' | 'redis'
+  add: (entry: UsageEntry) => void
+  query: (q: UsageQuery) => Promise<UsageReport>
+  close: () => Promise<void>
+}
+
+export interface StoreSettings {
+  bucketSeconds: number
+  retentionHours: number
+  maxGroups: number
+}
+
+export function emptyTotals (): UsageTotals {
+  return { requests: 0, errors: 0, promptTokens: 0, completionTokens: 0, totalTokens: 0, cacheReadTokens: 0, cacheCreationTokens: 0 }
+}
+
+export function addTotals (into: UsageTotals, from: UsageTotals): void {
+  for (const f of TOTAL_FIELDS) into[f] += from[f]
+}
+
+const SEP = '\u0000'
+const MAX_NAME = 200
+
+/** Names become parts of keys: the separator cannot occur in them, and their length is bounded. */
+function part (value: string | null, empty: string): string {
+  if (value === null || value === '') return empty
+  const clean = value.includes(SEP) ? value.replaceAll(SEP, '') : value
+  return clean.length > MAX_NAME ? clean.slice(0, MAX_NAME) : clean
+}
+
+export function groupKey (entry: UsageEntry): string {
+  return part(entry.client, ANONYMOUS) + SEP + part(entry.model, '-') + SEP + part(entry.target, '-')
+}
+
+export const OTHER_GROUP = OTHER + SEP + OTHER + SEP + OTHER
+
+export function splitGroupKey (key: string): [string, string, string] {
+  const [client, model, target] = key.split(SEP)
+  return [client ?? OTHER, model ?? OTHER, target ?? OTHER]
+}
+
+const GROUP_INDEX: Record<UsageGroup, number> = { key: 0, model: 1, target: 2 }
+
+export function entryTotals (entry: UsageEntry): UsageTotals {
+  const c = entry.counts
+  return {
+    requests: 1,
+    errors: entry.error ? 1 : 0,
+    promptTokens: c.promptTokens ?? 0,
+    completionTokens: c.completionTokens ?? 0,
+    totalTokens: c.totalTokens ?? 0,
+    cacheReadTokens: c.cacheReadTokens ?? 0,
+    cacheCreationTokens: c.cacheCreationTokens ?? 0
+  }
+}
+
+/** Totals per bucket start (ms) and group key. */
+export class BucketTable {
+  readonly buckets = new Map<number, Map<string, UsageTotals>>()
+  readonly #bucketMs: number
+  readonly #maxGroups: number
+
+  constructor (bucketSeconds: number, maxGroups: number) {
+    this.#bucketMs = bucketSeconds * 1000
+    this.#maxGroups = maxGroups
+  }
+
+  bucketOf (time: number): number {
+    return time - (time % this.#bucketMs)
+  }
+
+  get bucketMs (): number {
+    return this.#bucketMs
+  }
+
+  add (bucket: number, key: string, totals: UsageTotals): void {
+    let groups = this.buckets.get(bucket)
+    if (groups === undefined) {
+      groups = new Map()
+      this.buckets.set(bucket, groups)
+    }
+    let into = groups.get(key)
+    if (into === undefined) {
+      // the fold group may always be created, so a full bucket still counts everything
+      if (groups.size >= this.#maxGroups && key !== OTHER_GROUP) {
+        this.add(bucket, OTHER_GROUP, totals)
+        return
+      }
+      into = emptyTotals()
+      groups.set(key, into)
+    }
+    addTotals(into, totals)
+  }
+
+  /** Drops buckets that started before `before` (ms). */
+  prune (before: number): void {
+    for (const bucket of this.buckets.keys()) if (bucket < before) this.buckets.delete(bucket)
+  }
+}
+
+/** Adds rows of (group key, totals) into a report grouped by one dimension. */
+export class ReportBuilder {
+  readonly #group: UsageGroup | null
+  readonly #totals = emptyTotals()
+  readonly #rows = new Map<string, UsageTotals>()
+
+  constructor (group: UsageGroup | null) {
+    this.#group = group
+  }
+
+  add (key: string, totals: UsageTotals): void {
+    addTotals(this.#totals, totals)
+    if (this.#group === null) return
+    const name = splitGroupKey(key)[GROUP_INDEX[this.#group]]
+    let row = this.#rows.get(name)
+    if (row === undefined) {
+      row = emptyTotals()
+      this.#rows.set(name, row)
+    }
+    addTotals(row, totals)
+  }
+
+  build (): UsageReport {
+    const rows = [...this.#rows].map(([name, totals]) => ({ name, totals }))
+    rows.sort((a, b) => b.totals.totalTokens - a.totals.totalTokens || b.totals.requests - a.totals.requests || a.name.localeCompare(b.name))
+    return { totals: this.#totals, rows }
+  }
+}
+
+export class MemoryUsageStore implements UsageStore {
+  readonly kind = 'memory'
+  readonly #table: BucketTable
+  readonly #retentionMs: number
+  #newest = 0
+
+  constructor (settings: StoreSettings) {
+    this.#table = new BucketTable(settings.bucketSeconds, settings.maxGroups)
+    this.#retentionMs = settings.retentionHours * 3_600_000
+  }
+
+  add (entry: UsageEntry): void {
+    const bucket = this.#table.bucketOf(entry.time)
+    if (bucket > this.#newest) {
+      // a new bucket began: the oldest may have fallen out of the retention
+      this.#newest = bucket
+      this.#table.prune(bucket - this.#retentionMs)
+    }
+    this.#table.add(bucket, groupKey(entry), entryTotals(entry))
+  }
+
+  async query (q: UsageQuery): Promise<UsageReport> {
+    const report = new ReportBuilder(q.group)
+    const from = this.#table.bucketOf(q.since)
+    for (const [bucket, groups] of this.#table.buckets) {
+      if (bucket < from || bucket > q.until) continue
+      for (const [key, totals] of groups) report.add(key, totals)
+    }
+    return report.build()
+  }
+
+  async close (): Promise<void> {}
+}
