@@ -62,6 +62,7 @@ const FASTIFY_CODES: Record<string, ErrorInfo & { message?: string }> = {
   FST_ERR_CTP_INVALID_JSON_BODY: { type: 'invalid_request_error', code: 'invalid_json', message: 'We could not parse the JSON body of your request' },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { type: 'invalid_request_error', code: 'invalid_content_length', message: 'Content-Length does not match the body' },
   FST_ERR_BAD_URL: { type: 'invalid_request_error', code: 'bad_url', message: 'The request URL is malformed' },
+  FST_ERR_MAX_PARAM_LENGTH: { type: 'invalid_request_error', code: 'uri_too_long', message: 'A path segment of the request URL is too long' },
   FST_ERR_ASYNC_CONSTRAINT: { type: 'invalid_request_error', code: 'bad_request', message: 'Bad request' }
 }
 

@@ -2,15 +2,17 @@
  * Builds the Fastify instance around the app plugin: logger, request ids, server timeouts.
  * Tests call buildServer() and listen on port 0; src/cli.ts adds argv, signals and listen.
  */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify'
 import { randomUUID } from 'node:crypto'
-import type { IncomingMessage } from 'node:http'
+import { STATUS_CODES, type IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
 import { pino } from 'pino'
 import type { GatewayConfig } from '../config/schema.js'
 import app from './app.js'
 import { loggerOptions } from './logging.js'
 import { secretsOf } from '../config/secrets.js'
 import { createPathRouter } from './routing/paths.js'
+import { errorBody, shapeError } from './errors.js'
 
 export interface BuildOptions {
   /** where log lines go (tests capture them); default stdout */
@@ -23,6 +25,33 @@ const REQUEST_ID = /^[\w.:@-]{1,128}$/
 function requestId (req: IncomingMessage): string {
   const given = req.headers['x-request-id']
   return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+}
+
+/**
+ * What Node's HTTP parser refuses never reaches Fastify's routes: smuggling forms (conflicting or
+ * duplicate Content-Length, Transfer-Encoding with Content-Length, obs-fold), CR/LF or control
+ * bytes in headers or the URL, oversized headers (431), and slow header senders (408). Fastify's
+ * default answer has its own body shape; this one is the OpenAI error shape the SDKs read, always
+ * with `Connection: close`: after a framing error the rest of the bytes cannot be trusted, so the
+ * connection is never reused (no second request can be smuggled behind the first).
+ */
+const CLIENT_ERRORS: Record<string, { status: number, message: string, code: string }> = {
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, message: 'The request headers were not received in time', code: 'request_timeout' },
+  HPE_HEADER_OVERFLOW: { status: 431, message: 'The request headers are too large', code: 'headers_too_large' }
+}
+
+function rejectMalformedRequest (this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
+  // a reset peer has nobody left to answer
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const known = CLIENT_ERRORS[err.code ?? '']
+  const status = known?.status ?? 400
+  const body = JSON.stringify({ error: { message: known?.message ?? 'The request is not valid HTTP/1.1', type: 'invalid_request_error', code: known?.code ?? 'bad_request' } })
+  // the parser's code (HPE_…) says which rule was broken; the raw bytes are not logged
+  this.log.debug({ code: err.code, status }, 'malformed request refused by the HTTP parser')
+  if (socket.writable) {
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+  }
+  socket.destroySoon()
 }
 
 export async function buildServer (config: GatewayConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
@@ -41,12 +70,26 @@ export async function buildServer (config: GatewayConfig, opts: BuildOptions = {
     connectionTimeout: 0,
     requestTimeout: 0,
     keepAliveTimeout: config.server.keepAliveTimeoutMs,
-    http: { headersTimeout: config.server.headersTimeoutMs, requestTimeout: 0 },
+    http: {
+      headersTimeout: config.server.headersTimeoutMs,
+      requestTimeout: 0,
+      // Node checks the headers timeout only this often (default 30 s): without it a slowloris
+      // client given 1 s would keep its socket for up to 31 s
+      connectionsCheckingInterval: Math.min(1000, config.server.headersTimeoutMs)
+    },
     forceCloseConnections: 'idle',
     return503OnClosing: true,
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 500 },
     // `/{target}/v1/…` and seed 003's `/release/…` are resolved before routing (src/routing/paths.ts)
-    rewriteUrl: createPathRouter(config)
+    rewriteUrl: createPathRouter(config),
+    clientErrorHandler: rejectMalformedRequest,
+    // malformed percent-encoding (`%ff`) and over-long route parameters are refused by the router
+    // before any hook runs: answered in the same JSON shape as every other gateway error
+    frameworkErrors: function routerRefusal (err, request, reply: FastifyReply) {
+      const shaped = shapeError(err)
+      request.log.debug({ code: err.code, status: shaped.status }, 'request refused by the router')
+      reply.code(shaped.status).send(errorBody(request.url, shaped))
+    }
   })
   fastify.addHook('onRequest', async function echoRequestId (request, reply) {
     reply.header('x-request-id', request.id)
