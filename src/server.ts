@@ -12,7 +12,7 @@ import app from './app.js'
 import { loggerOptions } from './logging.js'
 import { secretsOf } from '../config/secrets.js'
 import { createPathRouter } from './routing/paths.js'
-import { errorBody, shapeError } from './errors.js'
+import { HttpVersionError, errorBody, shapeError } from './errors.js'
 
 export interface BuildOptions {
   /** where log lines go (tests capture them); default stdout */
@@ -93,6 +93,12 @@ export async function buildServer (config: GatewayConfig, opts: BuildOptions = {
   })
   fastify.addHook('onRequest', async function echoRequestId (request, reply) {
     reply.header('x-request-id', request.id)
+    // Node's parser takes a request line without a version as HTTP/0.9, and still reads the lines
+    // after it as headers (`GET /x\nInjected: 1 HTTP/1.1`): no real client sends that
+    if (request.raw.httpVersionMajor !== 1) {
+      reply.header('connection', 'close')
+      throw new HttpVersionError()
+    }
   })
   await fastify.register(app, { config })
   return fastify as unknown as FastifyInstance

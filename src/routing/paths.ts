@@ -64,7 +64,11 @@ export function hasDotSegment (url: string): boolean {
   const path = q === -1 ? url : url.slice(0, q)
   // fast path: no dot, plain or encoded, no segment to worry about
   if (!path.includes('.') && !path.includes('%')) return false
-  return DOT_SEGMENT.test(path)
+  if (DOT_SEGMENT.test(path)) return true
+  // encoded more than once (`%252e%252e`) for a server or proxy that decodes more than once
+  let decoded = path
+  for (let i = 0; i < 4 && /%25/i.test(decoded); i++) decoded = decoded.replace(/%25/gi, '%')
+  return decoded !== path && DOT_SEGMENT.test(decoded)
 }
 
 export type UrlRewriter = (req: IncomingMessage) => string
