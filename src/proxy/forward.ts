@@ -81,7 +81,9 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   // a client that goes away (before or after the upstream answered) aborts the upstream request
   const abort = new AbortController()
   const onClientClose = (): void => {
-    if (reply.raw.writableFinished) return
+    // ended: everything was handed to the socket, the upstream body with it (a HEAD answer ends
+    // at once while the body is drained)
+    if (reply.raw.writableEnded) return
     // an upstream failure mid-body was classified first; otherwise the client left
     gw.errorClass ??= 'client_abort'
     abort.abort()
