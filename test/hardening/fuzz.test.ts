@@ -71,8 +71,11 @@ const token = fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz01
 const KNOWN_HEADERS: Record<string, fc.Arbitrary<string>> = {
   'content-type': fc.oneof(
     { weight: 4, arbitrary: fc.constant('application/json') },
-    { weight: 2, arbitrary: fc.constantFrom('application/json; charset=utf-8', 'text/plain', 'multipart/form-data; boundary=x', 'multipart/form-data',
-      'application/octet-stream', 'application/x-www-form-urlencoded', 'application/vnd.api+json', ';;', '') }),
+    {
+      weight: 2,
+      arbitrary: fc.constantFrom('application/json; charset=utf-8', 'text/plain', 'multipart/form-data; boundary=x', 'multipart/form-data',
+        'application/octet-stream', 'application/x-www-form-urlencoded', 'application/vnd.api+json', ';;', '')
+    }),
   authorization: fc.oneof(
     { weight: 12, arbitrary: fc.constant(`Bearer ${SECRETS.client}`) },
     { weight: 3, arbitrary: fc.constantFrom(`Bearer ${SECRETS.restricted}`, `Bearer ${SECRETS.admin}`, `bearer ${SECRETS.client}`, 'Bearer', 'Basic Zm9vOmJhcg==') },
@@ -104,17 +107,20 @@ const MODELS = ['gpt-4o-mini', 'gpt-4o-mini', 'gpt-4o-mini', 'gpt-4o', 'claude-3
 
 const bodyArb = fc.option(fc.oneof(
   { weight: 1, arbitrary: fc.json({ maxDepth: 4 }) },
-  { weight: 4, arbitrary: fc.record({
-    model: fc.oneof(fc.constantFrom(...MODELS), fc.jsonValue({ maxDepth: 1 })),
-    stream: fc.oneof(fc.boolean(), fc.jsonValue({ maxDepth: 0 })),
-    messages: fc.oneof(
-      fc.array(fc.record({ role: fc.constantFrom('user', 'assistant', 'system'), content: fc.oneof(fc.string({ maxLength: 60 }), fc.jsonValue({ maxDepth: 2 })) }), { maxLength: 3 }),
-      fc.jsonValue({ maxDepth: 2 })
-    ),
-    MODEL: fc.constantFrom(...MODELS),
-    max_tokens: fc.integer(),
-    input: fc.string({ maxLength: 40 })
-  }, { requiredKeys: ['model'] }).map(o => JSON.stringify(o)) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      model: fc.oneof(fc.constantFrom(...MODELS), fc.jsonValue({ maxDepth: 1 })),
+      stream: fc.oneof(fc.boolean(), fc.jsonValue({ maxDepth: 0 })),
+      messages: fc.oneof(
+        fc.array(fc.record({ role: fc.constantFrom('user', 'assistant', 'system'), content: fc.oneof(fc.string({ maxLength: 60 }), fc.jsonValue({ maxDepth: 2 })) }), { maxLength: 3 }),
+        fc.jsonValue({ maxDepth: 2 })
+      ),
+      MODEL: fc.constantFrom(...MODELS),
+      max_tokens: fc.integer(),
+      input: fc.string({ maxLength: 40 })
+    }, { requiredKeys: ['model'] }).map(o => JSON.stringify(o))
+  },
   { weight: 1, arbitrary: fc.string({ maxLength: 200 }) },
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }).map(a => Buffer.from(a)) }
 ), { nil: undefined })
