@@ -204,6 +204,7 @@ function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, K
     const allowed = request.gw.client?.allowedModels
     if (allowed === undefined) return
     assertModelCheckable(request)
+    assertDeploymentAllowed(request, allowed)
     const model = request.gw.model
     if (model === null || allowed.includes(model)) return
     request.gw.errorClass = 'model_not_allowed'
@@ -243,6 +244,28 @@ function assertModelCheckable (request: FastifyRequest): void {
   if (json === null) return
   if ('model' in json && typeof json.model !== 'string') throw new ModelUncheckableError()
   for (const key in json) if (key.length === 5 && key !== 'model' && key.toLowerCase() === 'model') throw new ModelUncheckableError()
+}
+
+const AZURE_DEPLOYMENT = /^\/openai\/deployments\/([^/?]+)/
+
+/**
+ * Azure clients name the deployment in the path (`/openai/deployments/{d}/…`), and Azure serves
+ * that deployment whatever the body's `model` says: for a restricted key, the deployment must be
+ * the one of an allowed model (the target's `azure.deployments` map, or the model's own name).
+ */
+function assertDeploymentAllowed (request: FastifyRequest, allowed: readonly string[]): void {
+  const m = AZURE_DEPLOYMENT.exec(request.url)
+  if (m === null) return
+  let named: string
+  try {
+    named = decodeURIComponent(m[1])
+  } catch {
+    throw new ModelUncheckableError()
+  }
+  const deployments = request.gw.target?.azure?.deployments
+  if (allowed.some(model => (deployments?.get(model) ?? model) === named)) return
+  request.gw.errorClass = 'model_not_allowed'
+  throw new ModelNotAllowedError(named.length > MAX_MODEL_IN_MESSAGE ? `${named.slice(0, MAX_MODEL_IN_MESSAGE)}…` : named)
 }
 
 const auth: FastifyPluginAsync<AuthOptions> = async (fastify, { auth: settings }) => {

@@ -146,6 +146,27 @@ test('a restricted key: a second "model" in another case (Go decoders match keys
   assert.equal(ok.status, 200)
 })
 
+test('a restricted key on Azure-style paths: the deployment in the path must be an allowed model\'s, whatever the body says', async (t) => {
+  const mock = await startMock(t)
+  const gw = await startGateway(t, {
+    env: { GATEWAY_RATE_LIMIT_ENABLED: 'false', GATEWAY_CLIENT_KEYS: JSON.stringify([{ name: 'restricted', key: RESTRICTED_KEY, allowedModels: ['gpt-4o-mini'] }]) },
+    yaml: `upstream:\n  url: ${mock.url}\n  provider: azure\n  keys: [azure-key-bad-input-0002]\n  azure: { apiVersion: 2024-10-21, deployments: { gpt-4o-mini: prod-mini, gpt-4o: prod-big } }\n`
+  })
+  const headers = { 'api-key': RESTRICTED_KEY, 'content-type': 'application/json' }
+  const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [] })
+  for (const deployment of ['prod-big', 'gpt-4o', 'prod%2Dbig', '%ff']) {
+    const res = await post(`${gw.url}/openai/deployments/${deployment}/chat/completions?api-version=2024-10-21`, body, headers)
+    assert.ok([400, 403].includes(res.status), `${deployment} → ${res.status}`)
+  }
+  assert.equal(mock.count(), 0)
+  const ok = await post(`${gw.url}/openai/deployments/prod-mini/chat/completions?api-version=2024-10-21`, body, headers)
+  assert.equal(ok.status, 200)
+  // the OpenAI-style path is mapped by the gateway itself, from the checked model
+  const mapped = await post(`${gw.url}/v1/chat/completions`, body, headers)
+  assert.equal(mapped.status, 200)
+  assert.deepEqual(mock.requests.map(r => r.path), ['/openai/deployments/prod-mini/chat/completions', '/openai/deployments/prod-mini/chat/completions'])
+})
+
 test('a restricted key opens realtime sessions only with exactly one allowed ?model=', async (t) => {
   const { mock, gw } = await setup(t)
   const protocols = ['realtime', `openai-insecure-api-key.${RESTRICTED_KEY}`]
