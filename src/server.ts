@@ -2,9 +2,9 @@
  * Builds the Fastify instance around the app plugin: logger, request ids, server timeouts.
  * Tests call buildServer() and listen on port 0; src/cli.ts adds argv, signals and listen.
  */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { randomUUID } from 'node:crypto'
-import { STATUS_CODES, type IncomingMessage } from 'node:http'
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { pino } from 'pino'
 import type { GatewayConfig } from '../config/schema.js'
@@ -54,6 +54,41 @@ function rejectMalformedRequest (this: FastifyInstance, err: NodeJS.ErrnoExcepti
   socket.destroySoon()
 }
 
+/**
+ * Slow bodies: with no request timeout (an upload may take long, and streams are not requests),
+ * a client that sends headers and then trickles, or stops sending, its body would hold its socket
+ * (and, for a streamed upload, an upstream connection) for ever. While a body is being received
+ * the socket gets an idle timeout; silence longer than that closes the connection. A pause the
+ * gateway causes itself (backpressure: the upstream reads an upload slowly, so the request stream
+ * is paused or holds unread data) is not the client's silence and re-arms the timer. Once the body
+ * has arrived the timeout is removed: answers, streams included, may be silent for as long as the
+ * upstream takes.
+ */
+function watchBodyIdle (request: FastifyRequest, res: ServerResponse, ms: number): void {
+  const req = request.raw
+  const length = req.headers['content-length']
+  if (req.complete || (req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0'))) return
+  const socket = req.socket
+  const onTimeout = (): void => {
+    if (req.complete) return
+    if (req.isPaused() || req.readableLength > 0) {
+      socket.setTimeout(ms)
+      return
+    }
+    if (request.gw !== null) request.gw.errorClass = 'client_body_timeout'
+    request.log.info({ idleMs: ms }, 'request body stalled: connection closed')
+    socket.destroy()
+  }
+  // a listener on the request keeps Node from destroying the socket on its own
+  req.on('timeout', onTimeout)
+  req.once('end', () => {
+    req.off('timeout', onTimeout)
+    // an answer that went out first (a refusal) left the socket to Node's keep-alive timer
+    if (!res.writableEnded) socket.setTimeout(0)
+  })
+  socket.setTimeout(ms)
+}
+
 export async function buildServer (config: GatewayConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const options = loggerOptions({ level: config.log.level, secrets: secretsOf(config) })
   const logger = pino(options, opts.logDestination ?? pino.destination({ dest: 1, sync: false }))
@@ -91,8 +126,10 @@ export async function buildServer (config: GatewayConfig, opts: BuildOptions = {
       reply.code(shaped.status).send(errorBody(request.url, shaped))
     }
   })
+  const bodyIdleMs = config.server.bodyIdleTimeoutMs
   fastify.addHook('onRequest', async function echoRequestId (request, reply) {
     reply.header('x-request-id', request.id)
+    if (bodyIdleMs > 0) watchBodyIdle(request, reply.raw, bodyIdleMs)
     // Node's parser takes a request line without a version as HTTP/0.9, and still reads the lines
     // after it as headers (`GET /x\nInjected: 1 HTTP/1.1`): no real client sends that
     if (request.raw.httpVersionMajor !== 1) {

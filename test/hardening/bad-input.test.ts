@@ -2,11 +2,13 @@
  * Hostile and broken input from clients: each gets a JSON error in its SDK's shape with the right
  * status (or passes through untouched when judging it is the upstream's job), nothing unintended
  * reaches the upstream, and the gateway keeps serving. Raw sockets (node:net) send what HTTP
- * client libraries refuse to send. Smuggling forms are in smuggling.test.ts.
+ * client libraries refuse to send: slow headers (slowloris) and slow or stalled bodies included.
+ * Smuggling forms are in smuggling.test.ts.
  */
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { connect } from 'node:net'
+import { createServer } from 'node:http'
 import { createHash, randomBytes } from 'node:crypto'
 import { request } from 'undici'
 import { startGateway, startMock, type GatewayHandle } from '../helper.js'
@@ -404,4 +406,51 @@ test('slowloris: header bytes trickled in are cut at the headers timeout with 40
     assert.deepEqual(lastJsonBody(r.text), { error: { message: 'The request headers were not received in time', type: 'invalid_request_error', code: 'request_timeout' } })
   }
   assert.equal(mock.count(), 1)
+})
+
+test('slow bodies: refused callers are not waited for; a body that goes silent is cut; a slow but steady one, or one the upstream reads slowly, is not', async (t) => {
+  const { mock, gw } = await setup(t, { GATEWAY_BODY_IDLE_TIMEOUT_MS: '1000' })
+  const head = 'POST /v1/chat/completions HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n'
+  // no key: 401 at once, and the connection closed instead of waiting for 1000 bytes that never come
+  const anonymous = await rawExchange(gw.url, `${head}\r\n{"model":`, { boundMs: 900 })
+  assert.ok(anonymous.closedByServer, 'closed before the idle timeout could matter')
+  assert.deepEqual(statusesOf(anonymous.text), [401])
+  assert.match(anonymous.text, /\r\nconnection: close\r\n/i)
+
+  // a key, then silence: closed after the idle timeout (bounded wait), access line says why
+  const silent = await rawExchange(gw.url, `${head}Authorization: Bearer ${CLIENT_KEY}\r\n\r\n{"model":`, { boundMs: 6000 })
+  assert.ok(silent.closedByServer)
+  await until('the access line', () => gw.logs.some(l => l.includes('"errorClass":"client_body_timeout"')))
+
+  // a streamed upload that goes silent: cut too, and its upstream request released
+  const upload = await rawExchange(gw.url, `POST /v1/files HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer ${CLIENT_KEY}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`, { boundMs: 6000 })
+  assert.ok(upload.closedByServer)
+  await upstreamReleased(mock)
+
+  // slow but never silent for a whole second: served
+  const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [] })
+  const parts = [`POST /v1/chat/completions HTTP/1.1\r\nHost: gw.test\r\nAuthorization: Bearer ${CLIENT_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+    ...body.match(/.{1,8}/g)!]
+  const steady = await rawExchange(gw.url, parts, { gapMs: 400, boundMs: 10_000 })
+  assert.deepEqual(statusesOf(steady.text), [200])
+})
+
+test('slow bodies: an upload the upstream reads slowly (backpressure) is not taken for a silent client', async (t) => {
+  // an upstream that reads nothing for 2.5 s, then everything
+  const server = createServer((req, res) => {
+    req.pause()
+    setTimeout(() => {
+      let bytes = 0
+      req.on('data', (d: Buffer) => { bytes += d.length })
+      req.on('end', () => res.end(JSON.stringify({ bytes })))
+      req.resume()
+    }, 2500)
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => { server.closeAllConnections(); server.close() })
+  const gw = await startGateway(t, { env: { GATEWAY_UPSTREAM_URL: `http://127.0.0.1:${(server.address() as { port: number }).port}`, GATEWAY_BODY_IDLE_TIMEOUT_MS: '1000', GATEWAY_RATE_LIMIT_ENABLED: 'false' } })
+  const size = 32 * 1024 * 1024
+  const res = await request(`${gw.url}/v1/files`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: Buffer.alloc(size, 0x62) })
+  assert.equal(res.statusCode, 200)
+  assert.deepEqual(await res.body.json(), { bytes: size })
 })
