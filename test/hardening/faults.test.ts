@@ -278,6 +278,13 @@ test('BASE_PATH unwritable (black.json replaced by a directory): writes fail wit
   })
 })
 
+test('BASE_PATH unusable at boot (a file where the directory should be): the boot stops with one clear line', async (t) => {
+  const file = join(tempDir(), 'not-a-directory')
+  writeFileSync(file, 'x')
+  await assert.rejects(startGateway(t, { env: { GATEWAY_UPSTREAM_URL: 'mock', BASE_PATH: join(file, 'data') } }),
+    /blacklist\.dir ".*" cannot be created \(ENOTDIR\); set GATEWAY_DATA_DIR \/ BASE_PATH to a writable directory/)
+})
+
 /** A tmpfs of `size` mounted on a fresh directory; null when this process may not mount (not root, no CAP_SYS_ADMIN). */
 function tinyTmpfs (t: TestContext, size: string): string | null {
   const dir = tempDir('gw-mnt-')
