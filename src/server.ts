@@ -69,6 +69,8 @@ function watchBodyIdle (request: FastifyRequest, res: ServerResponse, ms: number
   const length = req.headers['content-length']
   if (req.complete || (req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0'))) return
   const socket = req.socket
+  // fastify.inject's stand-in socket has no timers: nothing to guard there
+  if (typeof socket?.setTimeout !== 'function') return
   const onTimeout = (): void => {
     if (req.complete) return
     if (req.isPaused() || req.readableLength > 0) {

@@ -220,7 +220,7 @@ async function injectRuns (gw: GatewayHandle, runs: number, seed: number): Promi
   await fc.assert(fc.asyncProperty(requestArb.filter(injectable), async (r) => {
     const res = await gw.app.inject({ method: r.method as 'GET', url: urlOf(r), headers: r.headers, ...(r.body !== undefined ? { payload: r.body } : {}) })
     checkAnswer(r, res.statusCode, res.headers, res.body, tally)
-  }), { seed, numRuns: runs, endOnFailure: true })
+  }), { seed, numRuns: runs, endOnFailure: true, includeErrorInReport: true })
   return tally
 }
 
@@ -273,7 +273,7 @@ test(`fuzz over real HTTP: ${HTTP_RUNS} random requests (seed ${SEED + 2}), path
     })
     const body = await res.body.text()
     checkAnswer(r, res.statusCode, res.headers, body, tally)
-  }), { seed: SEED + 2, numRuns: HTTP_RUNS, endOnFailure: true })
+  }), { seed: SEED + 2, numRuns: HTTP_RUNS, endOnFailure: true, includeErrorInReport: true })
   t.diagnostic(`statuses: ${tallyText(tally)}`)
   checkLogs(gw)
   await stillServing(gw.url)
