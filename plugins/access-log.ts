@@ -1,7 +1,7 @@
 /**
  * One access line per request (method, path without query, status, duration, upstream, model,
- * stream flag), also for responses cut short (`cutShort: true`), and with `log.requests` / `log.responses` (or level debug) redacted, truncated
- * dumps of headers and bodies. Keys never reach these lines: credential headers are masked here
+ * stream flag), also for responses cut short (`cutShort: true`), and with `log.requests` /
+ * `log.responses` (or level debug) redacted, truncated dumps of headers and bodies. Keys never reach these lines: credential headers are masked here
  * and every serialised line passes the logger's secret filter (src/logging.ts).
  */
 import fp from 'fastify-plugin'

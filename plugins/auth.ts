@@ -219,12 +219,12 @@ function hasBody (request: FastifyRequest): boolean {
 
 /**
  * A key restricted to some models must send its model where the gateway reads it (a realtime
- * session: its `model` query parameter). Upstreams are
- * more lenient than the gateway: many parse a body as JSON whatever its content type (or without
- * one), and Go's encoding/json matches keys case-insensitively (`"MODEL"` fills `Model`, the last
- * one wins). So, for such a key: a body that is neither JSON nor a multipart form, a second key
- * spelled like `model` in another case, or a `model` that is not a string, is a 400 instead of a
- * way around the list. (The model field of multipart forms is not inspected: SECURITY.md.)
+ * session: its `model` query parameter). Upstreams are more lenient than the gateway: many parse
+ * a body as JSON whatever its content type (or without one), and Go's encoding/json matches keys
+ * case-insensitively (`"MODEL"` fills `Model`, the last one wins). So, for such a key: a body that
+ * is neither JSON nor a multipart form, a second key spelled like `model` in another case, or a
+ * `model` that is not a string, is a 400 instead of a way around the list. (The model field of
+ * multipart forms is not inspected: SECURITY.md.)
  */
 function assertModelCheckable (request: FastifyRequest): void {
   const gw = request.gw
