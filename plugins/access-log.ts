@@ -1,14 +1,14 @@
 /**
  * One access line per request (method, path without query, status, duration, upstream, model,
- * stream flag), on stdout and, with BASE_PATH, in the access log file; and with `log.requests` /
- * `log.responses` (or level debug) redacted, truncated dumps of headers and bodies. An event
- * stream is logged once it ends, as its event count and assembled text, not chunk by chunk.
- * Keys never reach these lines: credential headers are masked here and every serialised line
- * passes the logger's secret filter (src/logging.ts).
+ * stream flag), also for responses cut short (`cutShort: true`), on stdout and, with BASE_PATH,
+ * in the access log file; and with `log.requests` / `log.responses` (or level debug) redacted,
+ * truncated dumps of headers and bodies. An event stream is logged once it ends, as its event
+ * count and assembled text, not chunk by chunk. Keys never reach these lines: credential headers
+ * are masked here and every serialised line passes the logger's secret filter (src/logging.ts).
  */
 import fp from 'fastify-plugin'
 import { Transform } from 'node:stream'
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import { pathOnly, redactHeaders } from '../src/logging.js'
 import type { ResponseStart } from './request-state.js'
@@ -93,22 +93,44 @@ const accessLog: FastifyPluginAsync<AccessLogOptions> = async (fastify, { log })
     })
   }
 
-  fastify.addHook('onResponse', async function writeAccessLine (request, reply) {
-    if (request.routeOptions.config?.public === true && reply.statusCode < 400) return
+  /** requests whose line is written: a response can both fail ('error') and close */
+  const written = new WeakSet<FastifyRequest>()
+
+  function writeAccessLine (request: FastifyRequest, reply: FastifyReply, cutShort: boolean): void {
+    if (written.has(request)) return
+    written.add(request)
+    if (request.routeOptions.config?.public === true && reply.statusCode < 400 && !cutShort) return
     const gw = request.gw
     const line = {
       method: request.method,
       path: pathOnly(request.url),
-      status: reply.statusCode,
+      // nothing was answered: nginx's "client closed request" rather than a 200 never sent
+      status: cutShort && !reply.raw.headersSent ? 499 : reply.statusCode,
       durationMs: Math.round(reply.elapsedTime * 10) / 10,
       upstream: gw?.target?.name,
       model: gw?.model ?? undefined,
       stream: gw?.json !== null ? gw?.stream : undefined,
       client: gw?.client?.name,
-      errorClass: gw?.errorClass ?? undefined
+      // an upstream failure mid-body was classified before the socket was cut; else the client left
+      errorClass: gw?.errorClass ?? (cutShort ? 'client_abort' : undefined),
+      ...(cutShort ? { cutShort: true } : {})
     }
     request.log.info(line, 'request completed')
     accessFile?.info({ reqId: request.id, ...line }, 'request completed')
+  }
+
+  fastify.addHook('onResponse', async function accessLine (request, reply) {
+    writeAccessLine(request, reply, false)
+  })
+
+  // Fastify runs onResponse hooks on the response's 'finish' or 'error' only. A response cut short
+  // (the client left mid-stream, or the upstream failed mid-body and the client's connection was
+  // destroyed so it cannot take a truncated body for a whole one) only closes: without this the
+  // request would leave no line at all. WebSocket sessions have their own line (realtime).
+  fastify.addHook('onRequest', async function watchCutShort (request, reply) {
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished && !request.ws) writeAccessLine(request, reply, true)
+    })
   })
 }
 

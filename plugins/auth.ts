@@ -18,7 +18,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import type { ClientKeyConfig } from '../config/sections/auth.js'
-import { InvalidApiKeyError, ModelNotAllowedError, isAnthropicPath } from '../src/errors.js'
+import { InvalidApiKeyError, ModelNotAllowedError, ModelUncheckableError, isAnthropicPath } from '../src/errors.js'
 import { CLIENT_CREDENTIALS } from '../src/proxy/headers.js'
 import type { ClientIdentity } from './request-state.js'
 
@@ -202,11 +202,70 @@ function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, K
 
   fastify.addHook('preHandler', async function enforceAllowedModels (request) {
     const allowed = request.gw.client?.allowedModels
+    if (allowed === undefined) return
+    assertModelCheckable(request)
+    assertDeploymentAllowed(request, allowed)
     const model = request.gw.model
-    if (allowed === undefined || model === null || allowed.includes(model)) return
+    if (model === null || allowed.includes(model)) return
     request.gw.errorClass = 'model_not_allowed'
     throw new ModelNotAllowedError(model.length > MAX_MODEL_IN_MESSAGE ? `${model.slice(0, MAX_MODEL_IN_MESSAGE)}…` : model)
   })
+}
+
+function hasBody (request: FastifyRequest): boolean {
+  const length = request.headers['content-length']
+  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+}
+
+/**
+ * A key restricted to some models must send its model where the gateway reads it (a realtime
+ * session: its `model` query parameter). Upstreams are more lenient than the gateway: many parse
+ * a body as JSON whatever its content type (or without one), and Go's encoding/json matches keys
+ * case-insensitively (`"MODEL"` fills `Model`, the last one wins). So, for such a key: a body that
+ * is neither JSON nor a multipart form, a second key spelled like `model` in another case, or a
+ * `model` that is not a string, is a 400 instead of a way around the list. (The model field of
+ * multipart forms is not inspected: SECURITY.md.)
+ */
+function assertModelCheckable (request: FastifyRequest): void {
+  const gw = request.gw
+  // a realtime session names its model in the query (routes/v1/realtime.ts sets gw.model): exactly
+  // once, since upstream frameworks differ on which of two values they take
+  if (request.headers.upgrade?.toLowerCase() === 'websocket') {
+    const q = request.url.indexOf('?')
+    if (q === -1 || new URLSearchParams(request.url.slice(q + 1)).getAll('model').length !== 1) throw new ModelUncheckableError()
+    return
+  }
+  if (gw.rawBody === null) {
+    const type = request.headers['content-type']
+    if (hasBody(request) && !(typeof type === 'string' && /^multipart\/form-data\b/i.test(type))) throw new ModelUncheckableError()
+    return
+  }
+  const json = gw.json
+  if (json === null) return
+  if ('model' in json && typeof json.model !== 'string') throw new ModelUncheckableError()
+  for (const key in json) if (key.length === 5 && key !== 'model' && key.toLowerCase() === 'model') throw new ModelUncheckableError()
+}
+
+const AZURE_DEPLOYMENT = /^\/openai\/deployments\/([^/?]+)/
+
+/**
+ * Azure clients name the deployment in the path (`/openai/deployments/{d}/…`), and Azure serves
+ * that deployment whatever the body's `model` says: for a restricted key, the deployment must be
+ * the one of an allowed model (the target's `azure.deployments` map, or the model's own name).
+ */
+function assertDeploymentAllowed (request: FastifyRequest, allowed: readonly string[]): void {
+  const m = AZURE_DEPLOYMENT.exec(request.url)
+  if (m === null) return
+  let named: string
+  try {
+    named = decodeURIComponent(m[1])
+  } catch {
+    throw new ModelUncheckableError()
+  }
+  const deployments = request.gw.target?.azure?.deployments
+  if (allowed.some(model => (deployments?.get(model) ?? model) === named)) return
+  request.gw.errorClass = 'model_not_allowed'
+  throw new ModelNotAllowedError(named.length > MAX_MODEL_IN_MESSAGE ? `${named.slice(0, MAX_MODEL_IN_MESSAGE)}…` : named)
 }
 
 const auth: FastifyPluginAsync<AuthOptions> = async (fastify, { auth: settings }) => {

@@ -19,9 +19,9 @@ import { isIP } from 'node:net'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import type { UpstreamTarget } from './upstreams.js'
-import { mapUpstreamPath, pathTargetOf } from '../src/routing/paths.js'
+import { isSafeRequestPath, mapUpstreamPath, pathTargetOf } from '../src/routing/paths.js'
 import { allowList, checkTargetHost, type AllowList } from '../src/routing/target-host.js'
-import { NoTargetError, TargetForbiddenError, TargetHostRefusedError } from '../src/routing/errors.js'
+import { AmbiguousHostError, InvalidPathError, NoTargetError, TargetForbiddenError, TargetHostRefusedError } from '../src/routing/errors.js'
 
 export interface RoutingOptions {
   routing: GatewayConfig['routing']
@@ -51,6 +51,12 @@ function hostnameOf (request: FastifyRequest): string {
   const colon = host.indexOf(':')
   const name = (colon === -1 ? host : host.slice(0, colon)).toLowerCase().replace(/\.$/, '')
   return isIP(name) !== 0 ? '' : name
+}
+
+function hostLines (rawHeaders: readonly string[]): number {
+  let n = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].length === 4 && rawHeaders[i].toLowerCase() === 'host') n++
+  return n
 }
 
 interface HostRouter {
@@ -88,6 +94,14 @@ const routing: FastifyPluginAsync<RoutingOptions> = async (fastify, { routing: o
 
   fastify.addHook('onRequest', async function selectTarget (request) {
     const gw = request.gw
+    // refused before any body is read (health probes and the admin API forward nothing and route
+    // by exact match): a path a normalising upstream would read as another path, and two Host
+    // lines, where a proxy in front may have routed by the other one (RFC 9112 §3.2: 400)
+    const route = request.routeOptions.config
+    if (route?.public !== true && route?.admin !== true) {
+      if (!isSafeRequestPath(request.url)) throw new InvalidPathError()
+      if (hostLines(request.raw.rawHeaders) > 1) throw new AmbiguousHostError()
+    }
     const named = pathTargetOf(request.raw)
     let target = named !== undefined ? byName.get(named) : undefined
     if (target === undefined && hosts !== null) target = hosts.match(hostnameOf(request))

@@ -49,6 +49,9 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     if (shaped.status >= 500 && err.code?.startsWith('GW_') !== true) request.log.error({ err }, 'request failed')
     else request.log.debug({ code: err.code, status: shaped.status }, 'request refused')
     if (request.gw !== null && request.gw.errorClass === null) request.gw.errorClass = shaped.code ?? shaped.type
+    // refused before its body arrived (auth, address lists, limits): the connection is not kept
+    // waiting for the rest of a body nobody will read, which a client could hold open for ever
+    if (!request.raw.complete) reply.header('connection', 'close')
     return reply.code(shaped.status).send(errorBody(request.url, shaped, request.gw?.target?.provider))
   })
 

@@ -5,12 +5,17 @@
  * one (seed 002 rewrote black.json in place with fs.writeFile).
  */
 import { randomBytes } from 'node:crypto'
+import { readdirSync, rmSync } from 'node:fs'
 import { open, rename, rm } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 
+function tempName (path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
+}
+
 export async function writeFileAtomic (path: string, data: string | Buffer): Promise<void> {
   const dir = dirname(path)
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
+  const tmp = tempName(path)
   try {
     const file = await open(tmp, 'w', 0o600)
     try {
@@ -38,4 +43,45 @@ async function syncDirectory (dir: string): Promise<void> {
   } finally {
     await handle?.close()
   }
+}
+
+function isRunning (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    // EPERM: it exists, it is just not ours to signal
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * Removes the temporary files a killed process left beside `path` (a crash between creating the
+ * temporary file and renaming it). Called once at boot, before this process writes anything, so
+ * a temporary file carrying our own pid is from an earlier life (in a container the pid is the
+ * same on every start); one of another process still running is left alone. Returns the names
+ * removed; never throws.
+ */
+export function removeStaleTemps (path: string): string[] {
+  const prefix = `.${basename(path)}.`
+  const removed: string[] = []
+  let names: string[]
+  try {
+    names = readdirSync(dirname(path))
+  } catch {
+    return removed
+  }
+  for (const name of names) {
+    const m = name.startsWith(prefix) ? /^(\d+)\.[0-9a-f]+\.tmp$/.exec(name.slice(prefix.length)) : null
+    if (m === null) continue
+    const pid = Number(m[1])
+    if (pid !== process.pid && isRunning(pid)) continue
+    try {
+      rmSync(join(dirname(path), name), { force: true })
+      removed.push(name)
+    } catch {
+      // unwritable directory: the next boot tries again
+    }
+  }
+  return removed
 }

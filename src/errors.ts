@@ -26,10 +26,12 @@ export const NotFoundError = coded('GW_NOT_FOUND', 'Unknown route: %s %s', 404, 
 export const InvalidJsonError = coded('GW_INVALID_JSON', 'We could not parse the JSON body of your request', 400, 'invalid_request_error', 'invalid_json')
 export const InvalidApiKeyError = coded('GW_INVALID_API_KEY', 'Invalid or missing authorization token', 401, 'invalid_request_error', 'invalid_api_key')
 export const ModelNotAllowedError = coded('GW_MODEL_NOT_ALLOWED', "This key may not use the model '%s'", 403, 'permission_error', 'model_not_allowed')
+export const ModelUncheckableError = coded('GW_MODEL_UNCHECKABLE', 'This key is restricted to some models: name the model where the gateway can check it (one string "model" in a JSON body, or one realtime ?model=)', 400, 'invalid_request_error', 'model_not_checkable')
 export const AdminTokenError = coded('GW_ADMIN_UNAUTHORIZED', 'Admin token required', 401, 'invalid_request_error', 'invalid_admin_token')
 export const JsonTooDeepError = coded('GW_JSON_TOO_DEEP', 'The JSON body of your request is nested too deeply', 400, 'invalid_request_error', 'invalid_json')
 export const BadQueryError = coded('GW_BAD_QUERY', 'Invalid query parameter %s', 400, 'invalid_request_error', 'invalid_query')
 export const BodyTooLargeError = coded('GW_BODY_TOO_LARGE', 'Request body is larger than the limit of %s bytes', 413, 'invalid_request_error', 'request_too_large')
+export const HttpVersionError = coded('GW_HTTP_VERSION', 'Only HTTP/1.0 and HTTP/1.1 are supported', 400, 'invalid_request_error', 'unsupported_http_version')
 export const UpgradeRequiredError = coded('GW_UPGRADE_REQUIRED', 'This endpoint only accepts WebSocket connections', 426, 'invalid_request_error', 'upgrade_required')
 
 /** Upload limits (plugins/upload-limits.ts): each 413 names the limit that was crossed. */
@@ -63,6 +65,7 @@ const FASTIFY_CODES: Record<string, ErrorInfo & { message?: string }> = {
   FST_ERR_CTP_INVALID_JSON_BODY: { type: 'invalid_request_error', code: 'invalid_json', message: 'We could not parse the JSON body of your request' },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { type: 'invalid_request_error', code: 'invalid_content_length', message: 'Content-Length does not match the body' },
   FST_ERR_BAD_URL: { type: 'invalid_request_error', code: 'bad_url', message: 'The request URL is malformed' },
+  FST_ERR_MAX_PARAM_LENGTH: { type: 'invalid_request_error', code: 'uri_too_long', message: 'A path segment of the request URL is too long' },
   FST_ERR_ASYNC_CONSTRAINT: { type: 'invalid_request_error', code: 'bad_request', message: 'Bad request' }
 }
 

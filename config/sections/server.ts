@@ -8,6 +8,7 @@ export const serverSchema = Type.Object({
   bodyLimit: Type.Integer({ default: 32 * 1024 * 1024, minimum: 1024, description: 'request body limit in bytes' }),
   shutdownGraceMs: Type.Integer({ default: 30_000, minimum: 0 }),
   headersTimeoutMs: Type.Integer({ default: 30_000, minimum: 1000, description: 'time a client has to send its request headers (slowloris guard)' }),
+  bodyIdleTimeoutMs: Type.Integer({ default: 30_000, minimum: 0, description: 'longest silence while a client sends its request body; 0 = none' }),
   keepAliveTimeoutMs: Type.Integer({ default: 72_000, minimum: 1000 })
 }, { additionalProperties: false, default: {} })
 
@@ -33,6 +34,7 @@ export const server: ConfigSection = {
     { path: 'server.bodyLimit', env: ['GATEWAY_BODY_LIMIT'], flags: ['body-limit'], type: 'integer', doc: 'largest accepted request body in bytes (413 above)' },
     { path: 'server.shutdownGraceMs', env: ['GATEWAY_SHUTDOWN_GRACE_MS'], flags: ['shutdown-grace-ms'], type: 'integer', doc: 'how long in-flight requests may finish after SIGTERM' },
     { path: 'server.headersTimeoutMs', env: ['GATEWAY_HEADERS_TIMEOUT_MS'], type: 'integer', doc: 'time a client has to send its request headers' },
+    { path: 'server.bodyIdleTimeoutMs', env: ['GATEWAY_BODY_IDLE_TIMEOUT_MS'], type: 'integer', doc: 'longest silence while a client sends its request body (0 = none)' },
     { path: 'server.keepAliveTimeoutMs', env: ['GATEWAY_KEEP_ALIVE_TIMEOUT_MS'], type: 'integer', doc: 'idle keep-alive timeout for client connections' }
   ]
 }

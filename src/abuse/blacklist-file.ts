@@ -11,7 +11,7 @@
  */
 import { existsSync, readFileSync, renameSync } from 'node:fs'
 import type { FastifyBaseLogger } from 'fastify'
-import { writeFileAtomic } from '../atomic-write.js'
+import { removeStaleTemps, writeFileAtomic } from '../atomic-write.js'
 import { parseEntry, type BlacklistEntry } from './blacklist.js'
 
 export const BLACKLIST_FILE = 'black.json'
@@ -44,6 +44,8 @@ function moveAside (path: string, why: string, log: FastifyBaseLogger): void {
 
 /** Entries still in force from the file; never throws. */
 export function loadBlacklistFile (path: string, log: FastifyBaseLogger, now = Date.now()): BlacklistEntry[] {
+  const stale = removeStaleTemps(path)
+  if (stale.length > 0) log.info({ file: path, removed: stale.length }, 'blacklist: temporary files of an interrupted write removed')
   if (!existsSync(path)) return []
   let doc: unknown
   try {
@@ -81,6 +83,9 @@ export function serializeBlacklist (entries: readonly BlacklistEntry[]): string 
 /**
  * Saves the list after changes. Saves never overlap, and changes made while one is running are
  * folded into one more save, so a burst of additions costs two writes, not one per addition.
+ * `schedule()` resolves once a save that began after the call has ended (written, or failed and
+ * logged): an admin change is acknowledged only when it is on disk, so a crash right after the
+ * answer cannot lose it.
  */
 export class BlacklistFileWriter {
   readonly #path: string
@@ -89,6 +94,10 @@ export class BlacklistFileWriter {
   #dirty = false
   #running: Promise<void> | null = null
   #failing = false
+  /** changes asked for so far, and the number covered by the last save that ended */
+  #requested = 0
+  #saved = 0
+  #waiters: Array<{ upTo: number, resolve: () => void }> = []
 
   constructor (path: string, log: FastifyBaseLogger, snapshot: () => BlacklistEntry[]) {
     this.#path = path
@@ -96,9 +105,12 @@ export class BlacklistFileWriter {
     this.#snapshot = snapshot
   }
 
-  schedule (): void {
+  schedule (): Promise<void> {
     this.#dirty = true
+    const upTo = ++this.#requested
+    const saved = new Promise<void>(resolve => this.#waiters.push({ upTo, resolve }))
     this.#running ??= this.#drain()
+    return saved
   }
 
   /** Resolves once every scheduled change is on disk (or failed and was logged). */
@@ -109,6 +121,8 @@ export class BlacklistFileWriter {
   async #drain (): Promise<void> {
     while (this.#dirty) {
       this.#dirty = false
+      // the snapshot below includes every change requested up to here
+      const covers = this.#requested
       try {
         await writeFileAtomic(this.#path, serializeBlacklist(this.#snapshot()))
         if (this.#failing) this.#log.info({ file: this.#path }, 'blacklist file written again')
@@ -118,7 +132,18 @@ export class BlacklistFileWriter {
         if (!this.#failing) this.#log.warn({ file: this.#path, cause: (err as Error).message }, 'blacklist file could not be written; the list stays in memory')
         this.#failing = true
       }
+      this.#settle(covers)
     }
     this.#running = null
+  }
+
+  #settle (covers: number): void {
+    this.#saved = covers
+    const waiting = this.#waiters
+    this.#waiters = []
+    for (const w of waiting) {
+      if (w.upTo <= this.#saved) w.resolve()
+      else this.#waiters.push(w)
+    }
   }
 }

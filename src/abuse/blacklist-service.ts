@@ -52,10 +52,14 @@ export class BlacklistService {
     return this.#list.size
   }
 
-  /** Adds or replaces an entry (admin API). */
+  /**
+   * Adds or replaces an entry (admin API). Resolves once the change is in Redis and in the file,
+   * so an acknowledged change survives a crash right after the answer.
+   */
   async add (entry: BlacklistEntry): Promise<void> {
-    if (this.#list.set(entry)) this.#writer?.schedule()
+    const saved = this.#list.set(entry) ? this.#writer?.schedule() : undefined
     await this.#sync?.added(entry)
+    await saved
   }
 
   /**
@@ -69,14 +73,17 @@ export class BlacklistService {
       return false
     }
     this.stats.autoAdded++
-    await this.add(entry)
+    // in force at once; nobody waits for the file here (a failed save is logged by the writer)
+    if (this.#list.set(entry)) this.#writer?.schedule().catch(() => {})
+    await this.#sync?.added(entry)
     return true
   }
 
   async remove (ip: string): Promise<boolean> {
     const existed = this.#list.has(ip)
-    if (this.#list.delete(ip)) this.#writer?.schedule()
+    const saved = this.#list.delete(ip) ? this.#writer?.schedule() : undefined
     await this.#sync?.removed(ip)
+    await saved
     return existed
   }
 
@@ -84,12 +91,14 @@ export class BlacklistService {
   async sweep (): Promise<void> {
     const gone = this.#list.sweep()
     if (gone.length === 0) return
-    this.#writer?.schedule()
+    const saved = this.#writer?.schedule()
     for (const ip of gone) await this.#sync?.removed(ip)
+    await saved
   }
 
   /** Called when another replica changed the list: keep the file in step. */
   changedElsewhere (): void {
-    this.#writer?.schedule()
+    // nobody waits for this save: its failure is logged by the writer
+    this.#writer?.schedule().catch(() => {})
   }
 }

@@ -23,13 +23,20 @@ export function registerProxyBodyParsers (fastify: FastifyInstance): void {
   })
 }
 
+/**
+ * JSON is UTF-8 (RFC 8259 §8.1). A lenient decode would turn invalid bytes into U+FFFD: the
+ * gateway would then judge (model, allowed models) a text the upstream never sees, and a plugin
+ * that rewrites the body would silently replace the client's bytes. Invalid UTF-8 is a 400.
+ */
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
 function readJsonBody (request: FastifyRequest, raw: Buffer): void {
   const gw = request.gw
   gw.rawBody = raw
   if (raw.length === 0) return
   let parsed: unknown
   try {
-    parsed = JSON.parse(raw.toString('utf8'))
+    parsed = JSON.parse(utf8.decode(raw))
   } catch {
     throw new InvalidJsonError()
   }

@@ -80,7 +80,14 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
 
   // a client that goes away (before or after the upstream answered) aborts the upstream request
   const abort = new AbortController()
-  const onClientClose = (): void => { if (!reply.raw.writableFinished) abort.abort() }
+  const onClientClose = (): void => {
+    // ended: everything was handed to the socket, the upstream body with it (a HEAD answer ends
+    // at once while the body is drained)
+    if (reply.raw.writableEnded) return
+    // an upstream failure mid-body was classified first; otherwise the client left
+    gw.errorClass ??= 'client_abort'
+    abort.abort()
+  }
   reply.raw.once('close', onClientClose)
 
   const { body, length } = requestBody(request)
@@ -155,7 +162,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   }
   if (stages.length > 0) reply.removeHeader('content-length')
 
-  const source = sse ? endStreamOnError(res.body, request) : res.body
+  const source = sse ? endStreamOnError(res.body, request) : logBodyFailure(res.body, request)
   return reply.send(stages.length === 0 ? source : chain(source, stages, request))
 }
 
@@ -180,6 +187,22 @@ function chain (source: Readable, stages: Transform[], request: FastifyRequest):
     }
   })
   return last
+}
+
+/**
+ * A body that fails after its headers were sent (upstream reset, stall, short content-length)
+ * cannot become an error status: Fastify destroys the client's connection, so the client sees a
+ * truncated body, never a whole one. Logged here with its class; the stream itself is untouched.
+ */
+function logBodyFailure (body: Readable, request: FastifyRequest): Readable {
+  body.once('error', (err) => {
+    // aborted because the client went away: not an upstream failure
+    if (err.name === 'AbortError') return
+    const failure = classifyUpstreamError(err)
+    request.gw.errorClass = failure.errorClass
+    request.log.warn({ errorClass: failure.errorClass, cause: failure.detail }, 'upstream response failed after headers were sent')
+  })
+  return body
 }
 
 /**

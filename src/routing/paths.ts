@@ -38,6 +38,39 @@ function isApiPath (rest: string): boolean {
   return rest.startsWith('/v1/') || rest === '/v1' || rest.startsWith('/v1?') || rest.startsWith('/openai/')
 }
 
+/**
+ * A `.` or `..` path segment, written plainly or percent-encoded (`%2e%2e`), between separators
+ * that some server normalises: `/`, `\` and their encoded forms `%2f`, `%5c`. Fastify routes the
+ * raw path (`/v1/../admin` matches `/v1/*`), and undici sends it as it is; an upstream or a proxy
+ * in front of it that normalises would then serve `/admin` or climb out of a target's base path
+ * (`https://host/base` + `/v1/../../x`). A `;` may follow (`/..;/`, read as `..` by servlet
+ * containers). `...` or `.env` are ordinary names and pass.
+ */
+const DOT_SEGMENT = /(?:^|\/|\\|%2f|%5c)(?:\.|%2e){1,2}(?=$|\/|\\|%2f|%5c|;|%3b)/i
+
+/**
+ * Whether `url` may be sent to an upstream as its path: origin-form (`/…`), with no dot segment in
+ * any spelling in the path part (the query is not a path). Absolute-form (`GET http://other/v1/x`)
+ * is refused: Fastify routes it by its path, but undici would send it on verbatim, and an upstream
+ * or a proxy before it reads the host inside as the target.
+ */
+export function isSafeRequestPath (url: string): boolean {
+  return url.charCodeAt(0) === 47 /* / */ && !hasDotSegment(url)
+}
+
+/** Whether the path part of `url` (the query is not a path) has a dot segment in any spelling. */
+export function hasDotSegment (url: string): boolean {
+  const q = url.indexOf('?')
+  const path = q === -1 ? url : url.slice(0, q)
+  // fast path: no dot, plain or encoded, no segment to worry about
+  if (!path.includes('.') && !path.includes('%')) return false
+  if (DOT_SEGMENT.test(path)) return true
+  // encoded more than once (`%252e%252e`) for a server or proxy that decodes more than once
+  let decoded = path
+  for (let i = 0; i < 4 && /%25/i.test(decoded); i++) decoded = decoded.replace(/%25/gi, '%')
+  return decoded !== path && DOT_SEGMENT.test(decoded)
+}
+
 export type UrlRewriter = (req: IncomingMessage) => string
 
 /** The `rewriteUrl` function for the Fastify server, or undefined when no path routing is configured. */
