@@ -99,8 +99,27 @@ const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (fastify,
   const dialAgent = opts.dialAgent ?? proxyAgents()
   const caFor = caStore()
 
+  /**
+   * Metrics and usage records for a session: the gauge counts open sessions, and one usage record
+   * per session carries the relay's token totals (the sum of every `response.done`, the only
+   * usage a realtime session reports), handed to the recorder in the event form it reads.
+   */
+  function accountSession (request: FastifyRequest): (summary: RealtimeSessionSummary) => void {
+    fastify.metrics?.realtimeSessionOpened()
+    const usage = fastify.usageRecorder?.realtimeSession(request) ?? null
+    return (summary) => {
+      fastify.metrics?.realtimeSessionClosed()
+      if (usage === null) return
+      if (summary.usage !== null) {
+        usage.event({ type: 'response.done', response: { usage: { input_tokens: summary.usage.inputTokens, output_tokens: summary.usage.outputTokens, total_tokens: summary.usage.totalTokens } } })
+      }
+      usage.end({ status: 101, errorClass: request.gw.errorClass })
+    }
+  }
+
   function relayRealtime (socket: WebSocket, request: FastifyRequest): void {
     const gw = request.gw
+    gw.realtimeHooks.push(accountSession(request))
     const target = gw.target as UpstreamTarget // checked by requireTarget before the upgrade
     if (gw.upstreamPath === '') gw.upstreamPath = request.url
     const offered = offeredProtocols(request.headers['sec-websocket-protocol'])
