@@ -16,7 +16,7 @@ import { WebSocket, type RawData } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
 import { closeReason, liftCloseCode } from './close-codes.js'
 import { UsageCounter } from './usage.js'
-import type { ClosedBy, RealtimeUsage } from './summary.js'
+import type { ClosedBy, RelayResult } from './summary.js'
 
 export interface RelayLimits {
   openTimeoutMs: number
@@ -30,17 +30,7 @@ export interface RelayLimits {
   queueMaxBytes: number
 }
 
-export interface RelayResult {
-  upstreamOpened: boolean
-  messagesFromClient: number
-  messagesToClient: number
-  bytesFromClient: number
-  bytesToClient: number
-  closeCode: number
-  closeReason: string
-  closedBy: ClosedBy
-  usage: RealtimeUsage | null
-}
+export type { RelayResult }
 
 export interface RelayOptions {
   limits: RelayLimits

@@ -12,15 +12,8 @@ export interface RealtimeUsage {
 
 export type ClosedBy = 'client' | 'upstream' | 'gateway'
 
-export interface RealtimeSessionSummary {
-  requestId: string
-  /** authenticated client name, null without client authentication */
-  client: string | null
-  target: string
-  model: string | null
-  /** sub-protocol agreed with the client, '' for none */
-  protocol: string
-  durationMs: number
+/** How the relay itself ended: counts both ways, close code, who closed, tokens. */
+export interface RelayResult {
   /** the upstream accepted the WebSocket */
   upstreamOpened: boolean
   messagesFromClient: number
@@ -33,6 +26,17 @@ export interface RealtimeSessionSummary {
   closedBy: ClosedBy
   /** summed over the session's `response.done` events; null when there was none */
   usage: RealtimeUsage | null
+}
+
+export interface RealtimeSessionSummary extends RelayResult {
+  requestId: string
+  /** authenticated client name, null without client authentication */
+  client: string | null
+  target: string
+  model: string | null
+  /** sub-protocol agreed with the client, '' for none */
+  protocol: string
+  durationMs: number
 }
 
 /** Called once per session, after both sides closed. Must not throw (a throw is logged and ignored). */
