@@ -43,14 +43,16 @@ const adminAuth: FastifyPluginAsync<AdminAuthOptions> = async (fastify, { adminT
     if (isAdminPath(route.url) && route.config?.admin !== true) route.config = { ...route.config, admin: true }
   })
 
-  fastify.addHook('onRequest', async function adminGuard (request, reply) {
-    if (request.routeOptions.config?.admin !== true) return
+  // callback form: a sync check, no promise per request
+  fastify.addHook('onRequest', function adminGuard (request, reply, done) {
+    if (request.routeOptions.config?.admin !== true) return done()
     if (expected === null) throw new NotFoundError(request.method, pathOnly(request.url))
     if (!secretMatches(presentedKeys(request.headers, header), expected)) {
       reply.header('www-authenticate', 'Bearer')
       request.gw.errorClass = 'invalid_admin_token'
       throw new AdminTokenError()
     }
+    done()
   })
 
   if (expected === null) fastify.log.info('no admin token configured: /admin/* answers 404')

@@ -85,12 +85,14 @@ const autoBlacklist: FastifyPluginAsync<AutoBlacklistOptions> = async (fastify, 
     await writer?.flush()
   })
 
-  fastify.addHook('onRequest', async function refuseBlacklisted (request) {
-    if (opts.exemptPublic && request.routeOptions.config?.public === true) return
-    if (service.size > 0 && service.has(request.clientIp)) {
+  // callback form: a sync check, no promise per request
+  fastify.addHook('onRequest', function refuseBlacklisted (request, _reply, done) {
+    if (service.size === 0 || (opts.exemptPublic && request.routeOptions.config?.public === true)) return done()
+    if (service.has(request.clientIp)) {
       service.stats.refused++
       throw new IpBlacklistedError()
     }
+    done()
   })
 
   if (!cfg.enabled) return

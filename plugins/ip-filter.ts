@@ -26,13 +26,15 @@ const ipFilter: FastifyPluginAsync<IpFilterOptions> = async (fastify, { ipFilter
   const allow = opts.allow.length > 0 ? blockListOf(rulesOf(opts.allow)) : null
   fastify.log.info({ allow: opts.allow.length, deny: opts.deny.length, exemptHealth: opts.exemptHealth }, 'client address filter active')
 
-  fastify.addHook('onRequest', async function filterClientAddress (request) {
-    if (opts.exemptHealth && request.routeOptions.config?.public === true) return
+  // callback form (a sync check needs no promise); a throw here reaches Fastify like done(err)
+  fastify.addHook('onRequest', function filterClientAddress (request, _reply, done) {
+    if (opts.exemptHealth && request.routeOptions.config?.public === true) return done()
     const ip = request.clientIp
     if ((deny !== null && listHas(deny, ip)) || (allow !== null && !listHas(allow, ip))) {
       request.log.debug({ clientIp: ip }, 'client address refused by the address filter')
       throw new IpDeniedError()
     }
+    done()
   })
 }
 

@@ -86,26 +86,39 @@ const routing: FastifyPluginAsync<RoutingOptions> = async (fastify, { routing: o
   const override = opts.targetHeader.enabled ? targetHeaderResolver(byName, opts.targetHeader.allowHosts, fastify.upstreams.forHost) : null
   if (override !== null) fastify.log.info({ allowHosts: override.entries }, 'X-Target-Host override enabled')
 
-  fastify.addHook('onRequest', async function selectTarget (request) {
+  // callback form: a sync lookup, no promise per request
+  fastify.addHook('onRequest', function selectTarget (request, _reply, done) {
     const gw = request.gw
     const named = pathTargetOf(request.raw)
     let target = named !== undefined ? byName.get(named) : undefined
     if (target === undefined && hosts !== null) target = hosts.match(hostnameOf(request))
     gw.target = target ?? fallback
+    done()
   })
 
-  fastify.addHook('preValidation', async function authorizeTarget (request) {
+  if (override === null) {
+    // no X-Target-Host override: nothing to wait for, so the sync callback form
+    fastify.addHook('preValidation', function authorizeTarget (request, _reply, done) {
+      if (request.routeOptions.config?.public !== true) mapTarget(request)
+      done()
+    })
+    return
+  }
+  fastify.addHook('preValidation', async function authorizeTargetOverride (request) {
     if (request.routeOptions.config?.public === true) return
-    const gw = request.gw
-    if (override !== null) {
-      const value = request.headers['x-target-host']
-      if (value !== undefined) gw.target = await override.resolve(value, gw.target)
-    }
-    const target = gw.target
-    if (target === null) return
-    assertAllowed(request, target)
-    gw.upstreamPath = mapUpstreamPath(target, gw.upstreamPath !== '' ? gw.upstreamPath : request.url, gw.model)
+    const value = request.headers['x-target-host']
+    if (value !== undefined) request.gw.target = await override.resolve(value, request.gw.target)
+    mapTarget(request)
   })
+}
+
+/** Checks the client may use the chosen target and maps the upstream path for it. */
+function mapTarget (request: FastifyRequest): void {
+  const gw = request.gw
+  const target = gw.target
+  if (target === null) return
+  assertAllowed(request, target)
+  gw.upstreamPath = mapUpstreamPath(target, gw.upstreamPath !== '' ? gw.upstreamPath : request.url, gw.model)
 }
 
 interface TargetHeaderResolver {
