@@ -56,8 +56,10 @@ export async function buildServer (config: GatewayConfig, opts: BuildOptions = {
     // `/{target}/v1/…` and seed 003's `/release/…` are resolved before routing (src/routing/paths.ts)
     rewriteUrl: createPathRouter(config)
   })
-  fastify.addHook('onRequest', async function echoRequestId (request, reply) {
+  // callback form: no promise per request
+  fastify.addHook('onRequest', function echoRequestId (request, reply, done) {
     reply.header('x-request-id', request.id)
+    done()
   })
   await fastify.register(app, { config })
   return fastify as unknown as FastifyInstance
