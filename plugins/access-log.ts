@@ -10,6 +10,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import { pathOnly, redactHeaders } from '../src/logging.js'
 import type { ResponseStart } from './request-state.js'
+import { routeConfigOf } from './request-state.js'
 
 export interface AccessLogOptions {
   log: GatewayConfig['log']
@@ -63,7 +64,7 @@ const accessLog: FastifyPluginAsync<AccessLogOptions> = async (fastify, { log })
 
   // callback form: nothing to wait for, so no promise per request
   fastify.addHook('onResponse', function writeAccessLine (request, reply, done) {
-    if (request.routeOptions.config?.public === true && reply.statusCode < 400) return done()
+    if (routeConfigOf(request)?.public === true && reply.statusCode < 400) return done()
     const gw = request.gw
     request.log.info({
       method: request.method,

@@ -21,6 +21,7 @@ import type { ClientKeyConfig } from '../config/sections/auth.js'
 import { InvalidApiKeyError, ModelNotAllowedError, isAnthropicPath } from '../src/errors.js'
 import { CLIENT_CREDENTIALS } from '../src/proxy/headers.js'
 import type { ClientIdentity } from './request-state.js'
+import { routeConfigOf } from './request-state.js'
 
 export interface AuthOptions {
   auth: GatewayConfig['auth']
@@ -190,7 +191,7 @@ function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, K
   // callback form, not async: the check is sync, so no promise and microtask per request; a
   // throw (refuse) reaches Fastify's error path exactly as a rejection would
   fastify.addHook('onRequest', function authenticateClient (request, reply, done) {
-    const route = request.routeOptions.config
+    const route = routeConfigOf(request)
     // health probes are public; /admin/* has its own token (plugins/admin-auth.ts)
     if (route?.public === true || route?.admin === true) return done()
     const keys = presentedKeys(request.headers, settings.header)

@@ -10,6 +10,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import { blockListOf, listHas, parseRule, type AddressRule } from '../src/abuse/ip.js'
 import { IpDeniedError } from '../src/errors.js'
+import { routeConfigOf } from './request-state.js'
 
 export interface IpFilterOptions {
   ipFilter: GatewayConfig['ipFilter']
@@ -44,7 +45,7 @@ const ipFilter: FastifyPluginAsync<IpFilterOptions> = async (fastify, { ipFilter
 
   // callback form (a sync check needs no promise); a throw here reaches Fastify like done(err)
   fastify.addHook('onRequest', function filterClientAddress (request, _reply, done) {
-    if (opts.exemptHealth && request.routeOptions.config?.public === true) return done()
+    if (opts.exemptHealth && routeConfigOf(request)?.public === true) return done()
     const ip = request.clientIp
     if (denied(ip)) {
       request.log.debug({ clientIp: ip }, 'client address refused by the address filter')

@@ -3,7 +3,8 @@
  * client key when the request is authenticated (`request.gw.client`, set by the auth plugin's
  * onRequest, which is registered before this one), else per client address (IPv6 per /64). A key
  * may carry its own limit (`client.rateLimit`). Counters live in Redis when configured, so every
- * replica enforces the same limit, else in the plugin's bounded in-memory LRU.
+ * replica enforces the same limit, else in the plugin's bounded in-memory LRU (its LocalStore,
+ * called directly from a sync hook: the same counting without the limiter's promises).
  *
  * The limiter runs in a root onRequest hook rather than per route, so it also covers the 404
  * handler (scanners) and WebSocket upgrades, and public routes (/healthz, /ping) are skipped.
@@ -22,6 +23,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import { networkKey } from '../src/abuse/ip.js'
 import { RateLimitedError, RateLimitUnavailableError } from '../src/errors.js'
+import { routeConfigOf } from './request-state.js'
 
 export interface RateLimitPluginOptions {
   rateLimit: GatewayConfig['rateLimit']
@@ -120,15 +122,19 @@ const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { 
     // hook does the whole count: the package's limiter would add a promise and four awaits per
     // request (bench/RESULTS.md, chain profile).
     const store = new LocalStore(false, false, cfg.maxTracked)
+    // one callback for every count (no closure per request): it hands the counter over
+    let counted: { current: number, ttl: number } | null = null
+    const take = (_err: Error | null, res: { current: number, ttl: number }): void => { counted = res }
     fastify.addHook('onRequest', function enforceRateLimit (request, reply, done) {
-      if (request.routeOptions.config?.public === true) return done()
+      if (routeConfigOf(request)?.public === true) return done()
       const key = keyOf(request)
       const max = maxOf(request)
       const timeWindow = windowOf(request)
-      let verdict: Verdict | null = null
-      store.incr(key, (_err, res) => { verdict = { key, max, timeWindow, remaining: Math.max(0, max - res.current), isExceeded: res.current > max, ttl: res.ttl } }, timeWindow, max)
-      if (verdict === null) throw new Error('rate limit store answered asynchronously')
-      apply(request, reply, verdict)
+      store.incr(key, take, timeWindow, max)
+      const res = counted as { current: number, ttl: number } | null
+      counted = null
+      if (res === null) throw new Error('rate limit store answered asynchronously')
+      apply(request, reply, { key, max, timeWindow, remaining: Math.max(0, max - res.current), isExceeded: res.current > max, ttl: res.ttl })
       done()
     })
   } else {
@@ -145,7 +151,7 @@ const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { 
     const limiter = fastify.createRateLimit()
 
     fastify.addHook('onRequest', async function enforceRateLimitShared (request, reply) {
-      if (request.routeOptions.config?.public === true) return
+      if (routeConfigOf(request)?.public === true) return
       let result
       try {
         result = await limiter(request)

@@ -22,6 +22,7 @@ import type { UpstreamTarget } from './upstreams.js'
 import { mapUpstreamPath, pathTargetOf } from '../src/routing/paths.js'
 import { allowList, checkTargetHost, type AllowList } from '../src/routing/target-host.js'
 import { NoTargetError, TargetForbiddenError, TargetHostRefusedError } from '../src/routing/errors.js'
+import { routeConfigOf } from './request-state.js'
 
 export interface RoutingOptions {
   routing: GatewayConfig['routing']
@@ -99,13 +100,13 @@ const routing: FastifyPluginAsync<RoutingOptions> = async (fastify, { routing: o
   if (override === null) {
     // no X-Target-Host override: nothing to wait for, so the sync callback form
     fastify.addHook('preValidation', function authorizeTarget (request, _reply, done) {
-      if (request.routeOptions.config?.public !== true) mapTarget(request)
+      if (routeConfigOf(request)?.public !== true) mapTarget(request)
       done()
     })
     return
   }
   fastify.addHook('preValidation', async function authorizeTargetOverride (request) {
-    if (request.routeOptions.config?.public === true) return
+    if (routeConfigOf(request)?.public === true) return
     const value = request.headers['x-target-host']
     if (value !== undefined) request.gw.target = await override.resolve(value, request.gw.target)
     mapTarget(request)
