@@ -14,6 +14,7 @@ import { pathOnly, redactHeaders } from '../src/logging.js'
 import type { ResponseStart } from './request-state.js'
 import { SseTap, type SseTapEvent } from '../src/lib/sse-transform.js'
 import { eventText } from '../src/lib/stream-text.js'
+import { routeConfigOf } from './request-state.js'
 
 export interface AccessLogOptions {
   log: GatewayConfig['log']
@@ -99,7 +100,7 @@ const accessLog: FastifyPluginAsync<AccessLogOptions> = async (fastify, { log })
   function writeAccessLine (request: FastifyRequest, reply: FastifyReply, cutShort: boolean): void {
     if (written.has(request)) return
     written.add(request)
-    if (request.routeOptions.config?.public === true && reply.statusCode < 400 && !cutShort) return
+    if (routeConfigOf(request)?.public === true && reply.statusCode < 400 && !cutShort) return
     const gw = request.gw
     const line = {
       method: request.method,
@@ -119,18 +120,21 @@ const accessLog: FastifyPluginAsync<AccessLogOptions> = async (fastify, { log })
     accessFile?.info({ reqId: request.id, ...line }, 'request completed')
   }
 
-  fastify.addHook('onResponse', async function accessLine (request, reply) {
+  // callback form: nothing to wait for, so no promise per request
+  fastify.addHook('onResponse', function accessLine (request, reply, done) {
     writeAccessLine(request, reply, false)
+    done()
   })
 
   // Fastify runs onResponse hooks on the response's 'finish' or 'error' only. A response cut short
   // (the client left mid-stream, or the upstream failed mid-body and the client's connection was
   // destroyed so it cannot take a truncated body for a whole one) only closes: without this the
   // request would leave no line at all. WebSocket sessions have their own line (realtime).
-  fastify.addHook('onRequest', async function watchCutShort (request, reply) {
+  fastify.addHook('onRequest', function watchCutShort (request, reply, done) {
     reply.raw.once('close', () => {
       if (!reply.raw.writableFinished && !request.ws) writeAccessLine(request, reply, true)
     })
+    done()
   })
 }
 

@@ -17,6 +17,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { AdminTokenError, NotFoundError } from '../src/errors.js'
 import { pathOnly } from '../src/logging.js'
 import { presentedKeys, secretMatches, sha256 } from './auth.js'
+import { routeConfigOf } from './request-state.js'
 
 export interface AdminAuthOptions {
   /** empty → the admin API is off (404) */
@@ -43,14 +44,16 @@ const adminAuth: FastifyPluginAsync<AdminAuthOptions> = async (fastify, { adminT
     if (isAdminPath(route.url) && route.config?.admin !== true) route.config = { ...route.config, admin: true }
   })
 
-  fastify.addHook('onRequest', async function adminGuard (request, reply) {
-    if (request.routeOptions.config?.admin !== true) return
+  // callback form: a sync check, no promise per request
+  fastify.addHook('onRequest', function adminGuard (request, reply, done) {
+    if (routeConfigOf(request)?.admin !== true) return done()
     if (expected === null) throw new NotFoundError(request.method, pathOnly(request.url))
     if (!secretMatches(presentedKeys(request.headers, header), expected)) {
       reply.header('www-authenticate', 'Bearer')
       request.gw.errorClass = 'invalid_admin_token'
       throw new AdminTokenError()
     }
+    done()
   })
 
   if (expected === null) fastify.log.info('no admin token configured: /admin/* answers 404')

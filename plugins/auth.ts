@@ -13,7 +13,7 @@
  * comparison against a dummy digest.
  */
 import fp from 'fastify-plugin'
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { hash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
@@ -21,6 +21,7 @@ import type { ClientKeyConfig } from '../config/sections/auth.js'
 import { InvalidApiKeyError, ModelNotAllowedError, ModelUncheckableError, isAnthropicPath } from '../src/errors.js'
 import { CLIENT_CREDENTIALS } from '../src/proxy/headers.js'
 import type { ClientIdentity } from './request-state.js'
+import { routeConfigOf } from './request-state.js'
 
 export interface AuthOptions {
   auth: GatewayConfig['auth']
@@ -63,7 +64,8 @@ interface KeyEntry {
 }
 
 export function sha256 (text: string): Buffer {
-  return createHash('sha256').update(text, 'utf8').digest()
+  // the one-shot form: no Hash object per call (one per request on the hot path)
+  return hash('sha256', text, 'buffer')
 }
 
 function firstValue (value: string | string[] | undefined): string | undefined {
@@ -101,15 +103,23 @@ function webSocketProtocolKey (headers: IncomingHttpHeaders): string | null {
  * each candidate is checked; the first that matches decides who the client is.
  */
 export function presentedKeys (headers: IncomingHttpHeaders, customHeader = ''): string[] {
-  const found: Array<string | null> = []
+  // runs on every request: one small array, no Set or filter copies (usually one key is present)
+  const found: string[] = []
   if (customHeader !== '') {
     const raw = nonEmpty(firstValue(headers[customHeader]))
-    found.push(raw !== null ? bearerToken(raw) ?? raw : null)
+    addKey(found, raw !== null ? bearerToken(raw) ?? raw : null)
   }
   const authorization = firstValue(headers.authorization)
-  found.push(authorization !== undefined ? bearerToken(authorization.trim()) : null)
-  found.push(nonEmpty(firstValue(headers['x-api-key'])), nonEmpty(firstValue(headers['api-key'])), webSocketProtocolKey(headers))
-  return [...new Set(found.filter((k): k is string => k !== null))]
+  if (authorization !== undefined) addKey(found, bearerToken(authorization.trim()))
+  addKey(found, nonEmpty(firstValue(headers['x-api-key'])))
+  addKey(found, nonEmpty(firstValue(headers['api-key'])))
+  if (headers.upgrade !== undefined) addKey(found, webSocketProtocolKey(headers))
+  return found
+}
+
+/** Appends a found key unless absent or already there (first place wins the order). */
+function addKey (found: string[], key: string | null): void {
+  if (key !== null && !found.includes(key)) found.push(key)
 }
 
 /** Equal-length digests compared without an early exit. */
@@ -178,17 +188,19 @@ const MAX_MODEL_IN_MESSAGE = 200
 function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, KeyEntry>, settings: GatewayConfig['auth']): void {
   const unknownIdentity: ClientIdentity = Object.freeze({ name: UNKNOWN_CLIENT, passThrough: true })
 
-  fastify.addHook('onRequest', async function authenticateClient (request, reply) {
-    const route = request.routeOptions.config
+  // callback form, not async: the check is sync, so no promise and microtask per request; a
+  // throw (refuse) reaches Fastify's error path exactly as a rejection would
+  fastify.addHook('onRequest', function authenticateClient (request, reply, done) {
+    const route = routeConfigOf(request)
     // health probes are public; /admin/* has its own token (plugins/admin-auth.ts)
-    if (route?.public === true || route?.admin === true) return
+    if (route?.public === true || route?.admin === true) return done()
     const keys = presentedKeys(request.headers, settings.header)
     let entry: KeyEntry | null = null
     for (const key of keys) entry ??= lookupKey(table, key)
     if (entry === null) {
       if (settings.passThroughUnknown) {
         request.gw.client = unknownIdentity
-        return
+        return done()
       }
       request.log.debug({ presented: keys.length }, 'client key refused')
       refuse(request, reply, keys.length === 0 ? 'missing_api_key' : 'invalid_api_key')
@@ -198,15 +210,18 @@ function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, K
       refuse(request, reply, 'disabled_api_key')
     }
     request.gw.client = entry.identity
+    done()
   })
 
-  fastify.addHook('preHandler', async function enforceAllowedModels (request) {
+  // keys are fixed at boot: with no model list on any key there is nothing to enforce
+  if (!settings.keys.some(k => k.allowedModels !== undefined)) return
+  fastify.addHook('preHandler', function enforceAllowedModels (request, _reply, done) {
     const allowed = request.gw.client?.allowedModels
-    if (allowed === undefined) return
+    if (allowed === undefined) return done()
     assertModelCheckable(request)
     assertDeploymentAllowed(request, allowed)
     const model = request.gw.model
-    if (model === null || allowed.includes(model)) return
+    if (model === null || allowed.includes(model)) return done()
     request.gw.errorClass = 'model_not_allowed'
     throw new ModelNotAllowedError(model.length > MAX_MODEL_IN_MESSAGE ? `${model.slice(0, MAX_MODEL_IN_MESSAGE)}…` : model)
   })

@@ -24,6 +24,7 @@ import { BlacklistSync } from '../src/abuse/blacklist-sync.js'
 import { ErrorCounter } from '../src/abuse/error-counter.js'
 import { blockListOf, listHas, parseRule, type AddressRule } from '../src/abuse/ip.js'
 import { IpBlacklistedError } from '../src/errors.js'
+import { routeConfigOf } from './request-state.js'
 
 export interface AutoBlacklistOptions {
   blacklist: GatewayConfig['blacklist']
@@ -85,12 +86,14 @@ const autoBlacklist: FastifyPluginAsync<AutoBlacklistOptions> = async (fastify, 
     await writer?.flush()
   })
 
-  fastify.addHook('onRequest', async function refuseBlacklisted (request) {
-    if (opts.exemptPublic && request.routeOptions.config?.public === true) return
-    if (service.size > 0 && service.has(request.clientIp)) {
+  // callback form: a sync check, no promise per request
+  fastify.addHook('onRequest', function refuseBlacklisted (request, _reply, done) {
+    if (service.size === 0 || (opts.exemptPublic && routeConfigOf(request)?.public === true)) return done()
+    if (service.has(request.clientIp)) {
       service.stats.refused++
       throw new IpBlacklistedError()
     }
+    done()
   })
 
   if (!cfg.enabled) return

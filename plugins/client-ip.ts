@@ -15,12 +15,15 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** normal-form client address (IPv4-mapped IPv6 → IPv4, no brackets or zone) */
     readonly clientIp: string
+    /** memo of clientIp: several plugins read it, and request.ip walks X-Forwarded-For each time */
+    clientIpMemo: string | null
   }
 }
 
 const clientIp: FastifyPluginAsync = async (fastify) => {
+  fastify.decorateRequest('clientIpMemo', null)
   fastify.decorateRequest('clientIp', {
-    getter (this: FastifyRequest) { return clientIpOf(this.ip) }
+    getter (this: FastifyRequest) { return (this.clientIpMemo ??= clientIpOf(this.ip)) }
   })
 }
 

@@ -3,7 +3,8 @@
  * client key when the request is authenticated (`request.gw.client`, set by the auth plugin's
  * onRequest, which is registered before this one), else per client address (IPv6 per /64). A key
  * may carry its own limit (`client.rateLimit`). Counters live in Redis when configured, so every
- * replica enforces the same limit, else in the plugin's bounded in-memory LRU.
+ * replica enforces the same limit, else in the plugin's bounded in-memory LRU (its LocalStore,
+ * called directly from a sync hook: the same counting without the limiter's promises).
  *
  * The limiter runs in a root onRequest hook rather than per route, so it also covers the 404
  * handler (scanners) and WebSocket upgrades, and public routes (/healthz, /ping) are skipped.
@@ -16,11 +17,13 @@
  * Seed 002 meant to do this and never did: its limiter read config keys that did not exist.
  */
 import fp from 'fastify-plugin'
+import { createRequire } from 'node:module'
 import fastifyRateLimit from '@fastify/rate-limit'
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import { networkKey } from '../src/abuse/ip.js'
 import { RateLimitedError, RateLimitUnavailableError } from '../src/errors.js'
+import { routeConfigOf } from './request-state.js'
 
 export interface RateLimitPluginOptions {
   rateLimit: GatewayConfig['rateLimit']
@@ -63,6 +66,24 @@ function describeWindow (ms: number): string {
   return ms % 60_000 === 0 ? `${ms / 60_000} min` : ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`
 }
 
+/** What one count decided; the fields @fastify/rate-limit's limiter returns, which the answer needs. */
+interface Verdict {
+  key: string
+  max: number
+  timeWindow: number
+  remaining: number
+  isExceeded: boolean
+  ttl: number
+}
+
+/** @fastify/rate-limit's in-memory store (bounded LRU, fixed window); its callback runs synchronously. */
+interface LocalStoreLike {
+  incr: (key: string, cb: (err: Error | null, res: { current: number, ttl: number }) => void, timeWindow: number, max: number) => void
+}
+type LocalStoreClass = new (continueExceeding: boolean, exponentialBackoff: boolean, cache: number) => LocalStoreLike
+// a CommonJS file of the package without its own types: loaded by path, typed above
+const LocalStore = createRequire(import.meta.url)('@fastify/rate-limit/store/LocalStore.js') as LocalStoreClass
+
 const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { rateLimit: cfg, keyPrefix }) => {
   const stats: RateLimitStats = { limited: 0, unchecked: 0, refusedUnavailable: 0 }
   fastify.decorate('rateLimitStats', stats)
@@ -75,54 +96,87 @@ const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { 
     const client = request.gw?.client
     return client != null ? `key:${client.name}` : `ip:${networkKey(request.clientIp, cfg.ipv6Subnet)}`
   }
+  const maxOf = (request: FastifyRequest): number => request.gw?.client?.rateLimit?.max ?? cfg.max
+  const windowOf = (request: FastifyRequest): number => request.gw?.client?.rateLimit?.timeWindowMs ?? cfg.windowMs
 
-  await fastify.register(fastifyRateLimit, {
-    global: false, // no per-route hooks: the one root hook below covers every route
-    max: (request: FastifyRequest) => request.gw?.client?.rateLimit?.max ?? cfg.max,
-    timeWindow: (request: FastifyRequest) => request.gw?.client?.rateLimit?.timeWindowMs ?? cfg.windowMs,
-    keyGenerator: keyOf,
-    skipOnError: false, // store failures reach the hook below, which applies failClosed
-    cache: cfg.maxTracked,
-    ...(redis !== null ? { redis, nameSpace: `${keyPrefix}ratelimit:` } : {})
-  })
-  const limiter = fastify.createRateLimit()
-
-  fastify.addHook('onRequest', async function enforceRateLimit (request, reply) {
-    if (request.routeOptions.config?.public === true) return
-    let result
-    try {
-      result = await limiter(request)
-    } catch (err) {
-      health.failed(err, 'rate limit')
-      if (cfg.failClosed) {
-        stats.refusedUnavailable++
-        reply.header('retry-after', '1')
-        throw new RateLimitUnavailableError()
-      }
-      stats.unchecked++
-      return
-    }
-    if (redis !== null) health.recovered()
-    if (result.isAllowed) return
-    const resetMs = Math.max(0, result.ttl)
+  /** Sets the answer's limit headers; throws the 429 when the count is over the limit. */
+  function apply (request: FastifyRequest, reply: FastifyReply, v: Verdict): void {
+    const resetMs = Math.max(0, v.ttl)
     request.rateLimitHeaders = {
-      'x-ratelimit-limit-requests': String(result.max),
-      'x-ratelimit-remaining-requests': String(result.isExceeded ? 0 : result.remaining),
+      'x-ratelimit-limit-requests': String(v.max),
+      'x-ratelimit-remaining-requests': String(v.isExceeded ? 0 : v.remaining),
       'x-ratelimit-reset-requests': goDuration(resetMs)
     }
-    if (!result.isExceeded) return
+    if (!v.isExceeded) return
     stats.limited++
-    const retrySeconds = Math.max(1, result.ttlInSeconds)
+    const retrySeconds = Math.max(1, Math.ceil(v.ttl / 1000))
     reply.header('retry-after', String(retrySeconds))
     reply.header('retry-after-ms', String(Math.max(1, resetMs)))
-    request.log.debug({ rateLimitKey: result.key, max: result.max }, 'rate limit reached')
-    throw new RateLimitedError(result.max, describeWindow(result.timeWindow), retrySeconds)
-  })
+    request.log.debug({ rateLimitKey: v.key, max: v.max }, 'rate limit reached')
+    throw new RateLimitedError(v.max, describeWindow(v.timeWindow), retrySeconds)
+  }
 
-  // last word on these headers: a forwarded upstream answer carries the upstream's own limits
-  fastify.addHook('onSend', async function writeRateLimitHeaders (request, reply) {
+  if (redis === null) {
+    // Counters in this process: @fastify/rate-limit's own LocalStore (the same LRU and window
+    // arithmetic its limiter uses), called directly. Its callback runs synchronously, so a sync
+    // hook does the whole count: the package's limiter would add a promise and four awaits per
+    // request (bench/RESULTS.md, chain profile).
+    const store = new LocalStore(false, false, cfg.maxTracked)
+    // one callback for every count (no closure per request): it hands the counter over
+    let counted: { current: number, ttl: number } | null = null
+    const take = (_err: Error | null, res: { current: number, ttl: number }): void => { counted = res }
+    fastify.addHook('onRequest', function enforceRateLimit (request, reply, done) {
+      if (routeConfigOf(request)?.public === true) return done()
+      const key = keyOf(request)
+      const max = maxOf(request)
+      const timeWindow = windowOf(request)
+      store.incr(key, take, timeWindow, max)
+      const res = counted as { current: number, ttl: number } | null
+      counted = null
+      if (res === null) throw new Error('rate limit store answered asynchronously')
+      apply(request, reply, { key, max, timeWindow, remaining: Math.max(0, max - res.current), isExceeded: res.current > max, ttl: res.ttl })
+      done()
+    })
+  } else {
+    await fastify.register(fastifyRateLimit, {
+      global: false, // no per-route hooks: the one root hook below covers every route
+      max: maxOf,
+      timeWindow: windowOf,
+      keyGenerator: keyOf,
+      skipOnError: false, // store failures reach the hook below, which applies failClosed
+      cache: cfg.maxTracked,
+      redis,
+      nameSpace: `${keyPrefix}ratelimit:`
+    })
+    const limiter = fastify.createRateLimit()
+
+    fastify.addHook('onRequest', async function enforceRateLimitShared (request, reply) {
+      if (routeConfigOf(request)?.public === true) return
+      let result
+      try {
+        result = await limiter(request)
+      } catch (err) {
+        health.failed(err, 'rate limit')
+        if (cfg.failClosed) {
+          stats.refusedUnavailable++
+          reply.header('retry-after', '1')
+          throw new RateLimitUnavailableError()
+        }
+        stats.unchecked++
+        return
+      }
+      health.recovered()
+      if (result.isAllowed) return
+      apply(request, reply, result)
+    })
+  }
+
+  // last word on these headers: a forwarded upstream answer carries the upstream's own limits.
+  // Callback form: no promise per answer
+  fastify.addHook('onSend', function writeRateLimitHeaders (request, reply, payload, done) {
     const headers = request.rateLimitHeaders
     if (headers !== null) reply.headers(headers)
+    done(null, payload)
   })
 }
 

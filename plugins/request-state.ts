@@ -5,7 +5,7 @@
  * the same declared shape (STYLE.md §2.3).
  */
 import fp from 'fastify-plugin'
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyContextConfig, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Readable, Transform } from 'node:stream'
 import type { UpstreamTarget } from './upstreams.js'
 import type { RealtimeSessionHook } from '../src/realtime/summary.js'
@@ -72,6 +72,8 @@ export interface GatewayState {
   ttfbMs: number | null
   /** short machine-readable class of the failure, for logs and metrics */
   errorClass: string | null
+  /** the route's config (`public`, `admin`), read once: see routeConfigOf */
+  route: FastifyContextConfig | null
 }
 
 declare module 'fastify' {
@@ -101,14 +103,28 @@ export function newState (): GatewayState {
     upstreamStatus: 0,
     upstreamKeyName: null,
     ttfbMs: null,
-    errorClass: null
+    errorClass: null,
+    route: null
   }
+}
+
+/**
+ * The matched route's config. Fastify's `request.routeOptions` getter builds a fresh twelve-field
+ * object on every read, and half a dozen hooks ask on every request: it is read once, in
+ * initRequestState, and kept on `request.gw`.
+ */
+export function routeConfigOf (request: FastifyRequest): FastifyContextConfig | undefined {
+  return request.gw?.route ?? request.routeOptions.config
 }
 
 const requestState: FastifyPluginAsync = async (fastify) => {
   fastify.decorateRequest('gw', null as unknown as GatewayState)
-  fastify.addHook('onRequest', async function initRequestState (request) {
-    request.gw = newState()
+  // callback form, not async: an async hook costs a promise and a microtask on every request
+  fastify.addHook('onRequest', function initRequestState (request, _reply, done) {
+    const gw = newState()
+    gw.route = request.routeOptions.config ?? null
+    request.gw = gw
+    done()
   })
 }
 

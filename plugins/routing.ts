@@ -22,6 +22,7 @@ import type { UpstreamTarget } from './upstreams.js'
 import { isSafeRequestPath, mapUpstreamPath, pathTargetOf } from '../src/routing/paths.js'
 import { allowList, checkTargetHost, type AllowList } from '../src/routing/target-host.js'
 import { AmbiguousHostError, InvalidPathError, NoTargetError, TargetForbiddenError, TargetHostRefusedError } from '../src/routing/errors.js'
+import { routeConfigOf } from './request-state.js'
 
 export interface RoutingOptions {
   routing: GatewayConfig['routing']
@@ -92,12 +93,13 @@ const routing: FastifyPluginAsync<RoutingOptions> = async (fastify, { routing: o
   const override = opts.targetHeader.enabled ? targetHeaderResolver(byName, opts.targetHeader.allowHosts, fastify.upstreams.forHost) : null
   if (override !== null) fastify.log.info({ allowHosts: override.entries }, 'X-Target-Host override enabled')
 
-  fastify.addHook('onRequest', async function selectTarget (request) {
+  // callback form: a sync lookup, no promise per request
+  fastify.addHook('onRequest', function selectTarget (request, _reply, done) {
     const gw = request.gw
     // refused before any body is read (health probes and the admin API forward nothing and route
     // by exact match): a path a normalising upstream would read as another path, and two Host
     // lines, where a proxy in front may have routed by the other one (RFC 9112 §3.2: 400)
-    const route = request.routeOptions.config
+    const route = routeConfigOf(request)
     if (route?.public !== true && route?.admin !== true) {
       if (!isSafeRequestPath(request.url)) throw new InvalidPathError()
       if (hostLines(request.raw.rawHeaders) > 1) throw new AmbiguousHostError()
@@ -106,20 +108,32 @@ const routing: FastifyPluginAsync<RoutingOptions> = async (fastify, { routing: o
     let target = named !== undefined ? byName.get(named) : undefined
     if (target === undefined && hosts !== null) target = hosts.match(hostnameOf(request))
     gw.target = target ?? fallback
+    done()
   })
 
-  fastify.addHook('preValidation', async function authorizeTarget (request) {
-    if (request.routeOptions.config?.public === true) return
-    const gw = request.gw
-    if (override !== null) {
-      const value = request.headers['x-target-host']
-      if (value !== undefined) gw.target = await override.resolve(value, gw.target)
-    }
-    const target = gw.target
-    if (target === null) return
-    assertAllowed(request, target)
-    gw.upstreamPath = mapUpstreamPath(target, gw.upstreamPath !== '' ? gw.upstreamPath : request.url, gw.model)
+  if (override === null) {
+    // no X-Target-Host override: nothing to wait for, so the sync callback form
+    fastify.addHook('preValidation', function authorizeTarget (request, _reply, done) {
+      if (routeConfigOf(request)?.public !== true) mapTarget(request)
+      done()
+    })
+    return
+  }
+  fastify.addHook('preValidation', async function authorizeTargetOverride (request) {
+    if (routeConfigOf(request)?.public === true) return
+    const value = request.headers['x-target-host']
+    if (value !== undefined) request.gw.target = await override.resolve(value, request.gw.target)
+    mapTarget(request)
   })
+}
+
+/** Checks the client may use the chosen target and maps the upstream path for it. */
+function mapTarget (request: FastifyRequest): void {
+  const gw = request.gw
+  const target = gw.target
+  if (target === null) return
+  assertAllowed(request, target)
+  gw.upstreamPath = mapUpstreamPath(target, gw.upstreamPath !== '' ? gw.upstreamPath : request.url, gw.model)
 }
 
 interface TargetHeaderResolver {

@@ -85,16 +85,18 @@ function limitedBody (request: FastifyRequest, reply: FastifyReply, limits: Uplo
 const uploadLimits: FastifyPluginAsync<UploadLimitsOptions> = async (fastify, { uploads }) => {
   const limits: UploadLimits = { ...uploads }
 
-  fastify.addHook('preHandler', async function limitStreamedBody (request, reply) {
+  // callback form: a sync decision, no promise per request
+  fastify.addHook('preHandler', function limitStreamedBody (request, reply, done) {
     const gw = request.gw
     // JSON bodies were read (and bounded) by the body parser; only unread bodies stream
-    if (gw === null || gw.rawBody !== null || request.body !== undefined || !hasBody(request.raw)) return
+    if (gw === null || gw.rawBody !== null || request.body !== undefined || !hasBody(request.raw)) return done()
     const declared = Number(request.headers['content-length'])
     if (declared > limits.maxTotalBytes) {
       discardRest(request.raw, reply.raw)
       throw new UploadTotalTooLargeError(limits.maxTotalBytes)
     }
     gw.bodyStream = limitedBody(request, reply, limits)
+    done()
   })
 }
 

@@ -134,7 +134,8 @@ export async function buildServer (config: GatewayConfig, opts: BuildOptions = {
     }
   })
   const bodyIdleMs = config.server.bodyIdleTimeoutMs
-  fastify.addHook('onRequest', async function echoRequestId (request, reply) {
+  // callback form: no promise per request (a throw still reaches the error handler)
+  fastify.addHook('onRequest', function echoRequestId (request, reply, done) {
     reply.header('x-request-id', request.id)
     if (bodyIdleMs > 0) watchBodyIdle(request, reply.raw, bodyIdleMs)
     // Node's parser takes a request line without a version as HTTP/0.9, and still reads the lines
@@ -143,6 +144,7 @@ export async function buildServer (config: GatewayConfig, opts: BuildOptions = {
       reply.header('connection', 'close')
       throw new HttpVersionError()
     }
+    done()
   })
   fastify.decorate('logFiles', outputs.files)
   // onClose hooks run last-added first: added before the app's, this one closes the files last
