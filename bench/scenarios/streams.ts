@@ -20,6 +20,15 @@ const CHUNK_DELAY_TARGET_MS = 1
 const OPEN_STREAMS_RSS_TARGET = 256 * MiB
 const LATE_AFTER_ABORT_MS = 100
 
+/**
+ * The mock's send times of the events the client sees. The gateway asks the upstream for usage
+ * (stream_options.include_usage) and removes that extra usage-only chunk, the one before [DONE],
+ * so the client gets what it asked for: its send time has no client event to pair with.
+ */
+function clientVisible (chunkTimes: number[]): number[] {
+  return chunkTimes.length === PACED_EVENTS + 1 ? [...chunkTimes.slice(0, -2), chunkTimes[chunkTimes.length - 1]] : chunkTimes
+}
+
 /** 61 content chunks + role + stop + [DONE] = 64 SSE events. */
 const PACED_CONTENT_CHUNKS = 61
 const PACED_EVENTS = 64
@@ -68,12 +77,13 @@ async function pacedDelays (mock: MockUpstream, path: BenchPath, ctx: RunContext
       const traces = await Promise.all(runs)
       traces.forEach((trace, i) => {
         const sent = mockStreamFor(mock, ids[i])
-        if (trace.error !== undefined || !trace.done || sent === undefined || sent.chunkTimes.length !== PACED_EVENTS || trace.eventTimes.length !== PACED_EVENTS) {
+        const times = sent === undefined ? [] : clientVisible(sent.chunkTimes)
+        if (trace.error !== undefined || !trace.done || times.length !== PACED_EVENTS || trace.eventTimes.length !== PACED_EVENTS) {
           errors++
           return
         }
-        firstDelays.push(trace.eventTimes[0] - sent.chunkTimes[0])
-        for (let k = 1; k < PACED_EVENTS; k++) delays.push(trace.eventTimes[k] - sent.chunkTimes[k])
+        firstDelays.push(trace.eventTimes[0] - times[0])
+        for (let k = 1; k < PACED_EVENTS; k++) delays.push(trace.eventTimes[k] - times[k])
       })
     }
   } finally {
