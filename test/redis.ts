@@ -5,9 +5,10 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createConnection, createServer } from 'node:net'
+import { createConnection } from 'node:net'
 import type { TestContext } from 'node:test'
 import { Redis } from 'ioredis'
+import { freePort } from './ports.js'
 
 export interface RedisServer {
   url: string
@@ -23,16 +24,6 @@ export function requireRedisServer (): void {
   if (probe.error !== undefined || probe.status !== 0) {
     throw new Error('redis-server is not installed: run scripts/ensure-redis.sh (Debian package redis-server); these tests need a real Redis')
   }
-}
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  await once(server, 'close')
-  return port
 }
 
 /** Resolves once the server answers PING (bounded: 100 tries). */

@@ -30,7 +30,6 @@ export function joinUpstreamPath (basePath: string, path: string): string {
   return basePath + path
 }
 
-/** The key a request goes upstream with: the client's mapped key, else the next key of the target's pool. */
 /**
  * What the upstream sees the request as, for keying caches without side effects: the mapped key,
  * the caller's own credentials (no upstream key), or the target's pool as a whole (all its keys
@@ -44,11 +43,14 @@ export function upstreamIdentityFor (request: FastifyRequest, target: UpstreamTa
   return { kind: 'own', key: null }
 }
 
+/**
+ * The key a request goes upstream with: the client's mapped key, else the next key of the
+ * target's pool, else none (the caller's own credentials pass; an unknown caller let through by
+ * auth.passThroughUnknown never gets the gateway's key).
+ */
 export function upstreamKeyFor (request: FastifyRequest, target: UpstreamTarget): string | null {
-  const client = request.gw.client
-  // an unknown caller let through (auth.passThroughUnknown) never gets the gateway's upstream key
-  if (client?.passThrough === true) return null
-  return client?.upstreamKey ?? target.pool?.pick().key ?? null
+  const who = upstreamIdentityFor(request, target)
+  return who.kind === 'pool' ? target.pool?.pick().key ?? null : who.key
 }
 
 /** Configured target headers replace the client's; provider defaults only fill what is missing. */
@@ -91,14 +93,13 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   reply.raw.once('close', onClientClose)
 
   const { body, length } = requestBody(request)
-  // an unknown caller let through (auth.passThroughUnknown) never gets the gateway's upstream key
-  const passThrough = gw.client?.passThrough === true
-  const clientKey = gw.client?.upstreamKey
-  const pool = clientKey === undefined && !passThrough ? target.pool : null
+  // the same choice as upstreamKeyFor, keeping the pool and its key for failover
+  const who = upstreamIdentityFor(request, target)
+  const pool = who.kind === 'pool' ? target.pool : null
   let poolKey = pool !== null ? pool.pick() : null
   const headers = upstreamRequestHeaders(request.headers, {
     provider: target.provider,
-    key: passThrough ? null : clientKey ?? poolKey?.key ?? null,
+    key: poolKey !== null ? poolKey.key : who.key,
     requestId: request.id,
     drop: opts.dropHeaders,
     contentLength: length

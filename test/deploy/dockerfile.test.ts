@@ -8,7 +8,6 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
-import { createServer } from 'node:net'
 import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
@@ -21,6 +20,7 @@ import { defaultOf } from '../../config/describe.js'
 import { startMock } from '../helper.js'
 import { tempDir } from '../tmp.js'
 import { ROOT, allOf, dockerfileStages, execForm, healthcheckCommand, only, read, stageEnv, type Stage } from './files.js'
+import { freePort } from '../ports.js'
 
 const rootPath = fileURLToPath(ROOT)
 const dockerfile = read('Dockerfile')
@@ -128,16 +128,6 @@ test('ENTRYPOINT and HEALTHCHECK run the files package.json names', () => {
   assert.match(probe[1], /^dist\/src\/healthcheck\.js$/)
   assert.equal(only(runtime, 'CMD').length, 0, 'no CMD: arguments after the image name are the gateway\'s flags')
 })
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  await once(server, 'close')
-  return port
-}
 
 test('the image emulated: built files start with ENTRYPOINT, answer HEALTHCHECK, stop on STOPSIGNAL', async (t) => {
   // the runtime stage's layout: package.json, node_modules, dist/ (WORKDIR /app)

@@ -18,12 +18,12 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { Pool, request } from 'undici'
 import { startMock, tempDir } from '../helper.js'
 import { until } from '../poll.js'
+import { freePort } from '../ports.js'
 
 const REQUESTS = Number(process.env.HARDENING_LOAD_REQUESTS ?? 10_000)
 const CONCURRENCY = Number(process.env.HARDENING_LOAD_CONCURRENCY ?? 256)
@@ -37,15 +37,6 @@ const TSX = import.meta.resolve('tsx')
 const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url))
 const GC_PROBE = fileURLToPath(new URL('./gc-probe.mjs', import.meta.url))
 const MiB = 1024 * 1024
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number }
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 async function startGatewayProcess (t: TestContext, upstream: string): Promise<{ child: ChildProcess, url: string, stderr: () => string }> {
   const port = await freePort()
