@@ -9,6 +9,7 @@ import type { FastifyContextConfig, FastifyPluginAsync, FastifyReply, FastifyReq
 import type { Readable, Transform } from 'node:stream'
 import type { UpstreamTarget } from './upstreams.js'
 import type { RealtimeSessionHook } from '../src/realtime/summary.js'
+import type { ChunkStage } from '../src/proxy/chunk-stages.js'
 
 /** The authenticated caller; `name` is what logs and metrics show, never the key itself. */
 export interface ClientIdentity {
@@ -39,11 +40,12 @@ export interface ResponseStart {
 }
 
 /**
- * Called once the upstream answered, before anything is sent to the client. Returns a stream
- * stage to insert between the upstream body and the client (a transform or a passive tap), or
- * null to leave the body alone. With no hook returning a stage the body is piped untouched.
+ * Called once the upstream answered, before anything is sent to the client. Returns a stage to
+ * insert between the upstream body and the client (a transform, a passive tap, or a synchronous
+ * `ChunkStage` that the forwarder runs without a stream of its own), or null to leave the body
+ * alone. With no hook returning a stage the body is piped untouched.
  */
-export type ResponseHook = (start: ResponseStart) => Transform | null
+export type ResponseHook = (start: ResponseStart) => Transform | ChunkStage | null
 
 export interface GatewayState {
   startedAt: number

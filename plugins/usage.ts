@@ -14,7 +14,8 @@
 import fp from 'fastify-plugin'
 import type { ServerResponse } from 'node:http'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import type { Readable, Transform } from 'node:stream'
+import type { Readable } from 'node:stream'
+import type { ChunkStage } from '../src/proxy/chunk-stages.js'
 import type { Redis } from 'ioredis'
 import type { GatewayConfig } from '../config/schema.js'
 import { pathOnly } from '../src/logging.js'
@@ -117,7 +118,7 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
   }
 
   /** Decided once the upstream answered, from its status and content type. */
-  function usageStage (start: ResponseStart): Transform | null {
+  function usageStage (start: ResponseStart): ChunkStage | null {
     const usage = start.request.responseUsage
     if (usage === null || start.statusCode < 200 || start.statusCode >= 300) return null
     // a compressed body was decoded by the stage before this one; one we cannot decode is not read

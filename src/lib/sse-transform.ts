@@ -152,16 +152,32 @@ export interface SseEventSink {
   raw: (text: string) => void
   /** told when an event grew past the bound and is being passed on raw */
   oversize?: () => void
+  /**
+   * Optional: an event that is exactly one `data:` line (`line`, terminated by '\n\n'), with its
+   * data text. Without it such events reach `event()` as lines like any other.
+   */
+  dataLine?: (data: string, line: string) => void
 }
 
 export class SseEventSplitter {
   readonly #sink: SseEventSink
   readonly #max: number
   readonly #lines: LineSplitter
+  readonly #decoder = new StringDecoder('utf8')
   #pending: SseLine[] = []
   #size = 0
   /** the current event grew past the bound: its remaining lines pass raw up to its blank line */
   #raw = false
+  /**
+   * Fast path, while no '\r' was seen: whole events are cut at '\n\n' with indexOf, and a
+   * one-line `data:` event (nearly every event of an LLM stream) skips the line splitter. `#tail`
+   * holds the text after the last whole event. Anything else (a comment, `event:`/`id:` lines,
+   * several data lines, a blank line too many, an event over the bound) goes through the line
+   * splitter, which is idle at an event boundary, so the result is the same as without the fast
+   * path. The first '\r' hands the stream to the line splitter for good.
+   */
+  #fast = true
+  #tail = ''
 
   constructor (sink: SseEventSink, maxEventSize = DEFAULT_MAX_EVENT_SIZE) {
     this.#sink = sink
@@ -174,16 +190,58 @@ export class SseEventSplitter {
 
   /** characters held for the current event, partial line included */
   get buffered (): number {
-    return this.#size + this.#lines.buffered
+    return this.#size + this.#lines.buffered + this.#tail.length
   }
 
   write (chunk: Buffer | string): void {
-    this.#lines.write(chunk)
+    // decoded here, not in the line splitter: the fast path and the splitter share one decoder
+    const s = typeof chunk === 'string' ? chunk : this.#decoder.write(chunk)
+    if (s.length === 0) return
+    if (!this.#fast) {
+      this.#lines.write(s)
+      return
+    }
+    const text = this.#tail.length > 0 ? this.#tail + s : s
+    this.#tail = ''
+    if (s.indexOf('\r') !== -1) {
+      this.#fast = false
+      this.#lines.write(text)
+      return
+    }
+    let start = 0
+    for (let end = text.indexOf('\n\n'); end !== -1; end = text.indexOf('\n\n', start)) {
+      this.#block(text, start, end)
+      start = end + 2
+    }
+    if (start === text.length) return
+    const rest = start === 0 ? text : text.slice(start)
+    if (rest.length > this.#max) {
+      // the bound applies to what is held: the line splitter passes it on raw from here
+      this.#fast = false
+      this.#lines.write(rest)
+    } else {
+      this.#tail = rest
+    }
   }
 
   end (): void {
+    const rest = this.#tail + this.#decoder.end()
+    this.#tail = ''
+    if (rest.length > 0) this.#lines.write(rest)
     this.#lines.end()
     if (this.#pending.length > 0) this.#sink.event(this.#takePending(), false)
+  }
+
+  /** One whole event `text[start, end)`, followed in `text` by '\n\n'. */
+  #block (text: string, start: number, end: number): void {
+    if (end - start + 2 <= this.#max && text.startsWith('data:', start) && text.indexOf('\n', start) === end) {
+      const line = text.slice(start, end)
+      const data = line.slice(line.charCodeAt(5) === 32 ? 6 : 5)
+      if (this.#sink.dataLine !== undefined) this.#sink.dataLine(data, line)
+      else this.#sink.event([{ text: line, eol: '\n' }, { text: '', eol: '\n' }], true)
+      return
+    }
+    this.#lines.write(text.slice(start, end + 2))
   }
 
   #line (text: string, eol: string): void {
@@ -328,12 +386,16 @@ export function settle (hook: () => Promise<void> | void, onError: ((err: unknow
   })
 }
 
-/** The event-level rewriting stage for `request.gw.responseHooks`. */
-export class SseRewriteStream extends Transform {
+/**
+ * The event-level rewriter, synchronous: `write()` takes a chunk and returns the text to send
+ * for it, `end()` the rest. It is a `ChunkStage`, so the forwarder runs it inside its own stream
+ * hop; `SseRewriteStream` wraps it as a Transform where a stream is needed.
+ */
+export class SseRewriter {
   readonly #rewriter: SseEventRewriter
   readonly #events: SseEventSplitter
   readonly #opts: SseStreamOptions
-  #out: string[] = []
+  #out = ''
   #eol = '\n'
   #finished = false
   #lastTerminated = true
@@ -342,11 +404,11 @@ export class SseRewriteStream extends Transform {
   #oversizeTold = false
 
   constructor (rewriter: SseEventRewriter, opts: SseStreamOptions = {}) {
-    super()
     this.#rewriter = rewriter
     this.#opts = opts
     this.#events = new SseEventSplitter({
       event: (lines, terminated) => this.#event(lines, terminated),
+      dataLine: (data, line) => this.#dataLine(data, line),
       raw: (text) => this.#push(text),
       oversize: () => {
         if (this.#oversizeTold) return
@@ -361,29 +423,33 @@ export class SseRewriteStream extends Transform {
     return this.#events.buffered
   }
 
-  override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.#events.write(chunk)
-    this.#drain()
-    cb()
+  /** the rewriter's end-of-body hook, for a stage that can wait for it */
+  get beforeEnd (): SseEventRewriter['beforeEnd'] {
+    return this.#rewriter.beforeEnd
   }
 
-  override _flush (cb: TransformCallback): void {
+  /** The text to send for this chunk ('' while an event is incomplete). */
+  write (chunk: Buffer | string): string {
+    this.#events.write(chunk)
+    return this.#take()
+  }
+
+  /** The rest: a cut-off event, the rewriter's extra events. */
+  end (): string {
     this.#events.end()
     this.#finish()
-    this.#drain()
-    settle(() => this.#rewriter.beforeEnd?.(), this.#opts.onError, () => cb())
+    return this.#take()
   }
 
-  #drain (): void {
-    if (this.#out.length === 0) return
-    const text = this.#out.length === 1 ? this.#out[0] : this.#out.join('')
-    this.#out = []
-    this.push(text, 'utf8')
+  #take (): string {
+    const text = this.#out
+    this.#out = ''
+    return text
   }
 
   #push (text: string): void {
     if (text.length === 0) return
-    this.#out.push(text)
+    this.#out += text
     this.#lastChar = text.charCodeAt(text.length - 1)
   }
 
@@ -396,35 +462,58 @@ export class SseRewriteStream extends Transform {
       this.#finish()
       return this.#emitLines(lines)
     }
-    if (this.#rewriter.data !== undefined && !fields.data.includes('\n')) {
+    this.#rewrite(lines, fields.data, fields.event)
+  }
+
+  /** The common event, one `data:` line: no line objects unless the rewriter needs the parsed value. */
+  #dataLine (data: string, line: string): void {
+    this.#eol = '\n'
+    this.#lastTerminated = true
+    if (data === '[DONE]') {
+      this.#finish()
+      return this.#push(line + '\n\n')
+    }
+    this.#rewrite(null, data, undefined, line)
+  }
+
+  /** `lines` null: the event is the one data line `line`, ended by '\n\n'. */
+  #rewrite (lines: SseLine[] | null, data: string, event: string | undefined, line?: string): void {
+    if (this.#rewriter.data !== undefined && !data.includes('\n')) {
       let text: string | typeof DROP_EVENT | undefined
       try {
-        text = this.#rewriter.data(fields.data)
+        text = this.#rewriter.data(data)
       } catch (err) {
         this.#opts.onError?.(err)
-        return this.#emitLines(lines)
+        return this.#original(lines, line)
       }
       if (text === DROP_EVENT) return
-      if (text !== undefined) return this.#emitData(lines, text)
+      if (text !== undefined) return lines !== null ? this.#emitData(lines, text) : this.#push(`data: ${text}\n\n`)
     }
     let value: unknown
     try {
-      value = JSON.parse(fields.data)
+      value = JSON.parse(data)
     } catch {
-      return this.#emitLines(lines)
+      return this.#original(lines, line)
     }
     const inserts: SseOutEvent[] = []
     let result: unknown
     try {
-      result = this.#rewriter.event(value, { event: fields.event, insert: (extra) => { inserts.push(extra) } })
+      result = this.#rewriter.event(value, { event, insert: (extra) => { inserts.push(extra) } })
     } catch (err) {
       this.#opts.onError?.(err)
-      return this.#emitLines(lines)
+      return this.#original(lines, line)
     }
     for (const extra of inserts) this.#push(this.#serialise(extra))
-    if (result === undefined) return this.#emitLines(lines)
+    if (result === undefined) return this.#original(lines, line)
     if (result === DROP_EVENT) return
-    this.#emitData(lines, JSON.stringify(result))
+    const text = JSON.stringify(result)
+    if (lines !== null) this.#emitData(lines, text)
+    else this.#push(`data: ${text}\n\n`)
+  }
+
+  #original (lines: SseLine[] | null, line: string | undefined): void {
+    if (lines !== null) this.#emitLines(lines)
+    else this.#push(`${line ?? ''}\n\n`)
   }
 
   /** Extra events of the rewriter (held-back text) go out before `[DONE]` or the end. */
@@ -464,6 +553,35 @@ export class SseRewriteStream extends Transform {
   }
 }
 
+/** `SseRewriter` as a Transform, for a pipeline (and for a rewriter with an async `beforeEnd`). */
+export class SseRewriteStream extends Transform {
+  readonly #core: SseRewriter
+  readonly #onError: ((err: unknown) => void) | undefined
+
+  constructor (rewriter: SseEventRewriter, opts: SseStreamOptions = {}) {
+    super()
+    this.#core = new SseRewriter(rewriter, opts)
+    this.#onError = opts.onError
+  }
+
+  /** characters held right now (for tests of the bound) */
+  get buffered (): number {
+    return this.#core.buffered
+  }
+
+  override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    const text = this.#core.write(chunk)
+    if (text.length > 0) this.push(text, 'utf8')
+    cb()
+  }
+
+  override _flush (cb: TransformCallback): void {
+    const text = this.#core.end()
+    if (text.length > 0) this.push(text, 'utf8')
+    settle(() => this.#core.beforeEnd?.(), this.#onError, () => cb())
+  }
+}
+
 export interface SseTapEvent extends SseFields {
   /** false when the stream ended in the middle of this event */
   terminated: boolean
@@ -480,6 +598,7 @@ export class SseTap extends Transform {
     super()
     this.#events = new SseEventSplitter({
       event: (lines, terminated) => onEvent({ ...parseSseFields(lines), terminated }),
+      dataLine: (data) => onEvent({ event: undefined, data, id: undefined, terminated: true }),
       raw: () => {}
     }, maxEventSize)
   }

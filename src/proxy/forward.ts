@@ -8,6 +8,7 @@
  * undici pipe. It follows reply-from's shape (rewrite headers, stream the body, map errors).
  */
 import { pipeline, Readable, type Transform } from 'node:stream'
+import { asTransform, endStages, isChunkStage, writeStages, type ChunkStage } from './chunk-stages.js'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import type { UpstreamTarget } from '../../plugins/upstreams.js'
@@ -163,14 +164,16 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   }
   if (stages.length > 0) reply.removeHeader('content-length')
 
-  const source = sse ? endStreamOnError(res.body, request) : logBodyFailure(res.body, request)
-  return reply.send(stages.length === 0 ? source : chain(source, stages, request))
+  // an event stream has a stream hop of its own (endStreamOnError): synchronous stages run in it
+  if (sse && stages.every(isChunkStage)) return reply.send(endStreamOnError(res.body, request, stages))
+  const source = sse ? endStreamOnError(res.body, request, []) : logBodyFailure(res.body, request)
+  return reply.send(stages.length === 0 ? source : chain(source, stages.map(asTransform), request))
 }
 
-function runResponseHooks (request: FastifyRequest, reply: FastifyReply, res: Dispatcher.ResponseData, sse: boolean): Transform[] {
+function runResponseHooks (request: FastifyRequest, reply: FastifyReply, res: Dispatcher.ResponseData, sse: boolean): Array<Transform | ChunkStage> {
   const hooks = request.gw.responseHooks
   if (hooks.length === 0) return []
-  const stages: Transform[] = []
+  const stages: Array<Transform | ChunkStage> = []
   const start = { request, reply, statusCode: res.statusCode, headers: res.headers, isEventStream: sse }
   for (const hook of hooks) {
     const stage = hook(start)
@@ -208,14 +211,33 @@ function logBodyFailure (body: Readable, request: FastifyRequest): Readable {
 
 /**
  * After an event stream's headers are sent an error cannot become an HTTP status: the stream ends
- * with a final error event instead (STYLE.md §3.3.5), so the client's SDK reports it.
+ * with a final error event instead (STYLE.md §3.3.5), so the client's SDK reports it. The error
+ * event goes through `stages` like any other, after what they held.
  */
-function endStreamOnError (body: Readable, request: FastifyRequest): Readable {
+function endStreamOnError (body: Readable, request: FastifyRequest, stages: readonly ChunkStage[]): Readable {
   // A bare Readable fed from 'data' events, not a PassThrough: one stream hop instead of
   // write → transform → push, which cost about 2.5 µs per SSE event (bench/RESULTS.md, scenario 2).
   const out = new Readable({ read () { if (body.isPaused()) body.resume() } })
-  body.on('data', (chunk: Buffer) => { if (!out.push(chunk)) body.pause() })
-  body.once('end', () => out.push(null))
+  let staged = stages.length > 0
+  /** a stage that throws is a bug, not the client's problem: the rest of the body passes unchanged */
+  const send = (chunk: Buffer | string, ending: boolean): void => {
+    let data = chunk
+    if (staged) {
+      try {
+        data = writeStages(stages, chunk)
+        if (ending) data = concat(data, endStages(stages))
+      } catch (err) {
+        staged = false
+        request.log.warn({ err }, 'response stage failed; the rest of the stream passed on unchanged')
+      }
+    }
+    if (data.length > 0 && !out.push(data)) body.pause()
+  }
+  body.on('data', (chunk: Buffer) => send(chunk, false))
+  body.once('end', () => {
+    send('', true)
+    out.push(null)
+  })
   body.once('error', (err) => {
     // the client went away and we aborted the upstream: nobody is left to read an error event
     // (with stages in between, the abort can arrive before the pipeline destroyed `out`)
@@ -226,10 +248,16 @@ function endStreamOnError (body: Readable, request: FastifyRequest): Readable {
     const failure = classifyUpstreamError(err)
     request.gw.errorClass = failure.errorClass
     request.log.warn({ errorClass: failure.errorClass, cause: failure.detail }, 'upstream stream failed after headers were sent')
-    out.push(streamErrorEvent(failure, request.gw.target?.provider === 'anthropic' || isAnthropicPath(request.url)))
+    send(streamErrorEvent(failure, request.gw.target?.provider === 'anthropic' || isAnthropicPath(request.url)), true)
     out.push(null)
   })
   // client gone (Fastify destroys what it was sending): stop reading, which aborts the upstream
   out.once('close', () => { if (!body.destroyed) body.destroy() })
   return out
+}
+
+function concat (a: Buffer | string, b: Buffer | string): Buffer | string {
+  if (b.length === 0) return a
+  if (a.length === 0) return b
+  return typeof a === 'string' && typeof b === 'string' ? a + b : Buffer.concat([Buffer.from(a), Buffer.from(b)])
 }

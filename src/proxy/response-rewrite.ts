@@ -11,7 +11,8 @@ import type { Transform } from 'node:stream'
 import type { FastifyRequest } from 'fastify'
 import type { GatewayState, ResponseHook, ResponseStart } from '../../plugins/request-state.js'
 import { JsonRewriteStream } from '../lib/json-transform.js'
-import { SseRewriteStream, type SseEventRewriter } from '../lib/sse-transform.js'
+import { SseRewriteStream, SseRewriter, type SseEventRewriter } from '../lib/sse-transform.js'
+import type { ChunkStage } from './chunk-stages.js'
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\b/i
 
@@ -47,18 +48,20 @@ function rewritable (start: ResponseStart): boolean {
  * bodies, nothing for anything else (files, audio, HTML error pages).
  */
 export function rewriteHook (plugin: string, limits: RewriteLimits, make: (start: ResponseStart) => ResponseRewrite | null): ResponseHook {
-  return function rewriteResponse (start: ResponseStart): Transform | null {
+  return function rewriteResponse (start: ResponseStart): Transform | ChunkStage | null {
     if (!rewritable(start)) return null
     const log = start.request.log
     const onError = (err: unknown): void => { log.warn({ err, plugin }, 'response rewrite failed; passed on unchanged') }
     if (start.isEventStream) {
       const rewrite = make(start)
       if (rewrite?.sse === undefined) return null
-      return new SseRewriteStream(rewrite.sse, {
+      const opts = {
         maxEventSize: limits.maxEventSize,
         onOversize: () => log.warn({ plugin, maxEventSize: limits.maxEventSize }, 'stream event larger than the rewrite limit passed on unchanged'),
         onError
-      })
+      }
+      // nothing to wait for at the end: a synchronous stage, run in the forwarder's own hop
+      return rewrite.sse.beforeEnd === undefined ? new SseRewriter(rewrite.sse, opts) : new SseRewriteStream(rewrite.sse, opts)
     }
     if (!isJsonContentType(start.headers['content-type'])) return null
     const rewrite = make(start)

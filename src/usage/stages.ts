@@ -8,11 +8,11 @@
  * streams go through `SseEventSplitter` and only events that can carry usage are parsed.
  *
  * One case rewrites: an OpenAI stream where the gateway asked for usage on the client's behalf.
- * There a `SseRewriteStream` stage takes the usage-only chunk and the `"usage": null` fields out
+ * There an `SseRewriter` stage takes the usage-only chunk and the `"usage": null` fields out
  * again, so the client gets exactly the stream it asked for, and records the usage it removed.
  */
 import type { Readable } from 'node:stream'
-import { DROP_EVENT, SseEventSplitter, SseRewriteStream, parseSseFields, type SseEventRewriter, type SseLine } from '../lib/sse-transform.js'
+import { DROP_EVENT, SseEventSplitter, SseRewriter, parseSseFields, type SseEventRewriter, type SseLine } from '../lib/sse-transform.js'
 import { UsageAccumulator, isObject, type UsageDialect } from './tokens.js'
 
 export interface UsageLimits {
@@ -56,6 +56,7 @@ export class ResponseUsage extends UsageAccumulator {
     this.streamed = true
     const events = new SseEventSplitter({
       event: (lines: SseLine[]) => this.onEventData(parseSseFields(lines).data),
+      dataLine: (data: string) => this.onEventData(data),
       raw: () => {}
     }, maxEventSize)
     body.on('data', (chunk: Buffer | string) => events.write(chunk))
@@ -112,9 +113,10 @@ export function hiddenUsageRewriter (usage: ResponseUsage): SseEventRewriter {
   }
 }
 
-export function hiddenUsageStage (usage: ResponseUsage, limits: UsageLimits, onError: (err: unknown) => void): SseRewriteStream {
+/** A synchronous stage (`ChunkStage`): the forwarder runs it in the stream's own hop. */
+export function hiddenUsageStage (usage: ResponseUsage, limits: UsageLimits, onError: (err: unknown) => void): SseRewriter {
   usage.streamed = true
-  return new SseRewriteStream(hiddenUsageRewriter(usage), { maxEventSize: limits.maxEventSize, onError })
+  return new SseRewriter(hiddenUsageRewriter(usage), { maxEventSize: limits.maxEventSize, onError })
 }
 
 export type { UsageDialect }

@@ -7,7 +7,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { finished } from 'node:stream/promises'
 import type { Transform } from 'node:stream'
-import { DROP_EVENT, LineSplitter, SseRewriteStream, SseTap, parseSseFields, type SseEventRewriter, type SseTapEvent } from '../../src/lib/sse-transform.js'
+import { DROP_EVENT, LineSplitter, SseRewriteStream, SseRewriter, SseTap, parseSseFields, type SseEventRewriter, type SseTapEvent } from '../../src/lib/sse-transform.js'
 
 const SAMPLE = [
   ': keep-alive\n',
@@ -213,6 +213,82 @@ test('beforeEnd is awaited before the stream ends', async () => {
   stage.end(Buffer.from('data: 1\n\n'))
   await finished(stage)
   assert.equal(stored, true)
+})
+
+/**
+ * LF-only streams (what LLM upstreams send) take the splitter's fast path: whole events cut at
+ * '\n\n', one-line data events without line objects. The same sample in every chunking must
+ * give the same output, through the Transform and through the synchronous core, and a '\r'
+ * arriving mid-stream hands over to the line splitter without losing or doubling a byte.
+ */
+const LF_SAMPLE = [
+  ': keep-alive\n',
+  '\n',
+  '\n', // a blank line too many, between events
+  'event: message\n',
+  'id: 7\n',
+  'data: {"choices":[{"index":0,"delta":{"content":"héllo wörld 你好 🎉"}}]}\n',
+  '\n',
+  'data: {"content":\n',
+  'data: "multi"}\n',
+  '\n',
+  'data: not json ü\n',
+  '\n',
+  'data:{"content":"no space"}\n',
+  '\n',
+  'data: {"content":"plain"}\n',
+  '\n',
+  'data: [DONE]\n',
+  '\n'
+].join('')
+
+function runCore (core: SseRewriter, chunks: Buffer[]): string {
+  let out = ''
+  for (const c of chunks) out += core.write(c)
+  return out + core.end()
+}
+
+test('fast path (LF only): every split point, Transform and synchronous core agree with the whole', async () => {
+  const buf = Buffer.from(LF_SAMPLE)
+  const whole = await run(new SseRewriteStream(upperCaser), [buf])
+  assert.equal(whole, LF_SAMPLE.replace('héllo wörld', 'HÉLLO WÖRLD').replace('"multi"}\n', '"MULTI"}\n').replace('{"content":\ndata: "MULTI"}', '{"content":"MULTI"}')
+    .replace('"no space"', '"NO SPACE"').replace('data:{"content"', 'data: {"content"').replace('"plain"', '"PLAIN"'))
+  for (let i = 0; i <= buf.length; i++) {
+    for (const j of [i, Math.min(buf.length, i + 1), Math.min(buf.length, i + 13)]) {
+      assert.equal(await run(new SseRewriteStream(upperCaser), splitAt(buf, [i, j])), whole, `split at ${i},${j}`)
+      assert.equal(runCore(new SseRewriter(upperCaser), splitAt(buf, [i, j])), whole, `core, split at ${i},${j}`)
+      assert.equal(runCore(new SseRewriter(untouched), splitAt(buf, [i, j])), LF_SAMPLE, `untouched core, split at ${i},${j}`)
+    }
+  }
+})
+
+test('fast path hands over to the line splitter at the first CR, at every split point', async () => {
+  const text = LF_SAMPLE + SAMPLE + LF_SAMPLE
+  const buf = Buffer.from(text)
+  const whole = runCore(new SseRewriter(upperCaser), [buf])
+  for (let i = 0; i <= buf.length; i += 3) {
+    assert.equal(runCore(new SseRewriter(untouched), splitAt(buf, [i])), text, `untouched, split at ${i}`)
+    assert.equal(runCore(new SseRewriter(upperCaser), splitAt(buf, [i])), whole, `split at ${i}`)
+  }
+  const events: Array<string | null> = []
+  const tap = new SseTap((e) => events.push(e.data))
+  assert.equal(await run(tap, splitAt(buf, [...Array(buf.length).keys()].slice(1))), text, 'tap, one byte per chunk')
+  assert.equal(events.filter((d) => d === '[DONE]').length, 3)
+})
+
+test('fast path: an event cut off by the end of the stream, and one over the bound', () => {
+  assert.equal(runCore(new SseRewriter(upperCaser), [Buffer.from('data: {"content":"a"}\n\ndata: {"content":"b"}')]), 'data: {"content":"A"}\n\ndata: {"content":"B"}')
+  const big = `data: {"content":"${'x'.repeat(3000)}"}\n\n`
+  const core = new SseRewriter(upperCaser, { maxEventSize: 1024 })
+  let out = ''
+  let maxHeld = 0
+  for (let i = 0; i < big.length; i += 100) {
+    out += core.write(Buffer.from(big.slice(i, i + 100)))
+    maxHeld = Math.max(maxHeld, core.buffered)
+  }
+  out += core.write(Buffer.from('data: {"content":"after"}\n\n')) + core.end()
+  assert.ok(maxHeld <= 1024 + 100, `held ${maxHeld}`)
+  assert.equal(out, big + 'data: {"content":"AFTER"}\n\n')
 })
 
 test('the tap passes chunks unchanged and reports parsed events', async () => {

@@ -8,8 +8,11 @@ import { finished } from 'node:stream/promises'
 import { PassThrough, type Transform } from 'node:stream'
 import { UsageAccumulator, addCounts, realtimeEventCounts, usageDialect, takesStreamOptions } from '../../src/usage/tokens.js'
 import { ResponseUsage, hiddenUsageStage, mayCarryUsage } from '../../src/usage/stages.js'
+import { asTransform, type ChunkStage } from '../../src/proxy/chunk-stages.js'
 
-async function run (stage: Transform, chunks: string[]): Promise<string> {
+/** A synchronous stage runs as a Transform here (`asTransform`, as in a mixed chain). */
+async function run (chunkStage: Transform | ChunkStage, chunks: string[]): Promise<string> {
+  const stage = asTransform(chunkStage)
   const out: Buffer[] = []
   stage.on('data', (c: Buffer) => out.push(Buffer.from(c)))
   for (const c of chunks) stage.write(Buffer.from(c))

@@ -1,0 +1,95 @@
+/**
+ * Which part of the gateway costs what: one mock, the bare pipe and several gateways, each with
+ * one part of the chain switched off, measured in interleaved rounds in one run (CPU µs per
+ * request from /proc, as `npm run bench` does). For profiling rounds, not for RESULTS.md's table.
+ *
+ *   npm run bench:ablate -- [--stream] [--rounds 4] [--seconds 3] [--skip-build]
+ *                           [--variant 'name:KEY=V,KEY=V' ...] [--profile]
+ *
+ * --profile: gateways under --cpu-prof (bench/out/profiles/ablate-<variant>).
+ *
+ * Without --variant: full chain, no usage records, no metrics, log at warn, and all three off.
+ */
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { buildDist, cpuMicros, ROOT, killAll, removeBenchDir, scriptArgs, spawnServer, freePort, type ServerProcess } from './processes.js'
+import { cannon, KeyRing, NON_STREAM_CHAT, STREAM_CHAT } from './load.js'
+import { clientKeys, gatewayEnv } from './gateway-env.js'
+
+const { values } = parseArgs({
+  options: {
+    stream: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '4' },
+    seconds: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '16' },
+    'skip-build': { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    variant: { type: 'string', multiple: true, default: [] }
+  }
+})
+
+const DEFAULT_VARIANTS = [
+  'full:',
+  'no-usage:GATEWAY_USAGE=false',
+  'no-metrics:GATEWAY_METRICS=false',
+  'log-warn:GATEWAY_LOG_LEVEL=warn',
+  'bare-chain:GATEWAY_USAGE=false,GATEWAY_METRICS=false,GATEWAY_LOG_LEVEL=warn'
+]
+
+function parseVariant (text: string): { name: string, env: Record<string, string> } {
+  const colon = text.indexOf(':')
+  const name = colon === -1 ? text : text.slice(0, colon)
+  const env: Record<string, string> = {}
+  for (const pair of (colon === -1 ? '' : text.slice(colon + 1)).split(',')) {
+    const eq = pair.indexOf('=')
+    if (eq > 0) env[pair.slice(0, eq)] = pair.slice(eq + 1)
+  }
+  return { name, env }
+}
+
+async function main (): Promise<void> {
+  if (!values['skip-build']) buildDist()
+  const variants = (values.variant.length > 0 ? values.variant : DEFAULT_VARIANTS).map(parseVariant)
+  const keys = new KeyRing(clientKeys())
+  const spec = values.stream ? STREAM_CHAT : NON_STREAM_CHAT
+  const procs: ServerProcess[] = []
+  try {
+    const mock = await spawnServer({ name: 'mock', args: scriptArgs('dist', 'src/mock/cli.ts'), env: {}, readyUrl: (l) => l.mock as string | undefined })
+    procs.push(mock)
+    const paths: Array<{ name: string, proc: ServerProcess }> = []
+    const pipe = await spawnServer({ name: 'pipe', args: scriptArgs('dist', 'bench/bare-pipe.ts'), env: { PIPE_UPSTREAM_URL: mock.url }, readyUrl: (l) => l.pipe as string | undefined })
+    procs.push(pipe)
+    paths.push({ name: 'pipe', proc: pipe })
+    for (const v of variants) {
+      const port = await freePort()
+      const gw = await spawnServer({ name: `gw-${v.name}`, args: [...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/out/profiles', `ablate-${v.name}`)}`] : []), ...scriptArgs('dist', 'src/cli.ts')], env: { ...gatewayEnv(mock.url, port), ...v.env }, healthUrl: `http://127.0.0.1:${port}` })
+      procs.push(gw)
+      paths.push({ name: v.name, proc: gw })
+    }
+    const opts = { connections: Number(values.connections), durationS: Number(values.seconds) }
+    for (const p of paths) await cannon(p.proc.url, [spec], keys, { ...opts, durationS: 2 })
+    const totals = new Map(paths.map((p) => [p.name, { cpu: 0, ok: 0, failed: 0 }]))
+    for (let round = 0; round < Number(values.rounds); round++) {
+      for (const p of paths) {
+        const c0 = cpuMicros(p.proc.pid)
+        const r = await cannon(p.proc.url, [spec], keys, opts)
+        const t = totals.get(p.name)!
+        t.cpu += cpuMicros(p.proc.pid) - c0
+        t.ok += r.ok
+        t.failed += r.non2xx + r.errors + r.timeouts
+      }
+    }
+    const pipeCpu = totals.get('pipe')!.cpu / totals.get('pipe')!.ok
+    process.stdout.write(`\n${values.stream ? 'streaming' : 'non-streaming'} chat, ${values.rounds} rounds × ${values.seconds} s\n\n| path | µs/request | × pipe | failed |\n| --- | ---: | ---: | ---: |\n`)
+    for (const [name, t] of totals) {
+      const us = t.cpu / Math.max(1, t.ok)
+      process.stdout.write(`| ${name} | ${us.toFixed(0)} | ${(us / pipeCpu).toFixed(2)}× | ${t.failed} |\n`)
+    }
+  } finally {
+    for (const p of procs.reverse()) await p.stop()
+    killAll()
+    removeBenchDir()
+  }
+}
+
+await main()
