@@ -1,7 +1,8 @@
 /**
  * One access line per request (method, path without query, status, duration, upstream, model,
  * stream flag), also for responses cut short (`cutShort: true`), on stdout and, with BASE_PATH,
- * in the access log file; and with `log.requests` / `log.responses` (or level debug) redacted,
+ * in the access log file, with the request's usage record merged in (one line per request, see
+ * `gw.logFields`); and with `log.requests` / `log.responses` (or level debug) redacted,
  * truncated dumps of headers and bodies. An event stream is logged once it ends, as its event
  * count and assembled text, not chunk by chunk. Keys never reach these lines: credential headers
  * are masked here and every serialised line passes the logger's secret filter (src/logging.ts).
@@ -114,7 +115,9 @@ const accessLog: FastifyPluginAsync<AccessLogOptions> = async (fastify, { log })
       client: gw?.client?.name,
       // an upstream failure mid-body was classified before the socket was cut; else the client left
       errorClass: gw?.errorClass ?? (cutShort ? 'client_abort' : undefined),
-      ...(cutShort ? { cutShort: true } : {})
+      ...(cutShort ? { cutShort: true } : {}),
+      // the usage record, when there is one: the same line, not a second one
+      ...gw?.logFields
     }
     request.log.info(line, 'request completed')
     accessFile?.info({ reqId: request.id, ...line }, 'request completed')

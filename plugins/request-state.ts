@@ -76,6 +76,12 @@ export interface GatewayState {
   errorClass: string | null
   /** the route's config (`public`, `admin`), read once: see routeConfigOf */
   route: FastifyContextConfig | null
+  /**
+   * Fields another plugin adds to this request's access line (the usage record): one line per
+   * request on stdout instead of one per plugin. Set before the line is written (onResponse, or
+   * the 'close' of an abandoned response).
+   */
+  logFields: object | null
 }
 
 declare module 'fastify' {
@@ -106,7 +112,8 @@ export function newState (): GatewayState {
     upstreamKeyName: null,
     ttfbMs: null,
     errorClass: null,
-    route: null
+    route: null,
+    logFields: null
   }
 }
 

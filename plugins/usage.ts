@@ -26,7 +26,7 @@ import { MemoryUsageStore, type UsageStore } from '../src/usage/store.js'
 import { RedisUsageStore } from '../src/usage/redis-store.js'
 import { UsageRecorder } from '../src/usage/recorder.js'
 import { onAbandoned } from '../src/lib/abandoned.js'
-import type { ResponseStart } from './request-state.js'
+import { routeConfigOf, type ResponseStart } from './request-state.js'
 
 export interface UsageOptions {
   usage: GatewayConfig['usage']
@@ -57,7 +57,7 @@ type LinkedResponse = ServerResponse & { [kWatch]?: ResponseUsage, [kJson]?: boo
 
 /** Health probes and admin routes are not API usage. */
 function skipped (request: FastifyRequest): boolean {
-  const config = request.routeOptions.config
+  const config = routeConfigOf(request)
   return request.headers.upgrade !== undefined || config?.public === true || config?.admin === true
 }
 
@@ -136,7 +136,13 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
     return null
   }
 
-  fastify.addHook('preHandler', async function watchUsage (request) {
+  // callback form: nothing to wait for, so no promise per request
+  fastify.addHook('preHandler', function watchUsage (request, _reply, done) {
+    startUsage(request)
+    done()
+  })
+
+  function startUsage (request: FastifyRequest): void {
     const gw = request.gw
     if (request.method !== 'POST' || gw.json === null || request.headers.upgrade !== undefined) return
     const path = pathOnly(request.url)
@@ -150,12 +156,15 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
     // the client's accept-encoding is kept: a compressed answer is decoded before this stage
     // (the client then gets it plain, which it always accepts)
     addResponseStage(gw, usageStage)
-  })
+  }
 
+  /** The record goes on the request's access line (written after this, by plugins/access-log.ts). */
   function writeRecord (request: FastifyRequest, reply: FastifyReply, aborted: boolean): void {
     if (request.usageRecorded) return
     request.usageRecorded = true
-    recorder.record(recorder.fromRequest(request, reply, aborted))
+    const record = recorder.fromRequest(request, reply, aborted)
+    request.gw.logFields = record
+    recorder.record(record, false)
   }
 
   // refusals end here too: onResponse runs whichever onRequest hook threw

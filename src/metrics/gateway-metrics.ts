@@ -6,10 +6,11 @@
  * (see routes.ts), statuses are three digits, and client names and models (models come from
  * clients) are limited to the first N distinct values, later ones show as "other".
  *
- * Hot path: label children are cached in a Map per metric, so a request does a string join and
- * a Map lookup per metric instead of prom-client's label hashing.
+ * Hot path: the per-request metrics are `FastCounter`/`FastHistogram` (fast-metrics.ts): a
+ * string join and a Map lookup per metric instead of prom-client's label hashing.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { FastCounter, FastHistogram } from './fast-metrics.js'
 import type { TokenCounts } from '../usage/tokens.js'
 
 export const OTHER_LABEL = 'other'
@@ -29,26 +30,6 @@ export class LabelLimiter {
     if (this.#known.size >= this.#max || value.length > 200) return OTHER_LABEL
     this.#known.add(value)
     return value
-  }
-}
-
-/** Caches the label children of one metric; keys are label values joined by '\u0001'. */
-class Children<T> {
-  readonly #map = new Map<string, T>()
-  readonly #make: (values: string[]) => T
-
-  constructor (make: (values: string[]) => T) {
-    this.#make = make
-  }
-
-  get (a: string, b?: string, c?: string): T {
-    const key = b === undefined ? a : c === undefined ? `${a}\u0001${b}` : `${a}\u0001${b}\u0001${c}`
-    let child = this.#map.get(key)
-    if (child === undefined) {
-      child = this.#make(c !== undefined ? [a, b as string, c] : b !== undefined ? [a, b] : [a])
-      this.#map.set(key, child)
-    }
-    return child
   }
 }
 
@@ -115,25 +96,24 @@ export class GatewayMetrics {
   readonly clients: LabelLimiter
   readonly models: LabelLimiter
 
-  readonly requests = new Counter({ name: 'gateway_requests_total', help: 'Requests answered, by upstream target, route and status', labelNames: ['target', 'route', 'status'], registers: [this.registry] })
-  readonly duration = new Histogram({ name: 'gateway_request_duration_seconds', help: 'Time from request start to the last byte of the response', labelNames: ['target', 'route'], buckets: SECONDS_BUCKETS, registers: [this.registry] })
-  readonly ttfb = new Histogram({ name: 'gateway_upstream_ttfb_seconds', help: 'Time from request start to the upstream response headers', labelNames: ['target'], buckets: SECONDS_BUCKETS, registers: [this.registry] })
-  readonly tokens = new Counter({ name: 'gateway_tokens_total', help: 'Tokens reported by the upstream, by client key name, model and kind (cache tokens are part of prompt tokens)', labelNames: ['client', 'model', 'kind'], registers: [this.registry] })
-  readonly activeStreams = new Gauge({ name: 'gateway_active_streams', help: 'Event-stream responses being sent right now', registers: [this.registry] })
+  readonly requests = new FastCounter({ name: 'gateway_requests_total', help: 'Requests answered, by upstream target, route and status', labelNames: ['target', 'route', 'status'], registers: [this.registry] })
+  readonly duration = new FastHistogram({ name: 'gateway_request_duration_seconds', help: 'Time from request start to the last byte of the response', labelNames: ['target', 'route'], buckets: SECONDS_BUCKETS, registers: [this.registry] })
+  readonly ttfb = new FastHistogram({ name: 'gateway_upstream_ttfb_seconds', help: 'Time from request start to the upstream response headers', labelNames: ['target'], buckets: SECONDS_BUCKETS, registers: [this.registry] })
+  readonly tokens = new FastCounter({ name: 'gateway_tokens_total', help: 'Tokens reported by the upstream, by client key name, model and kind (cache tokens are part of prompt tokens)', labelNames: ['client', 'model', 'kind'], registers: [this.registry] })
+  readonly activeStreams = new Gauge({
+    name: 'gateway_active_streams',
+    help: 'Event-stream responses being sent right now',
+    registers: [this.registry],
+    collect: () => { this.activeStreams.set(this.#openStreams) }
+  })
   readonly realtimeSessions = new Gauge({ name: 'gateway_realtime_sessions', help: 'Realtime WebSocket sessions open right now', registers: [this.registry] })
-  readonly refusals = new Counter({ name: 'gateway_refusals_total', help: 'Requests the gateway refused itself, by reason', labelNames: ['reason'], registers: [this.registry] })
-  readonly cache = new Counter({ name: 'gateway_cache_requests_total', help: 'Cache lookups (X-Cache: HIT or MISS), by route and result', labelNames: ['route', 'result'], registers: [this.registry] })
-  readonly upstreamErrors = new Counter({ name: 'gateway_upstream_errors_total', help: 'Upstream failures by target and class (transport failures, 429 and 5xx answers)', labelNames: ['target', 'class'], registers: [this.registry] })
-  readonly clientAborts = new Counter({ name: 'gateway_client_aborts_total', help: 'Requests whose client went away before the response was complete', labelNames: ['target', 'route'], registers: [this.registry] })
+  readonly refusals = new FastCounter({ name: 'gateway_refusals_total', help: 'Requests the gateway refused itself, by reason', labelNames: ['reason'], registers: [this.registry] })
+  readonly cache = new FastCounter({ name: 'gateway_cache_requests_total', help: 'Cache lookups (X-Cache: HIT or MISS), by route and result', labelNames: ['route', 'result'], registers: [this.registry] })
+  readonly upstreamErrors = new FastCounter({ name: 'gateway_upstream_errors_total', help: 'Upstream failures by target and class (transport failures, 429 and 5xx answers)', labelNames: ['target', 'class'], registers: [this.registry] })
+  readonly clientAborts = new FastCounter({ name: 'gateway_client_aborts_total', help: 'Requests whose client went away before the response was complete', labelNames: ['target', 'route'], registers: [this.registry] })
 
-  readonly #requests = new Children((v) => this.requests.labels(...v))
-  readonly #duration = new Children((v) => this.duration.labels(...v))
-  readonly #ttfb = new Children((v) => this.ttfb.labels(...v))
-  readonly #tokens = new Children((v) => this.tokens.labels(...v))
-  readonly #refusals = new Children((v) => this.refusals.labels(...v))
-  readonly #cache = new Children((v) => this.cache.labels(...v))
-  readonly #upstreamErrors = new Children((v) => this.upstreamErrors.labels(...v))
-  readonly #clientAborts = new Children((v) => this.clientAborts.labels(...v))
+  /** streams open right now; the gauge reads it at scrape time (no prom-client call per stream) */
+  #openStreams = 0
 
   constructor (settings: MetricsSettings) {
     this.clients = new LabelLimiter(settings.maxClientLabels)
@@ -142,29 +122,29 @@ export class GatewayMetrics {
 
   /** One finished (or abandoned) request. */
   observe (o: RequestObservation): void {
-    this.#requests.get(o.target, o.route, statusLabel(o.status)).inc()
-    this.#duration.get(o.target, o.route).observe(o.durationMs / 1000)
-    if (o.ttfbMs !== null) this.#ttfb.get(o.target).observe(o.ttfbMs / 1000)
+    this.requests.inc([o.target, o.route, statusLabel(o.status)])
+    this.duration.observe([o.target, o.route], o.durationMs / 1000)
+    if (o.ttfbMs !== null) this.ttfb.observe([o.target], o.ttfbMs / 1000)
     const refusal = refusalReason(o.status, o.errorClass, o.upstreamStatus)
-    if (refusal !== null) this.#refusals.get(refusal).inc()
+    if (refusal !== null) this.refusals.inc([refusal])
     const upstream = upstreamErrorClass(o.errorClass, o.upstreamStatus)
-    if (upstream !== null) this.#upstreamErrors.get(o.target, upstream).inc()
-    if (o.errorClass === 'client_abort') this.#clientAborts.get(o.target, o.route).inc()
-    if (o.cache === 'HIT' || o.cache === 'MISS') this.#cache.get(o.route, o.cache === 'HIT' ? 'hit' : 'miss').inc()
+    if (upstream !== null) this.upstreamErrors.inc([o.target, upstream])
+    if (o.errorClass === 'client_abort') this.clientAborts.inc([o.target, o.route])
+    if (o.cache === 'HIT' || o.cache === 'MISS') this.cache.inc([o.route, o.cache === 'HIT' ? 'hit' : 'miss'])
   }
 
   /** Tokens of one response. */
   countTokens (client: string | null, model: string | null, counts: TokenCounts): void {
     const c = this.clients.label(client, 'anonymous')
     const m = this.models.label(model)
-    if (counts.promptTokens !== null && counts.promptTokens > 0) this.#tokens.get(c, m, 'prompt').inc(counts.promptTokens)
-    if (counts.completionTokens !== null && counts.completionTokens > 0) this.#tokens.get(c, m, 'completion').inc(counts.completionTokens)
-    if (counts.cacheReadTokens !== null && counts.cacheReadTokens > 0) this.#tokens.get(c, m, 'cache_read').inc(counts.cacheReadTokens)
-    if (counts.cacheCreationTokens !== null && counts.cacheCreationTokens > 0) this.#tokens.get(c, m, 'cache_creation').inc(counts.cacheCreationTokens)
+    if (counts.promptTokens !== null && counts.promptTokens > 0) this.tokens.inc([c, m, 'prompt'], counts.promptTokens)
+    if (counts.completionTokens !== null && counts.completionTokens > 0) this.tokens.inc([c, m, 'completion'], counts.completionTokens)
+    if (counts.cacheReadTokens !== null && counts.cacheReadTokens > 0) this.tokens.inc([c, m, 'cache_read'], counts.cacheReadTokens)
+    if (counts.cacheCreationTokens !== null && counts.cacheCreationTokens > 0) this.tokens.inc([c, m, 'cache_creation'], counts.cacheCreationTokens)
   }
 
-  streamStarted (): void { this.activeStreams.inc() }
-  streamEnded (): void { this.activeStreams.dec() }
+  streamStarted (): void { this.#openStreams++ }
+  streamEnded (): void { this.#openStreams-- }
   /** for the realtime relay: call once when a session opens and once when it closes */
   realtimeSessionOpened (): void { this.realtimeSessions.inc() }
   realtimeSessionClosed (): void { this.realtimeSessions.dec() }

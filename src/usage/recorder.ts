@@ -1,6 +1,6 @@
 /**
- * Turns a finished request into its usage record and sends the record everywhere it goes: a
- * `usage` line on stdout, the usage file under BASE_PATH/logs, the totals store behind
+ * Turns a finished request into its usage record and sends the record everywhere it goes: stdout
+ * (on the request's access line for HTTP requests; a `usage` line for realtime sessions), the usage file under BASE_PATH/logs, the totals store behind
  * `/admin/usage`, and the token counter of the metrics.
  *
  * The realtime relay, whose WebSocket sessions have no HTTP response to wait for, uses
@@ -98,11 +98,14 @@ export class UsageRecorder {
     return record
   }
 
-  /** Writes one record to every destination. Never throws into the request. */
-  record (record: UsageRecord): void {
+  /**
+   * Writes one record to every destination. Never throws into the request. `stdout: false` when
+   * the record rides on the request's access line instead (`gw.logFields`).
+   */
+  record (record: UsageRecord, stdout = true): void {
     const o = this.#opts
     try {
-      o.log.info(record, 'usage')
+      if (stdout) o.log.info(record, 'usage')
       o.file?.info(record)
       o.store.add({
         time: Date.now(),

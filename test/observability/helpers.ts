@@ -9,8 +9,9 @@ import type { UsageRecord } from '../../src/usage/recorder.js'
 
 export type LoggedRecord = UsageRecord & { msg: string, level: number }
 
+/** HTTP requests: the access line carrying the record; realtime sessions: a `usage` line. */
 export function usageRecords (gw: GatewayHandle): LoggedRecord[] {
-  return gw.logs.map(l => JSON.parse(l) as LoggedRecord).filter(l => l.msg === 'usage')
+  return gw.logs.map(l => JSON.parse(l) as LoggedRecord).filter(l => l.msg === 'usage' || (l.msg === 'request completed' && 'totalTokens' in l))
 }
 
 /** The usage record of one request id, waiting up to ~5 s for it. */
