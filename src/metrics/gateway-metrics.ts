@@ -106,6 +106,7 @@ export class GatewayMetrics {
     registers: [this.registry],
     collect: () => { this.activeStreams.set(this.#openStreams) }
   })
+
   readonly realtimeSessions = new Gauge({ name: 'gateway_realtime_sessions', help: 'Realtime WebSocket sessions open right now', registers: [this.registry] })
   readonly refusals = new FastCounter({ name: 'gateway_refusals_total', help: 'Requests the gateway refused itself, by reason', labelNames: ['reason'], registers: [this.registry] })
   readonly cache = new FastCounter({ name: 'gateway_cache_requests_total', help: 'Cache lookups (X-Cache: HIT or MISS), by route and result', labelNames: ['route', 'result'], registers: [this.registry] })
