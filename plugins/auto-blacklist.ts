@@ -15,7 +15,7 @@
 import fp from 'fastify-plugin'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import { Blacklist, newEntry } from '../src/abuse/blacklist.js'
 import { BLACKLIST_FILE, BlacklistFileWriter, loadBlacklistFile } from '../src/abuse/blacklist-file.js'
@@ -101,25 +101,30 @@ const autoBlacklist: FastifyPluginAsync<AutoBlacklistOptions> = async (fastify, 
   const ignore = blockListOf(cfg.ignore.map(r => parseRule(r)).filter((r): r is AddressRule => r !== null))
   const counter = new ErrorCounter({ windowMs: cfg.windowMs, maxTracked: cfg.maxTracked, redis, health: fastify.redisHealth, prefix: opts.redis.keyPrefix })
 
-  fastify.addHook('onResponse', async function countClientErrors (request, reply) {
+  // callback form: nearly every response is not a counted error, and those should not pay for a
+  // promise; the counting itself (possibly in Redis) runs detached, the response is already sent
+  fastify.addHook('onResponse', function countClientErrors (request, reply, done) {
+    done()
     const status = reply.statusCode
     if (!counted.has(status)) return
     // an upstream's own answer, passed through, is not the client's fault
     if ((request.gw?.upstreamStatus ?? 0) !== 0) return
     const ip = request.clientIp
     if (listHas(ignore, ip) || service.has(ip)) return
-    try {
-      const errors = await counter.record(ip)
-      if (errors < cfg.threshold) return
-      await counter.reset(ip)
-      const reason = `${errors} errors within ${cfg.windowMs} ms; last: ${status} ${request.gw?.errorClass ?? ''}`.trim()
-      if (await service.addAutomatic(newEntry(ip, reason, cfg.ttlMs > 0 ? cfg.ttlMs : null))) {
-        request.log.warn({ clientIp: ip, errors, windowMs: cfg.windowMs, ttlMs: cfg.ttlMs || undefined }, 'address blacklisted')
-      }
-    } catch (err) {
+    countError(request, ip, status).catch((err: unknown) => {
       request.log.warn({ err }, 'could not record a client error for the blacklist')
-    }
+    })
   })
+
+  async function countError (request: FastifyRequest, ip: string, status: number): Promise<void> {
+    const errors = await counter.record(ip)
+    if (errors < cfg.threshold) return
+    await counter.reset(ip)
+    const reason = `${errors} errors within ${cfg.windowMs} ms; last: ${status} ${request.gw?.errorClass ?? ''}`.trim()
+    if (await service.addAutomatic(newEntry(ip, reason, cfg.ttlMs > 0 ? cfg.ttlMs : null))) {
+      request.log.warn({ clientIp: ip, errors, windowMs: cfg.windowMs, ttlMs: cfg.ttlMs || undefined }, 'address blacklisted')
+    }
+  }
 }
 
 export default fp(autoBlacklist, { name: 'gateway-auto-blacklist', fastify: '5.x', dependencies: ['gateway-client-ip', 'gateway-redis'] })
