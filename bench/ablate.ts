@@ -1,7 +1,8 @@
 /**
  * Which part of the gateway costs what: one mock, the bare pipe and several gateways, each with
  * one part of the chain switched off, measured in interleaved rounds in one run (CPU µs per
- * request from /proc, as `npm run bench` does). For profiling rounds, not for RESULTS.md's table.
+ * request from /proc, as `npm run bench` does), next to the bare pipe and the Fastify floor
+ * (bench/fastify-floor.ts: the pipe as one bare Fastify route). For profiling rounds.
  *
  *   npm run bench:ablate -- [--stream] [--rounds 4] [--seconds 3] [--skip-build]
  *                           [--variant 'name:KEY=V,KEY=V' ...] [--profile]
@@ -60,6 +61,9 @@ async function main (): Promise<void> {
     const pipe = await spawnServer({ name: 'pipe', args: scriptArgs('dist', 'bench/bare-pipe.ts'), env: { PIPE_UPSTREAM_URL: mock.url }, readyUrl: (l) => l.pipe as string | undefined })
     procs.push(pipe)
     paths.push({ name: 'pipe', proc: pipe })
+    const floor = await spawnServer({ name: 'fastify-floor', args: scriptArgs('dist', 'bench/fastify-floor.ts'), env: { PIPE_UPSTREAM_URL: mock.url }, readyUrl: (l) => l.floor as string | undefined })
+    procs.push(floor)
+    paths.push({ name: 'fastify-floor', proc: floor })
     for (const v of variants) {
       const port = await freePort()
       const gw = await spawnServer({ name: `gw-${v.name}`, args: [...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/out/profiles', `ablate-${v.name}`)}`] : []), ...scriptArgs('dist', 'src/cli.ts')], env: { ...gatewayEnv(mock.url, port), ...v.env }, healthUrl: `http://127.0.0.1:${port}` })

@@ -1,0 +1,55 @@
+/**
+ * The floor for a Fastify proxy: the bare pipe's work (read and parse a JSON body, forward over a
+ * keep-alive undici Agent, stream the answer back, abort on client close) as one Fastify route
+ * with Fastify's own JSON parser and `reply.send(stream)`, and nothing else: no hooks, no logger.
+ * What the gateway spends beyond this is its own plugins' cost; what this spends beyond the bare
+ * pipe is Fastify's. Prints {"floor":"http://127.0.0.1:PORT"} once listening.
+ *
+ *   PIPE_UPSTREAM_URL=http://127.0.0.1:1234 node --import tsx bench/fastify-floor.ts
+ */
+import Fastify from 'fastify'
+import { Agent } from 'undici'
+
+const upstream = new URL(process.env.PIPE_UPSTREAM_URL ?? 'http://127.0.0.1:1')
+const agent = new Agent({ connections: 1100, keepAliveTimeout: 30_000 })
+const HOP = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length'])
+
+function copyHeaders (from: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  for (const name in from) {
+    const value = from[name]
+    if (value !== undefined && !HOP.has(name)) out[name] = value
+  }
+  return out
+}
+
+const app = Fastify({ logger: false, keepAliveTimeout: 72_000, bodyLimit: 8 * 1024 * 1024 })
+// the raw body is forwarded byte for byte, and parsed once (as the gateway and the pipe do)
+app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
+  try {
+    JSON.parse((body as Buffer).toString('utf8'))
+    done(null, body)
+  } catch (err) {
+    done(err as Error)
+  }
+})
+app.all('/*', async (request, reply) => {
+  const abort = new AbortController()
+  reply.raw.once('close', () => { if (!reply.raw.writableFinished) abort.abort() })
+  const headers = copyHeaders(request.headers)
+  const body = request.body as Buffer | undefined
+  if (body !== undefined) headers['content-length'] = String(body.length)
+  const up = await agent.request({
+    origin: upstream.origin, path: request.url, method: request.method as 'GET', headers, body: body ?? null, signal: abort.signal
+  })
+  const out = copyHeaders(up.headers)
+  if (up.headers['content-length'] !== undefined) out['content-length'] = up.headers['content-length']
+  reply.code(up.statusCode).headers(out)
+  return reply.send(up.body)
+})
+
+const address = await app.listen({ port: 0, host: '127.0.0.1' })
+process.stdout.write(JSON.stringify({ floor: address }) + '\n')
+const stop = (): void => { app.close().then(() => process.exit(0), () => process.exit(1)) }
+process.once('SIGTERM', stop)
+process.once('SIGINT', stop)
