@@ -5,13 +5,14 @@
  * (bench/fastify-floor.ts: the pipe as one bare Fastify route). For profiling rounds.
  *
  *   npm run bench:ablate -- [--stream] [--rounds 4] [--seconds 3] [--skip-build]
- *                           [--variant 'name:KEY=V,KEY=V' ...] [--profile]
+ *                           [--variant 'name:KEY=V,KEY=V' ...] [--profile] [--before DIR]
  *
  * --profile: gateways under --cpu-prof (bench/out/profiles/ablate-<variant>).
+ * --before DIR: also run a saved build (a copy of dist/, e.g. made before a change) as 'before'.
  *
  * Without --variant: full chain, no usage records, no metrics, log at warn, and all three off.
  */
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { buildDist, cpuMicros, ROOT, killAll, removeBenchDir, scriptArgs, spawnServer, freePort, type ServerProcess } from './processes.js'
 import { cannon, KeyRing, NON_STREAM_CHAT, STREAM_CHAT } from './load.js'
@@ -25,7 +26,9 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '16' },
     'skip-build': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
-    variant: { type: 'string', multiple: true, default: [] }
+    variant: { type: 'string', multiple: true, default: [] },
+    /** a saved build (a copy of dist/) to run as the variant 'before', for before/after in one run */
+    before: { type: 'string' }
   }
 })
 
@@ -64,6 +67,12 @@ async function main (): Promise<void> {
     const floor = await spawnServer({ name: 'fastify-floor', args: scriptArgs('dist', 'bench/fastify-floor.ts'), env: { PIPE_UPSTREAM_URL: mock.url }, readyUrl: (l) => l.floor as string | undefined })
     procs.push(floor)
     paths.push({ name: 'fastify-floor', proc: floor })
+    if (values.before !== undefined) {
+      const port = await freePort()
+      const gw = await spawnServer({ name: 'gw-before', args: [join(resolve(values.before), 'src/cli.js')], env: gatewayEnv(mock.url, port), healthUrl: `http://127.0.0.1:${port}` })
+      procs.push(gw)
+      paths.push({ name: 'before', proc: gw })
+    }
     for (const v of variants) {
       const port = await freePort()
       const gw = await spawnServer({ name: `gw-${v.name}`, args: [...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/out/profiles', `ablate-${v.name}`)}`] : []), ...scriptArgs('dist', 'src/cli.ts')], env: { ...gatewayEnv(mock.url, port), ...v.env }, healthUrl: `http://127.0.0.1:${port}` })

@@ -12,6 +12,7 @@ import { Agent } from 'undici'
 
 const upstream = new URL(process.env.PIPE_UPSTREAM_URL ?? 'http://127.0.0.1:1')
 const agent = new Agent({ connections: 1100, keepAliveTimeout: 30_000 })
+const RAW = process.env.FLOOR_RELAY === 'raw'
 const HOP = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length'])
 
 function copyHeaders (from: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
@@ -44,6 +45,14 @@ app.all('/*', async (request, reply) => {
   })
   const out = copyHeaders(up.headers)
   if (up.headers['content-length'] !== undefined) out['content-length'] = up.headers['content-length']
+  if (RAW) {
+    // FLOOR_RELAY=raw: the answer written by hand (reply.hijack), not through reply.send(stream)
+    reply.hijack()
+    reply.raw.writeHead(up.statusCode, out)
+    up.body.once('error', () => reply.raw.destroy())
+    up.body.pipe(reply.raw)
+    return reply
+  }
   reply.code(up.statusCode).headers(out)
   return reply.send(up.body)
 })
