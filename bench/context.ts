@@ -7,7 +7,7 @@ import type { KeyRing } from './load.js'
 import type { Row } from './report.js'
 import type { ServerProcess } from './processes.js'
 
-export type PathName = 'direct' | 'pipe' | 'gateway'
+export type PathName = 'direct' | 'pipe' | 'gateway' | 'floor'
 
 export interface BenchPath {
   name: PathName
@@ -84,6 +84,8 @@ export interface Group {
   direct: BenchPath
   pipe: BenchPath
   gateway: BenchPath
+  /** bench/fastify-floor.ts: the bare pipe as one bare Fastify route (scenarios 1–3 measure it too) */
+  floor: BenchPath
   gatewayProcess: ServerProcess
   /** set when the mock runs inside the harness (scenarios that read its per-stream records) */
   mock?: MockUpstream

@@ -119,17 +119,24 @@ async function startGroup (kind: Scenario['mock'], args: Args): Promise<Running>
         args: [...profile('pipe'), ...scriptArgs(args.mode, 'bench/bare-pipe.ts')],
         env: { PIPE_UPSTREAM_URL: mockUrl },
         readyUrl: (l) => l.pipe as string | undefined
+      }),
+      spawnServer({
+        name: 'floor',
+        args: scriptArgs(args.mode, 'bench/fastify-floor.ts'),
+        env: { PIPE_UPSTREAM_URL: mockUrl },
+        readyUrl: (l) => l.floor as string | undefined
       })
     ])
     for (const s of started) if (s.status === 'fulfilled') processes.push(s.value)
     for (const s of started) if (s.status === 'rejected') throw s.reason
-    const [gateway, pipe] = processes.slice(-2)
+    const [gateway, pipe, floor] = processes.slice(-3)
     return {
       group: {
         ...group,
         direct: { name: 'direct', url: mockUrl, pid: mockPid },
         pipe: { name: 'pipe', url: pipe.url, pid: pipe.pid },
         gateway: { name: 'gateway', url: gateway.url, pid: gateway.pid },
+        floor: { name: 'floor', url: floor.url, pid: floor.pid },
         gatewayProcess: gateway
       },
       processes,

@@ -16,6 +16,7 @@ import type { ResponseStart } from './request-state.js'
 import { SseTap, type SseTapEvent } from '../src/lib/sse-transform.js'
 import { eventText } from '../src/lib/stream-text.js'
 import { routeConfigOf } from './request-state.js'
+import { onAbandoned } from '../src/lib/abandoned.js'
 
 export interface AccessLogOptions {
   log: GatewayConfig['log']
@@ -132,13 +133,10 @@ const accessLog: FastifyPluginAsync<AccessLogOptions> = async (fastify, { log })
   // Fastify runs onResponse hooks on the response's 'finish' or 'error' only. A response cut short
   // (the client left mid-stream, or the upstream failed mid-body and the client's connection was
   // destroyed so it cannot take a truncated body for a whole one) only closes: without this the
-  // request would leave no line at all. WebSocket sessions have their own line (realtime).
-  fastify.addHook('onRequest', function watchCutShort (request, reply, done) {
-    reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished && !request.ws) writeAccessLine(request, reply, true)
-    })
-    done()
-  })
+  // request would leave no line at all. WebSocket sessions have their own line (realtime). The
+  // one shared 'close' listener (src/lib/abandoned.ts) runs the usage plugin's handler first, so
+  // the record is on this line too.
+  onAbandoned(fastify, (request, reply) => writeAccessLine(request, reply, true))
 }
 
 export default fp(accessLog, { name: 'gateway-access-log', fastify: '5.x', dependencies: ['gateway-request-state'] })

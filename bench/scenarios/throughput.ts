@@ -17,10 +17,10 @@ const SOAK_QUIET_S = 10
 
 interface Totals { ok: number, failed: number, seconds: number, cpuUs: number }
 
-async function measureThroughput (group: Group, spec: RequestSpec, ctx: RunContext): Promise<Record<'direct' | 'pipe' | 'gateway', Totals> & { logLinesPerRequest: number }> {
+async function measureThroughput (group: Group, spec: RequestSpec, ctx: RunContext): Promise<Record<'direct' | 'pipe' | 'gateway' | 'floor', Totals> & { logLinesPerRequest: number }> {
   const { sizes, keys } = ctx
-  const paths: BenchPath[] = [group.direct, group.pipe, group.gateway]
-  const totals = { direct: zero(), pipe: zero(), gateway: zero() }
+  const paths: BenchPath[] = [group.direct, group.pipe, group.floor, group.gateway]
+  const totals = { direct: zero(), pipe: zero(), gateway: zero(), floor: zero() }
   // JIT warm-up, not counted
   for (const path of paths) await cannon(path.url, [spec], keys, { connections: sizes.connections, durationS: sizes.warmS })
   group.gatewayProcess.truncateLog()
@@ -76,6 +76,14 @@ function throughputScenario (id: number, title: string, spec: RequestSpec, cpuTa
           target: '0',
           pass: t.gateway.failed === 0
         },
+        {
+          // the same work as the pipe, as one bare Fastify route: what Fastify itself costs
+          scenario: name,
+          measure: 'CPU µs/request vs the Fastify floor (floor in the pipe column)',
+          pipe: fmt(cpu(t.floor), 0),
+          gateway: fmt(cpu(t.gateway), 0),
+          ratio: ratio(cpu(t.gateway), cpu(t.floor))
+        },
         { scenario: name, measure: 'gateway log lines per request', gateway: fmt(t.logLinesPerRequest) }
       ]
       return rows
@@ -85,7 +93,7 @@ function throughputScenario (id: number, title: string, spec: RequestSpec, cpuTa
 
 export const nonStreamChat = throughputScenario(1, 'non-streaming chat, small body', NON_STREAM_CHAT, true)
 export const streamChat = throughputScenario(2, 'streaming chat, 20 chunks', STREAM_CHAT, true)
-export const models = throughputScenario(3, '/v1/models', MODELS, false, 'none yet: plain pass-through until the models cache lands')
+export const models = throughputScenario(3, '/v1/models', MODELS, false, 'none: a models-cache hit, no upstream request')
 
 /** Scenario 4: p50/p99 at concurrency 1, sequential requests, interleaved rounds per path. */
 export const latency: Scenario = {
