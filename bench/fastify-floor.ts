@@ -13,6 +13,7 @@ import { Agent } from 'undici'
 const upstream = new URL(process.env.PIPE_UPSTREAM_URL ?? 'http://127.0.0.1:1')
 const agent = new Agent({ connections: 1100, keepAliveTimeout: 30_000 })
 const RAW = process.env.FLOOR_RELAY === 'raw'
+const DISPATCH = process.env.FLOOR_RELAY === 'dispatch'
 const HOP = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length'])
 
 function copyHeaders (from: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
@@ -35,6 +36,7 @@ app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body,
   }
 })
 app.all('/*', async (request, reply) => {
+  if (DISPATCH) return dispatchRelay(request.raw, reply, request.body as Buffer | undefined)
   const abort = new AbortController()
   reply.raw.once('close', () => { if (!reply.raw.writableFinished) abort.abort() })
   const headers = copyHeaders(request.headers)
@@ -56,6 +58,36 @@ app.all('/*', async (request, reply) => {
   reply.code(up.statusCode).headers(out)
   return reply.send(up.body)
 })
+
+/** FLOOR_RELAY=dispatch: undici's dispatch() with a handler that writes to the response itself. */
+function dispatchRelay (req: import('node:http').IncomingMessage, reply: import('fastify').FastifyReply, body: Buffer | undefined): Promise<void> {
+  const res = reply.raw
+  const headers = copyHeaders(req.headers)
+  if (body !== undefined) headers['content-length'] = String(body.length)
+  reply.hijack()
+  return new Promise((resolve) => {
+    let abort: ((err?: Error) => void) | null = null
+    let resume: (() => void) | null = null
+    res.once('close', () => { if (!res.writableFinished) abort?.() })
+    res.on('drain', () => resume?.())
+    agent.dispatch({ origin: upstream.origin, path: req.url ?? '/', method: req.method as 'GET', headers, body: body ?? null }, {
+      onConnect (a: (err?: Error) => void) { abort = a },
+      onHeaders (statusCode: number, raw: Buffer[], r: () => void) {
+        resume = r
+        const out: Array<string> = []
+        for (let i = 0; i < raw.length; i += 2) {
+          const name = raw[i].toString('latin1').toLowerCase()
+          if (!HOP.has(name) || name === 'content-length') out.push(name, raw[i + 1].toString('latin1'))
+        }
+        res.writeHead(statusCode, out)
+        return true
+      },
+      onData (chunk: Buffer) { return res.write(chunk) },
+      onComplete () { res.end(); resolve() },
+      onError () { if (res.headersSent) res.destroy(); else res.writeHead(502).end(); resolve() }
+    } as unknown as import('undici').Dispatcher.DispatchHandler)
+  })
+}
 
 const address = await app.listen({ port: 0, host: '127.0.0.1' })
 process.stdout.write(JSON.stringify({ floor: address }) + '\n')

@@ -14,9 +14,9 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import type { GatewayConfig } from '../config/schema.js'
 import { GatewayMetrics } from '../src/metrics/gateway-metrics.js'
 import { routeLabel } from '../src/metrics/routes.js'
-import { isEventStream } from '../src/proxy/headers.js'
 import { pathOnly } from '../src/logging.js'
 import { onAbandoned } from '../src/lib/abandoned.js'
+import type { ResponseStart } from './request-state.js'
 
 export interface MetricsOptions {
   metrics: GatewayConfig['metrics']
@@ -105,12 +105,18 @@ const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async (fastify, { metr
   const server = opts.separate ? startListener(fastify, metrics, opts) : null
   fastify.decorate('metricsAddress', () => (server?.listening === true ? server.address() as AddressInfo : null))
 
-  fastify.addHook('onSend', function countOpenStream (request, reply, payload, done) {
-    if (isEventStream(reply.getHeader('content-type') as string | undefined)) {
-      request.metricsFlags |= STREAM_OPEN
+  // An event stream is counted as open when the upstream answered with one: a response hook, so
+  // it works for answers the forwarder writes itself (no onSend hook runs for those)
+  function countOpenStream (start: ResponseStart): null {
+    if (start.isEventStream) {
+      start.request.metricsFlags |= STREAM_OPEN
       metrics.streamStarted()
     }
-    done(null, payload)
+    return null
+  }
+  fastify.addHook('onRequest', function watchStreams (request, _reply, done) {
+    request.gw.responseHooks.push(countOpenStream)
+    done()
   })
   // refusals end in onResponse too: it runs whichever onRequest hook threw
   fastify.addHook('onResponse', function countRequest (request, reply, done) {

@@ -44,10 +44,6 @@ declare module 'fastify' {
   interface FastifyInstance {
     rateLimitStats: RateLimitStats
   }
-  interface FastifyRequest {
-    /** the limit headers for this answer, written in onSend (after any upstream headers) */
-    rateLimitHeaders: Record<string, string> | null
-  }
 }
 
 /** OpenAI writes reset times as Go durations: `20ms`, `45s`, `6m0s`, `1h2m3s`. */
@@ -87,7 +83,6 @@ const LocalStore = createRequire(import.meta.url)('@fastify/rate-limit/store/Loc
 const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { rateLimit: cfg, keyPrefix }) => {
   const stats: RateLimitStats = { limited: 0, unchecked: 0, refusedUnavailable: 0 }
   fastify.decorate('rateLimitStats', stats)
-  fastify.decorateRequest('rateLimitHeaders', null)
   if (!cfg.enabled) return
 
   const redis = fastify.redis
@@ -102,11 +97,11 @@ const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { 
   /** Sets the answer's limit headers; throws the 429 when the count is over the limit. */
   function apply (request: FastifyRequest, reply: FastifyReply, v: Verdict): void {
     const resetMs = Math.max(0, v.ttl)
-    request.rateLimitHeaders = {
-      'x-ratelimit-limit-requests': String(v.max),
-      'x-ratelimit-remaining-requests': String(v.isExceeded ? 0 : v.remaining),
-      'x-ratelimit-reset-requests': goDuration(resetMs)
-    }
+    // on the reply now: the gateway's own headers win over a forwarded upstream's of the same
+    // name (src/proxy/forward.ts), so no onSend hook has to put them back
+    reply.header('x-ratelimit-limit-requests', String(v.max))
+    reply.header('x-ratelimit-remaining-requests', String(v.isExceeded ? 0 : v.remaining))
+    reply.header('x-ratelimit-reset-requests', goDuration(resetMs))
     if (!v.isExceeded) return
     stats.limited++
     const retrySeconds = Math.max(1, Math.ceil(v.ttl / 1000))
@@ -170,14 +165,6 @@ const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { 
       apply(request, reply, result)
     })
   }
-
-  // last word on these headers: a forwarded upstream answer carries the upstream's own limits.
-  // Callback form: no promise per answer
-  fastify.addHook('onSend', function writeRateLimitHeaders (request, reply, payload, done) {
-    const headers = request.rateLimitHeaders
-    if (headers !== null) reply.headers(headers)
-    done(null, payload)
-  })
 }
 
 export default fp(rateLimit, { name: 'gateway-rate-limit', fastify: '5.x', dependencies: ['gateway-client-ip', 'gateway-redis'] })

@@ -12,9 +12,7 @@
  * with the tokens seen so far). Health probes and admin routes are not usage and get no record.
  */
 import fp from 'fastify-plugin'
-import type { ServerResponse } from 'node:http'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import type { Readable } from 'node:stream'
 import type { ChunkStage } from '../src/proxy/chunk-stages.js'
 import type { Redis } from 'ioredis'
 import type { GatewayConfig } from '../config/schema.js'
@@ -50,10 +48,6 @@ declare module 'fastify' {
     usageRecorded: boolean
   }
 }
-
-const kWatch = Symbol('usage watch')
-const kJson = Symbol('usage json limit')
-type LinkedResponse = ServerResponse & { [kWatch]?: ResponseUsage, [kJson]?: boolean }
 
 /** Health probes and admin routes are not API usage. */
 function skipped (request: FastifyRequest): boolean {
@@ -105,18 +99,6 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
 
   const limits = { maxJsonBytes: settings.maxJsonBytes, maxEventSize: opts.maxEventSize }
 
-  /**
-   * Fastify pipes the final body (after every stage) into the response; next to the pipe's own
-   * 'data' listener a passive one reads the usage: no stage, no extra copy, no delay.
-   */
-  function watchPipedBody (this: LinkedResponse, body: Readable): void {
-    const usage = this[kWatch]
-    if (usage === undefined) return
-    this[kWatch] = undefined
-    if (this[kJson] === true) usage.watchJson(body, limits.maxJsonBytes)
-    else usage.watchEvents(body, limits.maxEventSize)
-  }
-
   /** Decided once the upstream answered, from its status and content type. */
   function usageStage (start: ResponseStart): ChunkStage | null {
     const usage = start.request.responseUsage
@@ -127,13 +109,8 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
     if (start.isEventStream && usage.hideStreamUsage) {
       return hiddenUsageStage(usage, limits, (err) => start.request.log.warn({ err }, 'usage stream stage failed; event passed on unchanged'))
     }
-    const json = !start.isEventStream
-    if (json && !isJsonContentType(start.headers['content-type'])) return null
-    const res = start.reply.raw as LinkedResponse
-    res[kWatch] = usage
-    res[kJson] = json
-    res.once('pipe', watchPipedBody)
-    return null
+    if (start.isEventStream) return usage.eventTap(limits.maxEventSize)
+    return isJsonContentType(start.headers['content-type']) ? usage.jsonTap(limits.maxJsonBytes) : null
   }
 
   // callback form: nothing to wait for, so no promise per request

@@ -9,10 +9,11 @@
  */
 import { pipeline, Readable, type Transform } from 'node:stream'
 import { asTransform, endStages, isChunkStage, writeStages, type ChunkStage } from './chunk-stages.js'
+import { bodyReadable, DISCARD, UpstreamExchange, type UpstreamAnswer } from './exchange.js'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import type { UpstreamTarget } from '../../plugins/upstreams.js'
-import { clientResponseHeaders, isEventStream, upstreamRequestHeaders } from './headers.js'
+import { addUpstreamHeaders, clientResponseHeaders, isEventStream, upstreamRequestHeaders } from './headers.js'
 import { classifyUpstreamError, streamErrorEvent } from './upstream-errors.js'
 import { isAnthropicPath, isUploadLimitError } from '../errors.js'
 import { isRetryableFailure, noteKeyRefused, switchKey } from '../routing/failover.js'
@@ -82,14 +83,16 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   if (target === null) throw new Error('forward() called without a target')
 
   // a client that goes away (before or after the upstream answered) aborts the upstream request
-  const abort = new AbortController()
+  let exchange: UpstreamExchange | null = null
+  let clientGone = false
   const onClientClose = (): void => {
     // ended: everything was handed to the socket, the upstream body with it (a HEAD answer ends
     // at once while the body is drained)
     if (reply.raw.writableEnded) return
+    clientGone = true
     // an upstream failure mid-body was classified first; otherwise the client left
     gw.errorClass ??= 'client_abort'
-    abort.abort()
+    exchange?.abort()
   }
   reply.raw.once('close', onClientClose)
 
@@ -111,22 +114,24 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   // streamed body (request.raw, or an upload counted on its way) is consumed by the first try
   let failover = pool !== null && pool.size > 1 && (body === null || body === undefined || Buffer.isBuffer(body))
 
-  const dispatchOptions: Dispatcher.RequestOptions = {
+  const dispatchOptions: Dispatcher.DispatchOptions = {
     origin: target.origin,
     path: joinUpstreamPath(target.basePath, gw.upstreamPath),
     method: request.method as Dispatcher.HttpMethod,
     headers,
     body,
-    signal: abort.signal,
     headersTimeout: target.firstByteTimeoutMs,
     bodyTimeout: target.idleTimeoutMs
   }
-  let res: Dispatcher.ResponseData
+  let res: UpstreamAnswer
   for (;;) {
     try {
-      res = await target.dispatcher.request(dispatchOptions)
+      if (clientGone) throw new Error('client gone before the upstream request')
+      exchange = new UpstreamExchange()
+      target.dispatcher.dispatch(dispatchOptions, exchange)
+      res = await exchange.answer
     } catch (err) {
-      if (abort.signal.aborted) {
+      if (clientGone) {
         // the client is gone: nothing to answer
         gw.errorClass = 'client_abort'
         reply.hijack()
@@ -148,7 +153,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
     if (res.statusCode === 401) noteKeyRefused(request, target, pool, poolKey)
     if (res.statusCode !== 429 || !failover) break
     failover = false
-    await res.body.dump().catch(() => {})
+    exchange.attach(DISCARD)
     poolKey = switchKey(request, target, pool, poolKey, headers, 'upstream_429')
   }
 
@@ -156,21 +161,101 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   gw.upstreamStatus = res.statusCode
   const sse = isEventStream(res.headers['content-type'])
   const stages = runResponseHooks(request, reply, res, sse)
-  reply.code(res.statusCode)
-  reply.headers(clientResponseHeaders(res.headers))
+  const out = clientResponseHeaders(res.headers)
   if (sse) {
-    reply.header('x-accel-buffering', 'no')
-    reply.header('cache-control', 'no-cache')
+    out['x-accel-buffering'] = 'no'
+    out['cache-control'] = 'no-cache'
   }
-  if (stages.length > 0) reply.removeHeader('content-length')
+  if (stages.length > 0) delete out['content-length']
 
-  // an event stream has a stream hop of its own (endStreamOnError): synchronous stages run in it
-  if (sse && stages.every(isChunkStage)) return reply.send(endStreamOnError(res.body, request, stages))
-  const source = sse ? endStreamOnError(res.body, request, []) : logBodyFailure(res.body, request)
-  return reply.send(stages.length === 0 ? source : chain(source, stages.map(asTransform), request))
+  // synchronous stages (or none): the answer is written to the client's response from undici's
+  // handler directly, without a body stream or reply.send(stream)
+  if (stages.every(isChunkStage)) {
+    relay(exchange, request, reply, res.statusCode, out, stages, sse)
+    return reply
+  }
+  reply.code(res.statusCode)
+  addUpstreamHeaders(reply, out)
+  const upstreamBody = bodyReadable(exchange)
+  const source = sse ? endStreamOnError(upstreamBody, request) : logBodyFailure(upstreamBody, request)
+  return reply.send(chain(source, stages.map(asTransform), request))
 }
 
-function runResponseHooks (request: FastifyRequest, reply: FastifyReply, res: Dispatcher.ResponseData, sse: boolean): Array<Transform | ChunkStage> {
+/**
+ * Writes the upstream's answer to the client's response as it arrives: status and headers (the
+ * gateway's own win, as in setUpstreamHeaders), each chunk through the synchronous stages, the
+ * upstream's pace kept by pausing it while the client's socket is full. Fastify is told the reply
+ * is handled (hijack); its onResponse hooks still run when the response finishes.
+ */
+function relay (exchange: UpstreamExchange, request: FastifyRequest, reply: FastifyReply, status: number, headers: Record<string, string | string[]>, stages: readonly ChunkStage[], sse: boolean): void {
+  const res = reply.raw
+  const own = reply.getHeaders()
+  for (const name in own) {
+    const value = own[name]
+    if (value !== undefined) headers[name] = typeof value === 'number' ? String(value) : value
+  }
+  reply.hijack()
+  res.writeHead(status, headers)
+  let staged = stages.length > 0
+  let waiting = false
+  const resume = (): void => {
+    waiting = false
+    exchange.resume()
+  }
+  /** a stage that throws is a bug, not the client's problem: the rest of the body passes unchanged */
+  const through = (chunk: Buffer | string, ending: boolean): Buffer | string => {
+    if (!staged) return chunk
+    try {
+      const out = writeStages(stages, chunk)
+      return ending ? concat(out, endStages(stages)) : out
+    } catch (err) {
+      staged = false
+      request.log.warn({ err }, 'response stage failed; the rest of the body passed on unchanged')
+      return chunk
+    }
+  }
+  exchange.attach({
+    data (chunk) {
+      if (res.destroyed) return true
+      const out = through(chunk, false)
+      if (out.length === 0 || res.write(out)) return true
+      if (!waiting) {
+        waiting = true
+        res.once('drain', resume)
+      }
+      return false
+    },
+    end () {
+      if (res.destroyed) return
+      const tail = through('', true)
+      if (tail.length > 0) res.end(tail)
+      else res.end()
+    },
+    error (err) {
+      // the client went away and we aborted the upstream: nobody is left to answer
+      if (res.destroyed || err.name === 'AbortError' || err.name === 'RequestAbortedError') {
+        res.destroy()
+        return
+      }
+      const failure = classifyUpstreamError(err)
+      request.gw.errorClass = failure.errorClass
+      if (!sse) {
+        // a body cut short cannot become an error status: the client's connection is destroyed,
+        // so it sees a truncated body, never a whole one
+        request.log.warn({ errorClass: failure.errorClass, cause: failure.detail }, 'upstream response failed after headers were sent')
+        res.destroy()
+        return
+      }
+      // an event stream ends with a final error event instead (STYLE.md §3.3.5), after what the
+      // stages held
+      request.log.warn({ errorClass: failure.errorClass, cause: failure.detail }, 'upstream stream failed after headers were sent')
+      const event = through(streamErrorEvent(failure, request.gw.target?.provider === 'anthropic' || isAnthropicPath(request.url)), true)
+      res.end(event)
+    }
+  })
+}
+
+function runResponseHooks (request: FastifyRequest, reply: FastifyReply, res: UpstreamAnswer, sse: boolean): Array<Transform | ChunkStage> {
   const hooks = request.gw.responseHooks
   if (hooks.length === 0) return []
   const stages: Array<Transform | ChunkStage> = []
@@ -201,7 +286,7 @@ function chain (source: Readable, stages: Transform[], request: FastifyRequest):
 function logBodyFailure (body: Readable, request: FastifyRequest): Readable {
   body.once('error', (err) => {
     // aborted because the client went away: not an upstream failure
-    if (err.name === 'AbortError') return
+    if (err.name === 'AbortError' || err.name === 'RequestAbortedError') return
     const failure = classifyUpstreamError(err)
     request.gw.errorClass = failure.errorClass
     request.log.warn({ errorClass: failure.errorClass, cause: failure.detail }, 'upstream response failed after headers were sent')
@@ -211,44 +296,26 @@ function logBodyFailure (body: Readable, request: FastifyRequest): Readable {
 
 /**
  * After an event stream's headers are sent an error cannot become an HTTP status: the stream ends
- * with a final error event instead (STYLE.md §3.3.5), so the client's SDK reports it. The error
- * event goes through `stages` like any other, after what they held.
+ * with a final error event instead (STYLE.md §3.3.5), so the client's SDK reports it. (The
+ * stream path for chains with Transform stages; the relay does the same for the common case.)
  */
-function endStreamOnError (body: Readable, request: FastifyRequest, stages: readonly ChunkStage[]): Readable {
+function endStreamOnError (body: Readable, request: FastifyRequest): Readable {
   // A bare Readable fed from 'data' events, not a PassThrough: one stream hop instead of
   // write → transform → push, which cost about 2.5 µs per SSE event (bench/RESULTS.md, scenario 2).
   const out = new Readable({ read () { if (body.isPaused()) body.resume() } })
-  let staged = stages.length > 0
-  /** a stage that throws is a bug, not the client's problem: the rest of the body passes unchanged */
-  const send = (chunk: Buffer | string, ending: boolean): void => {
-    let data = chunk
-    if (staged) {
-      try {
-        data = writeStages(stages, chunk)
-        if (ending) data = concat(data, endStages(stages))
-      } catch (err) {
-        staged = false
-        request.log.warn({ err }, 'response stage failed; the rest of the stream passed on unchanged')
-      }
-    }
-    if (data.length > 0 && !out.push(data)) body.pause()
-  }
-  body.on('data', (chunk: Buffer) => send(chunk, false))
-  body.once('end', () => {
-    send('', true)
-    out.push(null)
-  })
+  body.on('data', (chunk: Buffer) => { if (!out.push(chunk)) body.pause() })
+  body.once('end', () => out.push(null))
   body.once('error', (err) => {
     // the client went away and we aborted the upstream: nobody is left to read an error event
     // (with stages in between, the abort can arrive before the pipeline destroyed `out`)
-    if (out.destroyed || err.name === 'AbortError') {
+    if (out.destroyed || err.name === 'AbortError' || err.name === 'RequestAbortedError') {
       out.destroy()
       return
     }
     const failure = classifyUpstreamError(err)
     request.gw.errorClass = failure.errorClass
     request.log.warn({ errorClass: failure.errorClass, cause: failure.detail }, 'upstream stream failed after headers were sent')
-    send(streamErrorEvent(failure, request.gw.target?.provider === 'anthropic' || isAnthropicPath(request.url)), true)
+    out.push(streamErrorEvent(failure, request.gw.target?.provider === 'anthropic' || isAnthropicPath(request.url)))
     out.push(null)
   })
   // client gone (Fastify destroys what it was sending): stop reading, which aborts the upstream

@@ -1,6 +1,7 @@
 /**
  * Which request headers go upstream and which response headers come back.
  */
+import type { FastifyReply } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Provider } from '../../plugins/upstreams.js'
 
@@ -79,6 +80,15 @@ export function clientResponseHeaders (headers: Record<string, string | string[]
     out[name] = value
   }
   return out
+}
+
+/**
+ * Puts an upstream's response headers on the reply. The gateway's own headers (request id, CORS,
+ * rate limits: set by hooks before the request was forwarded) have the last word over the
+ * upstream's of the same name.
+ */
+export function addUpstreamHeaders (reply: FastifyReply, headers: Record<string, string | string[]>): void {
+  for (const name in headers) if (!reply.hasHeader(name)) reply.header(name, headers[name])
 }
 
 export function isEventStream (contentType: string | string[] | undefined): boolean {

@@ -1,17 +1,17 @@
 /**
  * Reading token usage off a response on its way to the client.
  *
- * Passive by default: no stream stage at all. When the response body is piped to the client, a
- * 'data' listener is added next to the pipe's own, so the usage reader sees each chunk exactly as
- * the client gets it (after any rewriting or decoding stage) and never delays, copies into the
- * path, or changes a byte. JSON bodies are collected (bounded) and parsed once they ended; event
- * streams go through `SseEventSplitter` and only events that can carry usage are parsed.
+ * Passive by default: a tap (a synchronous `ChunkStage`, the last one before the client) sees
+ * each chunk exactly as the client gets it (after any rewriting or decoding stage) and never
+ * delays, copies into the path, or changes a byte. JSON bodies are collected (bounded) and parsed
+ * once they ended; event streams go through `SseEventSplitter` and only events that can carry
+ * usage are parsed.
  *
  * One case rewrites: an OpenAI stream where the gateway asked for usage on the client's behalf.
  * There an `SseRewriter` stage takes the usage-only chunk and the `"usage": null` fields out
  * again, so the client gets exactly the stream it asked for, and records the usage it removed.
  */
-import type { Readable } from 'node:stream'
+import type { ChunkStage } from '../proxy/chunk-stages.js'
 import { DROP_EVENT, SseEventSplitter, SseRewriter, parseSseFields, type SseEventRewriter, type SseLine } from '../lib/sse-transform.js'
 import { UsageAccumulator, isObject, type UsageDialect } from './tokens.js'
 
@@ -51,38 +51,51 @@ export class ResponseUsage extends UsageAccumulator {
     this.observe(value)
   }
 
-  /** Watches an event stream as it flows to the client. */
-  watchEvents (body: Readable, maxEventSize: number): void {
+  /** A tap on an event stream (a `ChunkStage` that passes every chunk on as it is). */
+  eventTap (maxEventSize: number): ChunkStage {
     this.streamed = true
     const events = new SseEventSplitter({
       event: (lines: SseLine[]) => this.onEventData(parseSseFields(lines).data),
       dataLine: (data: string) => this.onEventData(data),
       raw: () => {}
     }, maxEventSize)
-    body.on('data', (chunk: Buffer | string) => events.write(chunk))
-    body.once('end', () => events.end())
+    return {
+      write (chunk) {
+        events.write(chunk)
+        return chunk
+      },
+      end () {
+        events.end()
+        return ''
+      }
+    }
   }
 
-  /** Watches a JSON body as it flows to the client; parses it once it ended, if within the bound. */
-  watchJson (body: Readable, maxBytes: number): void {
+  /** A tap on a JSON body: collected (up to `maxBytes`) and parsed once it ended; passed on as it is. */
+  jsonTap (maxBytes: number): ChunkStage {
     let chunks: Buffer[] = []
     let size = 0
-    body.on('data', (chunk: Buffer | string) => {
-      if (size > maxBytes) return
-      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
-      size += buf.length
-      if (size <= maxBytes) chunks.push(buf)
-      else chunks = []
-    })
-    body.once('end', () => {
-      if (chunks.length === 0) return
-      try {
-        this.observe(JSON.parse((chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString('utf8')))
-      } catch {
-        // not JSON after all: no usage to count
+    return {
+      write (chunk) {
+        if (size > maxBytes) return chunk
+        const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+        size += buf.length
+        if (size <= maxBytes) chunks.push(buf)
+        else chunks = []
+        return chunk
+      },
+      end: () => {
+        if (chunks.length > 0) {
+          try {
+            this.observe(JSON.parse((chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString('utf8')))
+          } catch {
+            // not JSON after all: no usage to count
+          }
+          chunks = []
+        }
+        return ''
       }
-      chunks = []
-    })
+    }
   }
 }
 

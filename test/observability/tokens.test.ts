@@ -5,7 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { finished } from 'node:stream/promises'
-import { PassThrough, type Transform } from 'node:stream'
+import type { Transform } from 'node:stream'
 import { UsageAccumulator, addCounts, realtimeEventCounts, usageDialect, takesStreamOptions } from '../../src/usage/tokens.js'
 import { ResponseUsage, hiddenUsageStage, mayCarryUsage } from '../../src/usage/stages.js'
 import { asTransform, type ChunkStage } from '../../src/proxy/chunk-stages.js'
@@ -121,18 +121,14 @@ test('hidden usage on a choice chunk (some compatible servers): the field goes, 
   assert.equal(usage.counts().totalTokens, 2)
 })
 
-/** A body on its way to the client, watched the way the usage plugin does once Fastify pipes it. */
+/** A body on its way to the client through the usage plugin's tap stage (as a Transform here). */
 async function watched (kind: 'events' | 'json', usage: ResponseUsage, chunks: Array<string | Buffer>, maxBytes = 1024): Promise<string> {
-  const body = new PassThrough()
-  const client = new PassThrough()
-  body.pipe(client)
-  if (kind === 'events') usage.watchEvents(body, 1024 * 1024)
-  else usage.watchJson(body, maxBytes)
+  const tap = asTransform(kind === 'events' ? usage.eventTap(1024 * 1024) : usage.jsonTap(maxBytes))
   const out: Buffer[] = []
-  client.on('data', (c: Buffer) => out.push(c))
-  for (const c of chunks) body.write(typeof c === 'string' ? Buffer.from(c) : c)
-  body.end()
-  await finished(client)
+  tap.on('data', (c: Buffer) => out.push(Buffer.from(c)))
+  for (const c of chunks) tap.write(typeof c === 'string' ? Buffer.from(c) : c)
+  tap.end()
+  await finished(tap)
   return Buffer.concat(out).toString('utf8')
 }
 
