@@ -18,6 +18,13 @@ import { eventText } from '../src/lib/stream-text.js'
 import { routeConfigOf } from './request-state.js'
 import { onAbandoned } from '../src/lib/abandoned.js'
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** this request's access line is written */
+    accessLogged: boolean
+  }
+}
+
 export interface AccessLogOptions {
   log: GatewayConfig['log']
 }
@@ -96,29 +103,37 @@ const accessLog: FastifyPluginAsync<AccessLogOptions> = async (fastify, { log })
     })
   }
 
-  /** requests whose line is written: a response can both fail ('error') and close */
-  const written = new WeakSet<FastifyRequest>()
+  fastify.decorateRequest('accessLogged', false)
 
   function writeAccessLine (request: FastifyRequest, reply: FastifyReply, cutShort: boolean): void {
-    if (written.has(request)) return
-    written.add(request)
+    // a response can both fail ('error') and close: one line
+    if (request.accessLogged) return
+    request.accessLogged = true
     if (routeConfigOf(request)?.public === true && reply.statusCode < 400 && !cutShort) return
     const gw = request.gw
-    const line = {
-      method: request.method,
-      path: pathOnly(request.url),
-      // nothing was answered: nginx's "client closed request" rather than a 200 never sent
-      status: cutShort && !reply.raw.headersSent ? 499 : reply.statusCode,
-      durationMs: Math.round(reply.elapsedTime * 10) / 10,
-      upstream: gw?.target?.name,
-      model: gw?.model ?? undefined,
-      stream: gw?.json !== null ? gw?.stream : undefined,
-      client: gw?.client?.name,
-      // an upstream failure mid-body was classified before the socket was cut; else the client left
-      errorClass: gw?.errorClass ?? (cutShort ? 'client_abort' : undefined),
-      ...(cutShort ? { cutShort: true } : {}),
-      // the usage record, when there is one: the same line, not a second one
-      ...gw?.logFields
+    const record = gw?.logFields as Record<string, unknown> | null | undefined
+    let line: Record<string, unknown>
+    if (record !== null && record !== undefined) {
+      // the usage record has every field of the access line (the same status and duration
+      // rules) but the target's name under `upstream`: it becomes the line, no second object
+      line = record
+      line.upstream = gw.target?.name
+      if (cutShort) line.cutShort = true
+    } else {
+      line = {
+        method: request.method,
+        path: pathOnly(request.url),
+        // nothing was answered: nginx's "client closed request" rather than a 200 never sent
+        status: cutShort && !reply.raw.headersSent ? 499 : reply.statusCode,
+        durationMs: Math.round(reply.elapsedTime * 10) / 10,
+        upstream: gw?.target?.name,
+        model: gw?.model ?? undefined,
+        stream: gw?.json !== null ? gw?.stream : undefined,
+        client: gw?.client?.name,
+        // an upstream failure mid-body was classified before the socket was cut; else the client left
+        errorClass: gw?.errorClass ?? (cutShort ? 'client_abort' : undefined)
+      }
+      if (cutShort) line.cutShort = true
     }
     request.log.info(line, 'request completed')
     accessFile?.info({ reqId: request.id, ...line }, 'request completed')
