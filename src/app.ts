@@ -6,6 +6,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyPluginAsync } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
+import idleMemory from '../plugins/idle-memory.js'
 import requestState from '../plugins/request-state.js'
 import clientIp from '../plugins/client-ip.js'
 import cors from '../plugins/cors.js'
@@ -61,6 +62,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   })
 
   await fastify.register(requestState)
+  await fastify.register(idleMemory, { idleMs: config.server.idleGcMs })
   // the server's one WebSocket mechanism (STYLE.md §3.4). Registered before every hook plugin:
   // its onRequest hook marks upgrade requests, and its onResponse closes the socket of an upgrade
   // that a later hook (IP, auth, rate limit) refused with an HTTP answer

@@ -119,6 +119,8 @@ export class GatewayMetrics {
   constructor (settings: MetricsSettings) {
     this.clients = new LabelLimiter(settings.maxClientLabels)
     this.models = new LabelLimiter(settings.maxModelLabels)
+    // now, not at the first scrape: the process CPU counters count from their creation
+    processMetrics()
   }
 
   /** One finished (or abandoned) request. */
