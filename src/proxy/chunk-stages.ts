@@ -16,10 +16,17 @@ export interface ChunkStage {
   write: (chunk: Buffer | string) => Buffer | string
   /** what is left once the body ended */
   end: () => Buffer | string
+  /** a tap: every byte passes unchanged, so the body keeps its Content-Length */
+  passive?: boolean
 }
 
 export function isChunkStage (stage: ChunkStage | Transform): stage is ChunkStage {
   return typeof (stage as Transform).pipe !== 'function'
+}
+
+/** True when some stage may change the body's bytes (its Content-Length no longer holds). */
+export function changesBody (stages: ReadonlyArray<ChunkStage | Transform>): boolean {
+  return stages.some((stage) => !isChunkStage(stage) || stage.passive !== true)
 }
 
 /** One chunk through every stage, upstream side first. */

@@ -8,14 +8,14 @@
  * undici pipe. It follows reply-from's shape (rewrite headers, stream the body, map errors).
  */
 import { pipeline, Readable, type Transform } from 'node:stream'
-import { asTransform, endStages, isChunkStage, writeStages, type ChunkStage } from './chunk-stages.js'
+import { asTransform, changesBody, endStages, isChunkStage, writeStages, type ChunkStage } from './chunk-stages.js'
 import { bodyReadable, DISCARD, UpstreamExchange, type UpstreamAnswer } from './exchange.js'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import type { UpstreamTarget } from '../../plugins/upstreams.js'
 import { addUpstreamHeaders, clientResponseHeaders, isEventStream, upstreamRequestHeaders } from './headers.js'
 import { classifyUpstreamError, streamErrorEvent } from './upstream-errors.js'
-import { isAnthropicPath, isUploadLimitError } from '../errors.js'
+import { UpstreamProtocolError, errorBody, isAnthropicPath, isUploadLimitError, shapeError } from '../errors.js'
 import { isRetryableFailure, noteKeyRefused, switchKey } from '../routing/failover.js'
 
 export interface ForwardOptions {
@@ -166,7 +166,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
     out['x-accel-buffering'] = 'no'
     out['cache-control'] = 'no-cache'
   }
-  if (stages.length > 0) delete out['content-length']
+  if (changesBody(stages)) delete out['content-length']
 
   // synchronous stages (or none): the answer is written to the client's response from undici's
   // handler directly, without a body stream or reply.send(stream)
@@ -195,7 +195,19 @@ function relay (exchange: UpstreamExchange, request: FastifyRequest, reply: Fast
     if (value !== undefined) headers[name] = typeof value === 'number' ? String(value) : value
   }
   reply.hijack()
-  res.writeHead(status, headers)
+  try {
+    res.writeHead(status, headers)
+  } catch (err) {
+    // a header Node will not send (a control character in an upstream's value): nothing was
+    // written yet, so the client gets a clear 502 instead of a hang
+    exchange.abort()
+    request.gw.errorClass = 'upstream_bad_response'
+    request.log.warn({ err }, 'upstream response headers could not be passed on')
+    const shaped = shapeError(new UpstreamProtocolError())
+    res.writeHead(shaped.status, { 'content-type': 'application/json; charset=utf-8' })
+    res.end(JSON.stringify(errorBody(request.url, shaped, request.gw.target?.provider)))
+    return
+  }
   let staged = stages.length > 0
   let waiting = false
   const resume = (): void => {

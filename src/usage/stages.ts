@@ -60,6 +60,7 @@ export class ResponseUsage extends UsageAccumulator {
       raw: () => {}
     }, maxEventSize)
     return {
+      passive: true,
       write (chunk) {
         events.write(chunk)
         return chunk
@@ -76,6 +77,7 @@ export class ResponseUsage extends UsageAccumulator {
     let chunks: Buffer[] = []
     let size = 0
     return {
+      passive: true,
       write (chunk) {
         if (size > maxBytes) return chunk
         const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
