@@ -58,6 +58,12 @@ export interface GatewayState {
   json: Record<string, unknown> | null
   bodyChanged: boolean
   /**
+   * Members to add to the top-level JSON object of `rawBody` (`"name":value`, comma-joined), when
+   * nothing else changed the body: spliced in before its closing brace instead of serialising a
+   * large body again. `json` has them too.
+   */
+  bodyAdditions: string | null
+  /**
    * Streamed (unparsed) request body to send upstream instead of the raw socket, e.g. the counting
    * pass-through of plugins/upload-limits.ts; null → the socket is piped as is.
    */
@@ -76,6 +82,8 @@ export interface GatewayState {
   errorClass: string | null
   /** the route's config (`public`, `admin`), read once: see routeConfigOf */
   route: FastifyContextConfig | null
+  /** the matched route's URL pattern (undefined: no route matched), read with `route` */
+  routeUrl: string | undefined
   /**
    * Fields another plugin adds to this request's access line (the usage record): one line per
    * request on stdout instead of one per plugin. Set before the line is written (onResponse, or
@@ -103,6 +111,7 @@ export function newState (): GatewayState {
     rawBody: null,
     json: null,
     bodyChanged: false,
+    bodyAdditions: null,
     bodyStream: null,
     model: null,
     stream: false,
@@ -113,6 +122,7 @@ export function newState (): GatewayState {
     ttfbMs: null,
     errorClass: null,
     route: null,
+    routeUrl: undefined,
     logFields: null
   }
 }
@@ -131,7 +141,9 @@ const requestState: FastifyPluginAsync = async (fastify) => {
   // callback form, not async: an async hook costs a promise and a microtask on every request
   fastify.addHook('onRequest', function initRequestState (request, _reply, done) {
     const gw = newState()
-    gw.route = request.routeOptions.config ?? null
+    const options = request.routeOptions
+    gw.route = options.config ?? null
+    gw.routeUrl = options.url
     request.gw = gw
     done()
   })

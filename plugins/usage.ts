@@ -49,6 +49,8 @@ declare module 'fastify' {
   }
 }
 
+const INCLUDE_USAGE = '"stream_options":{"include_usage":true}'
+
 /** Health probes and admin routes are not API usage. */
 function skipped (request: FastifyRequest): boolean {
   const config = routeConfigOf(request)
@@ -60,12 +62,19 @@ function skipped (request: FastifyRequest): boolean {
  * `stream_options` are kept.
  */
 function askForStreamUsage (request: FastifyRequest, usage: ResponseUsage): void {
-  const json = request.gw.json as Record<string, unknown>
+  const gw = request.gw
+  const json = gw.json as Record<string, unknown>
   const options = json.stream_options
   if (isObject(options) && options.include_usage === true) return
   json.stream_options = { ...(isObject(options) ? options : {}), include_usage: true }
-  request.gw.bodyChanged = true
   usage.hideStreamUsage = true
+  // no stream_options yet and nothing else changed: one member is added to the raw body, which
+  // may be a long conversation, instead of serialising all of it again
+  if (options === undefined && !gw.bodyChanged && gw.rawBody !== null) {
+    gw.bodyAdditions = gw.bodyAdditions === null ? INCLUDE_USAGE : `${gw.bodyAdditions},${INCLUDE_USAGE}`
+    return
+  }
+  gw.bodyChanged = true
 }
 
 const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {

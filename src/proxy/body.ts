@@ -45,3 +45,15 @@ function readJsonBody (request: FastifyRequest, raw: Buffer): void {
   if (typeof parsed.model === 'string') gw.model = parsed.model
   gw.stream = parsed.stream === true
 }
+
+/**
+ * `raw` (a JSON object, already parsed once) with `members` added before its closing brace: the
+ * last `}` of a valid JSON object text is its own, only whitespace may follow it.
+ */
+export function addJsonMembers (raw: Buffer, members: string): Buffer {
+  const end = raw.lastIndexOf(125 /* } */)
+  let before = end - 1
+  while (before >= 0 && (raw[before] === 32 || raw[before] === 10 || raw[before] === 13 || raw[before] === 9)) before--
+  const empty = before >= 0 && raw[before] === 123 /* { */
+  return Buffer.concat([raw.subarray(0, end), Buffer.from(empty ? members : `,${members}`), raw.subarray(end)])
+}

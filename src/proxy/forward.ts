@@ -8,6 +8,7 @@
  * undici pipe. It follows reply-from's shape (rewrite headers, stream the body, map errors).
  */
 import { pipeline, Readable, type Transform } from 'node:stream'
+import { addJsonMembers } from './body.js'
 import { asTransform, changesBody, endStages, isChunkStage, writeStages, type ChunkStage } from './chunk-stages.js'
 import { bodyReadable, DISCARD, UpstreamExchange, type UpstreamAnswer } from './exchange.js'
 import type { FastifyReply, FastifyRequest } from 'fastify'
@@ -66,7 +67,9 @@ export function addTargetHeaders (headers: Record<string, string | string[]>, ta
 function requestBody (request: FastifyRequest): { body: Dispatcher.DispatchOptions['body'], length?: number } {
   const gw = request.gw
   if (gw.rawBody !== null) {
-    const buf = gw.bodyChanged && gw.json !== null ? Buffer.from(JSON.stringify(gw.json)) : gw.rawBody
+    const buf = gw.bodyChanged && gw.json !== null
+      ? Buffer.from(JSON.stringify(gw.json))
+      : gw.bodyAdditions !== null ? addJsonMembers(gw.rawBody, gw.bodyAdditions) : gw.rawBody
     return { body: buf, length: buf.length }
   }
   if (NO_BODY_METHODS.has(request.method) && request.headers['content-length'] === undefined && request.headers['transfer-encoding'] === undefined) {
