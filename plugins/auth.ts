@@ -20,6 +20,7 @@ import type { GatewayConfig } from '../config/schema.js'
 import type { ClientKeyConfig } from '../config/sections/auth.js'
 import { InvalidApiKeyError, ModelNotAllowedError, ModelUncheckableError, isAnthropicPath } from '../src/errors.js'
 import { CLIENT_CREDENTIALS } from '../src/proxy/headers.js'
+import type { FieldCheck } from '../src/uploads/limiter.js'
 import type { ClientIdentity } from './request-state.js'
 import { routeConfigOf } from './request-state.js'
 
@@ -227,6 +228,30 @@ function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, K
   })
 }
 
+/**
+ * The allowed-models check of a multipart form (transcriptions, image edits…), run by the upload
+ * pass-through on each field as it streams: the same rules as a JSON body, a `model` field that is
+ * not allowed is a 403, a second field spelled like `model` in any case is a 400. Null when the
+ * key is not restricted. A form without a model field goes on, as a JSON body without one does.
+ */
+export function formModelCheck (request: FastifyRequest): FieldCheck | null {
+  const allowed = request.gw.client?.allowedModels
+  if (allowed === undefined) return null
+  let seen = false
+  return (name, value) => {
+    if (name.toLowerCase() !== 'model') return null
+    if (seen) {
+      request.gw.errorClass = 'model_not_checkable'
+      return new ModelUncheckableError()
+    }
+    seen = true
+    request.gw.model = value
+    if (allowed.includes(value)) return null
+    request.gw.errorClass = 'model_not_allowed'
+    return new ModelNotAllowedError(value.length > MAX_MODEL_IN_MESSAGE ? `${value.slice(0, MAX_MODEL_IN_MESSAGE)}…` : value)
+  }
+}
+
 function hasBody (request: FastifyRequest): boolean {
   const length = request.headers['content-length']
   return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
@@ -238,8 +263,8 @@ function hasBody (request: FastifyRequest): boolean {
  * a body as JSON whatever its content type (or without one), and Go's encoding/json matches keys
  * case-insensitively (`"MODEL"` fills `Model`, the last one wins). So, for such a key: a body that
  * is neither JSON nor a multipart form, a second key spelled like `model` in another case, or a
- * `model` that is not a string, is a 400 instead of a way around the list. (The model field of
- * multipart forms is not inspected: SECURITY.md.)
+ * `model` that is not a string, is a 400 instead of a way around the list. (A multipart form's
+ * model field is checked while the form streams: `formModelCheck`.)
  */
 function assertModelCheckable (request: FastifyRequest): void {
   const gw = request.gw

@@ -1,7 +1,8 @@
 /**
  * Limits on streamed request bodies (multipart uploads to /v1/files, /v1/audio/*, /v1/images/*,
  * /v1/uploads/{id}/parts, raw audio…): total size, file size, file count, field count and field
- * size, each refused with a 413 that names the limit.
+ * size, each refused with a 413 that names the limit; and, for a key restricted to some models, the
+ * form's `model` field (plugins/auth.ts, `formModelCheck`).
  *
  * The body is never held: it flows from the client socket through a counting pass-through
  * (src/uploads/limiter.ts) into the upstream request. A declared Content-Length over the total
@@ -14,8 +15,9 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { GatewayConfig } from '../config/schema.js'
-import { UploadTotalTooLargeError, isUploadLimitError } from '../src/errors.js'
+import { UploadTotalTooLargeError, isStreamedBodyRefusal } from '../src/errors.js'
 import { UploadLimiter, type UploadLimits } from '../src/uploads/limiter.js'
+import { formModelCheck } from './auth.js'
 
 export interface UploadLimitsOptions {
   uploads: GatewayConfig['uploads']
@@ -57,7 +59,7 @@ function discardRest (raw: IncomingMessage, res: ServerResponse): void {
 /** Client socket → limiter, with backpressure; a client that goes away destroys the limiter (and so the upstream request). */
 function limitedBody (request: FastifyRequest, reply: FastifyReply, limits: UploadLimits): UploadLimiter {
   const raw = request.raw
-  const limiter = new UploadLimiter(raw.headers, limits)
+  const limiter = new UploadLimiter(raw.headers, limits, formModelCheck(request))
   const onData = (chunk: Buffer): void => { if (!limiter.write(chunk)) raw.pause() }
   const onDrain = (): void => { raw.resume() }
   const onEnd = (): void => { limiter.end() }
@@ -74,8 +76,8 @@ function limitedBody (request: FastifyRequest, reply: FastifyReply, limits: Uplo
   limiter.on('drain', onDrain)
   limiter.once('error', (err) => {
     detach()
-    if (!isUploadLimitError(err)) return
-    request.log.info({ code: err.code, counts: limiter.counts }, 'upload refused: limit exceeded')
+    if (!isStreamedBodyRefusal(err)) return
+    request.log.info({ code: err.code, counts: limiter.counts }, 'upload refused')
     discardRest(raw, reply.raw)
   })
   limiter.once('close', detach)

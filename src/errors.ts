@@ -48,6 +48,17 @@ export function isUploadLimitError (err: unknown): err is Error & { code: string
   return typeof code === 'string' && code.startsWith('GW_UPLOAD_')
 }
 
+/**
+ * A refusal raised by the pass-through of a streamed body (an upload limit, or a multipart
+ * `model` field a restricted key may not use): the client's 4xx stands even though the upstream
+ * call, aborted by it, failed.
+ */
+export function isStreamedBodyRefusal (err: unknown): err is Error & { code: string, statusCode: number } {
+  if (isUploadLimitError(err)) return true
+  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined
+  return code === 'GW_MODEL_NOT_ALLOWED' || code === 'GW_MODEL_UNCHECKABLE'
+}
+
 // abuse protection (plugins/ip-filter, auto-blacklist, rate-limit; routes/admin/blacklist)
 export const IpDeniedError = coded('GW_IP_DENIED', 'Requests from your address are not allowed', 403, 'request_forbidden', 'ip_not_allowed')
 export const IpBlacklistedError = coded('GW_IP_BLACKLISTED', 'Your address has been blocked after repeated invalid requests', 403, 'request_forbidden', 'ip_blacklisted')

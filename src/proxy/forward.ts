@@ -16,7 +16,7 @@ import type { Dispatcher } from 'undici'
 import type { UpstreamTarget } from '../../plugins/upstreams.js'
 import { addUpstreamHeaders, clientResponseHeaders, isEventStream, upstreamRequestHeaders } from './headers.js'
 import { classifyUpstreamError, streamErrorEvent } from './upstream-errors.js'
-import { UpstreamProtocolError, errorBody, isAnthropicPath, isUploadLimitError, shapeError } from '../errors.js'
+import { UpstreamProtocolError, errorBody, isAnthropicPath, isStreamedBodyRefusal, shapeError } from '../errors.js'
 import { isRetryableFailure, noteKeyRefused, switchKey } from '../routing/failover.js'
 
 export interface ForwardOptions {
@@ -140,8 +140,9 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
         reply.hijack()
         return undefined
       }
-      // an upload limit tripped mid-body: undici aborted the upstream request with our 413
-      if (isUploadLimitError(err)) throw err
+      // an upload limit (or a form's model field) tripped mid-body: undici aborted the upstream
+      // request with our 4xx
+      if (isStreamedBodyRefusal(err)) throw err
       const failure = classifyUpstreamError(err)
       if (failover && pool !== null && poolKey !== null && isRetryableFailure(failure.errorClass)) {
         failover = false

@@ -6,6 +6,10 @@
  *
  * A body busboy cannot parse (no boundary, malformed parts) keeps streaming with only the total
  * size counted: the upstream is the judge of a malformed form, and the total limit still holds.
+ *
+ * `fieldCheck` sees each field as it is parsed (the model check of a restricted key): a field is
+ * complete only once the boundary after it arrived, so a refusal always comes before the upstream
+ * has the whole form, and it never gets the rest.
  */
 import { Transform, type TransformCallback } from 'node:stream'
 import type { IncomingHttpHeaders } from 'node:http'
@@ -31,6 +35,9 @@ export interface UploadCounts {
 
 const CHUNK = 64 * 1024
 
+/** A check of each form field as it is parsed: an error refuses the body before it is complete. */
+export type FieldCheck = (name: string, value: string) => Error | null
+
 export function isMultipart (headers: IncomingHttpHeaders): boolean {
   return (headers['content-type'] ?? '').toLowerCase().startsWith('multipart/form-data')
 }
@@ -41,10 +48,12 @@ export class UploadLimiter extends Transform {
   #parser: Busboy | null = null
   /** the limit error busboy reported while parsing the current chunk */
   #tripped: Error | null = null
+  readonly #fieldCheck: FieldCheck | null
 
-  constructor (headers: IncomingHttpHeaders, limits: UploadLimits) {
+  constructor (headers: IncomingHttpHeaders, limits: UploadLimits, fieldCheck: FieldCheck | null = null) {
     super({ highWaterMark: CHUNK })
     this.#limits = limits
+    this.#fieldCheck = fieldCheck
     if (isMultipart(headers)) this.#parser = this.#startParser(headers)
   }
 
@@ -73,9 +82,11 @@ export class UploadLimiter extends Transform {
       file.on('error', () => {}) // a body cut short ends the file with an error: nothing to do
       file.resume() // counted by busboy, never kept
     })
-    parser.on('field', (_name, _value, info) => {
+    parser.on('field', (name, value, info) => {
       this.counts.fields++
       if (info.valueTruncated) this.#trip(new UploadFieldTooLargeError(limits.maxFieldBytes))
+      const refused = this.#fieldCheck?.(name, value) ?? null
+      if (refused !== null) this.#trip(refused)
     })
     parser.once('filesLimit', () => this.#trip(new UploadTooManyFilesError(limits.maxFiles)))
     parser.once('fieldsLimit', () => this.#trip(new UploadTooManyFieldsError(limits.maxFields)))
