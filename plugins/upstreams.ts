@@ -11,6 +11,7 @@
  */
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
+import type { LookupFunction } from 'node:net'
 import type { Agent, Dispatcher } from 'undici'
 import type { GatewayConfig } from '../config/schema.js'
 import { inferProvider, normalizeKeys, type TargetConfig } from '../config/sections/targets.js'
@@ -46,6 +47,11 @@ export interface UpstreamTarget {
   dispatcher: Dispatcher
   /** the outbound proxy this target is reached through, null = direct */
   proxyUrl: string | null
+  /**
+   * The DNS lookup every connection to this target must use (the pinned, SSRF-checked lookup of a
+   * checked `X-Target-Host` host), also for the realtime dial; null = the system's
+   */
+  lookup: LookupFunction | null
   /** extra trusted CA file (PEM) for this target, '' for none: also used by the realtime dial */
   caFile: string
   firstByteTimeoutMs: number
@@ -119,6 +125,7 @@ function buildTarget (name: string, url: string, s: TargetSettings, outbound: Ou
     hostPrefixes: s.hostPrefixes,
     dispatcher: createDispatcher({ caFile: s.caFile, connectTimeoutMs: s.connectTimeoutMs, connections: s.connections, proxyUrl }),
     proxyUrl,
+    lookup: null,
     caFile: s.caFile,
     firstByteTimeoutMs: s.firstByteTimeoutMs,
     idleTimeoutMs: s.idleTimeoutMs
@@ -156,8 +163,9 @@ const upstreams: FastifyPluginAsync<UpstreamsOptions> = async (fastify, { upstre
     if (t.proxyUrl !== null) fastify.log.info({ upstream: t.name }, 'upstream reached through an outbound proxy')
   }
 
-  // X-Target-Host hosts share two dispatchers, created on first use
+  // X-Target-Host hosts share two dispatchers, created on first use, and one pinned lookup
   const adHoc = new Map<string, Dispatcher>()
+  const pinned = pinnedLookup()
   function adHocDispatcher (origin: string, checked: boolean): { dispatcher: Dispatcher, proxyUrl: string | null } {
     const proxyUrl = resolveProxy(origin, '', outbound)
     // through a proxy the proxy resolves the name itself: the pin cannot reach past it
@@ -169,7 +177,7 @@ const upstreams: FastifyPluginAsync<UpstreamsOptions> = async (fastify, { upstre
         connectTimeoutMs: upstream.connectTimeoutMs,
         connections: upstream.connections,
         proxyUrl,
-        ...(kind === 'pinned' ? { lookup: pinnedLookup() } : {})
+        ...(kind === 'pinned' ? { lookup: pinned } : {})
       })
       adHoc.set(kind, dispatcher)
     }
@@ -195,6 +203,8 @@ const upstreams: FastifyPluginAsync<UpstreamsOptions> = async (fastify, { upstre
       hostPrefixes: [],
       dispatcher,
       proxyUrl,
+      // through a proxy the proxy resolves the name: nothing to pin on our side
+      lookup: checked && proxyUrl === null ? pinned : null,
       caFile: upstream.caFile,
       firstByteTimeoutMs: upstream.firstByteTimeoutMs,
       idleTimeoutMs: upstream.idleTimeoutMs

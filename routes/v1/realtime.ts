@@ -135,7 +135,8 @@ const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (fastify,
         headers: realtimeHeaders(request.headers, target, creds, request.id),
         maxPayload: realtime.maxPayload,
         ca: caFor(target),
-        agent: dialAgent(target)
+        agent: dialAgent(target),
+        lookup: target.lookup ?? undefined
       }),
       onDone: (result: RelayResult) => report(request, {
         requestId: request.id,

@@ -2,6 +2,7 @@
  * Dialling the upstream realtime WebSocket: URL, headers and the `ws` client options.
  */
 import type { Agent, IncomingHttpHeaders } from 'node:http'
+import type { LookupFunction } from 'node:net'
 import { WebSocket } from 'ws'
 import type { UpstreamTarget } from '../../plugins/upstreams.js'
 import { addTargetHeaders, joinUpstreamPath } from '../proxy/forward.js'
@@ -62,6 +63,8 @@ export interface DialOptions {
    * (e.g. an HTTPS CONNECT proxy agent). undefined → direct connection.
    */
   agent?: Agent
+  /** the target's DNS lookup (the pinned one of a checked X-Target-Host host); undefined → the system's */
+  lookup?: LookupFunction
 }
 
 /** Starts the upstream handshake; TLS is verified (ws/https default), redirects are not followed. */
@@ -73,6 +76,7 @@ export function dialUpstream (opts: DialOptions): WebSocket {
     followRedirects: false,
     rejectUnauthorized: true,
     ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
-    ...(opts.agent !== undefined ? { agent: opts.agent } : {})
+    ...(opts.agent !== undefined ? { agent: opts.agent } : {}),
+    ...(opts.lookup !== undefined ? { lookup: opts.lookup } : {})
   })
 }

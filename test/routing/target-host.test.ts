@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { startGateway, startMock, tempDir } from '../helper.js'
 import { allowList, checkTargetHost, isPublicAddress, parseTargetHost, pinnedLookup, type Resolver } from '../../src/routing/target-host.js'
+import { dialUpstream } from '../../src/realtime/upstream.js'
 import { createDispatcher } from '../../src/routing/outbound.js'
 
 function twoTargets (a: string, b: string, extra = ''): string {
@@ -164,6 +165,18 @@ test('the connection is pinned: a name that resolves to a private address at con
     pinnedLookup(fakeResolver({ 'ok.example': ['8.8.8.8', '::ffff:1.1.1.1'] }))('ok.example', { all: true }, (err, all) => resolve(err ?? all))
   })
   assert.deepEqual(got, [{ address: '8.8.8.8', family: 4 }, { address: '::ffff:1.1.1.1', family: 6 }])
+})
+
+test('the realtime dial is pinned too: a checked host that rebinds to loopback is never dialled', async (t) => {
+  const mock = await startMock(t)
+  const lookup = pinnedLookup(fakeResolver({ 'rebind.good.example': ['127.0.0.1'] }))
+  const socket = dialUpstream({ url: `ws://rebind.good.example:${mock.port}/v1/realtime?model=gpt-4o-realtime-preview`, protocols: ['realtime'], headers: {}, maxPayload: 1024 * 1024, lookup })
+  const failure = await new Promise<Error>((resolve) => {
+    socket.once('error', resolve)
+    socket.once('open', () => resolve(new Error('dialled')))
+  })
+  assert.match(failure.message, /non-public/)
+  assert.equal(mock.count(), 0)
 })
 
 test('an allowlisted host that is no configured target gets the client\'s own credentials, never a configured key', async (t) => {
