@@ -9,10 +9,10 @@
  */
 import { createServer, type IncomingMessage } from 'node:http'
 import { Agent } from 'undici'
+import { copyHeaders } from './pipe-headers.js'
 
 const upstream = new URL(process.env.PIPE_UPSTREAM_URL ?? 'http://127.0.0.1:1')
 const agent = new Agent({ connections: 1100, keepAliveTimeout: 30_000 })
-const HOP = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length'])
 
 // lean on purpose (events, not an async iterator; the Agent's own request(), no URL parsing): a floor
 function readJson (req: IncomingMessage): Promise<Buffer> {
@@ -25,15 +25,6 @@ function readJson (req: IncomingMessage): Promise<Buffer> {
       try { JSON.parse(body.toString('utf8')); resolve(body) } catch (err) { reject(err) }
     })
   })
-}
-
-function copyHeaders (from: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {}
-  for (const name in from) {
-    const value = from[name]
-    if (value !== undefined && !HOP.has(name)) out[name] = value
-  }
-  return out
 }
 
 const server = createServer((req, res) => {

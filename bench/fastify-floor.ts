@@ -9,21 +9,12 @@
  */
 import Fastify from 'fastify'
 import { Agent } from 'undici'
+import { copyHeaders, isHopHeader } from './pipe-headers.js'
 
 const upstream = new URL(process.env.PIPE_UPSTREAM_URL ?? 'http://127.0.0.1:1')
 const agent = new Agent({ connections: 1100, keepAliveTimeout: 30_000 })
 const RAW = process.env.FLOOR_RELAY === 'raw'
 const DISPATCH = process.env.FLOOR_RELAY === 'dispatch'
-const HOP = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length'])
-
-function copyHeaders (from: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {}
-  for (const name in from) {
-    const value = from[name]
-    if (value !== undefined && !HOP.has(name)) out[name] = value
-  }
-  return out
-}
 
 const app = Fastify({ logger: false, keepAliveTimeout: 72_000, bodyLimit: 8 * 1024 * 1024 })
 // the raw body is forwarded byte for byte, and parsed once (as the gateway and the pipe do)
@@ -77,7 +68,7 @@ function dispatchRelay (req: import('node:http').IncomingMessage, reply: import(
         const out: Array<string> = []
         for (let i = 0; i < raw.length; i += 2) {
           const name = raw[i].toString('latin1').toLowerCase()
-          if (!HOP.has(name) || name === 'content-length') out.push(name, raw[i + 1].toString('latin1'))
+          if (!isHopHeader(name) || name === 'content-length') out.push(name, raw[i + 1].toString('latin1'))
         }
         res.writeHead(statusCode, out)
         return true

@@ -42,13 +42,23 @@ export function endStages (stages: readonly ChunkStage[]): Buffer | string {
   for (const stage of stages) {
     const through: Buffer | string = out.length > 0 ? stage.write(out) : ''
     const rest = stage.end()
-    out = through.length === 0 ? rest : rest.length === 0 ? through : Buffer.concat([toBuffer(through), toBuffer(rest)])
+    out = joinChunks(through, rest)
   }
   return out
 }
 
-function toBuffer (chunk: Buffer | string): Buffer {
-  return typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+/** A chunk, then the body's end, through every stage (`ending`: this is the last chunk). */
+export function runStages (stages: readonly ChunkStage[], chunk: Buffer | string, ending: boolean): Buffer | string {
+  const out = writeStages(stages, chunk)
+  return ending ? joinChunks(out, endStages(stages)) : out
+}
+
+/** Two pieces of body as one (text stays text: no encoding until the socket needs it). */
+function joinChunks (a: Buffer | string, b: Buffer | string): Buffer | string {
+  if (b.length === 0) return a
+  if (a.length === 0) return b
+  if (typeof a === 'string' && typeof b === 'string') return a + b
+  return Buffer.concat([typeof a === 'string' ? Buffer.from(a) : a, typeof b === 'string' ? Buffer.from(b) : b])
 }
 
 class ChunkStageStream extends Transform {

@@ -9,7 +9,7 @@
  */
 import { pipeline, Readable, type Transform } from 'node:stream'
 import { addJsonMembers } from './body.js'
-import { asTransform, changesBody, endStages, isChunkStage, writeStages, type ChunkStage } from './chunk-stages.js'
+import { asTransform, changesBody, isChunkStage, runStages, type ChunkStage } from './chunk-stages.js'
 import { bodyReadable, DISCARD, UpstreamExchange, type UpstreamAnswer } from './exchange.js'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
@@ -222,8 +222,7 @@ function relay (exchange: UpstreamExchange, request: FastifyRequest, reply: Fast
   const through = (chunk: Buffer | string, ending: boolean): Buffer | string => {
     if (!staged) return chunk
     try {
-      const out = writeStages(stages, chunk)
-      return ending ? concat(out, endStages(stages)) : out
+      return runStages(stages, chunk, ending)
     } catch (err) {
       staged = false
       request.log.warn({ err }, 'response stage failed; the rest of the body passed on unchanged')
@@ -337,10 +336,4 @@ function endStreamOnError (body: Readable, request: FastifyRequest): Readable {
   // client gone (Fastify destroys what it was sending): stop reading, which aborts the upstream
   out.once('close', () => { if (!body.destroyed) body.destroy() })
   return out
-}
-
-function concat (a: Buffer | string, b: Buffer | string): Buffer | string {
-  if (b.length === 0) return a
-  if (a.length === 0) return b
-  return typeof a === 'string' && typeof b === 'string' ? a + b : Buffer.concat([Buffer.from(a), Buffer.from(b)])
 }
