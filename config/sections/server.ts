@@ -10,7 +10,7 @@ export const serverSchema = Type.Object({
   headersTimeoutMs: Type.Integer({ default: 30_000, minimum: 1000, description: 'time a client has to send its request headers (slowloris guard)' }),
   bodyIdleTimeoutMs: Type.Integer({ default: 30_000, minimum: 0, description: 'longest silence while a client sends its request body; 0 = none' }),
   keepAliveTimeoutMs: Type.Integer({ default: 72_000, minimum: 1000 }),
-  idleGcMs: Type.Integer({ default: 5000, minimum: 0, description: 'quiet time after a burst of requests before one garbage collection gives memory back; 0 = never' })
+  idleGcMs: Type.Integer({ default: 60000, minimum: 0, description: 'quiet time after a burst of requests before one garbage collection gives memory back; 0 = never' })
 }, { additionalProperties: false, default: {} })
 
 /** Go-style listen address (`:9001`, `0.0.0.0:9001`, `[::1]:9001`) as used by seed 003. */

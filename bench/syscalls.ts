@@ -1,0 +1,55 @@
+/**
+ * Syscalls per request of the pipe, the Fastify floor and the gateway (strace -c on each process
+ * while a fixed number of requests runs): where a proxy's CPU goes that a JS profile cannot show.
+ *
+ *   node --import tsx bench/syscalls.ts [--stream] [--amount 4000] [--variant 'name:KEY=V,…' …]
+ */
+import { spawn } from 'node:child_process'
+import { parseArgs } from 'node:util'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { cannon, KeyRing, NON_STREAM_CHAT, STREAM_CHAT } from './load.js'
+import { clientKeys, gatewayEnv } from './gateway-env.js'
+import { freePort, scriptArgs, spawnServer, type ServerProcess } from './processes.js'
+
+const { values } = parseArgs({ options: { stream: { type: 'boolean', default: false }, amount: { type: 'string', default: '4000' }, variant: { type: 'string', multiple: true, default: ['gateway:'] } } })
+const amount = Number(values.amount)
+const spec = values.stream ? STREAM_CHAT : NON_STREAM_CHAT
+const keys = new KeyRing(clientKeys())
+const procs: ServerProcess[] = []
+
+async function traced (name: string, proc: ServerProcess): Promise<void> {
+  await cannon(proc.url, [spec], keys, { connections: 16, amount: 1000 })
+  const strace = spawn('strace', ['-c', '-f', '-p', String(proc.pid)], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let out = ''
+  strace.stderr.on('data', (c: Buffer) => { out += c.toString() })
+  await sleep(500)
+  await cannon(proc.url, [spec], keys, { connections: 16, amount })
+  strace.kill('SIGINT')
+  await new Promise((resolve) => strace.once('close', resolve))
+  process.stdout.write(`\n## ${name}: ${amount} requests\n`)
+  for (const line of out.split('\n')) {
+    const m = /^\s*[\d.]+\s+([\d.]+)\s+(\d+)\s+(\d+)\s+(?:\d+\s+)?(\w+)$/.exec(line)
+    if (m !== null && Number(m[3]) >= amount / 20) process.stdout.write(`${m[4].padEnd(16)} ${(Number(m[3]) / amount).toFixed(2)} per request, ${m[2]} µs per call\n`)
+  }
+}
+
+try {
+  const mock = await spawnServer({ name: 'mock', args: scriptArgs('dist', 'src/mock/cli.ts'), env: {}, readyUrl: (l) => l.mock as string | undefined })
+  procs.push(mock)
+  const pipe = await spawnServer({ name: 'pipe', args: scriptArgs('dist', 'bench/bare-pipe.ts'), env: { PIPE_UPSTREAM_URL: mock.url }, readyUrl: (l) => l.pipe as string | undefined })
+  procs.push(pipe)
+  const floor = await spawnServer({ name: 'fastify-floor', args: scriptArgs('dist', 'bench/fastify-floor.ts'), env: { PIPE_UPSTREAM_URL: mock.url }, readyUrl: (l) => l.floor as string | undefined })
+  procs.push(floor)
+  await traced('pipe', pipe)
+  await traced('fastify-floor', floor)
+  for (const variant of values.variant) {
+    const [name, settings = ''] = variant.split(/:(.*)/s)
+    const env = Object.fromEntries(settings.split(',').filter(Boolean).map((kv) => kv.split(/=(.*)/s).slice(0, 2)))
+    const port = await freePort()
+    const gw = await spawnServer({ name: `gw-${name}`, args: scriptArgs('dist', 'src/cli.ts'), env: { ...gatewayEnv(mock.url, port), ...env }, healthUrl: `http://127.0.0.1:${port}` })
+    procs.push(gw)
+    await traced(name, gw)
+  }
+} finally {
+  await Promise.all(procs.map(async (p) => await p.stop()))
+}
