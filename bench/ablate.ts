@@ -7,7 +7,7 @@
  *   npm run bench:ablate -- [--stream] [--rounds 4] [--seconds 3] [--skip-build] [--trace]
  *                           [--variant 'name:KEY=V,KEY=V' ...] [--profile] [--before DIR]
  *
- * --profile: gateways under --cpu-prof (bench/out/profiles/ablate-<variant>).
+ * --profile: gateways and the Fastify floor under --cpu-prof (bench/out/profiles/ablate-<name>).
  * --trace: each round's figure as it is measured.
  * A variant's NODE_ARGS=… (space-separated) are node flags for that gateway, e.g. V8 flags.
  * --before DIR: also run a saved build (a copy of dist/, e.g. made before a change) as 'before'.
@@ -71,7 +71,7 @@ async function main (): Promise<void> {
     const pipe = await spawnServer({ name: 'pipe', args: scriptArgs('dist', 'bench/bare-pipe.ts'), env: { PIPE_UPSTREAM_URL: mock.url }, readyUrl: (l) => l.pipe as string | undefined })
     procs.push(pipe)
     paths.push({ name: 'pipe', proc: pipe })
-    const floor = await spawnServer({ name: 'fastify-floor', args: scriptArgs('dist', 'bench/fastify-floor.ts'), env: { PIPE_UPSTREAM_URL: mock.url }, readyUrl: (l) => l.floor as string | undefined })
+    const floor = await spawnServer({ name: 'fastify-floor', args: [...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/out/profiles', 'ablate-fastify-floor')}`] : []), ...scriptArgs('dist', 'bench/fastify-floor.ts')], env: { PIPE_UPSTREAM_URL: mock.url }, readyUrl: (l) => l.floor as string | undefined })
     procs.push(floor)
     paths.push({ name: 'fastify-floor', proc: floor })
     if (values.before !== undefined) {
