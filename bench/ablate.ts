@@ -9,7 +9,7 @@
  *
  * --profile: gateways and the Fastify floor under --cpu-prof (bench/out/profiles/ablate-<name>).
  * --trace: each round's figure as it is measured.
- * A variant's NODE_ARGS=… (space-separated) are node flags for that gateway, e.g. V8 flags.
+ * A variant's NODE_ARGS=… (space-separated) are node flags for that gateway (bench/variants.ts).
  * --before DIR: also run a saved build (a copy of dist/, e.g. made before a change) as 'before'.
  *
  * The table gives each path's CPU over all rounds and, more robust on a shared machine, the median
@@ -22,6 +22,7 @@ import { parseArgs } from 'node:util'
 import { buildDist, cpuMicros, ROOT, killAll, removeBenchDir, scriptArgs, spawnServer, freePort, type ServerProcess } from './processes.js'
 import { cannon, KeyRing, NON_STREAM_CHAT, STREAM_CHAT } from './load.js'
 import { clientKeys, gatewayEnv } from './gateway-env.js'
+import { parseVariant, spawnGatewayVariant } from './variants.js'
 
 const { values } = parseArgs({
   options: {
@@ -47,17 +48,6 @@ const DEFAULT_VARIANTS = [
   'bare-chain:GATEWAY_USAGE=false,GATEWAY_METRICS=false,GATEWAY_LOG_LEVEL=warn'
 ]
 
-function parseVariant (text: string): { name: string, env: Record<string, string> } {
-  const colon = text.indexOf(':')
-  const name = colon === -1 ? text : text.slice(0, colon)
-  const env: Record<string, string> = {}
-  for (const pair of (colon === -1 ? '' : text.slice(colon + 1)).split(',')) {
-    const eq = pair.indexOf('=')
-    if (eq > 0) env[pair.slice(0, eq)] = pair.slice(eq + 1)
-  }
-  return { name, env }
-}
-
 async function main (): Promise<void> {
   if (!values['skip-build']) buildDist()
   const variants = (values.variant.length > 0 ? values.variant : DEFAULT_VARIANTS).map(parseVariant)
@@ -81,8 +71,7 @@ async function main (): Promise<void> {
       paths.push({ name: 'before', proc: gw })
     }
     for (const v of variants) {
-      const port = await freePort()
-      const gw = await spawnServer({ name: `gw-${v.name}`, args: [...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/out/profiles', `ablate-${v.name}`)}`] : []), ...(v.env.NODE_ARGS?.split(' ') ?? []), ...scriptArgs('dist', 'src/cli.ts')], env: { ...gatewayEnv(mock.url, port), ...v.env }, healthUrl: `http://127.0.0.1:${port}` })
+      const gw = await spawnGatewayVariant(v, mock.url, values.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/out/profiles', `ablate-${v.name}`)}`] : [])
       procs.push(gw)
       paths.push({ name: v.name, proc: gw })
     }

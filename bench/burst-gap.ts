@@ -12,8 +12,9 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { cannon, KeyRing, NON_STREAM_CHAT } from './load.js'
-import { clientKeys, gatewayEnv } from './gateway-env.js'
-import { buildDist, cpuMicros, freePort, killAll, scriptArgs, spawnServer, type ServerProcess } from './processes.js'
+import { clientKeys } from './gateway-env.js'
+import { buildDist, cpuMicros, killAll, scriptArgs, spawnServer, type ServerProcess } from './processes.js'
+import { parseVariant, spawnGatewayVariant } from './variants.js'
 
 const { values } = parseArgs({
   options: {
@@ -25,11 +26,6 @@ const { values } = parseArgs({
     'skip-build': { type: 'boolean', default: false }
   }
 })
-
-function parseVariant (text: string): { name: string, env: Record<string, string> } {
-  const [name, settings = ''] = text.split(/:(.*)/s)
-  return { name, env: Object.fromEntries(settings.split(',').filter(Boolean).map((kv) => kv.split(/=(.*)/s).slice(0, 2))) }
-}
 
 function fullCollections (logFile: string): number {
   return (readFileSync(logFile, 'utf8').match(/Mark-Compact/g) ?? []).length
@@ -44,8 +40,7 @@ async function main (): Promise<void> {
     procs.push(mock)
     const gateways: Array<{ name: string, proc: ServerProcess }> = []
     for (const v of values.variant.map(parseVariant)) {
-      const port = await freePort()
-      const proc = await spawnServer({ name: `gw-${v.name}`, args: ['--trace-gc', ...scriptArgs('dist', 'src/cli.ts')], env: { ...gatewayEnv(mock.url, port), ...v.env }, healthUrl: `http://127.0.0.1:${port}` })
+      const proc = await spawnGatewayVariant(v, mock.url, ['--trace-gc'])
       procs.push(proc)
       gateways.push({ name: v.name, proc })
     }

@@ -2,16 +2,19 @@
  * Syscalls per request of the pipe, the Fastify floor and the gateway (strace -c on each process
  * while a fixed number of requests runs): where a proxy's CPU goes that a JS profile cannot show.
  *
- *   node --import tsx bench/syscalls.ts [--stream] [--amount 4000] [--variant 'name:KEY=V,…' …]
+ *   node --import tsx bench/syscalls.ts [--stream] [--amount 4000] [--variant 'name:KEY=V,…' …] [--skip-build]
+ *
+ * Needs strace (Debian's `strace` package); not part of `npm run bench`.
  */
 import { spawn } from 'node:child_process'
 import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { cannon, KeyRing, NON_STREAM_CHAT, STREAM_CHAT } from './load.js'
-import { clientKeys, gatewayEnv } from './gateway-env.js'
-import { freePort, scriptArgs, spawnServer, type ServerProcess } from './processes.js'
+import { clientKeys } from './gateway-env.js'
+import { buildDist, scriptArgs, spawnServer, type ServerProcess } from './processes.js'
+import { parseVariant, spawnGatewayVariant } from './variants.js'
 
-const { values } = parseArgs({ options: { stream: { type: 'boolean', default: false }, amount: { type: 'string', default: '4000' }, variant: { type: 'string', multiple: true, default: ['gateway:'] } } })
+const { values } = parseArgs({ options: { stream: { type: 'boolean', default: false }, amount: { type: 'string', default: '4000' }, variant: { type: 'string', multiple: true, default: ['gateway:'] }, 'skip-build': { type: 'boolean', default: false } } })
 const amount = Number(values.amount)
 const spec = values.stream ? STREAM_CHAT : NON_STREAM_CHAT
 const keys = new KeyRing(clientKeys())
@@ -33,6 +36,7 @@ async function traced (name: string, proc: ServerProcess): Promise<void> {
   }
 }
 
+if (!values['skip-build']) buildDist()
 try {
   const mock = await spawnServer({ name: 'mock', args: scriptArgs('dist', 'src/mock/cli.ts'), env: {}, readyUrl: (l) => l.mock as string | undefined })
   procs.push(mock)
@@ -42,13 +46,10 @@ try {
   procs.push(floor)
   await traced('pipe', pipe)
   await traced('fastify-floor', floor)
-  for (const variant of values.variant) {
-    const [name, settings = ''] = variant.split(/:(.*)/s)
-    const env = Object.fromEntries(settings.split(',').filter(Boolean).map((kv) => kv.split(/=(.*)/s).slice(0, 2)))
-    const port = await freePort()
-    const gw = await spawnServer({ name: `gw-${name}`, args: scriptArgs('dist', 'src/cli.ts'), env: { ...gatewayEnv(mock.url, port), ...env }, healthUrl: `http://127.0.0.1:${port}` })
+  for (const variant of values.variant.map(parseVariant)) {
+    const gw = await spawnGatewayVariant(variant, mock.url)
     procs.push(gw)
-    await traced(name, gw)
+    await traced(variant.name, gw)
   }
 } finally {
   await Promise.all(procs.map(async (p) => await p.stop()))

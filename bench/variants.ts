@@ -1,0 +1,32 @@
+/**
+ * Gateway variants for the experiment scripts (ablate, burst-gap, syscalls): `name:KEY=V,KEY=V`
+ * on the command line, each started as its own gateway process next to the others on one mock.
+ * `NODE_ARGS=…` (space-separated) are node flags for that gateway (V8 flags, `--trace-gc`).
+ */
+import { gatewayEnv } from './gateway-env.js'
+import { freePort, scriptArgs, spawnServer, type ServerProcess } from './processes.js'
+
+export interface Variant { name: string, env: Record<string, string> }
+
+export function parseVariant (text: string): Variant {
+  const colon = text.indexOf(':')
+  const name = colon === -1 ? text : text.slice(0, colon)
+  const env: Record<string, string> = {}
+  for (const pair of (colon === -1 ? '' : text.slice(colon + 1)).split(',')) {
+    const eq = pair.indexOf('=')
+    if (eq > 0) env[pair.slice(0, eq)] = pair.slice(eq + 1)
+  }
+  return { name, env }
+}
+
+/** The built gateway (`dist/`) with the benchmark's production chain and the variant's settings. */
+export async function spawnGatewayVariant (variant: Variant, mockUrl: string, nodeArgs: readonly string[] = []): Promise<ServerProcess> {
+  const port = await freePort()
+  const own = variant.env.NODE_ARGS?.split(' ').filter(Boolean) ?? []
+  return await spawnServer({
+    name: `gw-${variant.name}`,
+    args: [...nodeArgs, ...own, ...scriptArgs('dist', 'src/cli.ts')],
+    env: { ...gatewayEnv(mockUrl, port), ...variant.env },
+    healthUrl: `http://127.0.0.1:${port}`
+  })
+}
