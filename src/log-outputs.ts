@@ -134,12 +134,20 @@ function hasPinoPretty (): boolean {
 }
 
 /**
- * stdout, asynchronous and buffered: lines are written in batches of about 4 KiB (a dozen access
- * lines) instead of one asynchronous write each, which cost ~4 µs per request on the benchmark's
- * 2 cores (bench/RESULTS.md); a quiet gateway still writes its lines within 200 ms, and pino
- * flushes what is left when the process exits.
+ * stdout, buffered: lines are written in batches of about 4 KiB (a dozen access lines) instead of
+ * one write each, which cost ~4 µs per request on the benchmark's 2 cores (bench/RESULTS.md); a
+ * quiet gateway still writes its lines within 200 ms, and pino flushes what is left when the
+ * process exits.
+ *
+ * `sync` (the default, as pino's own): each batch is written on the event loop. `async` hands
+ * each batch to libuv's thread pool and its completion back, which measured 6 µs more CPU per
+ * request (5–11 % of a proxied request; bench/RESULTS.md round 5) but never blocks: where stdout
+ * can stop draining for long (a stalled log collector), `async` lets memory grow instead of
+ * stalling every request.
  */
-export const STDOUT_LOG = { dest: 1, sync: false, minLength: 4096, periodicFlush: 200 }
+export function stdoutLogOptions (writes: GatewayConfig['log']['stdoutWrites']): { dest: number, sync: boolean, minLength: number, periodicFlush: number } {
+  return { dest: 1, sync: writes === 'sync', minLength: 4096, periodicFlush: 200 }
+}
 
 function stdoutStream (log: GatewayConfig['log'], problems: string[]): DestinationStream {
   const pretty = log.format === 'pretty' || (log.format === 'auto' && process.stdout.isTTY === true)
@@ -147,7 +155,7 @@ function stdoutStream (log: GatewayConfig['log'], problems: string[]): Destinati
     return pino.transport({ target: 'pino-pretty', options: { destination: 1, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } })
   }
   if (log.format === 'pretty') problems.push('log.format is pretty but pino-pretty is not installed (a dev dependency): JSON lines instead')
-  return pino.destination(STDOUT_LOG)
+  return pino.destination(stdoutLogOptions(log.stdoutWrites))
 }
 
 export function openLogOutputs (config: GatewayConfig, secrets: readonly string[], destination?: NodeJS.WritableStream): LogOutputs {

@@ -176,3 +176,37 @@ test('SIGTERM: an in-flight stream finishes, then the process exits 0', async (t
   const [code] = await exited
   assert.equal(code, 0)
 })
+
+test('stdout lines in both write modes (sync, the default, and async): access lines within the flush interval, the rest at exit', async (t) => {
+  const mock = await startMock(t)
+  for (const mode of ['sync', 'async']) {
+    const child = spawn(process.execPath, [...CLI], {
+      env: { PATH: process.env.PATH, GATEWAY_PORT: '0', GATEWAY_UPSTREAM_URL: mock.url, GATEWAY_LOG_STDOUT_WRITES: mode },
+      cwd: tempDir(),
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+    let text = ''
+    child.stdout.on('data', (c: Buffer) => { text += c.toString() })
+    const lines = (): Array<{ msg?: string, url?: string, status?: number }> => text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg?: string })
+    const until = async (what: () => boolean): Promise<void> => {
+      for (let i = 0; i < 200 && !what(); i++) await new Promise(resolve => setTimeout(resolve, 25))
+    }
+    await until(() => lines().some((l) => l.msg === 'gateway listening'))
+    const url = lines().find((l) => l.msg === 'gateway listening')?.url
+    assert.ok(url !== undefined, `${mode}: the gateway started`)
+    for (let i = 0; i < 3; i++) {
+      const res = await request(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpt-4o-mini', messages: [] }) })
+      assert.equal(res.statusCode, 200)
+      await res.body.text()
+    }
+    // a quiet gateway writes what it holds within the periodic flush (200 ms)
+    await until(() => lines().filter((l) => l.msg === 'request completed').length === 3)
+    assert.equal(lines().filter((l) => l.msg === 'request completed' && l.status === 200).length, 3, `${mode}: three access lines`)
+    const exited = once(child, 'exit')
+    child.kill('SIGTERM')
+    const [code] = await exited
+    assert.equal(code, 0)
+    assert.ok(lines().length > 4, `${mode}: the shutdown lines too`)
+  }
+})
