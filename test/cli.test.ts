@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { request } from 'undici'
+import { request, type Dispatcher } from 'undici'
 import { allOptions, type GatewayConfig } from '../config/schema.js'
 import { envDefault, flagForms, settable } from '../config/describe.js'
 import { ConfigError, loadConfig } from '../config/load.js'
@@ -193,10 +193,11 @@ test('stdout lines in both write modes (sync, the default, and async): access li
       for (let i = 0; i < 200 && !what(); i++) await new Promise(resolve => setTimeout(resolve, 25))
     }
     await until(() => lines().some((l) => l.msg === 'gateway listening'))
-    const url = lines().find((l) => l.msg === 'gateway listening')?.url
-    assert.ok(url !== undefined, `${mode}: the gateway started`)
+    const listening = lines().find((l) => l.msg === 'gateway listening')
+    if (listening?.url === undefined) throw new Error(`${mode}: the gateway did not start`)
+    const url: string = listening.url
     for (let i = 0; i < 3; i++) {
-      const res = await request(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpt-4o-mini', messages: [] }) })
+      const res: Dispatcher.ResponseData = await request(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpt-4o-mini', messages: [] }) })
       assert.equal(res.statusCode, 200)
       await res.body.text()
     }
