@@ -140,12 +140,12 @@ function hasPinoPretty (): boolean {
  * process exits.
  *
  * `sync` (the default, as pino's own): each batch is written on the event loop. `async` hands
- * each batch to libuv's thread pool and its completion back, which measured 6 µs more CPU per
- * request (5–11 % of a proxied request; bench/RESULTS.md round 5) but never blocks: where stdout
+ * each batch to libuv's thread pool and its completion back, which measured about 5 µs more CPU
+ * per request (bench/RESULTS.md round 5) but never blocks: where stdout
  * can stop draining for long (a stalled log collector), `async` lets memory grow instead of
  * stalling every request.
  */
-export function stdoutLogOptions (writes: GatewayConfig['log']['stdoutWrites']): { dest: number, sync: boolean, minLength: number, periodicFlush: number } {
+function stdoutLogOptions (writes: GatewayConfig['log']['stdoutWrites']): { dest: number, sync: boolean, minLength: number, periodicFlush: number } {
   return { dest: 1, sync: writes === 'sync', minLength: 4096, periodicFlush: 200 }
 }
 
