@@ -155,7 +155,31 @@ function stdoutStream (log: GatewayConfig['log'], problems: string[]): Destinati
     return pino.transport({ target: 'pino-pretty', options: { destination: 1, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } })
   }
   if (log.format === 'pretty') problems.push('log.format is pretty but pino-pretty is not installed (a dev dependency): JSON lines instead')
-  return pino.destination(stdoutLogOptions(log.stdoutWrites))
+  const options = stdoutLogOptions(log.stdoutWrites)
+  const stream = pino.destination(options)
+  if (options.sync) flushAtExit(stream)
+  return stream
+}
+
+/**
+ * pino flushes an asynchronous destination when the process exits, but not a synchronous one (it
+ * assumes those hold nothing): with a batch buffer, the last lines (the shutdown line among
+ * them) would be lost. One 'exit' listener for every such stream.
+ */
+const heldAtExit = new Set<{ flushSync: () => void, destroyed?: boolean }>()
+function flushAtExit (stream: { flushSync: () => void, destroyed?: boolean }): void {
+  if (heldAtExit.size === 0) {
+    process.once('exit', () => {
+      for (const s of heldAtExit) {
+        try {
+          if (s.destroyed !== true) s.flushSync()
+        } catch {
+          // stdout already gone: nothing left to write to
+        }
+      }
+    })
+  }
+  heldAtExit.add(stream)
 }
 
 export function openLogOutputs (config: GatewayConfig, secrets: readonly string[], destination?: NodeJS.WritableStream): LogOutputs {
