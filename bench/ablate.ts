@@ -19,7 +19,7 @@
  */
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { buildDist, cpuMicros, ROOT, killAll, removeBenchDir, scriptArgs, spawnServer, freePort, type ServerProcess } from './processes.js'
+import { buildDist, cpuMicros, ROOT, killAll, removeBenchDir, spawnBaseline, spawnMock, spawnServer, freePort, type ServerProcess } from './processes.js'
 import { cannon, KeyRing, NON_STREAM_CHAT, STREAM_CHAT } from './load.js'
 import { clientKeys, gatewayEnv } from './gateway-env.js'
 import { parseVariant, spawnGatewayVariant } from './variants.js'
@@ -55,13 +55,13 @@ async function main (): Promise<void> {
   const spec = values.stream ? STREAM_CHAT : NON_STREAM_CHAT
   const procs: ServerProcess[] = []
   try {
-    const mock = await spawnServer({ name: 'mock', args: scriptArgs('dist', 'src/mock/cli.ts'), env: {}, readyUrl: (l) => l.mock as string | undefined })
+    const mock = await spawnMock('dist')
     procs.push(mock)
     const paths: Array<{ name: string, proc: ServerProcess }> = []
-    const pipe = await spawnServer({ name: 'pipe', args: scriptArgs('dist', 'bench/bare-pipe.ts'), env: { PIPE_UPSTREAM_URL: mock.url }, readyUrl: (l) => l.pipe as string | undefined })
+    const pipe = await spawnBaseline('pipe', 'dist', mock.url)
     procs.push(pipe)
     paths.push({ name: 'pipe', proc: pipe })
-    const floor = await spawnServer({ name: 'fastify-floor', args: [...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/out/profiles', 'ablate-fastify-floor')}`] : []), ...scriptArgs('dist', 'bench/fastify-floor.ts')], env: { PIPE_UPSTREAM_URL: mock.url }, readyUrl: (l) => l.floor as string | undefined })
+    const floor = await spawnBaseline('floor', 'dist', mock.url, values.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/out/profiles', 'ablate-fastify-floor')}`] : [])
     procs.push(floor)
     paths.push({ name: 'fastify-floor', proc: floor })
     if (values.before !== undefined) {

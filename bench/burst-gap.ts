@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { cannon, KeyRing, NON_STREAM_CHAT } from './load.js'
 import { clientKeys } from './gateway-env.js'
-import { buildDist, cpuMicros, killAll, scriptArgs, spawnServer, type ServerProcess } from './processes.js'
+import { buildDist, cpuMicros, killAll, removeBenchDir, spawnMock, type ServerProcess } from './processes.js'
 import { parseVariant, spawnGatewayVariant } from './variants.js'
 
 const { values } = parseArgs({
@@ -36,7 +36,7 @@ async function main (): Promise<void> {
   const keys = new KeyRing(clientKeys())
   const procs: ServerProcess[] = []
   try {
-    const mock = await spawnServer({ name: 'mock', args: scriptArgs('dist', 'src/mock/cli.ts'), env: {}, readyUrl: (l) => l.mock as string | undefined })
+    const mock = await spawnMock('dist')
     procs.push(mock)
     const gateways: Array<{ name: string, proc: ServerProcess }> = []
     for (const v of values.variant.map(parseVariant)) {
@@ -66,6 +66,7 @@ async function main (): Promise<void> {
   } finally {
     for (const p of procs.reverse()) await p.stop()
     killAll()
+    removeBenchDir()
   }
 }
 

@@ -158,6 +158,21 @@ export function scriptArgs (mode: RunMode, srcPath: string): string[] {
   return [join(ROOT, 'dist', srcPath.replace(/\.ts$/, '.js'))]
 }
 
+/** The embedded mock upstream, in its own process. */
+export async function spawnMock (mode: RunMode): Promise<ServerProcess> {
+  return await spawnServer({ name: 'mock', args: scriptArgs(mode, 'src/mock/cli.ts'), env: {}, readyUrl: (l) => l.mock as string | undefined })
+}
+
+/** The two baselines in front of `mockUrl`: the bare undici pipe, and the same as one bare Fastify route. */
+export async function spawnBaseline (kind: 'pipe' | 'floor', mode: RunMode, mockUrl: string, nodeArgs: readonly string[] = []): Promise<ServerProcess> {
+  return await spawnServer({
+    name: kind === 'pipe' ? 'pipe' : 'fastify-floor',
+    args: [...nodeArgs, ...scriptArgs(mode, kind === 'pipe' ? 'bench/bare-pipe.ts' : 'bench/fastify-floor.ts')],
+    env: { PIPE_UPSTREAM_URL: mockUrl },
+    readyUrl: (l) => l[kind] as string | undefined
+  })
+}
+
 /** `npm run build`, plus the bare pipe with the same compiler and settings (bench/tsconfig.build.json). */
 export function buildDist (): void {
   const tsc = join(ROOT, 'node_modules/typescript/bin/tsc')

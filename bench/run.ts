@@ -22,7 +22,7 @@ import { startMockUpstream } from '../src/mock/upstream.js'
 import { sizes as sizesFor, type Group, type RunContext, type Scenario } from './context.js'
 import { CHAIN, clientKeys, gatewayEnv } from './gateway-env.js'
 import { KeyRing } from './load.js'
-import { buildDist, freePort, removeBenchDir, ROOT, scriptArgs, spawnServer, type RunMode, type ServerProcess } from './processes.js'
+import { buildDist, freePort, removeBenchDir, ROOT, scriptArgs, spawnBaseline, spawnMock, spawnServer, type RunMode, type ServerProcess } from './processes.js'
 import { markdownTable, summary, type Row } from './report.js'
 import { latency, models, nonStreamChat, soak, streamChat } from './scenarios/throughput.js'
 import { abandonedStreams, openStreams, pacedChunkDelay } from './scenarios/streams.js'
@@ -94,7 +94,7 @@ async function startGroup (kind: Scenario['mock'], args: Args): Promise<Running>
   const group: Partial<Group> = {}
   try {
     if (kind === 'process') {
-      const mock = await spawnServer({ name: 'mock', args: scriptArgs(args.mode, 'src/mock/cli.ts'), env: {}, readyUrl: (l) => l.mock as string | undefined })
+      const mock = await spawnMock(args.mode)
       processes.push(mock)
       mockUrl = mock.url
       mockPid = mock.pid
@@ -114,18 +114,8 @@ async function startGroup (kind: Scenario['mock'], args: Args): Promise<Running>
         env: { ...gatewayEnv(mockUrl, port), ...args.set },
         healthUrl: `http://127.0.0.1:${port}`
       }),
-      spawnServer({
-        name: 'pipe',
-        args: [...profile('pipe'), ...scriptArgs(args.mode, 'bench/bare-pipe.ts')],
-        env: { PIPE_UPSTREAM_URL: mockUrl },
-        readyUrl: (l) => l.pipe as string | undefined
-      }),
-      spawnServer({
-        name: 'floor',
-        args: scriptArgs(args.mode, 'bench/fastify-floor.ts'),
-        env: { PIPE_UPSTREAM_URL: mockUrl },
-        readyUrl: (l) => l.floor as string | undefined
-      })
+      spawnBaseline('pipe', args.mode, mockUrl, profile('pipe')),
+      spawnBaseline('floor', args.mode, mockUrl)
     ])
     for (const s of started) if (s.status === 'fulfilled') processes.push(s.value)
     for (const s of started) if (s.status === 'rejected') throw s.reason

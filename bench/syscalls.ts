@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { cannon, KeyRing, NON_STREAM_CHAT, STREAM_CHAT } from './load.js'
 import { clientKeys } from './gateway-env.js'
-import { buildDist, scriptArgs, spawnServer, type ServerProcess } from './processes.js'
+import { buildDist, removeBenchDir, spawnBaseline, spawnMock, type ServerProcess } from './processes.js'
 import { parseVariant, spawnGatewayVariant } from './variants.js'
 
 const { values } = parseArgs({ options: { stream: { type: 'boolean', default: false }, amount: { type: 'string', default: '4000' }, variant: { type: 'string', multiple: true, default: ['gateway:'] }, 'skip-build': { type: 'boolean', default: false } } })
@@ -31,18 +31,19 @@ async function traced (name: string, proc: ServerProcess): Promise<void> {
   await new Promise((resolve) => strace.once('close', resolve))
   process.stdout.write(`\n## ${name}: ${amount} requests\n`)
   for (const line of out.split('\n')) {
-    const m = /^\s*[\d.]+\s+([\d.]+)\s+(\d+)\s+(\d+)\s+(?:\d+\s+)?(\w+)$/.exec(line)
-    if (m !== null && Number(m[3]) >= amount / 20) process.stdout.write(`${m[4].padEnd(16)} ${(Number(m[3]) / amount).toFixed(2)} per request, ${m[2]} µs per call\n`)
+    // counts only: strace's own times are mostly the cost of tracing
+    const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$/.exec(line)
+    if (m !== null && Number(m[1]) >= amount / 20) process.stdout.write(`${m[2].padEnd(16)} ${(Number(m[1]) / amount).toFixed(2)} per request\n`)
   }
 }
 
 if (!values['skip-build']) buildDist()
 try {
-  const mock = await spawnServer({ name: 'mock', args: scriptArgs('dist', 'src/mock/cli.ts'), env: {}, readyUrl: (l) => l.mock as string | undefined })
+  const mock = await spawnMock('dist')
   procs.push(mock)
-  const pipe = await spawnServer({ name: 'pipe', args: scriptArgs('dist', 'bench/bare-pipe.ts'), env: { PIPE_UPSTREAM_URL: mock.url }, readyUrl: (l) => l.pipe as string | undefined })
+  const pipe = await spawnBaseline('pipe', 'dist', mock.url)
   procs.push(pipe)
-  const floor = await spawnServer({ name: 'fastify-floor', args: scriptArgs('dist', 'bench/fastify-floor.ts'), env: { PIPE_UPSTREAM_URL: mock.url }, readyUrl: (l) => l.floor as string | undefined })
+  const floor = await spawnBaseline('floor', 'dist', mock.url)
   procs.push(floor)
   await traced('pipe', pipe)
   await traced('fastify-floor', floor)
@@ -53,4 +54,5 @@ try {
   }
 } finally {
   await Promise.all(procs.map(async (p) => await p.stop()))
+  removeBenchDir()
 }
