@@ -42,6 +42,12 @@ export class BlacklistSync {
   #subscriber: Redis | null = null
   #timer: NodeJS.Timeout | null = null
   #syncing: Promise<void> | null = null
+  /**
+   * Counts changes made while a full read may be on its way: another replica's message, or a
+   * change of our own. A read that saw this move may be older than the change (the hash and the
+   * message travel on different connections) and must not replace the list with it.
+   */
+  #changes = 0
 
   constructor (opts: BlacklistSyncOptions) {
     this.#o = opts
@@ -96,13 +102,20 @@ export class BlacklistSync {
         return
       }
       for (const change of [...this.#pending.values()]) await this.#push(change, true)
-      const hash = await redis.hgetall(this.#hash)
-      const entries: BlacklistEntry[] = []
-      for (const text of Object.values(hash)) {
-        const entry = this.#parse(text)
-        if (entry !== null) entries.push(entry)
+      // a change during the read: read again; under a steady stream of changes the messages keep
+      // the copy current and the next interval tries again
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const before = this.#changes
+        const hash = await redis.hgetall(this.#hash)
+        if (this.#changes !== before) continue
+        const entries: BlacklistEntry[] = []
+        for (const text of Object.values(hash)) {
+          const entry = this.#parse(text)
+          if (entry !== null) entries.push(entry)
+        }
+        if (blacklist.replaceAll(entries)) this.#o.onRemoteChange()
+        break
       }
-      if (blacklist.replaceAll(entries)) this.#o.onRemoteChange()
       health.recovered()
     } catch (err) {
       health.failed(err, 'blacklist sync')
@@ -127,6 +140,7 @@ export class BlacklistSync {
   }
 
   async #push (change: Change, throwOnFailure = false): Promise<void> {
+    this.#changes++
     const { redis, health } = this.#o
     const ip = change.op === 'add' ? change.entry.ip : change.ip
     const tx = redis.multi()
@@ -150,6 +164,7 @@ export class BlacklistSync {
     if (msg === null || typeof msg !== 'object') return
     const m = msg as { op?: unknown, entry?: unknown, ip?: unknown, origin?: unknown }
     if (m.origin === this.#origin) return
+    this.#changes++
     let changed = false
     if (m.op === 'add') {
       const entry = parseEntry(m.entry)
