@@ -68,6 +68,13 @@ export interface GatewayState {
    * pass-through of plugins/upload-limits.ts; null → the socket is piped as is.
    */
   bodyStream: Readable | null
+  /**
+   * An upstream path chosen by the model, for a body whose model is a form field (a multipart
+   * upload to an Azure deployment operation): the URL to map again once the field is read
+   * (plugins/routing.ts sets it), and the field's value as the form streams in
+   * (plugins/upload-limits.ts; the forwarder waits for it before it calls the upstream).
+   */
+  formModel: { url: string, value: Promise<string | null> | null } | null
   model: string | null
   stream: boolean
   responseHooks: ResponseHook[]
@@ -113,6 +120,7 @@ export function newState (): GatewayState {
     bodyChanged: false,
     bodyAdditions: null,
     bodyStream: null,
+    formModel: null,
     model: null,
     stream: false,
     responseHooks: [],

@@ -19,7 +19,8 @@ import { isIP } from 'node:net'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import type { UpstreamTarget } from './upstreams.js'
-import { isSafeRequestPath, mapUpstreamPath, pathTargetOf } from '../src/routing/paths.js'
+import { isSafeRequestPath, mapUpstreamPath, pathNeedsModel, pathTargetOf } from '../src/routing/paths.js'
+import { isMultipart } from '../src/uploads/limiter.js'
 import { allowList, checkTargetHost, type AllowList } from '../src/routing/target-host.js'
 import { AmbiguousHostError, InvalidPathError, NoTargetError, TargetForbiddenError, TargetHostRefusedError } from '../src/routing/errors.js'
 import { routeConfigOf } from './request-state.js'
@@ -133,7 +134,10 @@ function mapTarget (request: FastifyRequest): void {
   const target = gw.target
   if (target === null) return
   assertAllowed(request, target)
-  gw.upstreamPath = mapUpstreamPath(target, gw.upstreamPath !== '' ? gw.upstreamPath : request.url, gw.model)
+  const url = gw.upstreamPath !== '' ? gw.upstreamPath : request.url
+  gw.upstreamPath = mapUpstreamPath(target, url, gw.model)
+  // a form names its model in a field: the path is mapped again once the field was read
+  if (gw.model === null && isMultipart(request.headers) && pathNeedsModel(target, url)) gw.formModel = { url, value: null }
 }
 
 interface TargetHeaderResolver {

@@ -4,10 +4,12 @@
  * size, each refused with a 413 that names the limit; and, for a key restricted to some models, the
  * form's `model` field (plugins/auth.ts, `formModelCheck`).
  *
- * The body is never held: it flows from the client socket through a counting pass-through
- * (src/uploads/limiter.ts) into the upstream request. A declared Content-Length over the total
- * limit is refused before the upstream is contacted; a limit crossed mid-stream errors the
- * pass-through, which makes undici abort the upstream request, and the client gets the 413.
+ * The body is not held: it flows from the client socket through a counting pass-through
+ * (src/uploads/limiter.ts) into the upstream request. (One exception: a form whose `model` field
+ * chooses an Azure deployment is held until that field, within `modelFieldHoldBytes`.) A
+ * declared Content-Length over the total limit is refused before the upstream is contacted; a
+ * limit crossed mid-stream errors the pass-through, which makes undici abort the upstream
+ * request, and the client gets the 413.
  * The rest of the refused body is read and discarded for a while (so the client, still sending,
  * can read the 413 instead of a reset connection), then the connection is cut.
  */
@@ -16,7 +18,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { GatewayConfig } from '../config/schema.js'
 import { UploadTotalTooLargeError, isStreamedBodyRefusal } from '../src/errors.js'
-import { UploadLimiter, type UploadLimits } from '../src/uploads/limiter.js'
+import { UploadLimiter } from '../src/uploads/limiter.js'
 import { formModelCheck } from './auth.js'
 
 export interface UploadLimitsOptions {
@@ -57,9 +59,12 @@ function discardRest (raw: IncomingMessage, res: ServerResponse): void {
 }
 
 /** Client socket → limiter, with backpressure; a client that goes away destroys the limiter (and so the upstream request). */
-function limitedBody (request: FastifyRequest, reply: FastifyReply, limits: UploadLimits): UploadLimiter {
+function limitedBody (request: FastifyRequest, reply: FastifyReply, limits: UploadLimitsOptions['uploads']): UploadLimiter {
   const raw = request.raw
-  const limiter = new UploadLimiter(raw.headers, limits, formModelCheck(request))
+  const gw = request.gw
+  const hold = gw.formModel !== null ? { maxBytes: limits.modelFieldHoldBytes } : null
+  const limiter = new UploadLimiter(raw.headers, limits, formModelCheck(request), hold)
+  if (gw.formModel !== null) gw.formModel.value = limiter.modelField
   const onData = (chunk: Buffer): void => { if (!limiter.write(chunk)) raw.pause() }
   const onDrain = (): void => { raw.resume() }
   const onEnd = (): void => { limiter.end() }
@@ -85,7 +90,7 @@ function limitedBody (request: FastifyRequest, reply: FastifyReply, limits: Uplo
 }
 
 const uploadLimits: FastifyPluginAsync<UploadLimitsOptions> = async (fastify, { uploads }) => {
-  const limits: UploadLimits = { ...uploads }
+  const limits = { ...uploads }
 
   // callback form: a sync decision, no promise per request
   fastify.addHook('preHandler', function limitStreamedBody (request, reply, done) {

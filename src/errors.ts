@@ -40,6 +40,8 @@ export const UploadFileTooLargeError = coded('GW_UPLOAD_FILE_SIZE', 'Uploaded fi
 export const UploadTooManyFilesError = coded('GW_UPLOAD_FILE_COUNT', 'Upload exceeds the file count limit of %s files', 413, 'invalid_request_error', 'upload_file_count_exceeded')
 export const UploadTooManyFieldsError = coded('GW_UPLOAD_FIELD_COUNT', 'Upload exceeds the field count limit of %s fields', 413, 'invalid_request_error', 'upload_field_count_exceeded')
 export const UploadFieldTooLargeError = coded('GW_UPLOAD_FIELD_SIZE', 'Upload field exceeds the field size limit of %s bytes', 413, 'invalid_request_error', 'upload_field_size_exceeded')
+/** Not a size limit of the upload, so a 400: the form's order (src/uploads/limiter.ts, `ModelFieldHold`). */
+export const UploadModelFieldLateError = coded('GW_UPLOAD_MODEL_FIELD_LATE', "The form's model field must come within its first %s bytes: this target chooses its Azure deployment by the model. Send the model field before the file, or call /openai/deployments/{deployment}/... directly", 400, 'invalid_request_error', 'model_field_too_late')
 
 /** An upload limit tripped while the body streamed; the 413 stands even though the upstream call failed. */
 export function isUploadLimitError (err: unknown): err is Error & { code: string, statusCode: number } {

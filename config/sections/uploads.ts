@@ -9,7 +9,8 @@ export const uploadsSchema = Type.Object({
   maxFileBytes: Type.Integer({ default: GiB, minimum: 1, description: 'largest file part of a multipart upload' }),
   maxFiles: Type.Integer({ default: 20, minimum: 0, description: 'file parts per multipart upload' }),
   maxFields: Type.Integer({ default: 100, minimum: 0, description: 'non-file fields per multipart upload' }),
-  maxFieldBytes: Type.Integer({ default: MiB, minimum: 1, description: 'largest non-file field value' })
+  maxFieldBytes: Type.Integer({ default: MiB, minimum: 1, description: 'largest non-file field value' }),
+  modelFieldHoldBytes: Type.Integer({ default: 32 * MiB, minimum: 0, description: 'a multipart form to an Azure deployment operation is held in memory until its model field, up to this many bytes (400 beyond; 0: not held, no deployment in the path)' })
 }, { additionalProperties: false, default: {} })
 
 export const uploads: ConfigSection = {
@@ -20,6 +21,7 @@ export const uploads: ConfigSection = {
     { path: 'uploads.maxFileBytes', env: ['GATEWAY_UPLOAD_MAX_FILE_BYTES'], type: 'integer', doc: 'largest file in a multipart upload, 413 above' },
     { path: 'uploads.maxFiles', env: ['GATEWAY_UPLOAD_MAX_FILES'], type: 'integer', doc: 'most files in a multipart upload, 413 above' },
     { path: 'uploads.maxFields', env: ['GATEWAY_UPLOAD_MAX_FIELDS'], type: 'integer', doc: 'most non-file fields in a multipart upload, 413 above' },
-    { path: 'uploads.maxFieldBytes', env: ['GATEWAY_UPLOAD_MAX_FIELD_BYTES'], type: 'integer', doc: 'largest non-file field value, 413 above' }
+    { path: 'uploads.maxFieldBytes', env: ['GATEWAY_UPLOAD_MAX_FIELD_BYTES'], type: 'integer', doc: 'largest non-file field value, 413 above' },
+    { path: 'uploads.modelFieldHoldBytes', env: ['GATEWAY_UPLOAD_MODEL_FIELD_HOLD_BYTES'], type: 'integer', doc: 'Azure targets: how much of a multipart form (audio transcription, image edit) is held in memory while its model field, which names the deployment, has not arrived; 400 beyond, 0 = never held' }
   ]
 }

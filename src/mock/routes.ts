@@ -41,7 +41,9 @@ const patternRoutes: ReadonlyArray<readonly [method: string, pattern: RegExp, ro
   ['GET', /^\/v1\/files\/([^/]+)\/content$/, { body: 'raw', handler: fileContent }],
   ['POST', /^\/v1\/uploads\/([^/]+)\/parts$/, { body: 'multipart', handler: uploadPart }],
   ['POST', /^\/openai\/deployments\/([^/]+)\/chat\/completions$/, { body: 'json', handler: chatCompletions, modelFromPath: true }],
-  ['POST', /^\/openai\/deployments\/([^/]+)\/embeddings$/, { body: 'json', handler: embeddings, modelFromPath: true }]
+  ['POST', /^\/openai\/deployments\/([^/]+)\/embeddings$/, { body: 'json', handler: embeddings, modelFromPath: true }],
+  ['POST', /^\/openai\/deployments\/([^/]+)\/audio\/(?:transcriptions|translations)$/, { body: 'multipart', handler: transcription }],
+  ['POST', /^\/openai\/deployments\/([^/]+)\/images\/edits$/, { body: 'multipart', handler: images }]
 ]
 
 function decode (segment: string): string {

@@ -7,8 +7,9 @@
  * /v1/audio/transcriptions, /v1/audio/translations, /v1/images/edits,
  * /v1/images/variations, /v1/uploads/{id}/parts; GET /v1/models,
  * /v1/models/{id}, /v1/files/{id}/content, /healthz; the /v1/realtime
- * WebSocket; Azure's /openai/deployments/{deployment}/chat/completions and
- * /embeddings. Anything else is a 404 in OpenAI's error shape.
+ * WebSocket; Azure's /openai/deployments/{deployment}/chat/completions,
+ * /embeddings, /audio/transcriptions, /audio/translations and /images/edits.
+ * Anything else is a 404 in OpenAI's error shape.
  *
  * Per-request behaviour comes from optional request headers, so one running
  * mock serves every test:

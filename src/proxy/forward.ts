@@ -18,6 +18,8 @@ import { addUpstreamHeaders, clientResponseHeaders, isEventStream, upstreamReque
 import { classifyUpstreamError, streamErrorEvent } from './upstream-errors.js'
 import { UpstreamProtocolError, errorBody, isAnthropicPath, isStreamedBodyRefusal, shapeError } from '../errors.js'
 import { isRetryableFailure, noteKeyRefused, switchKey } from '../routing/failover.js'
+import { mapUpstreamPath } from '../routing/paths.js'
+import type { GatewayState } from '../../plugins/request-state.js'
 
 export interface ForwardOptions {
   /** request headers that must not go upstream (e.g. a custom client-auth header) */
@@ -64,6 +66,15 @@ export function addTargetHeaders (headers: Record<string, string | string[]>, ta
   }
 }
 
+/** The upstream path of a form whose model field names an Azure deployment, once the field was read. */
+async function mapPathByFormModel (gw: GatewayState, target: UpstreamTarget): Promise<void> {
+  const pending = gw.formModel
+  if (pending?.value == null) return
+  const model = await pending.value
+  if (model !== null) gw.model ??= model
+  gw.upstreamPath = mapUpstreamPath(target, pending.url, model)
+}
+
 function requestBody (request: FastifyRequest): { body: Dispatcher.DispatchOptions['body'], length?: number } {
   const gw = request.gw
   if (gw.rawBody !== null) {
@@ -98,6 +109,20 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
     exchange?.abort()
   }
   reply.raw.once('close', onClientClose)
+
+  if (gw.formModel?.value != null) {
+    try {
+      await mapPathByFormModel(gw, target)
+    } catch (err) {
+      // refused while the form streamed (a limit, a model the key may not use, the model field
+      // too late): the client's 4xx; otherwise the client left before the field arrived
+      if (isStreamedBodyRefusal(err)) throw err
+      gw.errorClass ??= 'client_abort'
+      reply.hijack()
+      reply.raw.destroy()
+      return undefined
+    }
+  }
 
   const { body, length } = requestBody(request)
   // the same choice as upstreamKeyFor, keeping the pool and its key for failover

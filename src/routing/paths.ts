@@ -127,20 +127,26 @@ const DEPLOYMENT_OPERATIONS = new Set([
   'audio/translations', 'images/generations', 'images/edits'
 ])
 
-/** The path (and query) to request from the target, for a client URL and the request's model. */
-export function mapUpstreamPath (target: PathMapping, url: string, model: string | null): string {
-  if (target.rewrites === null && target.azure === null) return url
+/** The client URL after the target's path rewrites, as path and query. */
+function rewritten (target: PathMapping, url: string): { path: string, query: string } {
   const q = url.indexOf('?')
   let path = q === -1 ? url : url.slice(0, q)
   let query = q === -1 ? '' : url.slice(q + 1)
   if (target.rewrites !== null) {
-    const rewritten = rewrite(target.rewrites, path)
-    if (rewritten !== null) {
-      const rq = rewritten.indexOf('?')
-      path = rq === -1 ? rewritten : rewritten.slice(0, rq)
-      if (rq !== -1) query = joinQuery(rewritten.slice(rq + 1), query)
+    const to = rewrite(target.rewrites, path)
+    if (to !== null) {
+      const rq = to.indexOf('?')
+      path = rq === -1 ? to : to.slice(0, rq)
+      if (rq !== -1) query = joinQuery(to.slice(rq + 1), query)
     }
   }
+  return { path, query }
+}
+
+/** The path (and query) to request from the target, for a client URL and the request's model. */
+export function mapUpstreamPath (target: PathMapping, url: string, model: string | null): string {
+  if (target.rewrites === null && target.azure === null) return url
+  let { path, query } = rewritten(target, url)
   if (target.azure !== null) {
     path = azurePath(target.azure, path, model)
     if (target.azure.apiVersion !== '' && !new URLSearchParams(query).has('api-version')) {
@@ -148,6 +154,16 @@ export function mapUpstreamPath (target: PathMapping, url: string, model: string
     }
   }
   return query === '' ? path : `${path}?${query}`
+}
+
+/**
+ * True when the upstream path for `url` is chosen by the request's model: an Azure target and an
+ * operation addressed through a deployment (`/v1/audio/transcriptions` → `/openai/deployments/{d}/…`).
+ */
+export function pathNeedsModel (target: PathMapping, url: string): boolean {
+  if (target.azure === null) return false
+  const { path } = rewritten(target, url)
+  return path.startsWith('/v1/') && DEPLOYMENT_OPERATIONS.has(path.slice(4))
 }
 
 function rewrite (rules: readonly PathRewrite[], path: string): string | null {
