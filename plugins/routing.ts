@@ -137,7 +137,7 @@ function mapTarget (request: FastifyRequest): void {
   const url = gw.upstreamPath !== '' ? gw.upstreamPath : request.url
   gw.upstreamPath = mapUpstreamPath(target, url, gw.model)
   // a form names its model in a field: the path is mapped again once the field was read
-  if (gw.model === null && isMultipart(request.headers) && pathNeedsModel(target, url)) gw.formModel = { url, value: null }
+  if (gw.model === null && pathNeedsModel(target, url) && isMultipart(request.headers)) gw.formModel = { url, value: null }
 }
 
 interface TargetHeaderResolver {
