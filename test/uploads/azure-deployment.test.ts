@@ -7,42 +7,18 @@
  */
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import OpenAI, { toFile } from 'openai'
 import { request } from 'undici'
 import { startGateway, startMock } from '../helper.js'
+import { bytes, multipartForm, sha256 } from './forms.js'
 
 const MiB = 1024 * 1024
 const API_VERSION = '2024-10-21'
 
-function bytes (size: number, seed = 3): Buffer {
-  const out = Buffer.allocUnsafe(size)
-  let x = seed
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0
-    out[i] = x >>> 24
-  }
-  return out
-}
-
-function sha256 (buf: Buffer): string {
-  return createHash('sha256').update(buf).digest('hex')
-}
-
-/** A form with the file and the fields in the given order ('file' marks the file's place). */
+/** A form with the file (`bytes`) and the fields in the given order ('file' marks the file's place). */
 function form (order: Array<[string, string] | 'file'>, file: Buffer): { body: Buffer, type: string } {
-  const boundary = '----gw-azure-form'
-  const parts: Buffer[] = []
-  for (const part of order) {
-    if (part === 'file') {
-      parts.push(Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="a.wav"\r\ncontent-type: audio/wav\r\n\r\n`), file, Buffer.from('\r\n'))
-    } else {
-      parts.push(Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="${part[0]}"\r\n\r\n${part[1]}\r\n`))
-    }
-  }
-  parts.push(Buffer.from(`--${boundary}--\r\n`))
-  return { body: Buffer.concat(parts), type: `multipart/form-data; boundary=${boundary}` }
+  return multipartForm(order.map((part) => part === 'file' ? file : part), '----gw-azure-form')
 }
 
 async function azure (t: TestContext, env: Record<string, string> = {}): Promise<{ url: string, mock: Awaited<ReturnType<typeof startMock>> }> {

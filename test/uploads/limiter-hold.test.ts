@@ -6,19 +6,14 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { UploadLimiter } from '../../src/uploads/limiter.js'
+import { multipartForm, type FormPart } from './forms.js'
 
 const LIMITS = { maxTotalBytes: 1 << 30, maxFileBytes: 1 << 30, maxFiles: 10, maxFields: 10, maxFieldBytes: 1 << 20 }
 const BOUNDARY = 'hold-test'
 const HEADERS = { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` }
 
-function form (parts: Array<[string, string] | Buffer>): Buffer {
-  const out: Buffer[] = []
-  for (const p of parts) {
-    if (Buffer.isBuffer(p)) out.push(Buffer.from(`--${BOUNDARY}\r\ncontent-disposition: form-data; name="file"; filename="f.bin"\r\n\r\n`), p, Buffer.from('\r\n'))
-    else out.push(Buffer.from(`--${BOUNDARY}\r\ncontent-disposition: form-data; name="${p[0]}"\r\n\r\n${p[1]}\r\n`))
-  }
-  out.push(Buffer.from(`--${BOUNDARY}--\r\n`))
-  return Buffer.concat(out)
+function form (parts: FormPart[]): Buffer {
+  return multipartForm(parts, BOUNDARY).body
 }
 
 /** Writes `part` in chunks of `size`, with backpressure. */
@@ -69,7 +64,7 @@ test('the model field as the last part, the first part, or absent', async () => 
     [[file, ['model', 'last']], 'last'],
     [[['model', 'first'], file], 'first'],
     [[file, ['prompt', 'x']], null]
-  ] as Array<[Array<[string, string] | Buffer>, string | null]>) {
+  ] as Array<[FormPart[], string | null]>) {
     const body = form(parts)
     const r = await run(body, 333, 1 << 20)
     assert.equal(r.error, null)

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict'
 import OpenAI, { toFile } from 'openai'
 import { request } from 'undici'
 import { startGateway, startMock } from '../helper.js'
+import { multipartForm } from './forms.js'
 import { waitFor } from '../realtime/ws-helpers.js'
 
 const KEY = 'gwk-restricted-0123456789abcdef'
@@ -30,17 +31,7 @@ auth:
 }
 
 function form (fields: Array<[string, string]>, file: Buffer, fileFirst: boolean): { body: Buffer, type: string } {
-  const boundary = '----gw-model-check'
-  const parts: Buffer[] = []
-  const field = ([name, value]: [string, string]): void => { parts.push(Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`)) }
-  const addFile = (): void => {
-    parts.push(Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="a.wav"\r\ncontent-type: audio/wav\r\n\r\n`), file, Buffer.from('\r\n'))
-  }
-  if (fileFirst) addFile()
-  fields.forEach(field)
-  if (!fileFirst) addFile()
-  parts.push(Buffer.from(`--${boundary}--\r\n`))
-  return { body: Buffer.concat(parts), type: `multipart/form-data; boundary=${boundary}` }
+  return multipartForm(fileFirst ? [file, ...fields] : [...fields, file], '----gw-model-check')
 }
 
 test('multipart model field: allowed passes, another is 403, a second spelling is 400, none passes', async (t) => {

@@ -5,30 +5,16 @@
  */
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { PassThrough } from 'node:stream'
 import OpenAI, { APIError, toFile } from 'openai'
 import { request } from 'undici'
 import { startGateway, startMock } from '../helper.js'
+import { bytes, sha256 } from './forms.js'
 import { waitFor } from '../realtime/ws-helpers.js'
 
 const MiB = 1024 * 1024
-
-function bytes (size: number, seed = 1): Buffer {
-  const out = Buffer.allocUnsafe(size)
-  let x = seed
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0
-    out[i] = x >>> 24
-  }
-  return out
-}
-
-function sha256 (buf: Buffer): string {
-  return createHash('sha256').update(buf).digest('hex')
-}
 
 function sdk (url: string): OpenAI {
   return new OpenAI({ baseURL: `${url}/v1`, apiKey: 'sk-client-upload', maxRetries: 0 })
