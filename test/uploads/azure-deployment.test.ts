@@ -21,7 +21,8 @@ function form (order: Array<[string, string] | 'file'>, file: Buffer): { body: B
   return multipartForm(order.map((part) => part === 'file' ? file : part), '----gw-azure-form')
 }
 
-async function azure (t: TestContext, env: Record<string, string> = {}): Promise<{ url: string, mock: Awaited<ReturnType<typeof startMock>> }> {
+/** A gateway with the Azure target `az` in front of a mock; `moreYaml` adds top-level sections. */
+async function azure (t: TestContext, env: Record<string, string> = {}, moreYaml = ''): Promise<{ url: string, mock: Awaited<ReturnType<typeof startMock>> }> {
   const mock = await startMock(t)
   const gw = await startGateway(t, {
     env,
@@ -34,7 +35,7 @@ targets:
     azure:
       apiVersion: ${API_VERSION}
       deployments: { whisper-1: prod-whisper, gpt-image-1: prod-image }
-`
+${moreYaml}`
   })
   return { url: `${gw.url}/az`, mock }
 }
@@ -127,23 +128,14 @@ test('Azure target: a client that leaves while its form is held leaves no upstre
 })
 
 test('Azure target: a restricted key\'s held form with a model it may not use is a 403; the upstream is not called', async (t) => {
-  const mock = await startMock(t)
-  const gw = await startGateway(t, {
-    yaml: `
-targets:
-  az:
-    url: ${mock.url}
-    provider: azure
-    keys: [azure-upstream-key-forms]
-    azure: { apiVersion: ${API_VERSION} }
+  const { url, mock } = await azure(t, {}, `
 auth:
   keys:
     - name: restricted
       key: gwk-azure-restricted-0123456789
       allowedModels: [whisper-1]
-`
-  })
-  const client = new OpenAI({ baseURL: `${gw.url}/az/v1`, apiKey: 'gwk-azure-restricted-0123456789', maxRetries: 0 })
+`)
+  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'gwk-azure-restricted-0123456789', maxRetries: 0 })
   const refused = await client.audio.transcriptions.create({ file: await toFile(bytes(MiB), 'a.wav'), model: 'gpt-4o-transcribe' }).catch((err: unknown) => err)
   assert.ok(refused instanceof OpenAI.APIError)
   assert.equal(refused.status, 403)
@@ -151,5 +143,5 @@ auth:
   assert.equal(mock.requests.length, 0)
   const ok = await client.audio.transcriptions.create({ file: await toFile(bytes(MiB), 'a.wav'), model: 'whisper-1' })
   assert.equal(ok.text, 'mock transcription')
-  assert.equal(mock.requests.at(-1)!.url, `/openai/deployments/whisper-1/audio/transcriptions?api-version=${API_VERSION}`)
+  assert.equal(mock.requests.at(-1)!.url, `/openai/deployments/prod-whisper/audio/transcriptions?api-version=${API_VERSION}`)
 })
