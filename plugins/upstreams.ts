@@ -49,7 +49,8 @@ export interface UpstreamTarget {
   proxyUrl: string | null
   /**
    * The DNS lookup every connection to this target must use (the pinned, SSRF-checked lookup of a
-   * checked `X-Target-Host` host), also for the realtime dial; null = the system's
+   * checked `X-Target-Host` host), also for the realtime dial; through a proxy the tunnel goes to
+   * the address it returns; null = the system's (or the proxy's)
    */
   lookup: LookupFunction | null
   /** extra trusted CA file (PEM) for this target, '' for none: also used by the realtime dial */
@@ -92,6 +93,9 @@ export function proxyUrlFor (target: UpstreamTarget): string | null {
 export function createAgent (opts: { caFile: string, connectTimeoutMs: number, connections: number }): Agent {
   return createDispatcher({ ...opts, proxyUrl: null }) as Agent
 }
+
+/** per-host pinned tunnels kept open for X-Target-Host hosts reached through a proxy */
+const PINNED_TUNNELS = 64
 
 /** Anthropic's API refuses requests without a version; clients that omit it get the stable one. */
 const PROVIDER_DEFAULT_HEADERS: Partial<Record<Provider, Record<string, string>>> = {
@@ -163,25 +167,42 @@ const upstreams: FastifyPluginAsync<UpstreamsOptions> = async (fastify, { upstre
     if (t.proxyUrl !== null) fastify.log.info({ upstream: t.name }, 'upstream reached through an outbound proxy')
   }
 
-  // X-Target-Host hosts share two dispatchers, created on first use, and one pinned lookup
+  // X-Target-Host hosts share the direct and the pinned dispatcher, created on first use, and one
+  // pinned lookup. Through a proxy a checked host is pinned by a tunnel to its checked address,
+  // under its own name for TLS: one dispatcher per such host, the least recently used closed
+  // beyond PINNED_TUNNELS.
   const adHoc = new Map<string, Dispatcher>()
   const pinned = pinnedLookup()
   function adHocDispatcher (origin: string, checked: boolean): { dispatcher: Dispatcher, proxyUrl: string | null } {
     const proxyUrl = resolveProxy(origin, '', outbound)
-    // through a proxy the proxy resolves the name itself: the pin cannot reach past it
-    const kind = proxyUrl !== null ? `proxy ${proxyUrl}` : checked ? 'pinned' : 'direct'
+    const hostname = new URL(origin).hostname
+    const tunnelled = proxyUrl !== null && checked
+    const kind = tunnelled ? `pinned ${proxyUrl} ${hostname}` : proxyUrl !== null ? `proxy ${proxyUrl}` : checked ? 'pinned' : 'direct'
     let dispatcher = adHoc.get(kind)
-    if (dispatcher === undefined) {
-      dispatcher = createDispatcher({
-        caFile: upstream.caFile,
-        connectTimeoutMs: upstream.connectTimeoutMs,
-        connections: upstream.connections,
-        proxyUrl,
-        ...(kind === 'pinned' ? { lookup: pinned } : {})
-      })
-      adHoc.set(kind, dispatcher)
+    if (dispatcher !== undefined) {
+      if (tunnelled) { adHoc.delete(kind); adHoc.set(kind, dispatcher) } // most recently used last
+      return { dispatcher, proxyUrl }
     }
+    dispatcher = createDispatcher({
+      caFile: upstream.caFile,
+      connectTimeoutMs: upstream.connectTimeoutMs,
+      connections: upstream.connections,
+      proxyUrl,
+      ...(checked ? { lookup: pinned } : {}),
+      ...(tunnelled ? { pinnedHost: hostname } : {})
+    })
+    if (tunnelled) closeBeyond(PINNED_TUNNELS - 1)
+    adHoc.set(kind, dispatcher)
     return { dispatcher, proxyUrl }
+  }
+  /** closes the least recently used per-host tunnels until at most `keep` are left (in-flight requests finish first) */
+  function closeBeyond (keep: number): void {
+    const tunnels = [...adHoc.keys()].filter((k) => k.startsWith('pinned '))
+    for (const key of tunnels.slice(0, Math.max(0, tunnels.length - keep))) {
+      const old = adHoc.get(key)
+      adHoc.delete(key)
+      old?.close().catch(() => {})
+    }
   }
 
   function forHost (authority: string, checked: boolean): UpstreamTarget {
@@ -203,8 +224,8 @@ const upstreams: FastifyPluginAsync<UpstreamsOptions> = async (fastify, { upstre
       hostPrefixes: [],
       dispatcher,
       proxyUrl,
-      // through a proxy the proxy resolves the name: nothing to pin on our side
-      lookup: checked && proxyUrl === null ? pinned : null,
+      // directly, or through a proxy with a tunnel to the checked address (routes/v1/realtime.ts)
+      lookup: checked ? pinned : null,
       caFile: upstream.caFile,
       firstByteTimeoutMs: upstream.firstByteTimeoutMs,
       idleTimeoutMs: upstream.idleTimeoutMs

@@ -22,7 +22,7 @@ import { HttpsProxyAgent } from 'https-proxy-agent'
 import { keyFromProtocols, offeredProtocols, upstreamProtocols } from '../../src/realtime/protocols.js'
 import { RealtimeRelay, type RelayResult } from '../../src/realtime/relay.js'
 import type { RealtimeSessionSummary } from '../../src/realtime/summary.js'
-import { dialUpstream, realtimeHeaders, realtimeUrl } from '../../src/realtime/upstream.js'
+import { dialUpstream, PinnedProxyAgent, realtimeHeaders, realtimeUrl } from '../../src/realtime/upstream.js'
 import { trackRelay } from '../../src/realtime/websocket-options.js'
 
 export interface RealtimeRouteOptions {
@@ -35,15 +35,19 @@ export interface RealtimeRouteOptions {
   dialAgent?: (target: UpstreamTarget) => Agent | undefined
 }
 
-/** One CONNECT-tunnelling agent per proxy URL, shared by every session through it. */
+/**
+ * One CONNECT-tunnelling agent per proxy URL, shared by every session through it; for a pinned
+ * host (a checked X-Target-Host, `target.lookup` set) one that tunnels to the checked address.
+ */
 function proxyAgents (): (target: UpstreamTarget) => Agent | undefined {
   const agents = new Map<string, Agent>()
   return (target) => {
     if (target.proxyUrl === null) return undefined
-    let agent = agents.get(target.proxyUrl)
+    const key = target.lookup !== null ? `pinned ${target.proxyUrl}` : target.proxyUrl
+    let agent = agents.get(key)
     if (agent === undefined) {
-      agent = new HttpsProxyAgent(target.proxyUrl, { keepAlive: false })
-      agents.set(target.proxyUrl, agent)
+      agent = target.lookup !== null ? new PinnedProxyAgent(target.proxyUrl, target.lookup) : new HttpsProxyAgent(target.proxyUrl, { keepAlive: false })
+      agents.set(key, agent)
     }
     return agent
   }

@@ -1,8 +1,9 @@
 /**
  * Dialling the upstream realtime WebSocket: URL, headers and the `ws` client options.
  */
-import type { Agent, IncomingHttpHeaders } from 'node:http'
-import type { LookupFunction } from 'node:net'
+import type { Agent, ClientRequest, IncomingHttpHeaders } from 'node:http'
+import type { LookupFunction, Socket } from 'node:net'
+import { HttpsProxyAgent } from 'https-proxy-agent'
 import { WebSocket } from 'ws'
 import type { UpstreamTarget } from '../../plugins/upstreams.js'
 import { addTargetHeaders, joinUpstreamPath } from '../proxy/forward.js'
@@ -79,4 +80,29 @@ export function dialUpstream (opts: DialOptions): WebSocket {
     ...(opts.agent !== undefined ? { agent: opts.agent } : {}),
     ...(opts.lookup !== undefined ? { lookup: opts.lookup } : {})
   })
+}
+
+/**
+ * A CONNECT-tunnelling agent for a pinned host (a checked `X-Target-Host`): the tunnel goes to the
+ * address `lookup` checked, never to the name, so the proxy does not resolve it; TLS still uses
+ * the host's name (SNI and the certificate check). The HTTP side does the same through undici
+ * (src/routing/outbound.ts).
+ */
+export class PinnedProxyAgent extends HttpsProxyAgent<string> {
+  readonly #lookup: LookupFunction
+
+  constructor (proxyUrl: string, lookup: LookupFunction) {
+    super(proxyUrl, { keepAlive: false })
+    this.#lookup = lookup
+  }
+
+  override async connect (req: ClientRequest, opts: Parameters<HttpsProxyAgent<string>['connect']>[1]): Promise<Socket> {
+    const host = opts.host ?? ''
+    const address = await new Promise<string>((resolve, reject) => {
+      this.#lookup(host, {}, (err, found) => { if (err !== null) reject(err); else resolve(found as string) })
+    })
+    // https-proxy-agent takes the TLS name from `servername` (else from a non-IP host)
+    const named = opts as typeof opts & { servername?: string }
+    return await super.connect(req, { ...opts, host: address, servername: named.servername ?? host } as typeof opts)
+  }
 }

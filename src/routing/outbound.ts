@@ -8,12 +8,14 @@
  *
  * Through a proxy, https upstreams are tunnelled with CONNECT and their TLS is verified end to
  * end (seed 003 turned verification off in its proxy mode; we do not); http upstreams use the
- * absolute-form request line, as curl does.
+ * absolute-form request line, as curl does. A host that must be pinned (a checked `X-Target-Host`)
+ * is tunnelled to the address our own lookup checked, not to its name, so the proxy never
+ * resolves it.
  */
 import { readFileSync } from 'node:fs'
 import { rootCertificates } from 'node:tls'
 import type { LookupFunction } from 'node:net'
-import { Agent, ProxyAgent, type Dispatcher } from 'undici'
+import { Agent, ProxyAgent, interceptors, type Dispatcher } from 'undici'
 
 export interface OutboundSettings {
   httpProxy: string
@@ -58,8 +60,13 @@ export interface DispatcherOptions {
   connections: number
   /** proxy URL, or null to connect directly */
   proxyUrl: string | null
-  /** custom DNS lookup for direct connections (the pinned, SSRF-checked lookup of X-Target-Host) */
+  /**
+   * custom DNS lookup (the pinned, SSRF-checked lookup of X-Target-Host): for direct connections,
+   * and through a proxy for `pinnedHost`, whose tunnel then goes to the address it returns
+   */
   lookup?: LookupFunction
+  /** through a proxy: the one https host this dispatcher reaches, tunnelled to `lookup`'s address */
+  pinnedHost?: string
 }
 
 function trustedCa (caFile: string): string[] | undefined {
@@ -77,13 +84,32 @@ export function createDispatcher (opts: DispatcherOptions): Dispatcher {
       connect: { ...tls, ...(opts.lookup !== undefined ? { lookup: opts.lookup } : {}) }
     })
   }
-  return new ProxyAgent({
+  const pinned = opts.lookup !== undefined && opts.pinnedHost !== undefined
+  const proxy = new ProxyAgent({
     uri: opts.proxyUrl,
     // absolute-form for http:// upstreams; https:// upstreams are always tunnelled with CONNECT
     proxyTunnel: false,
     connections: opts.connections,
     keepAliveTimeout: 30_000,
-    requestTls: tls,
+    // tunnelled to an address, the TLS name (SNI, certificate check) is still the host's
+    requestTls: pinned ? { ...tls, servername: opts.pinnedHost } : tls,
     proxyTls: { timeout: opts.connectTimeoutMs }
   })
+  if (!pinned) return proxy
+  // undici's DNS interceptor puts the looked-up address in the origin (so in the CONNECT line)
+  // and keeps the name in the Host header
+  return proxy.compose(interceptors.dns({ lookup: interceptorLookup(opts.lookup as LookupFunction) }))
+}
+
+type InterceptorLookup = NonNullable<NonNullable<Parameters<typeof interceptors.dns>[0]>['lookup']>
+
+/** Our net-style lookup (every address, checked) in the shape undici's DNS interceptor calls. */
+function interceptorLookup (lookup: LookupFunction): InterceptorLookup {
+  return (origin, _options, callback) => {
+    lookup(origin.hostname, { all: true }, (err, addresses) => {
+      if (err !== null) callback(err, [])
+      // no TTL from a lookup: the interceptor keeps the checked addresses for its maxTTL (10 s)
+      else callback(null, (addresses as unknown as Array<{ address: string, family: number }>).map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4, ttl: 10_000 })))
+    })
+  }
 }

@@ -8,12 +8,16 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { connect } from 'node:net'
+import { rootCertificates } from 'node:tls'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { startGateway, startMock, tempDir } from '../helper.js'
 import { allowList, checkTargetHost, isPublicAddress, parseTargetHost, pinnedLookup, type Resolver } from '../../src/routing/target-host.js'
-import { dialUpstream } from '../../src/realtime/upstream.js'
+import { dialUpstream, PinnedProxyAgent } from '../../src/realtime/upstream.js'
 import { createDispatcher } from '../../src/routing/outbound.js'
+import { startForwardProxy } from './support.js'
+import { selfSigned } from '../tls.js'
+import type { LookupFunction } from 'node:net'
 
 function twoTargets (a: string, b: string, extra = ''): string {
   return `
@@ -167,6 +171,33 @@ test('the connection is pinned: a name that resolves to a private address at con
   assert.deepEqual(got, [{ address: '8.8.8.8', family: 4 }, { address: '::ffff:1.1.1.1', family: 6 }])
 })
 
+/** A lookup that answers loopback for every name (the pinned one refuses it), in both forms. */
+const toLoopback: LookupFunction = (_host, options, callback) => {
+  if (options.all === true) (callback as unknown as (err: null, all: Array<{ address: string, family: number }>) => void)(null, [{ address: '127.0.0.1', family: 4 }])
+  else callback(null, '127.0.0.1', 4)
+}
+
+test('through an outbound proxy a checked host is tunnelled to its checked address, never its name; TLS still checks the name', async (t) => {
+  const tls = selfSigned('api.pinned.test')
+  const mock = await startMock(t, { tls: { key: tls.key, cert: tls.cert } })
+  const proxy = await startForwardProxy(t)
+  const tunnel = createDispatcher({ caFile: tls.certFile, connectTimeoutMs: 2000, connections: 1, proxyUrl: proxy.url, lookup: toLoopback, pinnedHost: 'api.pinned.test' })
+  t.after(() => tunnel.destroy())
+  // bounded: a tunnel to the name would leave the proxy resolving a name that does not exist
+  const res = await tunnel.request({ origin: `https://api.pinned.test:${mock.port}`, path: '/v1/models', method: 'GET', signal: AbortSignal.timeout(5000) })
+  assert.equal(res.statusCode, 200)
+  await res.body.dump()
+  assert.deepEqual(proxy.seen, [`CONNECT 127.0.0.1:${mock.port}`], 'the proxy is given the address, not the name')
+  assert.equal(mock.requests.at(-1)?.headers.host, `api.pinned.test:${mock.port}`)
+
+  // with the pinned lookup, a name that rebinds inside is refused before any CONNECT
+  const pinned = createDispatcher({ caFile: tls.certFile, connectTimeoutMs: 2000, connections: 1, proxyUrl: proxy.url, lookup: pinnedLookup(fakeResolver({ 'rebind.good.example': ['10.0.0.7'] })), pinnedHost: 'rebind.good.example' })
+  t.after(() => pinned.destroy())
+  await assert.rejects(pinned.request({ origin: 'https://rebind.good.example', path: '/v1/models', method: 'GET' }), /non-public/)
+  assert.equal(proxy.seen.length, 1)
+  assert.equal(mock.count(), 1)
+})
+
 test('the realtime dial is pinned too: a checked host that rebinds to loopback is never dialled', async (t) => {
   const mock = await startMock(t)
   const lookup = pinnedLookup(fakeResolver({ 'rebind.good.example': ['127.0.0.1'] }))
@@ -177,6 +208,30 @@ test('the realtime dial is pinned too: a checked host that rebinds to loopback i
   })
   assert.match(failure.message, /non-public/)
   assert.equal(mock.count(), 0)
+})
+
+test('the realtime dial through a proxy is pinned the same way: CONNECT to the checked address, TLS by name', async (t) => {
+  const tls = selfSigned('rt.pinned.test')
+  const mock = await startMock(t, { tls: { key: tls.key, cert: tls.cert } })
+  const proxy = await startForwardProxy(t)
+  const outcome = async (socket: ReturnType<typeof dialUpstream>): Promise<string> => await new Promise((resolve) => {
+    socket.once('open', () => { socket.close(); resolve('open') })
+    socket.once('error', (err) => resolve(err.message))
+  })
+  const dial = (host: string, agent: PinnedProxyAgent): ReturnType<typeof dialUpstream> => dialUpstream({
+    url: `wss://${host}:${mock.port}/v1/realtime?model=gpt-4o-realtime-preview`,
+    protocols: ['realtime'],
+    headers: {},
+    maxPayload: 1024 * 1024,
+    ca: [...rootCertificates, tls.cert],
+    agent
+  })
+  assert.equal(await outcome(dial('rt.pinned.test', new PinnedProxyAgent(proxy.url, toLoopback))), 'open')
+  assert.deepEqual(proxy.seen, [`CONNECT 127.0.0.1:${mock.port}`], 'the proxy is given the address, not the name')
+
+  const refused = await outcome(dial('rebind.good.example', new PinnedProxyAgent(proxy.url, pinnedLookup(fakeResolver({ 'rebind.good.example': ['10.0.0.7'] })))))
+  assert.match(refused, /non-public/)
+  assert.equal(proxy.seen.length, 1)
 })
 
 test('an allowlisted host that is no configured target gets the client\'s own credentials, never a configured key', async (t) => {
