@@ -11,6 +11,7 @@
  */
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
+import { LRUCache } from 'lru-cache'
 import type { LookupFunction } from 'node:net'
 import type { Agent, Dispatcher } from 'undici'
 import type { GatewayConfig } from '../config/schema.js'
@@ -170,39 +171,29 @@ const upstreams: FastifyPluginAsync<UpstreamsOptions> = async (fastify, { upstre
   // X-Target-Host hosts share the direct and the pinned dispatcher, created on first use, and one
   // pinned lookup. Through a proxy a checked host is pinned by a tunnel to its checked address,
   // under its own name for TLS: one dispatcher per such host, the least recently used closed
-  // beyond PINNED_TUNNELS.
+  // (in-flight requests finish first) beyond PINNED_TUNNELS.
   const adHoc = new Map<string, Dispatcher>()
+  const tunnels = new LRUCache<string, Dispatcher>({ max: PINNED_TUNNELS, dispose: (d) => { d.close().catch(() => {}) } })
   const pinned = pinnedLookup()
   function adHocDispatcher (origin: string, checked: boolean): { dispatcher: Dispatcher, proxyUrl: string | null } {
     const proxyUrl = resolveProxy(origin, '', outbound)
     const hostname = new URL(origin).hostname
     const tunnelled = proxyUrl !== null && checked
-    const kind = tunnelled ? `pinned ${proxyUrl} ${hostname}` : proxyUrl !== null ? `proxy ${proxyUrl}` : checked ? 'pinned' : 'direct'
-    let dispatcher = adHoc.get(kind)
-    if (dispatcher !== undefined) {
-      if (tunnelled) { adHoc.delete(kind); adHoc.set(kind, dispatcher) } // most recently used last
-      return { dispatcher, proxyUrl }
+    const kind = tunnelled ? `${proxyUrl} ${hostname}` : proxyUrl !== null ? `proxy ${proxyUrl}` : checked ? 'pinned' : 'direct'
+    const cache = tunnelled ? tunnels : adHoc
+    let dispatcher = cache.get(kind)
+    if (dispatcher === undefined) {
+      dispatcher = createDispatcher({
+        caFile: upstream.caFile,
+        connectTimeoutMs: upstream.connectTimeoutMs,
+        connections: upstream.connections,
+        proxyUrl,
+        ...(checked ? { lookup: pinned } : {}),
+        ...(tunnelled ? { pinnedHost: hostname } : {})
+      })
+      cache.set(kind, dispatcher)
     }
-    dispatcher = createDispatcher({
-      caFile: upstream.caFile,
-      connectTimeoutMs: upstream.connectTimeoutMs,
-      connections: upstream.connections,
-      proxyUrl,
-      ...(checked ? { lookup: pinned } : {}),
-      ...(tunnelled ? { pinnedHost: hostname } : {})
-    })
-    if (tunnelled) closeBeyond(PINNED_TUNNELS - 1)
-    adHoc.set(kind, dispatcher)
     return { dispatcher, proxyUrl }
-  }
-  /** closes the least recently used per-host tunnels until at most `keep` are left (in-flight requests finish first) */
-  function closeBeyond (keep: number): void {
-    const tunnels = [...adHoc.keys()].filter((k) => k.startsWith('pinned '))
-    for (const key of tunnels.slice(0, Math.max(0, tunnels.length - keep))) {
-      const old = adHoc.get(key)
-      adHoc.delete(key)
-      old?.close().catch(() => {})
-    }
   }
 
   function forHost (authority: string, checked: boolean): UpstreamTarget {
@@ -235,7 +226,7 @@ const upstreams: FastifyPluginAsync<UpstreamsOptions> = async (fastify, { upstre
   fastify.decorate('upstreams', { default: byName.get('default') as UpstreamTarget, byName, forHost })
   fastify.addHook('onClose', async () => {
     await Promise.all([...byName.values()].map(t => t.dispatcher.close()))
-    await Promise.all([...adHoc.values()].map(d => d.close()))
+    await Promise.all([...adHoc.values(), ...tunnels.values()].map(d => d.close()))
   })
 }
 

@@ -19,7 +19,6 @@ import { classifyUpstreamError, streamErrorEvent } from './upstream-errors.js'
 import { UpstreamProtocolError, errorBody, isAnthropicPath, isStreamedBodyRefusal, shapeError } from '../errors.js'
 import { isRetryableFailure, noteKeyRefused, switchKey } from '../routing/failover.js'
 import { mapUpstreamPath } from '../routing/paths.js'
-import type { GatewayState } from '../../plugins/request-state.js'
 
 export interface ForwardOptions {
   /** request headers that must not go upstream (e.g. a custom client-auth header) */
@@ -66,15 +65,6 @@ export function addTargetHeaders (headers: Record<string, string | string[]>, ta
   }
 }
 
-/** The upstream path of a form whose model field names an Azure deployment, once the field was read. */
-async function mapPathByFormModel (gw: GatewayState, target: UpstreamTarget): Promise<void> {
-  const pending = gw.formModel
-  if (pending?.value == null) return
-  const model = await pending.value
-  if (model !== null) gw.model ??= model
-  gw.upstreamPath = mapUpstreamPath(target, pending.url, model)
-}
-
 function requestBody (request: FastifyRequest): { body: Dispatcher.DispatchOptions['body'], length?: number } {
   const gw = request.gw
   if (gw.rawBody !== null) {
@@ -110,9 +100,12 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   }
   reply.raw.once('close', onClientClose)
 
-  if (gw.formModel?.value != null) {
+  // a form whose model field names an Azure deployment: the path waits for the field
+  const formModel = gw.formModel
+  if (formModel?.value != null) {
+    let model: string | null
     try {
-      await mapPathByFormModel(gw, target)
+      model = await formModel.value
     } catch (err) {
       // refused while the form streamed (a limit, a model the key may not use, the model field
       // too late): the client's 4xx; otherwise the client left before the field arrived
@@ -122,6 +115,8 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
       reply.raw.destroy()
       return undefined
     }
+    if (model !== null) gw.model ??= model
+    gw.upstreamPath = mapUpstreamPath(target, formModel.url, model)
   }
 
   const { body, length } = requestBody(request)
