@@ -238,3 +238,39 @@ test('atomic write: content replaced whole, no temporary file left, failures lea
   await assert.rejects(writeFileAtomic(join(dir, 'missing-dir', 'x.json'), 'x'))
   assert.deepEqual(readdirSync(dir), ['state.json'])
 })
+
+test('dates past what a Date can hold: a file entry is skipped with one warn line (the boot goes on), the admin API answers 400', async (t) => {
+  const mock = await startMock(t)
+  const dir = tempDir()
+  writeFileSync(join(dir, 'black.json'), JSON.stringify({
+    version: 1,
+    entries: [
+      { ip: '198.51.100.7', addedAt: 1e16 },
+      { ip: '198.51.100.8', expiresAt: 9e15 },
+      { ip: '198.51.100.9', addedAt: -1 },
+      { ip: '198.51.100.10', addedAt: '+275760-09-13T00:00:00.001Z' },
+      { ip: '198.51.100.11', addedAt: 8.64e15, reason: 'the latest date there is' }
+    ]
+  }))
+  const gw = await startGateway(t, { env: blacklistEnv(mock.url, dir, { GATEWAY_ADMIN_TOKEN: TOKEN }) })
+  assert.deepEqual(gw.app.blacklist.list().map(e => [e.ip, e.addedAt]), [['198.51.100.11', '+275760-09-13T00:00:00.000Z']])
+  const warn = gw.logs.map(l => JSON.parse(l)).filter(l => l.msg === 'blacklist file: invalid entries ignored')
+  assert.equal(warn.length, 1)
+  assert.equal(warn[0].ignored, 4)
+  assert.match(warn[0].problems.join(' | '), /addedAt 10000000000000000 of 198\.51\.100\.7 is not a date in range/)
+
+  const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }
+  for (const ttl of [9e15, 8.64e15]) {
+    const res = await call(`${gw.url}/admin/blacklist`, { method: 'POST', headers: auth, body: JSON.stringify({ ip: '203.0.113.9', ttl }) })
+    assert.equal(res.status, 400, `ttl ${ttl}`)
+    assert.equal(res.body.error.code, 'invalid_blacklist_entry')
+    assert.match(res.body.error.message, /^Invalid blacklist entry: expiresAt \d+ of 203\.0\.113\.9 is not a date in range$/)
+  }
+  assert.equal(gw.app.blacklist.has('203.0.113.9'), false, 'nothing was added')
+  const long = await call(`${gw.url}/admin/blacklist`, { method: 'POST', headers: auth, body: JSON.stringify({ ip: '203.0.113.9', ttl: 1e15 }) })
+  assert.equal(long.status, 201, 'a lifetime of 30,000 years is still a date')
+  assert.equal((await call(`${gw.url}/v1/models`)).status, 200, 'still serving')
+  await gw.app.close()
+  const again = await startGateway(t, { env: blacklistEnv(mock.url, dir) })
+  assert.deepEqual(again.app.blacklist.list().map(e => e.ip), ['198.51.100.11', '203.0.113.9'], 'what was saved loads back')
+})
