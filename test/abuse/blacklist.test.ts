@@ -14,6 +14,7 @@ import { until } from '../poll.js'
 import { ErrorCounter } from '../../src/abuse/error-counter.js'
 import { Blacklist, newEntry } from '../../src/abuse/blacklist.js'
 import { BlacklistService } from '../../src/abuse/blacklist-service.js'
+import { BlacklistFileWriter } from '../../src/abuse/blacklist-file.js'
 import { writeFileAtomic } from '../../src/atomic-write.js'
 import { RedisHealth } from '../../plugins/redis.js'
 
@@ -273,4 +274,35 @@ test('dates past what a Date can hold: a file entry is skipped with one warn lin
   await gw.app.close()
   const again = await startGateway(t, { env: blacklistEnv(mock.url, dir) })
   assert.deepEqual(again.app.blacklist.list().map(e => e.ip), ['198.51.100.11', '203.0.113.9'], 'what was saved loads back')
+})
+
+test('the file is not rewritten once per change: automatic additions arriving over time share one save; an admin change is on disk when acknowledged', async () => {
+  const dir = tempDir()
+  const file = join(dir, 'black.json')
+  const list = new Blacklist()
+  let saves = 0
+  // each save serialises one snapshot of the whole list: counting snapshots counts rewrites
+  const writer = new BlacklistFileWriter(file, silent, () => { saves++; return list.list() }, 60_000)
+  const service = new BlacklistService(list, 1000, silent)
+  service.attach(writer, null)
+  // a flood: one more address every few milliseconds, each after the previous save could end
+  for (let i = 0; i < 25; i++) {
+    assert.equal(await service.addAutomatic(newEntry(`192.0.2.${i}`, 'flood', null)), true)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+  assert.equal(saves, 0, 'nothing rewritten per addition')
+  assert.equal(service.size, 25, 'every addition applies at once')
+
+  // an admin change is written at once, with everything gathered so far
+  await service.add(newEntry('198.51.100.1', 'admin', null))
+  assert.equal(saves, 1)
+  assert.equal(JSON.parse(readFileSync(file, 'utf8')).entries.length, 26)
+
+  // what is gathered after it is written by flush (as on close)
+  await service.addAutomatic(newEntry('192.0.2.200', 'flood', null))
+  await writer.flush()
+  assert.equal(saves, 2)
+  assert.equal(JSON.parse(readFileSync(file, 'utf8')).entries.length, 27)
+  await writer.flush()
+  assert.equal(saves, 2, 'nothing left to write')
 })
