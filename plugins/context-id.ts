@@ -11,7 +11,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
-import { MemoryContextStore, RedisContextStore, type ContextStore, type RedisLike } from '../src/lib/context-store.js'
+import { MemoryContextStore, RedisContextStore, type ContextStore, type RedisBreaker, type RedisLike } from '../src/lib/context-store.js'
 import { ContextTagFilter, conversationKey, injectChain, tagHeaderKey } from '../src/lib/context-tags.js'
 import { addResponseStage, askForIdentity, rewriteHook, type ResponseRewrite, type RewriteLimits } from '../src/proxy/response-rewrite.js'
 import { CLIENT_CREDENTIALS } from '../src/proxy/headers.js'
@@ -21,6 +21,8 @@ export interface ContextIdOptions {
   limits: RewriteLimits
   /** an ioredis-compatible client: chains then live in Redis, shared by every gateway instance */
   redis?: RedisLike | null
+  /** the shared Redis breaker (`fastify.redisHealth`): a failing Redis is skipped, not waited for */
+  redisHealth?: RedisBreaker | null
   /** prefix shared by every Redis key of this gateway (`redis.keyPrefix`) */
   keyPrefix?: string
 }
@@ -55,7 +57,7 @@ const contextId: FastifyPluginAsync<ContextIdOptions> = async (fastify: FastifyI
     return
   }
   const store: ContextStore = opts.redis != null
-    ? new RedisContextStore(opts.redis, { ttlMs: opts.contextId.ttlMs, prefix: `${opts.keyPrefix ?? 'llm-gateway:'}context-id:` })
+    ? new RedisContextStore(opts.redis, { ttlMs: opts.contextId.ttlMs, prefix: `${opts.keyPrefix ?? 'llm-gateway:'}context-id:`, breaker: opts.redisHealth })
     : new MemoryContextStore(opts.contextId)
   fastify.decorate('contextIdStore', store)
   fastify.caches.register('contextIds', async () => await store.clear())

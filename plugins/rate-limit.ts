@@ -12,7 +12,8 @@
  * a refusal is a 429 in the client's SDK shape with `Retry-After`.
  *
  * If Redis fails, requests are let through (fail open, the default) or refused with 503
- * (`failClosed`); either way the outage is logged once (plugins/redis.ts) and counted here.
+ * (`failClosed`); either way the outage is logged once (plugins/redis.ts) and counted here. Until
+ * Redis answers again (the breaker in plugins/redis.ts) requests do not wait on it at all.
  *
  * Seed 002 meant to do this and never did: its limiter read config keys that did not exist.
  */
@@ -145,20 +146,26 @@ const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { 
     })
     const limiter = fastify.createRateLimit()
 
+    /** Redis failed, or the breaker says it is failing (plugins/redis.ts): failClosed decides. */
+    function unavailable (reply: FastifyReply): void {
+      if (cfg.failClosed) {
+        stats.refusedUnavailable++
+        reply.header('retry-after', '1')
+        throw new RateLimitUnavailableError()
+      }
+      stats.unchecked++
+    }
+
     fastify.addHook('onRequest', async function enforceRateLimitShared (request, reply) {
       if (routeConfigOf(request)?.public === true) return
+      // a stalled Redis would make every request wait for the command timeout
+      if (health.bypassed) return unavailable(reply)
       let result
       try {
         result = await limiter(request)
       } catch (err) {
         health.failed(err, 'rate limit')
-        if (cfg.failClosed) {
-          stats.refusedUnavailable++
-          reply.header('retry-after', '1')
-          throw new RateLimitUnavailableError()
-        }
-        stats.unchecked++
-        return
+        return unavailable(reply)
       }
       health.recovered()
       if (result.isAllowed) return

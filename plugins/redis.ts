@@ -8,6 +8,12 @@
  * queueing (no offline queue, a command timeout), the client reconnects by itself with a capped
  * backoff, and `fastify.redisHealth` turns the stream of connection errors into one warn line per
  * outage, one info line when it ends, and counters for metrics.
+ *
+ * A stalled Redis (connected, not answering) fails no faster than the command timeout, which each
+ * request would pay again. So `redisHealth` is also a circuit breaker: from a failure until Redis
+ * answers again, `bypassed` is true and the code a request waits in (rate limit, context id, error
+ * counts) takes the path it has for a dead Redis without sending anything; a PING every
+ * `redis.coolDownMs` (or the client reconnecting) closes the breaker. No request waits for a probe.
  */
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify'
@@ -18,7 +24,14 @@ export interface RedisPluginOptions {
   redis: GatewayConfig['redis']
 }
 
-/** Availability of Redis as the plugins experience it. */
+export interface RedisHealthOptions {
+  /** after a failure, how long requests skip Redis before a probe asks it again */
+  coolDownMs?: number
+  /** one cheap round trip (PING); none: only other callers' successes close the breaker */
+  probe?: () => Promise<unknown>
+}
+
+/** Availability of Redis as the plugins experience it, and the breaker requests consult. */
 export class RedisHealth {
   /** true while connected and answering */
   available = false
@@ -28,10 +41,24 @@ export class RedisHealth {
   failures = 0
   #down = false
   #closing = false
+  #prober: NodeJS.Timeout | null = null
+  #probing = false
   readonly #log: FastifyBaseLogger
+  readonly #coolDownMs: number
+  readonly #probe: (() => Promise<unknown>) | null
 
-  constructor (log: FastifyBaseLogger) {
+  constructor (log: FastifyBaseLogger, opts: RedisHealthOptions = {}) {
     this.#log = log
+    this.#coolDownMs = opts.coolDownMs ?? 5000
+    this.#probe = opts.probe ?? null
+  }
+
+  /**
+   * True from a failure until Redis answers again: a request does not wait on Redis then, it
+   * takes the path it has for a dead Redis.
+   */
+  get bypassed (): boolean {
+    return this.#down
   }
 
   /** A connection error or a failed command: the first one of an outage is logged. */
@@ -44,10 +71,12 @@ export class RedisHealth {
     this.outages++
     this.#log.warn({ operation, cause: (err as Error)?.message ?? String(err), outages: this.outages },
       'redis unavailable: rate limits follow redis.failClosed, blacklist checks use the copy in memory; reconnecting')
+    this.#startProbing()
   }
 
   closing (): void {
     this.#closing = true
+    this.#stopProbing()
   }
 
   /** Connected (again), or a command succeeded after failures. */
@@ -55,7 +84,25 @@ export class RedisHealth {
     this.available = true
     if (!this.#down) return
     this.#down = false
+    this.#stopProbing()
     this.#log.info({ failures: this.failures }, 'redis available again')
+  }
+
+  #startProbing (): void {
+    const probe = this.#probe
+    if (probe === null || this.#prober !== null) return
+    this.#prober = setInterval(() => {
+      if (this.#probing) return // a stalled probe waits for its own timeout; one at a time
+      this.#probing = true
+      probe().then(() => this.recovered(), (err: unknown) => this.failed(err, 'probe'))
+        .finally(() => { this.#probing = false })
+    }, this.#coolDownMs)
+    this.#prober.unref()
+  }
+
+  #stopProbing (): void {
+    if (this.#prober !== null) clearInterval(this.#prober)
+    this.#prober = null
   }
 }
 
@@ -80,13 +127,14 @@ export function createRedisClient (url: string, commandTimeoutMs: number): Redis
 }
 
 const redisPlugin: FastifyPluginAsync<RedisPluginOptions> = async (fastify, { redis: opts }) => {
-  const health = new RedisHealth(fastify.log)
-  fastify.decorate('redisHealth', health)
   if (opts.url === '') {
+    fastify.decorate('redisHealth', new RedisHealth(fastify.log))
     fastify.decorate('redis', null)
     return
   }
   const client = createRedisClient(opts.url, opts.commandTimeoutMs)
+  const health = new RedisHealth(fastify.log, { coolDownMs: opts.coolDownMs, probe: () => client.ping() })
+  fastify.decorate('redisHealth', health)
   client.on('ready', () => health.recovered())
   client.on('error', (err: Error) => health.failed(err, 'connection'))
   client.on('close', () => health.failed(new Error('connection closed'), 'connection'))

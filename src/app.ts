@@ -85,7 +85,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(modelsCache, { models: config.models })
   // body transforms: context-id first on requests (client names), aliases nearest the upstream
   const limits = { maxJsonBytes: config.transforms.maxJsonBytes, maxEventSize: config.transforms.maxEventSize }
-  await fastify.register(contextId, { contextId: config.transforms.contextId, limits, redis: fastify.redis, keyPrefix: config.redis.keyPrefix })
+  await fastify.register(contextId, { contextId: config.transforms.contextId, limits, redis: fastify.redis, redisHealth: fastify.redisHealth, keyPrefix: config.redis.keyPrefix })
   await fastify.register(fieldAlias, { transforms: config.transforms })
   await fastify.register(uploadLimits, { uploads: config.uploads })
   // observability: metrics first, so usage can count tokens into them

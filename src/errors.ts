@@ -68,6 +68,7 @@ export const IpBlacklistedError = coded('GW_IP_BLACKLISTED', 'Your address has b
 export const RateLimitedError = coded('GW_RATE_LIMITED', 'Rate limit reached: %s requests per %s; retry in %s s', 429, 'requests', 'rate_limit_exceeded')
 export const RateLimitUnavailableError = coded('GW_RATE_LIMIT_UNAVAILABLE', 'The rate limiter is unavailable; retry shortly', 503, 'server_error', 'rate_limit_unavailable')
 export const InvalidAddressError = coded('GW_INVALID_ADDRESS', '%s is not an IP address', 400, 'invalid_request_error', 'invalid_address')
+export const InvalidBlacklistEntryError = coded('GW_INVALID_BLACKLIST_ENTRY', 'Invalid blacklist entry: %s', 400, 'invalid_request_error', 'invalid_blacklist_entry')
 export const NotBlacklistedError = coded('GW_NOT_BLACKLISTED', '%s is not on the blacklist', 404, 'invalid_request_error', 'not_found')
 
 /** Fastify's own client errors, mapped to the same vocabulary. */

@@ -17,6 +17,10 @@ export interface RedisServer {
   stop: () => Promise<void>
   /** starts it again on the same port, empty */
   start: () => Promise<void>
+  /** SIGSTOP: connections stay open and nothing is answered (a stalled Redis, not a dead one) */
+  pause: () => void
+  /** SIGCONT: it answers again, queued commands first */
+  resume: () => void
 }
 
 export function requireRedisServer (): void {
@@ -61,9 +65,14 @@ export async function startRedis (t: TestContext, running = true): Promise<Redis
     proc.kill('SIGKILL')
     await exited
   }
+  const signal = (name: NodeJS.Signals): void => {
+    const proc = child as ChildProcess | null
+    if (proc === null || proc.exitCode !== null) throw new Error('redis-server is not running')
+    proc.kill(name)
+  }
   if (running) await start()
   t.after(stop)
-  return { url: `redis://127.0.0.1:${port}`, port, stop, start }
+  return { url: `redis://127.0.0.1:${port}`, port, stop, start, pause: () => signal('SIGSTOP'), resume: () => signal('SIGCONT') }
 }
 
 /** A real redis-server plus an ioredis client connected to it, both stopped with the test. */

@@ -5,7 +5,7 @@ export const blacklistSchema = Type.Object({
   enabled: Type.Boolean({ default: true }),
   threshold: Type.Integer({ default: 10, minimum: 1, description: 'errors within the window that blacklist an address' }),
   windowMs: Type.Integer({ default: 86_400_000, minimum: 1000, description: 'error counting window, from the first counted error' }),
-  ttlMs: Type.Integer({ default: 0, minimum: 0, description: 'how long an automatic entry lasts; 0 = until removed' }),
+  ttlMs: Type.Integer({ default: 0, minimum: 0, maximum: 3_153_600_000_000, description: 'how long an automatic entry lasts (at most 100 years); 0 = until removed' }),
   dir: Type.String({ default: '', description: 'directory holding black.json; empty → kept in memory only' }),
   ignore: Type.Array(Type.String(), { default: ['127.0.0.0/8', '::1'], description: 'addresses never blacklisted automatically' }),
   statuses: Type.Array(Type.Integer({ minimum: 400, maximum: 499 }), { default: [400, 401, 404], description: 'gateway answers that count as errors' }),

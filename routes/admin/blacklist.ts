@@ -1,7 +1,9 @@
 /**
  * The blacklist admin API (seed 002 had none: unblocking meant editing the file and restarting).
  * - `GET /admin/blacklist` → `{"entries":[{ip, addedAt, reason, expiresAt}], "count"}`
- * - `POST /admin/blacklist` `{ip, ttl?, reason?}` (ttl in ms; none = until removed) → 201 with the entry
+ * - `POST /admin/blacklist` `{ip, ttl?, reason?}` (ttl in ms; none = until removed) → 201 with the entry;
+ *   the entry is validated like one read from the file or Redis (`parseEntry`): a ttl ending past
+ *   the dates the gateway can keep is a 400
  * - `DELETE /admin/blacklist/{ip}` → `{"removed":"<ip>"}`, 404 when not listed
  * Addresses are taken in any form (brackets, zone id, IPv4-mapped) and stored in normal form.
  * With Redis, changes reach every replica. Being under `/admin`, the shared admin guard
@@ -10,9 +12,9 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import { Ajv } from 'ajv'
-import { newEntry } from '../../src/abuse/blacklist.js'
+import { parseEntry } from '../../src/abuse/blacklist.js'
 import { canonicalIp } from '../../src/abuse/ip.js'
-import { InvalidAddressError, NotBlacklistedError } from '../../src/errors.js'
+import { InvalidAddressError, InvalidBlacklistEntryError, NotBlacklistedError } from '../../src/errors.js'
 
 const AddBody = Type.Object({
   ip: Type.String({ minLength: 1, maxLength: 100 }),
@@ -42,7 +44,9 @@ const blacklistRoutes: FastifyPluginAsync = async (fastify) => {
 
   fastify.post<{ Body: Static<typeof AddBody> }>('/admin/blacklist', { schema: { body: AddBody } }, async (request, reply) => {
     const { ip: text, ttl, reason } = request.body
-    const entry = newEntry(addressOf(text), reason ?? 'added by an admin', ttl ?? null)
+    const now = Date.now()
+    const entry = parseEntry({ ip: addressOf(text), addedAt: now, reason: reason ?? 'added by an admin', expiresAt: ttl === undefined ? null : now + ttl }, now)
+    if (typeof entry === 'string') throw new InvalidBlacklistEntryError(entry)
     await fastify.blacklist.add(entry)
     request.log.info({ clientIp: entry.ip, expiresAt: entry.expiresAt }, 'address blacklisted by an admin')
     return reply.code(201).send(entry)

@@ -1,6 +1,6 @@
 /**
  * `black.json` under the data directory (seed 002's `BASE_PATH/black.json`): read once at boot,
- * rewritten atomically after every change.
+ * rewritten atomically after changes (gathered, see `BlacklistFileWriter`).
  *
  * Format: `{"version":1,"entries":[{"ip","addedAt","reason","expiresAt"}]}`. Seed 002's file
  * (`{"blacks":[…],"ip_error_counter":{…}}`) is read too, so an existing blacklist carries over.
@@ -80,48 +80,86 @@ export function serializeBlacklist (entries: readonly BlacklistEntry[]): string 
   return `${JSON.stringify({ version: 1, entries }, null, 2)}\n`
 }
 
+/** How long changes nobody waits for are gathered before one save writes them all. */
+export const SAVE_DELAY_MS = 1000
+
 /**
- * Saves the list after changes. Saves never overlap, and changes made while one is running are
- * folded into one more save, so a burst of additions costs two writes, not one per addition.
- * `schedule()` resolves once a save that began after the call has ended (written, or failed and
- * logged): an admin change is acknowledged only when it is on disk, so a crash right after the
- * answer cannot lose it.
+ * Saves the list after changes, as whole atomic rewrites, but not one per change: the file is the
+ * whole list (up to `blacklist.maxEntries` entries), so a flood of automatic additions saved one
+ * by one would rewrite it once per address.
+ * - `schedule()`: a change someone waits for (the admin API). Its save starts at once, and it
+ *   resolves once a save that began after the call has ended (written, or failed and logged): an
+ *   admin change is acknowledged only when it is on disk, so a crash right after the answer
+ *   cannot lose it.
+ * - `defer()`: a change nobody waits for (an automatic addition, another replica's change, an
+ *   expiry). It is saved within `delayMs`, together with every other change of that time, or
+ *   earlier with the next `schedule()`; a crash within that time loses it, as it would have lost
+ *   the write in flight before (another replica's change and expiries are re-read at boot).
+ * Saves never overlap; changes asked for while one is running are folded into the next.
  */
 export class BlacklistFileWriter {
   readonly #path: string
   readonly #log: FastifyBaseLogger
   readonly #snapshot: () => BlacklistEntry[]
-  #dirty = false
+  readonly #delayMs: number
   #running: Promise<void> | null = null
+  #timer: NodeJS.Timeout | null = null
+  /** a change nobody waits for is not on disk yet */
+  #deferred = false
   #failing = false
-  /** changes asked for so far, and the number covered by the last save that ended */
+  /** changes waited for so far, and the number covered by the last save that ended */
   #requested = 0
   #saved = 0
   #waiters: Array<{ upTo: number, resolve: () => void }> = []
 
-  constructor (path: string, log: FastifyBaseLogger, snapshot: () => BlacklistEntry[]) {
+  constructor (path: string, log: FastifyBaseLogger, snapshot: () => BlacklistEntry[], delayMs = SAVE_DELAY_MS) {
     this.#path = path
     this.#log = log
     this.#snapshot = snapshot
+    this.#delayMs = delayMs
   }
 
   schedule (): Promise<void> {
-    this.#dirty = true
     const upTo = ++this.#requested
     const saved = new Promise<void>(resolve => this.#waiters.push({ upTo, resolve }))
     this.#running ??= this.#drain()
     return saved
   }
 
-  /** Resolves once every scheduled change is on disk (or failed and was logged). */
+  defer (): void {
+    this.#deferred = true
+    if (this.#running === null) this.#arm()
+  }
+
+  /** Resolves once every change is on disk (or failed and was logged); deferred ones are saved now. */
   async flush (): Promise<void> {
-    while (this.#running !== null) await this.#running
+    for (;;) {
+      this.#disarm()
+      if (this.#deferred) this.#running ??= this.#drain()
+      if (this.#running === null) return
+      await this.#running
+    }
+  }
+
+  #arm (): void {
+    if (this.#timer !== null) return
+    this.#timer = setTimeout(() => {
+      this.#timer = null
+      if (this.#deferred) this.#running ??= this.#drain()
+    }, this.#delayMs)
+    this.#timer.unref()
+  }
+
+  #disarm (): void {
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
   }
 
   async #drain (): Promise<void> {
-    while (this.#dirty) {
-      this.#dirty = false
-      // the snapshot below includes every change requested up to here
+    do {
+      this.#disarm()
+      this.#deferred = false
+      // the snapshot below includes every change made up to here
       const covers = this.#requested
       try {
         await writeFileAtomic(this.#path, serializeBlacklist(this.#snapshot()))
@@ -133,8 +171,10 @@ export class BlacklistFileWriter {
         this.#failing = true
       }
       this.#settle(covers)
-    }
+    } while (this.#saved < this.#requested)
     this.#running = null
+    // changes nobody waits for that came during the save: gathered for one more, later
+    if (this.#deferred) this.#arm()
   }
 
   #settle (covers: number): void {

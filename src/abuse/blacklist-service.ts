@@ -73,8 +73,8 @@ export class BlacklistService {
       return false
     }
     this.stats.autoAdded++
-    // in force at once; nobody waits for the file here (a failed save is logged by the writer)
-    if (this.#list.set(entry)) this.#writer?.schedule().catch(() => {})
+    // in force at once; nobody waits for the file here: saved with the others of its time
+    if (this.#list.set(entry)) this.#writer?.defer()
     await this.#sync?.added(entry)
     return true
   }
@@ -91,14 +91,13 @@ export class BlacklistService {
   async sweep (): Promise<void> {
     const gone = this.#list.sweep()
     if (gone.length === 0) return
-    const saved = this.#writer?.schedule()
+    this.#writer?.defer()
     for (const ip of gone) await this.#sync?.removed(ip)
-    await saved
   }
 
   /** Called when another replica changed the list: keep the file in step. */
   changedElsewhere (): void {
-    // nobody waits for this save: its failure is logged by the writer
-    this.#writer?.schedule().catch(() => {})
+    // nobody waits for this save (and a restart re-reads Redis anyway)
+    this.#writer?.defer()
   }
 }

@@ -11,12 +11,18 @@
  * written to Redis when it is back. A Redis that lost its data (restarted without persistence) is
  * recognised by a missing marker key and refilled from the replicas' copies, instead of emptying
  * every replica's list.
+ *
+ * Whatever Redis holds or carries is input from outside, like the file: anyone who can write to
+ * it could put anything there. Every entry passes `parseEntry`, and nothing read from Redis may
+ * throw out of a callback (an exception in a subscriber's listener would end the process): a bad
+ * message is skipped with one warn line, bad hash fields are named in one line per change of them.
  */
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { RedisHealth } from '../../plugins/redis.js'
 import { parseEntry, type Blacklist, type BlacklistEntry } from './blacklist.js'
+import { canonicalIp } from './ip.js'
 
 type Change = { op: 'add', entry: BlacklistEntry } | { op: 'remove', ip: string }
 
@@ -48,6 +54,8 @@ export class BlacklistSync {
    * message travel on different connections) and must not replace the list with it.
    */
   #changes = 0
+  /** the invalid hash fields the last warn line named, so a re-read every interval does not repeat it */
+  #badFields = ''
 
   constructor (opts: BlacklistSyncOptions) {
     this.#o = opts
@@ -62,7 +70,7 @@ export class BlacklistSync {
     const sub = this.#o.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined })
     this.#subscriber = sub
     sub.on('error', () => {}) // reported through the main connection's health
-    sub.on('message', (_channel: string, text: string) => this.#applyMessage(text))
+    sub.on('message', (_channel: string, text: string) => this.#onMessage(text))
     // after every reconnect: whatever was published meanwhile is lost, so read the whole list
     sub.on('ready', () => { this.resync().catch(() => {}) })
     sub.subscribe(this.#channel).catch(() => {})
@@ -108,12 +116,7 @@ export class BlacklistSync {
         const before = this.#changes
         const hash = await redis.hgetall(this.#hash)
         if (this.#changes !== before) continue
-        const entries: BlacklistEntry[] = []
-        for (const text of Object.values(hash)) {
-          const entry = this.#parse(text)
-          if (entry !== null) entries.push(entry)
-        }
-        if (blacklist.replaceAll(entries)) this.#o.onRemoteChange()
+        if (blacklist.replaceAll(this.#entriesOf(hash))) this.#o.onRemoteChange()
         break
       }
       health.recovered()
@@ -158,32 +161,63 @@ export class BlacklistSync {
     }
   }
 
-  #applyMessage (text: string): void {
+  /** The subscriber's listener: whatever arrives, it returns normally. */
+  #onMessage (text: string): void {
+    let problem: string | null
+    try {
+      problem = this.#applyMessage(text)
+    } catch (err) {
+      problem = `could not be applied (${(err as Error)?.message ?? String(err)})`
+    }
+    if (problem !== null) this.#o.log.warn({ channel: this.#channel, problem, bytes: typeof text === 'string' ? text.length : 0 }, 'blacklist change message from redis skipped')
+  }
+
+  /** Applies one change message; returns why it was skipped, or null. */
+  #applyMessage (text: string): string | null {
     let msg: unknown
-    try { msg = JSON.parse(text) } catch { return }
-    if (msg === null || typeof msg !== 'object') return
+    try { msg = JSON.parse(text) } catch { return 'not JSON' }
+    if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) return 'not a JSON object'
     const m = msg as { op?: unknown, entry?: unknown, ip?: unknown, origin?: unknown }
-    if (m.origin === this.#origin) return
-    this.#changes++
+    if (m.origin === this.#origin) return null
     let changed = false
     if (m.op === 'add') {
       const entry = parseEntry(m.entry)
-      if (typeof entry === 'string') return
+      if (typeof entry === 'string') return entry
+      this.#changes++
       changed = this.#o.blacklist.set(entry)
       if (changed) this.#o.log.info({ clientIp: entry.ip, reason: entry.reason }, 'address blacklisted by another replica')
-    } else if (m.op === 'remove' && typeof m.ip === 'string') {
-      changed = this.#o.blacklist.delete(m.ip)
+    } else if (m.op === 'remove') {
+      const ip = typeof m.ip === 'string' ? canonicalIp(m.ip) : null
+      if (ip === null) return 'remove without a valid "ip"'
+      this.#changes++
+      changed = this.#o.blacklist.delete(ip)
+    } else {
+      return 'op is neither "add" nor "remove"'
     }
     if (changed) this.#o.onRemoteChange()
+    return null
   }
 
-  #parse (text: string): BlacklistEntry | null {
-    try {
-      const entry = parseEntry(JSON.parse(text))
-      return typeof entry === 'string' ? null : entry
-    } catch {
-      return null
+  /** The valid entries of the shared hash; invalid fields are named in one warn line. */
+  #entriesOf (hash: Record<string, string>): BlacklistEntry[] {
+    const entries: BlacklistEntry[] = []
+    const problems: string[] = []
+    for (const [field, text] of Object.entries(hash)) {
+      let parsed: BlacklistEntry | string
+      try {
+        parsed = parseEntry(JSON.parse(text))
+      } catch {
+        parsed = 'not JSON'
+      }
+      if (typeof parsed === 'string') problems.push(`${field.slice(0, 64)}: ${parsed}`)
+      else entries.push(parsed)
     }
+    const bad = `${problems.length}:${problems.slice(0, 5).join('\n')}`
+    if (problems.length > 0 && bad !== this.#badFields) {
+      this.#o.log.warn({ hash: this.#hash, ignored: problems.length, problems: problems.slice(0, 5) }, 'shared blacklist in redis: invalid entries ignored')
+    }
+    this.#badFields = bad
+    return entries
   }
 }
 

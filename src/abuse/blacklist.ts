@@ -19,31 +19,41 @@ export interface BlacklistEntry {
 interface Stored { entry: BlacklistEntry, expiresMs: number }
 
 const MAX_REASON = 500
+/** The latest time a JavaScript Date can hold (ECMA-262 §21.4.1.1): past it `toISOString` throws. */
+const MAX_TIME_MS = 8.64e15
 
-/** An ISO string or epoch milliseconds as an ISO string; null when neither. */
+/** An ISO string or epoch milliseconds as an ISO string; null when neither, or outside Date's range. */
 function isoTime (value: unknown): string | null {
   const ms = typeof value === 'number' ? value : typeof value === 'string' ? Date.parse(value) : NaN
-  return Number.isFinite(ms) && ms >= 0 ? new Date(ms).toISOString() : null
+  return Number.isFinite(ms) && ms >= 0 && ms <= MAX_TIME_MS ? new Date(ms).toISOString() : null
+}
+
+/** A value from outside, quoted for a problem line: never more than a short excerpt. */
+function quote (value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value)
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text
 }
 
 /**
- * Validates one entry from outside. Returns the entry in normal form, or a one-line problem.
+ * Validates one entry from outside: the file, Redis (hash and messages) and the admin API all
+ * come through here. Returns the entry in normal form, or a one-line problem; never throws.
  * Missing `addedAt` and `reason` get defaults (a hand-added line needs only `ip`).
  */
 export function parseEntry (value: unknown, now = Date.now()): BlacklistEntry | string {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return 'expected an object like {"ip":"203.0.113.7"}'
   const v = value as Record<string, unknown>
   const ip = typeof v.ip === 'string' ? canonicalIp(v.ip) : null
-  if (ip === null) return `ip ${JSON.stringify(v.ip)} is not an IP address`
-  const addedAt = v.addedAt === undefined ? new Date(now).toISOString() : isoTime(v.addedAt)
-  if (addedAt === null) return `addedAt ${JSON.stringify(v.addedAt)} of ${ip} is not a date`
+  if (ip === null) return `ip ${quote(v.ip)} is not an IP address`
+  const addedAt = v.addedAt === undefined ? isoTime(now) : isoTime(v.addedAt)
+  if (addedAt === null) return `addedAt ${quote(v.addedAt)} of ${ip} is not a date in range`
   if (v.reason !== undefined && typeof v.reason !== 'string') return `reason of ${ip} is not a string`
   const expiresAt = v.expiresAt === undefined || v.expiresAt === null ? null : isoTime(v.expiresAt)
-  if (expiresAt === null && v.expiresAt !== undefined && v.expiresAt !== null) return `expiresAt ${JSON.stringify(v.expiresAt)} of ${ip} is not a date`
+  if (expiresAt === null && v.expiresAt !== undefined && v.expiresAt !== null) return `expiresAt ${quote(v.expiresAt)} of ${ip} is not a date in range`
   const reason = typeof v.reason === 'string' ? v.reason.slice(0, MAX_REASON) : 'added by hand'
   return { ip, addedAt, reason, expiresAt }
 }
 
+/** An automatic entry; `ttlMs` is bounded by the config schema (blacklist.ttlMs), so its dates are in range. */
 export function newEntry (ip: string, reason: string, ttlMs: number | null, now = Date.now()): BlacklistEntry {
   return {
     ip,

@@ -45,7 +45,8 @@ export class ErrorCounter {
   /** Counts one error and returns the address's count within its window. */
   async record (ip: string): Promise<number> {
     const { redis, health } = this.#opts
-    if (redis !== null) {
+    // while Redis is failing (or stalled) the count is local, without waiting for a timeout
+    if (redis !== null && !health.bypassed) {
       try {
         const n = await redis.eval(COUNT_SCRIPT, 1, this.#key(ip), this.#opts.windowMs) as number
         health.recovered()

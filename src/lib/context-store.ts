@@ -73,6 +73,17 @@ export interface RedisLike {
   call: (command: string, ...args: Array<string | number>) => Promise<unknown>
 }
 
+/**
+ * The shared Redis breaker (plugins/redis.ts `RedisHealth`): while it is open the store fails at
+ * once instead of making the request wait for a stalled Redis's command timeout, and the store
+ * reports its own failures and successes to it.
+ */
+export interface RedisBreaker {
+  readonly bypassed: boolean
+  failed: (err: unknown, operation: string) => void
+  recovered: () => void
+}
+
 /** Atomic compare-and-set: '' stands for "absent" (a stored chain is never empty). */
 const CAS_SCRIPT = `
 local current = redis.call('GET', KEYS[1])
@@ -94,25 +105,40 @@ export class RedisContextStore implements ContextStore {
   readonly #redis: RedisLike
   readonly #prefix: string
   readonly #ttlMs: number
+  readonly #breaker: RedisBreaker | null
 
-  constructor (redis: RedisLike, opts: { ttlMs: number, prefix?: string }) {
+  constructor (redis: RedisLike, opts: { ttlMs: number, prefix?: string, breaker?: RedisBreaker | null }) {
     this.#redis = redis
     this.#ttlMs = opts.ttlMs
     this.#prefix = opts.prefix ?? 'gateway:context-id:'
+    this.#breaker = opts.breaker ?? null
+  }
+
+  async #call (command: string, ...args: Array<string | number>): Promise<unknown> {
+    const breaker = this.#breaker
+    if (breaker?.bypassed === true) throw new Error('redis is failing: context id store skipped until it answers again')
+    try {
+      const result = await this.#redis.call(command, ...args)
+      breaker?.recovered()
+      return result
+    } catch (err) {
+      breaker?.failed(err, 'context id')
+      throw err
+    }
   }
 
   async get (key: string): Promise<string | undefined> {
-    const value = await this.#redis.call('GET', this.#prefix + key)
+    const value = await this.#call('GET', this.#prefix + key)
     return typeof value === 'string' ? value : undefined
   }
 
   async set (key: string, chain: string): Promise<void> {
-    if (this.#ttlMs > 0) await this.#redis.call('SET', this.#prefix + key, chain, 'PX', this.#ttlMs)
-    else await this.#redis.call('SET', this.#prefix + key, chain)
+    if (this.#ttlMs > 0) await this.#call('SET', this.#prefix + key, chain, 'PX', this.#ttlMs)
+    else await this.#call('SET', this.#prefix + key, chain)
   }
 
   async compareAndSet (key: string, expected: string | undefined, chain: string): Promise<boolean> {
-    const written = await this.#redis.call('EVAL', CAS_SCRIPT, 1, this.#prefix + key, expected ?? '', chain, this.#ttlMs)
+    const written = await this.#call('EVAL', CAS_SCRIPT, 1, this.#prefix + key, expected ?? '', chain, this.#ttlMs)
     return written === 1
   }
 
@@ -121,9 +147,9 @@ export class RedisContextStore implements ContextStore {
     let cursor = '0'
     let removed = 0
     do {
-      const [next, keys] = await this.#redis.call('SCAN', cursor, 'MATCH', `${escapeGlob(this.#prefix)}*`, 'COUNT', 500) as [string, string[]]
+      const [next, keys] = await this.#call('SCAN', cursor, 'MATCH', `${escapeGlob(this.#prefix)}*`, 'COUNT', 500) as [string, string[]]
       cursor = next
-      if (keys.length > 0) removed += Number(await this.#redis.call('UNLINK', ...keys))
+      if (keys.length > 0) removed += Number(await this.#call('UNLINK', ...keys))
     } while (cursor !== '0')
     return removed
   }

@@ -144,20 +144,22 @@ export class RedisUsageStore implements UsageStore {
   }
 }
 
+/** Totals from one bucket hash; a field that is not ours, or not a number, is left out. */
 function parseHash (hash: Record<string, string>): Map<string, UsageTotals> {
   const groups = new Map<string, UsageTotals>()
   for (const [field, value] of Object.entries(hash)) {
     const cut = field.lastIndexOf(SEP)
     if (cut === -1) continue
     const name = field.slice(cut + 1)
-    if (!FIELD_SET.has(name)) continue
+    const n = Number(value)
+    if (!FIELD_SET.has(name) || !Number.isFinite(n)) continue
     const group = field.slice(0, cut)
     let totals = groups.get(group)
     if (totals === undefined) {
       totals = emptyTotals()
       groups.set(group, totals)
     }
-    totals[name as TotalField] += Number(value)
+    totals[name as TotalField] += n
   }
   return groups
 }

@@ -14,6 +14,7 @@ import { until } from '../poll.js'
 import { ErrorCounter } from '../../src/abuse/error-counter.js'
 import { Blacklist, newEntry } from '../../src/abuse/blacklist.js'
 import { BlacklistService } from '../../src/abuse/blacklist-service.js'
+import { BlacklistFileWriter } from '../../src/abuse/blacklist-file.js'
 import { writeFileAtomic } from '../../src/atomic-write.js'
 import { RedisHealth } from '../../plugins/redis.js'
 
@@ -237,4 +238,71 @@ test('atomic write: content replaced whole, no temporary file left, failures lea
   assert.deepEqual(readdirSync(dir), ['state.json'])
   await assert.rejects(writeFileAtomic(join(dir, 'missing-dir', 'x.json'), 'x'))
   assert.deepEqual(readdirSync(dir), ['state.json'])
+})
+
+test('dates past what a Date can hold: a file entry is skipped with one warn line (the boot goes on), the admin API answers 400', async (t) => {
+  const mock = await startMock(t)
+  const dir = tempDir()
+  writeFileSync(join(dir, 'black.json'), JSON.stringify({
+    version: 1,
+    entries: [
+      { ip: '198.51.100.7', addedAt: 1e16 },
+      { ip: '198.51.100.8', expiresAt: 9e15 },
+      { ip: '198.51.100.9', addedAt: -1 },
+      { ip: '198.51.100.10', addedAt: '+275760-09-13T00:00:00.001Z' },
+      { ip: '198.51.100.11', addedAt: 8.64e15, reason: 'the latest date there is' }
+    ]
+  }))
+  const gw = await startGateway(t, { env: blacklistEnv(mock.url, dir, { GATEWAY_ADMIN_TOKEN: TOKEN }) })
+  assert.deepEqual(gw.app.blacklist.list().map(e => [e.ip, e.addedAt]), [['198.51.100.11', '+275760-09-13T00:00:00.000Z']])
+  const warn = gw.logs.map(l => JSON.parse(l)).filter(l => l.msg === 'blacklist file: invalid entries ignored')
+  assert.equal(warn.length, 1)
+  assert.equal(warn[0].ignored, 4)
+  assert.match(warn[0].problems.join(' | '), /addedAt 10000000000000000 of 198\.51\.100\.7 is not a date in range/)
+
+  const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }
+  for (const ttl of [9e15, 8.64e15]) {
+    const res = await call(`${gw.url}/admin/blacklist`, { method: 'POST', headers: auth, body: JSON.stringify({ ip: '203.0.113.9', ttl }) })
+    assert.equal(res.status, 400, `ttl ${ttl}`)
+    assert.equal(res.body.error.code, 'invalid_blacklist_entry')
+    assert.match(res.body.error.message, /^Invalid blacklist entry: expiresAt \d+ of 203\.0\.113\.9 is not a date in range$/)
+  }
+  assert.equal(gw.app.blacklist.has('203.0.113.9'), false, 'nothing was added')
+  const long = await call(`${gw.url}/admin/blacklist`, { method: 'POST', headers: auth, body: JSON.stringify({ ip: '203.0.113.9', ttl: 1e15 }) })
+  assert.equal(long.status, 201, 'a lifetime of 30,000 years is still a date')
+  assert.equal((await call(`${gw.url}/v1/models`)).status, 200, 'still serving')
+  await gw.app.close()
+  const again = await startGateway(t, { env: blacklistEnv(mock.url, dir) })
+  assert.deepEqual(again.app.blacklist.list().map(e => e.ip), ['198.51.100.11', '203.0.113.9'], 'what was saved loads back')
+})
+
+test('the file is not rewritten once per change: automatic additions arriving over time share one save; an admin change is on disk when acknowledged', async () => {
+  const dir = tempDir()
+  const file = join(dir, 'black.json')
+  const list = new Blacklist()
+  let saves = 0
+  // each save serialises one snapshot of the whole list: counting snapshots counts rewrites
+  const writer = new BlacklistFileWriter(file, silent, () => { saves++; return list.list() }, 60_000)
+  const service = new BlacklistService(list, 1000, silent)
+  service.attach(writer, null)
+  // a flood: one more address every few milliseconds, each after the previous save could end
+  for (let i = 0; i < 25; i++) {
+    assert.equal(await service.addAutomatic(newEntry(`192.0.2.${i}`, 'flood', null)), true)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+  assert.equal(saves, 0, 'nothing rewritten per addition')
+  assert.equal(service.size, 25, 'every addition applies at once')
+
+  // an admin change is written at once, with everything gathered so far
+  await service.add(newEntry('198.51.100.1', 'admin', null))
+  assert.equal(saves, 1)
+  assert.equal(JSON.parse(readFileSync(file, 'utf8')).entries.length, 26)
+
+  // what is gathered after it is written by flush (as on close)
+  await service.addAutomatic(newEntry('192.0.2.200', 'flood', null))
+  await writer.flush()
+  assert.equal(saves, 2)
+  assert.equal(JSON.parse(readFileSync(file, 'utf8')).entries.length, 27)
+  await writer.flush()
+  assert.equal(saves, 2, 'nothing left to write')
 })

@@ -164,3 +164,40 @@ test('Redis down at boot: the gateway starts and serves, then connects by itself
   for (let i = 1; i <= 10; i++) assert.equal(await status(i % 2 === 0 ? a : b, '198.51.100.51'), 200)
   assert.equal(await status(b, '198.51.100.51'), 429)
 })
+
+test('a crafted entry published on, or stored in, the shared blacklist is skipped with a warn line by every replica; none crashes', async (t) => {
+  const { a, b, redis } = await twoReplicas(t)
+  const direct = new Redis(redis.url)
+  t.after(() => direct.disconnect())
+  const channel = 'llm-gateway:blacklist:changes'
+  const crafted = [
+    '{"op":"add","entry":{"ip":"198.51.100.7","addedAt":1e16}}',
+    '{"op":"add","entry":{"ip":"198.51.100.7","expiresAt":9e15}}',
+    'not json at all',
+    '{"op":"remove","ip":{"toString":1}}',
+    '[1,2]'
+  ]
+  for (const message of crafted) await direct.publish(channel, message)
+  // messages on one channel arrive in order: once this one is applied, so were those before
+  await direct.publish(channel, JSON.stringify({ op: 'add', entry: { ip: '198.51.100.99', reason: 'sentinel' } }))
+  await until('both applied the sentinel', () => a.app.blacklist.has('198.51.100.99') && b.app.blacklist.has('198.51.100.99'))
+  for (const gw of [a, b]) {
+    assert.equal(lines(gw, /^blacklist change message from redis skipped$/), crafted.length, 'one warn line per bad message')
+    assert.equal(gw.app.blacklist.has('198.51.100.7'), false)
+    assert.equal(await status(gw, '198.51.100.7'), 200, 'still serving')
+  }
+  const skipped = a.logs.map(l => JSON.parse(l)).find(l => l.msg === 'blacklist change message from redis skipped')
+  assert.match(skipped.problem, /addedAt 10000000000000000 of 198\.51\.100\.7 is not a date in range/)
+
+  // the same value in the shared hash: every full re-read skips it, with one warn line in all
+  await direct.hset('llm-gateway:blacklist', '198.51.100.7', '{"ip":"198.51.100.7","addedAt":1e16}')
+  await until('both warned about the hash', () => lines(a, /^shared blacklist in redis: invalid entries ignored$/) === 1 && lines(b, /^shared blacklist in redis: invalid entries ignored$/) === 1)
+  // a valid field written without a message shows that later re-reads ran, and did not warn again
+  await direct.hset('llm-gateway:blacklist', '198.51.100.98', JSON.stringify({ ip: '198.51.100.98', addedAt: Date.now(), reason: 'r', expiresAt: null }))
+  await until('both re-read the hash again', () => a.app.blacklist.has('198.51.100.98') && b.app.blacklist.has('198.51.100.98'))
+  for (const gw of [a, b]) {
+    assert.equal(lines(gw, /^shared blacklist in redis: invalid entries ignored$/), 1)
+    assert.equal(gw.app.blacklist.has('198.51.100.7'), false)
+    assert.equal((await call(gw, '/admin/blacklist')).status, 200)
+  }
+})
