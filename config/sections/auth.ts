@@ -188,7 +188,7 @@ function refuseAccidentalOpenRelay (config: GatewayConfig, origins: Map<string, 
   const credential = found === 'upstream.keys' && origins.has('upstream.key') ? 'upstream.key' : found
   throw new ConfigError(`open relay refused: an upstream key is configured (${credential}, ${sourceOf(credential, origins)}), no client key is checked, ` +
     `and server.host (${sourceOf('server.host', origins)}) = ${JSON.stringify(config.server.host)} is reachable from other machines, so anyone could spend that key; ` +
-    'add client keys (GATEWAY_CLIENT_KEYS or auth.keys), or accept an open relay explicitly with GATEWAY_AUTH_ENABLED=false (AUTH_VALIDATION=false)')
+    'add client keys (GATEWAY_CLIENT_KEYS, ALLOWED_TOKENS or auth.keys), or accept an open relay explicitly with GATEWAY_AUTH_ENABLED=false (AUTH_VALIDATION=false)')
 }
 
 export const auth: ConfigSection = {
