@@ -17,7 +17,7 @@ import { hash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
-import type { ClientKeyConfig } from '../config/sections/auth.js'
+import { describeClientAuthMode, type ClientAuthMode, type ClientKeyConfig } from '../config/sections/auth.js'
 import { InvalidApiKeyError, ModelNotAllowedError, ModelUncheckableError, isAnthropicPath } from '../src/errors.js'
 import { CLIENT_CREDENTIALS } from '../src/proxy/headers.js'
 import type { FieldCheck } from '../src/uploads/limiter.js'
@@ -26,6 +26,8 @@ import { routeConfigOf } from './request-state.js'
 
 export interface AuthOptions {
   auth: GatewayConfig['auth']
+  /** decided from the whole config (an upstream key makes an unchecked gateway an open relay) */
+  mode: ClientAuthMode
 }
 
 /** What `GET /admin/keys` shows of a key: everything but the key (and its hash). */
@@ -40,8 +42,8 @@ export interface KeySummary {
 }
 
 export interface ClientAuth {
-  /** 'keys': callers must present a configured key; 'pass-through': every caller is accepted */
-  mode: 'keys' | 'pass-through'
+  /** keys required, callers' own credentials pass through, or open relay (config/sections/auth.ts) */
+  mode: ClientAuthMode
   passThroughUnknown: boolean
   header: string
   keys: KeySummary[]
@@ -308,25 +310,26 @@ function assertDeploymentAllowed (request: FastifyRequest, allowed: readonly str
   throw new ModelNotAllowedError(named.length > MAX_MODEL_IN_MESSAGE ? `${named.slice(0, MAX_MODEL_IN_MESSAGE)}…` : named)
 }
 
-const auth: FastifyPluginAsync<AuthOptions> = async (fastify, { auth: settings }) => {
-  const checking = settings.enabled && settings.keys.length > 0
+const auth: FastifyPluginAsync<AuthOptions> = async (fastify, { auth: settings, mode }) => {
+  const checking = mode === 'keys'
   const table = keyTable(checking ? settings.keys : [])
   // the configured header carries a client key: consumed here, never forwarded upstream
   const dropHeader = settings.header !== '' && !CLIENT_CREDENTIALS.includes(settings.header) ? settings.header : null
 
   fastify.decorate('clientAuth', {
-    mode: checking ? 'keys' : 'pass-through',
+    mode,
     passThroughUnknown: checking && settings.passThroughUnknown,
     header: settings.header,
     keys: settings.keys.map(summaryOf)
   } satisfies ClientAuth)
 
   if (!checking) {
-    fastify.log.warn(settings.keys.length > 0
-      ? 'client key checking is off (auth.enabled=false): every caller is accepted (pass-through mode)'
-      : 'no client keys configured: every caller is accepted (pass-through mode)')
+    const why = settings.keys.length > 0 ? 'client key checking is off (auth.enabled=false)' : 'no client keys configured'
+    fastify.log.warn(`${why}: ${describeClientAuthMode(mode)}`)
   } else if (settings.passThroughUnknown) {
     fastify.log.warn('auth.passThroughUnknown: callers with unknown or missing keys are forwarded with their own credentials')
+  } else {
+    fastify.log.info({ keys: table.size }, describeClientAuthMode(mode))
   }
 
   if (checking) addClientChecks(fastify, table, settings)

@@ -1,7 +1,9 @@
 /**
- * CORS for browser clients, as seeds 002 and 004 do: a preflight (`OPTIONS` with
- * `Access-Control-Request-Method`) is answered 204 before any other check (it carries no
- * credentials), and every response carries the allow-origin header.
+ * CORS for browser clients, for the configured origins only (none by default). A preflight
+ * (`OPTIONS` with `Access-Control-Request-Method`) carries no credentials and is answered 204
+ * before authentication; it is registered after the address checks, so a denied or blacklisted
+ * address is refused like any other request. Every response to an allowed origin carries the
+ * allow-origin header and exposes the headers the SDKs and browser apps read.
  */
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
@@ -12,13 +14,38 @@ export interface CorsOptions {
 }
 
 const METHODS = 'GET, POST, PUT, PATCH, DELETE, OPTIONS'
-const EXPOSED = 'x-request-id, x-cache, retry-after, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests'
+
+/**
+ * Response headers a page may read: the request ids, the gateway's rate-limit answer and the
+ * upstream's own rate-limit headers (OpenAI's and Anthropic's names), and those the SDKs read
+ * to decide on a retry or a poll.
+ */
+const EXPOSED = [
+  'x-request-id', 'x-upstream-request-id', 'request-id', 'x-cache',
+  'retry-after', 'retry-after-ms', 'x-should-retry', 'openai-poll-after-ms', 'openai-processing-ms', 'anthropic-workspace-id',
+  ...['requests', 'tokens'].flatMap(kind => ['limit', 'remaining', 'reset'].map(part => `x-ratelimit-${part}-${kind}`)),
+  ...['requests', 'tokens', 'input-tokens', 'output-tokens'].flatMap(kind => ['limit', 'remaining', 'reset'].map(part => `anthropic-ratelimit-${kind}-${part}`))
+].join(', ')
+
+/** `allowHeaders` split into exact names (answered as listed) and `prefix*` entries. */
+export function headerPolicy (allowHeaders: readonly string[]): { exact: string, prefixes: string[] } {
+  const prefixes = allowHeaders.filter(h => h.endsWith('*')).map(h => h.slice(0, -1).toLowerCase())
+  return { exact: allowHeaders.filter(h => !h.endsWith('*')).join(', '), prefixes }
+}
+
+/** The exact names, plus each requested header that one of the prefixes allows. */
+export function allowedRequestHeaders (policy: { exact: string, prefixes: string[] }, requested: string | undefined): string {
+  if (requested === undefined || policy.prefixes.length === 0) return policy.exact
+  const extra = requested.split(',').map(h => h.trim().toLowerCase())
+    .filter(h => h !== '' && policy.prefixes.some(p => h.startsWith(p)))
+  return extra.length === 0 ? policy.exact : [policy.exact, ...extra].filter(Boolean).join(', ')
+}
 
 const corsPlugin: FastifyPluginAsync<CorsOptions> = async (fastify, { cors }) => {
   if (cors.origins.length === 0) return
   const any = cors.origins.includes('*')
   const allowed = new Set(cors.origins)
-  const allowHeaders = cors.allowHeaders.join(', ')
+  const policy = headerPolicy(cors.allowHeaders)
   const maxAge = String(cors.maxAgeSeconds)
 
   function originFor (request: FastifyRequest): string | null {
@@ -35,8 +62,10 @@ const corsPlugin: FastifyPluginAsync<CorsOptions> = async (fastify, { cors }) =>
     if (!any) reply.header('vary', 'Origin')
     reply.header('access-control-expose-headers', EXPOSED)
     if (request.method === 'OPTIONS' && request.headers['access-control-request-method'] !== undefined) {
+      const requested = request.headers['access-control-request-headers']
       reply.header('access-control-allow-methods', METHODS)
-      reply.header('access-control-allow-headers', allowHeaders)
+      reply.header('access-control-allow-headers', allowedRequestHeaders(policy, typeof requested === 'string' ? requested : undefined))
+      if (policy.prefixes.length > 0) reply.header('vary', any ? 'Access-Control-Request-Headers' : 'Origin, Access-Control-Request-Headers')
       reply.header('access-control-max-age', maxAge)
       // answered here: the rest of the chain does not run (done() is not called)
       reply.code(204).send()

@@ -6,6 +6,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyPluginAsync } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
+import { clientAuthMode } from '../config/sections/auth.js'
 import idleMemory from '../plugins/idle-memory.js'
 import requestState from '../plugins/request-state.js'
 import clientIp from '../plugins/client-ip.js'
@@ -68,18 +69,19 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   // that a later hook (IP, auth, rate limit) refused with an HTTP answer
   await fastify.register(websocket, websocketPluginOptions(config.realtime))
   await fastify.register(clientIp)
-  // a browser preflight carries no credentials: answered before any check (seed 002)
-  await fastify.register(cors, { cors: config.cors })
   await fastify.register(caches)
   await fastify.register(redis, { redis: config.redis })
   // cheapest refusals first: address lists, then the automatic blacklist
   await fastify.register(ipFilter, { ipFilter: config.ipFilter })
   await fastify.register(autoBlacklist, { blacklist: config.blacklist, redis: config.redis, exemptPublic: config.ipFilter.exemptHealth })
+  // a browser preflight carries no credentials: answered before authentication, but after the
+  // address checks, so a denied or blacklisted address gets no answer but its 403
+  await fastify.register(cors, { cors: config.cors })
   await fastify.register(upstreams, { upstream: config.upstream, targets: config.targets, outbound: config.outbound })
   await fastify.register(routing, { routing: config.routing })
   // the admin guard runs before client authentication, which leaves admin routes to it
   await fastify.register(adminAuth, { adminToken: config.auth.adminToken, header: config.auth.header })
-  await fastify.register(auth, { auth: config.auth })
+  await fastify.register(auth, { auth: config.auth, mode: clientAuthMode(config) })
   // after auth (which sets request.gw.client), before every route
   await fastify.register(rateLimit, { rateLimit: config.rateLimit, keyPrefix: config.redis.keyPrefix })
   await fastify.register(modelsCache, { models: config.models })

@@ -11,6 +11,7 @@ import type { FastifyInstance } from 'fastify'
 import { loadConfig, ConfigError, type LoadResult } from '../config/load.js'
 import { helpText, maskedConfig } from '../config/describe.js'
 import { preflight } from '../config/preflight.js'
+import { clientAuthMode, describeClientAuthMode } from '../config/sections/auth.js'
 import { buildServer } from './server.js'
 
 /** package.json is one level up from src/ when run with tsx, two levels from dist/src/. */
@@ -64,6 +65,8 @@ async function main (): Promise<void> {
   if (actions.version) { process.stdout.write(`${version()}\n`); return }
   if (actions.checkConfig) {
     process.stdout.write(`${JSON.stringify(maskedConfig(config), null, 2)}\n`)
+    // stdout stays the config as JSON; who may call the gateway is said beside it
+    process.stderr.write(`client auth: ${describeClientAuthMode(clientAuthMode(config))}\n`)
     return
   }
   const fastify = await buildServer(config)

@@ -7,6 +7,7 @@
  * secret are turned into lists here, because the log filter collects secrets from values only.
  */
 import { createHash } from 'node:crypto'
+import { BlockList, isIPv4, isIPv6 } from 'node:net'
 import { Type, type Static } from '@sinclair/typebox'
 import type { ConfigSection } from '../types.js'
 import { setPath } from '../paths.js'
@@ -32,7 +33,7 @@ export const clientKeySchema = Type.Object({
 export type ClientKeyConfig = Static<typeof clientKeySchema>
 
 export const authSchema = Type.Object({
-  enabled: Type.Boolean({ default: true, description: 'false: client keys are not checked (pass-through mode)' }),
+  enabled: Type.Boolean({ default: true, description: 'false: client keys are not checked (pass-through, or open relay when an upstream key is configured)' }),
   keys: Type.Array(clientKeySchema, { default: [] }),
   bearer: Type.String({ default: '', description: 'seed 000: the one client key; defaults to the -key flag' }),
   header: Type.String({ default: '', description: 'extra request header carrying the client key (with or without "Bearer "); never forwarded upstream' }),
@@ -109,9 +110,91 @@ export function normalizeAuth (config: GatewayConfig, origins: Map<string, strin
   })
 }
 
+/**
+ * How callers are treated, one name each wherever it is shown (boot line, --check-config,
+ * `GET /admin/keys`, README):
+ * - `keys`: keys required; every caller must present a configured client key;
+ * - `pass-through`: no upstream key is configured, so callers bring their own credentials;
+ * - `open-relay`: an upstream key is configured and no client key is checked, so anyone who can
+ *   reach the gateway spends that key.
+ */
+export type ClientAuthMode = 'keys' | 'pass-through' | 'open-relay'
+
+export const CLIENT_AUTH_MODES: Record<ClientAuthMode, string> = {
+  keys: 'keys required: every caller must present a configured client key',
+  'pass-through': 'pass-through: no upstream key is configured, callers\' own credentials go to the upstream',
+  'open-relay': 'open relay: client keys are not checked and the operator\'s upstream key is sent for every caller, who needs no credentials'
+}
+
+/** The mode in one phrase, as the boot line and `--check-config` print it. */
+export function describeClientAuthMode (mode: ClientAuthMode): string {
+  return `${CLIENT_AUTH_MODES[mode]} (${mode} mode)`
+}
+
+/** A per-target header that carries a credential (`Authorization`, `x-goog-api-key`, …). */
+const CREDENTIAL_HEADER = /auth|key|token|secret|credential|signature/i
+
+/** The first configured upstream credential, named by where it sits; null when there is none. */
+function upstreamCredential (config: GatewayConfig): string | null {
+  const named: Array<[string, { keys: unknown[], headers: Record<string, string> }]> = [
+    ['upstream', config.upstream],
+    ...Object.entries(config.targets).map(([name, target]): [string, typeof target] => [`targets.${name}`, target])
+  ]
+  for (const [where, target] of named) {
+    if (target.keys.length > 0) return `${where}.keys`
+    const header = Object.keys(target.headers).find(h => CREDENTIAL_HEADER.test(h))
+    if (header !== undefined) return `${where}.headers.${header}`
+  }
+  return config.upstream.key !== '' ? 'upstream.key' : null
+}
+
+export function clientAuthMode (config: GatewayConfig): ClientAuthMode {
+  if (config.auth.enabled && config.auth.keys.length > 0) return 'keys'
+  return upstreamCredential(config) === null ? 'pass-through' : 'open-relay'
+}
+
+const LOOPBACK = new BlockList()
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4')
+LOOPBACK.addAddress('::1', 'ipv6')
+
+/** `localhost`, 127.0.0.0/8, ::1 and the IPv4-mapped form: reachable from this machine only. */
+export function isLoopbackHost (host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, '')
+  if (h === 'localhost' || h.endsWith('.localhost')) return true
+  const v4 = h.startsWith('::ffff:') && isIPv4(h.slice(7)) ? h.slice(7) : h
+  if (isIPv4(v4)) return LOOPBACK.check(v4, 'ipv4')
+  return isIPv6(h) && LOOPBACK.check(h, 'ipv6')
+}
+
+/** Where a config path got its value (`env GATEWAY_HOST`, `file …`), from the path or a parent of it. */
+function sourceOf (path: string, origins: Map<string, string>): string {
+  for (let p = path; p !== ''; p = p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : '') {
+    const origin = origins.get(p)
+    if (origin !== undefined) return origin.replace(/: [\w.*-]+$/, '')
+  }
+  return 'config'
+}
+
+/**
+ * An open relay on an address other machines can reach stops the boot, unless it was asked for in
+ * so many words (`auth.enabled: false` set in the file, the environment or a flag). On loopback it
+ * is the local-development case and only announced.
+ */
+function refuseAccidentalOpenRelay (config: GatewayConfig, origins: Map<string, string>): void {
+  if (clientAuthMode(config) !== 'open-relay' || isLoopbackHost(config.server.host)) return
+  if (origins.has('auth.enabled') && !config.auth.enabled) return
+  const found = upstreamCredential(config) as string
+  // the single `upstream.key` was folded into the default target's pool: named as it was set
+  const credential = found === 'upstream.keys' && origins.has('upstream.key') ? 'upstream.key' : found
+  throw new ConfigError(`open relay refused: an upstream key is configured (${credential}, ${sourceOf(credential, origins)}), no client key is checked, ` +
+    `and server.host (${sourceOf('server.host', origins)}) = ${JSON.stringify(config.server.host)} is reachable from other machines, so anyone could spend that key; ` +
+    'add client keys (GATEWAY_CLIENT_KEYS, ALLOWED_TOKENS or auth.keys), or accept an open relay explicitly with GATEWAY_AUTH_ENABLED=false (AUTH_VALIDATION=false)')
+}
+
 export const auth: ConfigSection = {
   key: 'auth',
   schema: authSchema,
+  postProcess: refuseAccidentalOpenRelay,
   options: [
     {
       path: 'auth.keys',
@@ -123,7 +206,7 @@ export const auth: ConfigSection = {
       doc: 'client keys: comma list, or a JSON array of {name, key | keySha256, upstreamKey, allowedTargets, allowedModels, rateLimit, enabled}',
       seed: '001 ALLOWED_TOKENS'
     },
-    { path: 'auth.enabled', env: ['GATEWAY_AUTH_ENABLED', 'AUTH_VALIDATION'], type: 'boolean', doc: 'check client keys (false: pass-through mode)', seed: '001 AUTH_VALIDATION' },
+    { path: 'auth.enabled', env: ['GATEWAY_AUTH_ENABLED', 'AUTH_VALIDATION'], type: 'boolean', doc: 'check client keys; false accepts every caller (open relay when an upstream key is configured)', seed: '001 AUTH_VALIDATION' },
     { path: 'auth.bearer', env: [], flags: ['bearer'], type: 'string', secret: true, doc: 'the client key (default: the -key value)', seed: '000 -bearer' },
     { path: 'auth.header', env: ['GATEWAY_AUTH_HEADER', 'DEFAULT_AUTH_HEADER'], flags: ['auth-header'], type: 'string', doc: 'extra header carrying the client key, with or without "Bearer "; not forwarded', seed: '001 DEFAULT_AUTH_HEADER' },
     { path: 'auth.passThroughUnknown', env: ['GATEWAY_AUTH_PASS_THROUGH_UNKNOWN'], type: 'boolean', doc: 'forward unknown or missing keys unchanged instead of 401 (seed 004 behaviour)' },

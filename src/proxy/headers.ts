@@ -70,12 +70,16 @@ export function credentialHeaders (provider: Provider, key: string): Record<stri
 
 const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'trailer', 'upgrade'])
 
-/** Response headers to pass to the client; the upstream's request id is kept under its own name. */
+/**
+ * Response headers to pass to the client; the upstream's request id is kept under its own name.
+ * The upstream's CORS headers never pass: the gateway's policy (plugins/cors.ts) is the only one,
+ * and with it off an upstream that answers every origin must not open the gateway to every page.
+ */
 export function clientResponseHeaders (headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {}
   for (const name in headers) {
     const value = headers[name]
-    if (value === undefined || RESPONSE_DROP.has(name)) continue
+    if (value === undefined || RESPONSE_DROP.has(name) || name.startsWith('access-control-')) continue
     if (name === 'x-request-id') { out['x-upstream-request-id'] = value; continue }
     out[name] = value
   }

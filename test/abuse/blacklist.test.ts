@@ -74,6 +74,30 @@ test('the threshold-th error blacklists the address, not one before; it is recor
   assert.equal((await call(`${again.url}/v1/models`)).status, 403)
 })
 
+test('HEAD / and GET / (Claude Code probes / on every start) answer 200 and never count; unknown paths still do', async (t) => {
+  const mock = await startMock(t)
+  // client keys required, as a real deployment: the probe needs none
+  const gw = await startGateway(t, { env: blacklistEnv(mock.url, tempDir(), { GATEWAY_CLIENT_KEYS: 'ck-probe-client-1' }) })
+  for (let i = 0; i < 20; i++) {
+    const head = await request(`${gw.url}/`, { method: 'HEAD' })
+    assert.equal(head.statusCode, 200, `HEAD / #${i + 1}`)
+    assert.match(String(head.headers['content-type']), /^application\/json/)
+    await head.body.dump()
+  }
+  const root = await call(`${gw.url}/`)
+  assert.equal(root.status, 200)
+  assert.deepEqual(root.body, { service: 'llm-gateway', status: 'ok' }, 'names the gateway, no version or build details')
+  const served = await call(`${gw.url}/v1/models`, { headers: { authorization: 'Bearer ck-probe-client-1' } })
+  assert.equal(served.status, 200, '21 probes later the address is still served')
+  assert.equal(gw.app.blacklist.size, 0)
+  assert.equal(mock.count('/'), 1, 'only the models request reached the upstream')
+
+  const client = { authorization: 'Bearer ck-probe-client-1' }
+  for (const path of ['/nope-1', '/nope-2', '/nope-3']) assert.equal((await call(`${gw.url}${path}`, { headers: client })).status, 404)
+  await blacklisted(gw)
+  assert.equal((await call(`${gw.url}/v1/models`, { headers: client })).status, 403, 'unknown paths still count')
+})
+
 test('upstream failures passed through do not count; the gateway\'s own 400 and 401 do', async (t) => {
   const mock = await startMock(t)
   const gw = await startGateway(t, { env: blacklistEnv(mock.url, tempDir(), { GATEWAY_ADMIN_TOKEN: TOKEN }) })

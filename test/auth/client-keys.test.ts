@@ -214,11 +214,12 @@ test('seed 001: AUTH_VALIDATION + ALLOWED_TOKENS + DEFAULT_AUTH_HEADER (with or 
   assert.equal(await statusOf(gw, '/v1/models', { authorization: 'Bearer token-two-2222' }), 200, 'the standard headers still work')
   assert.equal(await statusOf(gw, '/v1/models', { 'x-api-token': 'token-three' }), 401)
 
-  // AUTH_VALIDATION=false: seed 001 did not check tokens; neither do we, and we say so
+  // AUTH_VALIDATION=false: seed 001 did not check tokens; neither do we, and we say so: with
+  // AUTH_BEARER set, that is an open relay (everyone spends the upstream key)
   const open = await startGateway(t, { env: { ...env, AUTH_VALIDATION: 'false' } })
   assert.equal(await statusOf(open, '/v1/models', { 'x-api-token': 'token-three' }), 200)
   assert.equal(mock.requests.at(-1)!.headers['x-api-token'], undefined, 'still consumed, never forwarded')
-  assert.equal(open.logs.filter(l => l.includes('pass-through mode')).length, 1)
+  assert.equal(open.logs.filter(l => l.includes('(open-relay mode)')).length, 1)
 })
 
 test('no client keys configured: pass-through mode, announced by exactly one warn line', async (t) => {

@@ -150,3 +150,20 @@ test('DEBUG_MODE logs bodies, but never a token, the DEFAULT_AUTH_HEADER one inc
   assert.ok(logs.includes('debug-me'), 'bodies are logged in debug mode')
   for (const secret of [tokens[0], 'an-unknown-token-value', env.AUTH_BEARER]) assert.ok(!logs.includes(secret), `${secret} is not logged`)
 })
+
+test('an open jb-proxy-llm .env (AUTH_BEARER, no tokens checked) on every interface stops the start; AUTH_VALIDATION=false keeps it on purpose', async (t) => {
+  const mock = await startMock(t)
+  // jb-proxy-llm's default: AUTH_VALIDATION unset (false), no ALLOWED_TOKENS
+  const open = Object.entries(env).filter(([k]) => k !== 'ALLOWED_TOKENS' && k !== 'AUTH_VALIDATION')
+    .map(([k, v]) => `${k}=${k === 'TARGET_HOST' ? mock.url : v}`).join('\n')
+  await assert.rejects(startAsGuide(t, { argv: command.argv, files: { '.env': open } }),
+    (err: Error) => /^open relay refused: .*server\.host \(flag -l\) = "0\.0\.0\.0".*ALLOWED_TOKENS.*AUTH_VALIDATION=false/.test(err.message))
+
+  const kept = await startAsGuide(t, { argv: command.argv, files: { '.env': `${open}\nAUTH_VALIDATION=false` } })
+  assert.equal(kept.app.clientAuth.mode, 'open-relay')
+  assert.ok(kept.logs.some(l => l.includes('(open-relay mode)')), 'announced at start')
+  const res = await request(`${kept.url}/v1/models`)
+  assert.equal(res.statusCode, 200, 'anyone is served, as jb-proxy-llm did')
+  await res.body.dump()
+  assert.equal(mock.requests.at(-1)?.headers.authorization, `Bearer ${env.AUTH_BEARER}`)
+})

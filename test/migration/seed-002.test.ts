@@ -44,8 +44,8 @@ async function setup (t: TestContext, files: Record<string, string> = {}): Promi
   return { gw, openai, claude, dataDir }
 }
 
-test('the guide is ai-proxy\'s own variables plus the two hosts, and its docker line', () => {
-  assert.deepEqual(Object.keys(env).sort(), ['BASE_PATH', 'CLAUDE_API_HOST', 'ERROR_WINDOW', 'IP_ERROR_THRESHOLD', 'OPENAI_API_HOST', 'PROXY_PORT', 'RATE_LIMIT_INTERVAL', 'RATE_LIMIT_REQUESTS'])
+test('the guide is ai-proxy\'s own variables plus the two hosts and the browser origins, and its docker line', () => {
+  assert.deepEqual(Object.keys(env).sort(), ['BASE_PATH', 'CLAUDE_API_HOST', 'ERROR_WINDOW', 'GATEWAY_CORS_ORIGINS', 'IP_ERROR_THRESHOLD', 'OPENAI_API_HOST', 'PROXY_PORT', 'RATE_LIMIT_INTERVAL', 'RATE_LIMIT_REQUESTS'])
   assert.equal(env.OPENAI_API_HOST, 'api.openai.com')
   assert.equal(env.CLAUDE_API_HOST, 'api.anthropic.com')
   assert.deepEqual(command, { env: {}, argv: ['-l', '0.0.0.0'] })
@@ -86,12 +86,18 @@ test('Host openai.api.* and claude.api.* go to their hosts over https with the c
   assert.equal(ping.statusCode, 200)
   assert.equal(typeof (await ping.body.json() as { pong: number }).pong, 'number')
 
-  const preflight = await request(`${gw.url}/v1/chat/completions`, {
-    method: 'OPTIONS', headers: { host: 'openai.api.my-domain.com', origin: 'https://app.example', 'access-control-request-method': 'POST' }
+  // CORS for the origins the guide names (ai-proxy answered every origin)
+  const preflight = (origin: string) => request(`${gw.url}/v1/chat/completions`, {
+    method: 'OPTIONS', headers: { host: 'openai.api.my-domain.com', origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type,x-stainless-helper-method' }
   })
-  assert.equal(preflight.statusCode, 204)
-  assert.ok(preflight.headers['access-control-allow-origin'] !== undefined)
-  await preflight.body.dump()
+  const app = await preflight(env.GATEWAY_CORS_ORIGINS)
+  assert.equal(app.statusCode, 204)
+  assert.equal(app.headers['access-control-allow-origin'], env.GATEWAY_CORS_ORIGINS)
+  assert.match(String(app.headers['access-control-allow-headers']), /x-stainless-helper-method/)
+  await app.body.dump()
+  const stranger = await preflight('https://elsewhere.example')
+  assert.equal(stranger.headers['access-control-allow-origin'], undefined)
+  await stranger.body.dump()
 })
 
 test('blacklist: ai-proxy\'s black.json is read as is; IP_ERROR_THRESHOLD gateway errors block the address that made them', async (t) => {
@@ -114,6 +120,12 @@ test('blacklist: ai-proxy\'s black.json is read as is; IP_ERROR_THRESHOLD gatewa
   const other = await from('203.0.113.8')
   assert.equal(other.statusCode, 200, 'other addresses are untouched')
   await other.body.dump()
+  // ai-proxy answered preflights before its blacklist
+  const preflight = await request(`${gw.url}/v1/models`, {
+    method: 'OPTIONS', headers: { host: 'openai.api.my-domain.com', 'x-forwarded-for': ip, origin: env.GATEWAY_CORS_ORIGINS, 'access-control-request-method': 'GET' }
+  })
+  assert.equal(preflight.statusCode, 403, 'a blacklisted address gets no preflight answer')
+  await preflight.body.dump()
 
   await until('black.json holds the new entry', () => readFileSync(join(dataDir, 'black.json'), 'utf8').includes(ip))
   const saved = JSON.parse(readFileSync(join(dataDir, 'black.json'), 'utf8')) as { entries: Array<{ ip: string }> }

@@ -17,7 +17,7 @@ import { blocks, gatewayCommand, guide, startAsGuide } from './guide.js'
 
 const section = guide('004')
 const yaml = blocks(section, 'yaml')[0].text
-const file = parseYaml(yaml) as { base_url: string, api_keys: Record<string, string>, ip_blacklist: string[] }
+const file = parseYaml(yaml) as { base_url: string, api_keys: Record<string, string>, ip_blacklist: string[], cors: { origins: string[] } }
 const command = gatewayCommand(section)
 const [[clientKey1, realKey1], [clientKey2, realKey2]] = Object.entries(file.api_keys)
 
@@ -44,8 +44,8 @@ async function setup (t: TestContext, edit: (text: string) => string = s => s): 
   return { gw, mock }
 }
 
-test('the guide is a free-sophnet-api file with every key, and the listen line', () => {
-  assert.deepEqual(Object.keys(parseYaml(yaml) as object).sort(), ['api_keys', 'base_url', 'field_aliases', 'ip_blacklist', 'ip_whitelist',
+test('the guide is a free-sophnet-api file with every key plus the browser origins, and the listen line', () => {
+  assert.deepEqual(Object.keys(parseYaml(yaml) as object).sort(), ['api_keys', 'base_url', 'cors', 'field_aliases', 'ip_blacklist', 'ip_whitelist',
     'log_requests', 'log_responses', 'proxy', 'proxy_url_path', 'route_prefix', 'timeout'])
   assert.deepEqual(command, { env: {}, argv: ['-l', '0.0.0.0', '-p', '8000'] })
 })
@@ -99,12 +99,18 @@ test('client keys are a gate (free-sophnet-api forwarded unknown keys), CORS for
   await missing.body.dump()
   assert.equal(mock.count('/chat'), 0, 'nothing reached the upstream')
 
-  const preflight = await request(`${gw.url}/v1/chat/completions`, {
-    method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' }
+  // CORS for the origins the file names (free-sophnet-api allowed every origin)
+  const preflight = (origin: string) => request(`${gw.url}/v1/chat/completions`, {
+    method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' }
   })
-  assert.equal(preflight.statusCode, 204)
-  assert.ok(preflight.headers['access-control-allow-origin'] !== undefined)
-  await preflight.body.dump()
+  const app = await preflight(file.cors.origins[0])
+  assert.equal(app.statusCode, 204)
+  assert.equal(app.headers['access-control-allow-origin'], file.cors.origins[0])
+  await app.body.dump()
+  const stranger = await preflight('https://elsewhere.example')
+  assert.notEqual(stranger.statusCode, 204)
+  assert.equal(stranger.headers['access-control-allow-origin'], undefined)
+  await stranger.body.dump()
 })
 
 test('IP lists: the blacklist refuses, the whitelist admits only its addresses, X-Real-IP proves nothing', async (t) => {

@@ -22,7 +22,7 @@ test('Content-Length kept under the usage tap; our request id and CORS win over 
   upstream.listen(0, '127.0.0.1')
   await once(upstream, 'listening')
   t.after(() => upstream.close())
-  const gw = await startGateway(t, { env: { GATEWAY_UPSTREAM_URL: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`, GATEWAY_RATE_LIMIT_ENABLED: 'false' } })
+  const gw = await startGateway(t, { env: { GATEWAY_UPSTREAM_URL: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`, GATEWAY_RATE_LIMIT_ENABLED: 'false', GATEWAY_CORS_ORIGINS: '*' } })
   const res = await request(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': 'req-relay-1' }, body: CHAT })
   assert.equal(await res.body.text(), body)
   assert.equal(res.headers['content-length'], String(Buffer.byteLength(body)))
