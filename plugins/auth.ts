@@ -224,6 +224,8 @@ function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, K
   fastify.addHook('preHandler', function enforceAllowedModels (request, _reply, done) {
     const allowed = request.gw.client?.allowedModels
     if (allowed === undefined) return done()
+    const path = upstreamPathOf(request)
+    assertEndpointCheckable(request, path.api)
     assertModelCheckable(request)
     const model = request.gw.model
     if (model !== null && !allowed.includes(model)) {
@@ -231,7 +233,7 @@ function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, K
       throw new ModelNotAllowedError(model.length > MAX_MODEL_IN_MESSAGE ? `${model.slice(0, MAX_MODEL_IN_MESSAGE)}…` : model)
     }
     // after the model: an Azure path mapped from a model that is not allowed names that model
-    assertPathCheckable(request, allowed)
+    assertDeploymentsAllowed(request, allowed, path)
     done()
   })
 }
@@ -315,39 +317,55 @@ const REALTIME_ROUTE = '/v1/realtime'
  */
 const UNCHECKED_ENDPOINTS = ['batches', 'messages/batches', 'realtime/client_secrets', 'realtime/calls', 'realtime/transcription_sessions', 'evals']
 
+/** The path a request is sent upstream, as upstreams read it (see upstreamPathOf). */
+interface UpstreamPath {
+  /** the API path (`gw.upstreamPath`), in segments */
+  api: string[]
+  /** the same with the target's base path: what the upstream gets */
+  sent: string[]
+  /** the `deployment` query parameters (Azure's realtime endpoint names its deployment there) */
+  deploymentParams: string[]
+}
+
 /**
- * For a restricted key, what the path sent upstream says about models, read as upstreams read it
- * (`pathSegments`: decoded; a path they may read otherwise is a 400), on the path the routing
- * chose (`gw.upstreamPath`, with the target's base path: what the upstream gets):
- * - Azure names the deployment in the path (`/openai/deployments/{d}/…`, any case) and serves it
- *   whatever the body's `model` says, and its realtime endpoint in `?deployment=`: the deployment
- *   must be the one of an allowed model (the target's `azure.deployments` map, or the model's name);
- * - an endpoint in UNCHECKED_ENDPOINTS is a 403.
+ * For a restricted key, the path the routing chose (`gw.upstreamPath`, what the upstream gets)
+ * read as upstreams read it (`pathSegments`: decoded); a path they may read otherwise is a 400.
  */
-function assertPathCheckable (request: FastifyRequest, allowed: readonly string[]): void {
+function upstreamPathOf (request: FastifyRequest): UpstreamPath {
   const gw = request.gw
   const target = gw.target
   const path = gw.upstreamPath !== '' ? gw.upstreamPath : request.url
-  const segments = pathSegments(path)
-  const sent = target !== null && target.basePath !== '' ? pathSegments(joinUpstreamPath(target.basePath, path)) : segments
-  if (segments === null || sent === null) {
+  const api = pathSegments(path)
+  const sent = target !== null && target.basePath !== '' ? pathSegments(joinUpstreamPath(target.basePath, path)) : api
+  if (api === null || sent === null) {
     gw.errorClass = 'model_not_checkable'
     throw new PathUncheckableError()
   }
   const q = path.indexOf('?')
-  const named = q === -1 ? [] : new URLSearchParams(path.slice(q + 1)).getAll('deployment')
-  const inPath = azureDeploymentOf(sent)
-  if (inPath !== null) named.push(inPath)
-  for (const deployment of named) assertDeploymentAllowed(request, allowed, deployment)
+  return { api, sent, deploymentParams: q === -1 ? [] : new URLSearchParams(path.slice(q + 1)).getAll('deployment') }
+}
 
-  let rest = segments
+/** An endpoint in UNCHECKED_ENDPOINTS (after `openai/` and `v1/`, any case) is a 403. */
+function assertEndpointCheckable (request: FastifyRequest, api: readonly string[]): void {
+  let rest = api
   if (rest[0]?.toLowerCase() === 'openai') rest = rest.slice(1)
   if (rest[0]?.toLowerCase() === 'v1') rest = rest.slice(1)
   const endpoint = rest.join('/').toLowerCase()
   const closed = UNCHECKED_ENDPOINTS.find(e => endpoint === e || endpoint.startsWith(`${e}/`))
   if (closed === undefined) return
-  gw.errorClass = 'endpoint_not_allowed'
+  request.gw.errorClass = 'endpoint_not_allowed'
   throw new EndpointNotAllowedError(`/v1/${closed}`)
+}
+
+/**
+ * Azure names the deployment in the path (`/openai/deployments/{d}/…`, any case) and serves it
+ * whatever the body's `model` says, and its realtime endpoint in `?deployment=`: each must be the
+ * deployment of an allowed model (the target's `azure.deployments` map, or the model's name).
+ */
+function assertDeploymentsAllowed (request: FastifyRequest, allowed: readonly string[], path: UpstreamPath): void {
+  const inPath = azureDeploymentOf(path.sent)
+  if (inPath !== null) assertDeploymentAllowed(request, allowed, inPath)
+  for (const named of path.deploymentParams) assertDeploymentAllowed(request, allowed, named)
 }
 
 function assertDeploymentAllowed (request: FastifyRequest, allowed: readonly string[], named: string): void {
