@@ -42,7 +42,8 @@ function hasBody (raw: IncomingMessage): boolean {
  */
 function discardRest (raw: IncomingMessage, res: ServerResponse): void {
   const socket = raw.socket
-  if (raw.destroyed || socket === null) return
+  // a request injected in-process (fastify.inject) has a stand-in socket with nothing to close
+  if (raw.destroyed || socket === null || typeof socket.destroy !== 'function') return
   const cut = setTimeout(() => socket.destroy(), DISCARD_MS)
   cut.unref()
   let pending = 2
