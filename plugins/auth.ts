@@ -18,9 +18,14 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import { describeClientAuthMode, type ClientAuthMode, type ClientKeyConfig } from '../config/sections/auth.js'
-import { InvalidApiKeyError, ModelNotAllowedError, ModelUncheckableError, isAnthropicPath } from '../src/errors.js'
+import {
+  EndpointNotAllowedError, FormUncheckableError, InvalidApiKeyError, ModelNotAllowedError, ModelUncheckableError, PathUncheckableError,
+  isAnthropicPath
+} from '../src/errors.js'
+import { joinUpstreamPath } from '../src/proxy/forward.js'
 import { CLIENT_CREDENTIALS } from '../src/proxy/headers.js'
-import type { FieldCheck } from '../src/uploads/limiter.js'
+import { azureDeploymentOf, pathSegments } from '../src/routing/paths.js'
+import type { FormCheck } from '../src/uploads/limiter.js'
 import type { ClientIdentity } from './request-state.js'
 import { routeConfigOf } from './request-state.js'
 
@@ -221,12 +226,17 @@ function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, K
   fastify.addHook('preHandler', function enforceAllowedModels (request, _reply, done) {
     const allowed = request.gw.client?.allowedModels
     if (allowed === undefined) return done()
+    const path = upstreamPathOf(request)
+    assertEndpointCheckable(request, path.api)
     assertModelCheckable(request)
-    assertDeploymentAllowed(request, allowed)
     const model = request.gw.model
-    if (model === null || allowed.includes(model)) return done()
-    request.gw.errorClass = 'model_not_allowed'
-    throw new ModelNotAllowedError(model.length > MAX_MODEL_IN_MESSAGE ? `${model.slice(0, MAX_MODEL_IN_MESSAGE)}…` : model)
+    if (model !== null && !allowed.includes(model)) {
+      request.gw.errorClass = 'model_not_allowed'
+      throw new ModelNotAllowedError(model.length > MAX_MODEL_IN_MESSAGE ? `${model.slice(0, MAX_MODEL_IN_MESSAGE)}…` : model)
+    }
+    // after the model: an Azure path mapped from a model that is not allowed names that model
+    assertDeploymentsAllowed(request, allowed, path)
+    done()
   })
 }
 
@@ -235,22 +245,31 @@ function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, K
  * pass-through on each field as it streams: the same rules as a JSON body, a `model` field that is
  * not allowed is a 403, a second field spelled like `model` in any case is a 400. Null when the
  * key is not restricted. A form without a model field goes on, as a JSON body without one does.
+ * A form the pass-through cannot read as every upstream would (a part without a plain name, LF
+ * line endings, a part header busboy refuses…) is a 400: its model may be where the check did not
+ * look (src/uploads/form-framing.ts).
  */
-export function formModelCheck (request: FastifyRequest): FieldCheck | null {
+export function formModelCheck (request: FastifyRequest): FormCheck | null {
   const allowed = request.gw.client?.allowedModels
   if (allowed === undefined) return null
   let seen = false
-  return (name, value) => {
-    if (name.toLowerCase() !== 'model') return null
-    if (seen) {
+  return {
+    field (name, value) {
+      if (name.length !== 5 || name.toLowerCase() !== 'model') return null
+      if (seen) {
+        request.gw.errorClass = 'model_not_checkable'
+        return new ModelUncheckableError()
+      }
+      seen = true
+      request.gw.model = value
+      if (allowed.includes(value)) return null
+      request.gw.errorClass = 'model_not_allowed'
+      return new ModelNotAllowedError(value.length > MAX_MODEL_IN_MESSAGE ? `${value.slice(0, MAX_MODEL_IN_MESSAGE)}…` : value)
+    },
+    unreadable () {
       request.gw.errorClass = 'model_not_checkable'
-      return new ModelUncheckableError()
+      return new FormUncheckableError()
     }
-    seen = true
-    request.gw.model = value
-    if (allowed.includes(value)) return null
-    request.gw.errorClass = 'model_not_allowed'
-    return new ModelNotAllowedError(value.length > MAX_MODEL_IN_MESSAGE ? `${value.slice(0, MAX_MODEL_IN_MESSAGE)}…` : value)
   }
 }
 
@@ -271,8 +290,10 @@ function hasBody (request: FastifyRequest): boolean {
 function assertModelCheckable (request: FastifyRequest): void {
   const gw = request.gw
   // a realtime session names its model in the query (routes/v1/realtime.ts sets gw.model): exactly
-  // once, since upstream frameworks differ on which of two values they take
-  if (request.headers.upgrade?.toLowerCase() === 'websocket') {
+  // once, since upstream frameworks differ on which of two values they take. Only a real upgrade
+  // (the server's 'upgrade' event, which @fastify/websocket marks) on the realtime route: an
+  // `Upgrade` header on any other request changes nothing about where its model is
+  if (request.ws && gw.routeUrl === REALTIME_ROUTE) {
     const q = request.url.indexOf('?')
     if (q === -1 || new URLSearchParams(request.url.slice(q + 1)).getAll('model').length !== 1) throw new ModelUncheckableError()
     return
@@ -288,22 +309,68 @@ function assertModelCheckable (request: FastifyRequest): void {
   for (const key in json) if (key.length === 5 && key !== 'model' && key.toLowerCase() === 'model') throw new ModelUncheckableError()
 }
 
-const AZURE_DEPLOYMENT = /^\/openai\/deployments\/([^/?]+)/
+/** The realtime WebSocket route (routes/v1/realtime.ts). */
+const REALTIME_ROUTE = '/v1/realtime'
 
 /**
- * Azure clients name the deployment in the path (`/openai/deployments/{d}/…`), and Azure serves
- * that deployment whatever the body's `model` says: for a restricted key, the deployment must be
- * the one of an allowed model (the target's `azure.deployments` map, or the model's own name).
+ * Endpoints that name their models where the gateway does not look: in an uploaded JSONL file
+ * (`batches`), in each of many requests (`messages/batches`), nested in a session or an eval's data
+ * source. Closed to restricted keys. Matched after `openai/` and `v1/`, case-insensitively.
  */
-function assertDeploymentAllowed (request: FastifyRequest, allowed: readonly string[]): void {
-  const m = AZURE_DEPLOYMENT.exec(request.url)
-  if (m === null) return
-  let named: string
-  try {
-    named = decodeURIComponent(m[1])
-  } catch {
-    throw new ModelUncheckableError()
+const UNCHECKED_ENDPOINTS = ['batches', 'messages/batches', 'realtime/client_secrets', 'realtime/calls', 'realtime/transcription_sessions', 'evals']
+
+/** The path a request is sent upstream, as upstreams read it (see upstreamPathOf). */
+interface UpstreamPath {
+  /** the API path (`gw.upstreamPath`), in segments */
+  api: string[]
+  /** the same with the target's base path: what the upstream gets */
+  sent: string[]
+  /** the `deployment` query parameters (Azure's realtime endpoint names its deployment there) */
+  deploymentParams: string[]
+}
+
+/**
+ * For a restricted key, the path the routing chose (`gw.upstreamPath`, what the upstream gets)
+ * read as upstreams read it (`pathSegments`: decoded); a path they may read otherwise is a 400.
+ */
+function upstreamPathOf (request: FastifyRequest): UpstreamPath {
+  const gw = request.gw
+  const target = gw.target
+  const path = gw.upstreamPath !== '' ? gw.upstreamPath : request.url
+  const api = pathSegments(path)
+  const sent = target !== null && target.basePath !== '' ? pathSegments(joinUpstreamPath(target.basePath, path)) : api
+  if (api === null || sent === null) {
+    gw.errorClass = 'model_not_checkable'
+    throw new PathUncheckableError()
   }
+  const q = path.indexOf('?')
+  return { api, sent, deploymentParams: q === -1 ? [] : new URLSearchParams(path.slice(q + 1)).getAll('deployment') }
+}
+
+/** An endpoint in UNCHECKED_ENDPOINTS (after `openai/` and `v1/`, any case) is a 403. */
+function assertEndpointCheckable (request: FastifyRequest, api: readonly string[]): void {
+  let rest = api
+  if (rest[0]?.toLowerCase() === 'openai') rest = rest.slice(1)
+  if (rest[0]?.toLowerCase() === 'v1') rest = rest.slice(1)
+  const endpoint = rest.join('/').toLowerCase()
+  const closed = UNCHECKED_ENDPOINTS.find(e => endpoint === e || endpoint.startsWith(`${e}/`))
+  if (closed === undefined) return
+  request.gw.errorClass = 'endpoint_not_allowed'
+  throw new EndpointNotAllowedError(`/v1/${closed}`)
+}
+
+/**
+ * Azure names the deployment in the path (`/openai/deployments/{d}/…`, any case) and serves it
+ * whatever the body's `model` says, and its realtime endpoint in `?deployment=`: each must be the
+ * deployment of an allowed model (the target's `azure.deployments` map, or the model's name).
+ */
+function assertDeploymentsAllowed (request: FastifyRequest, allowed: readonly string[], path: UpstreamPath): void {
+  const inPath = azureDeploymentOf(path.sent)
+  if (inPath !== null) assertDeploymentAllowed(request, allowed, inPath)
+  for (const named of path.deploymentParams) assertDeploymentAllowed(request, allowed, named)
+}
+
+function assertDeploymentAllowed (request: FastifyRequest, allowed: readonly string[], named: string): void {
   const deployments = request.gw.target?.azure?.deployments
   if (allowed.some(model => (deployments?.get(model) ?? model) === named)) return
   request.gw.errorClass = 'model_not_allowed'

@@ -17,7 +17,8 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { GatewayConfig } from '../config/schema.js'
-import { UploadTotalTooLargeError, isStreamedBodyRefusal } from '../src/errors.js'
+import { UploadCheckFailedError, UploadTotalTooLargeError, isStreamedBodyRefusal } from '../src/errors.js'
+import { guarded, thrownSummary } from '../src/lib/guarded.js'
 import { UploadLimiter } from '../src/uploads/limiter.js'
 import { formModelCheck } from './auth.js'
 
@@ -41,7 +42,8 @@ function hasBody (raw: IncomingMessage): boolean {
  */
 function discardRest (raw: IncomingMessage, res: ServerResponse): void {
   const socket = raw.socket
-  if (raw.destroyed || socket === null) return
+  // a request injected in-process (fastify.inject) has a stand-in socket with nothing to close
+  if (raw.destroyed || socket === null || typeof socket.destroy !== 'function') return
   const cut = setTimeout(() => socket.destroy(), DISCARD_MS)
   cut.unref()
   let pending = 2
@@ -65,10 +67,12 @@ function limitedBody (request: FastifyRequest, reply: FastifyReply, limits: Uplo
   const hold = gw.formModel !== null ? { maxBytes: limits.modelFieldHoldBytes } : null
   const limiter = new UploadLimiter(raw.headers, limits, formModelCheck(request), hold)
   if (gw.formModel !== null) gw.formModel.value = limiter.modelField
-  const onData = (chunk: Buffer): void => { if (!limiter.write(chunk)) raw.pause() }
-  const onDrain = (): void => { raw.resume() }
-  const onEnd = (): void => { limiter.end() }
-  const onClose = (): void => { if (!raw.complete) limiter.destroy(new Error('client closed the connection during the upload')) }
+  // on the client socket's stack: a throw fails this upload, never the process
+  const fail = (err: unknown): void => { limiter.destroy(new UploadCheckFailedError({ cause: err })) }
+  const onData = guarded((chunk: Buffer): void => { if (!limiter.write(chunk)) raw.pause() }, fail)
+  const onDrain = guarded((): void => { raw.resume() }, fail)
+  const onEnd = guarded((): void => { limiter.end() }, fail)
+  const onClose = guarded((): void => { if (!raw.complete) limiter.destroy(new Error('client closed the connection during the upload')) }, fail)
   const detach = (): void => {
     raw.off('data', onData)
     raw.off('end', onEnd)
@@ -82,7 +86,9 @@ function limitedBody (request: FastifyRequest, reply: FastifyReply, limits: Uplo
   limiter.once('error', (err) => {
     detach()
     if (!isStreamedBodyRefusal(err)) return
-    request.log.info({ code: err.code, counts: limiter.counts }, 'upload refused')
+    // a listener of the parser threw: the one line that says so (the client gets a plain 500)
+    if (err.statusCode >= 500) request.log.error({ code: err.code, cause: thrownSummary(err.cause), counts: limiter.counts }, 'upload check failed')
+    else request.log.info({ code: err.code, counts: limiter.counts }, 'upload refused')
     discardRest(raw, reply.raw)
   })
   limiter.once('close', detach)

@@ -27,6 +27,12 @@ export const InvalidJsonError = coded('GW_INVALID_JSON', 'We could not parse the
 export const InvalidApiKeyError = coded('GW_INVALID_API_KEY', 'Invalid or missing authorization token', 401, 'invalid_request_error', 'invalid_api_key')
 export const ModelNotAllowedError = coded('GW_MODEL_NOT_ALLOWED', "This key may not use the model '%s'", 403, 'permission_error', 'model_not_allowed')
 export const ModelUncheckableError = coded('GW_MODEL_UNCHECKABLE', 'This key is restricted to some models: name the model where the gateway can check it (one string "model" in a JSON body, or one realtime ?model=)', 400, 'invalid_request_error', 'model_not_checkable')
+/** A restricted key's multipart form the gateway cannot read as every upstream would (src/uploads/form-framing.ts). */
+export const FormUncheckableError = coded('GW_FORM_UNCHECKABLE', 'This key is restricted to some models: send a well-formed multipart form (CRLF line endings, one boundary, every part named once with a plain name="…")', 400, 'invalid_request_error', 'model_not_checkable')
+/** A restricted key's request path that an upstream may read as another deployment (src/routing/paths.ts, `pathSegments`). */
+export const PathUncheckableError = coded('GW_PATH_UNCHECKABLE', 'This key is restricted to some models: send the path plainly (no encoded "/" or "\\", empty segments or double encoding)', 400, 'invalid_request_error', 'model_not_checkable')
+/** An endpoint that names its models where the gateway does not look (a batch file, a nested session): closed to restricted keys. */
+export const EndpointNotAllowedError = coded('GW_ENDPOINT_NOT_ALLOWED', "This key is restricted to some models, and the gateway cannot check the models of '%s' requests", 403, 'permission_error', 'endpoint_not_allowed')
 export const AdminTokenError = coded('GW_ADMIN_UNAUTHORIZED', 'Admin token required', 401, 'invalid_request_error', 'invalid_admin_token')
 export const JsonTooDeepError = coded('GW_JSON_TOO_DEEP', 'The JSON body of your request is nested too deeply', 400, 'invalid_request_error', 'invalid_json')
 export const BadQueryError = coded('GW_BAD_QUERY', 'Invalid query parameter %s', 400, 'invalid_request_error', 'invalid_query')
@@ -43,6 +49,9 @@ export const UploadFieldTooLargeError = coded('GW_UPLOAD_FIELD_SIZE', 'Upload fi
 /** Not a size limit of the upload, so a 400: the form's order (src/uploads/limiter.ts, `ModelFieldHold`). */
 export const UploadModelFieldLateError = coded('GW_UPLOAD_MODEL_FIELD_LATE', "The form's model field must come within its first %s bytes: this target chooses its Azure deployment by the model. Send the model field before the file, or call /openai/deployments/{deployment}/... directly", 400, 'invalid_request_error', 'model_field_too_late')
 
+/** A listener of the upload's parser threw (a gateway fault): this upload fails, the gateway goes on. */
+export const UploadCheckFailedError = coded('GW_UPLOAD_CHECK_FAILED', 'The gateway failed to check this upload', 500, 'server_error', 'internal_error')
+
 /** An upload limit tripped while the body streamed; the 413 stands even though the upstream call failed. */
 export function isUploadLimitError (err: unknown): err is Error & { code: string, statusCode: number } {
   if (!(err instanceof Error)) return false
@@ -58,7 +67,7 @@ export function isUploadLimitError (err: unknown): err is Error & { code: string
 export function isStreamedBodyRefusal (err: unknown): err is Error & { code: string, statusCode: number } {
   if (isUploadLimitError(err)) return true
   const code = err instanceof Error ? (err as { code?: unknown }).code : undefined
-  return code === 'GW_MODEL_NOT_ALLOWED' || code === 'GW_MODEL_UNCHECKABLE'
+  return code === 'GW_MODEL_NOT_ALLOWED' || code === 'GW_MODEL_UNCHECKABLE' || code === 'GW_FORM_UNCHECKABLE'
 }
 
 // abuse protection (plugins/ip-filter, auto-blacklist, rate-limit; routes/admin/blacklist)

@@ -20,7 +20,8 @@ import { upstreamKeyFor } from '../../src/proxy/forward.js'
 import { requireTarget } from '../../plugins/routing.js'
 import { HttpsProxyAgent } from 'https-proxy-agent'
 import { keyFromProtocols, offeredProtocols, upstreamProtocols } from '../../src/realtime/protocols.js'
-import { RealtimeRelay, type RelayResult } from '../../src/realtime/relay.js'
+import { thrownSummary } from '../../src/lib/guarded.js'
+import { RealtimeRelay, relayFailureEvent, type RelayResult } from '../../src/realtime/relay.js'
 import type { RealtimeSessionSummary } from '../../src/realtime/summary.js'
 import { dialUpstream, PinnedProxyAgent, realtimeHeaders, realtimeUrl } from '../../src/realtime/upstream.js'
 import { trackRelay } from '../../src/realtime/websocket-options.js'
@@ -121,7 +122,23 @@ const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (fastify,
     }
   }
 
+  /**
+   * The upgraded socket's handler: a throw while setting the session up ends this one session
+   * (an `error` event, a 1011 close, one log line), as a throw in the relay's listeners does.
+   */
   function relayRealtime (socket: WebSocket, request: FastifyRequest): void {
+    try {
+      startRelay(socket, request)
+    } catch (err) {
+      request.log.error({ cause: thrownSummary(err) }, 'realtime relay failed')
+      if (socket.readyState === socket.OPEN) {
+        socket.send(relayFailureEvent())
+        socket.close(1011, 'gateway error')
+      }
+    }
+  }
+
+  function startRelay (socket: WebSocket, request: FastifyRequest): void {
     const gw = request.gw
     gw.realtimeHooks.push(accountSession(request))
     const target = gw.target as UpstreamTarget // checked by requireTarget before the upgrade

@@ -111,7 +111,8 @@ function parseMultipart (req: IncomingMessage, record: MockRequest): Promise<voi
   record.fields = fields
   return new Promise<void>((resolve, reject) => {
     parser.once('close', () => { Promise.all(fileDone).then(() => resolve(), reject) })
-    parser.once('error', reject)
+    // busboy may report a malformed part header more than once: an unheard second 'error' would throw
+    parser.on('error', reject)
     req.once('error', reject)
     req.pipe(parser)
   })

@@ -11,9 +11,15 @@
  * - Close codes and reasons are relayed both ways, reserved codes lifted (close-codes.ts).
  * - Keepalive pings to both peers; a peer that did not answer the previous ping is dropped.
  *   Idle timeout and maximum session length close both sides with 1000 and a reason.
+ * - No listener or timer of the relay throws into ws or the event loop (src/lib/guarded.ts): a
+ *   throw ends this one session, the client told by a realtime `error` event (the shape the SDKs
+ *   read) and a 1011 close, with one log line.
  */
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
 import { WebSocket, type RawData } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
+import { guarded, thrownSummary } from '../lib/guarded.js'
 import { closeReason, liftCloseCode } from './close-codes.js'
 import { UsageCounter } from './usage.js'
 import type { ClosedBy, RelayResult } from './summary.js'
@@ -59,6 +65,17 @@ function protocolError (err: Error, side: 'client' | 'upstream'): { code: number
   return { code: 1002, reason: `${side} protocol error` }
 }
 
+type Guard = <A extends unknown[]>(listener: (...args: A) => void) => (...args: A) => void
+
+/** What the client is told when the relay itself failed: a realtime `error` event, as the SDKs read it. */
+export function relayFailureEvent (): string {
+  return JSON.stringify({
+    type: 'error',
+    event_id: `event_gw_${randomUUID().replaceAll('-', '')}`,
+    error: { type: 'server_error', code: 'gateway_error', message: 'The gateway failed to relay this session', param: null, event_id: null }
+  })
+}
+
 /**
  * Sends from one socket to the other and pauses the source while too many bytes wait in the
  * destination's buffers (a slow reader on one side must not grow the gateway's memory).
@@ -68,10 +85,12 @@ class Pump {
   #paused = false
   readonly #from: () => WebSocket | null
   readonly #to: () => WebSocket | null
+  readonly #guard: Guard
 
-  constructor (from: () => WebSocket | null, to: () => WebSocket | null) {
+  constructor (from: () => WebSocket | null, to: () => WebSocket | null, guard: Guard) {
     this.#from = from
     this.#to = to
+    this.#guard = guard
   }
 
   send (data: Buffer, binary: boolean): void {
@@ -79,13 +98,13 @@ class Pump {
     if (to === null || to.readyState !== WebSocket.OPEN) return
     const size = data.length
     this.#pending += size
-    to.send(data, { binary }, () => {
+    to.send(data, { binary }, this.#guard(() => {
       this.#pending -= size
       if (this.#paused && this.#pending <= LOW_WATER) {
         this.#paused = false
         this.#from()?.resume()
       }
-    })
+    }))
     if (!this.#paused && this.#pending > HIGH_WATER) {
       this.#paused = true
       this.#from()?.pause()
@@ -117,8 +136,11 @@ export class RealtimeRelay {
   readonly #counts = { messagesFromClient: 0, messagesToClient: 0, bytesFromClient: 0, bytesToClient: 0 }
   readonly #timers: NodeJS.Timeout[] = []
   #idleTimer: NodeJS.Timeout | null = null
-  readonly #toUpstream = new Pump(() => this.#client, () => this.#upstream)
-  readonly #toClient = new Pump(() => this.#upstream, () => this.#client)
+  /** a listener threw: the session is being ended for it (logged once) */
+  #faulted = false
+  readonly #guard: Guard = (listener) => guarded(listener, (err) => this.#failed(err))
+  readonly #toUpstream = new Pump(() => this.#client, () => this.#upstream, this.#guard)
+  readonly #toClient = new Pump(() => this.#upstream, () => this.#client, this.#guard)
 
   constructor (client: WebSocket, opts: RelayOptions) {
     this.#client = client
@@ -129,14 +151,15 @@ export class RealtimeRelay {
   /** Wires both sockets; the client's listeners are attached before anything can be missed. */
   start (): void {
     const client = this.#client
-    client.on('message', (data, isBinary) => this.#fromClient(toBuffer(data), isBinary))
-    client.on('pong', () => { this.#clientAlive = true })
-    client.on('error', (err) => {
+    const guard = this.#guard
+    client.on('message', guard((data: RawData, isBinary: boolean) => this.#fromClient(toBuffer(data), isBinary)))
+    client.on('pong', guard(() => { this.#clientAlive = true }))
+    client.on('error', guard((err: Error) => {
       const { code, reason } = protocolError(err, 'client')
       this.#decide(code, reason, 'gateway')
       this.#opts.log.debug({ err }, 'realtime client socket error')
-    })
-    client.once('close', (code, reason) => this.#onClientClose(code, reason.toString()))
+    }))
+    client.once('close', guard((code: number, reason: Buffer) => this.#onClientClose(code, reason.toString())))
     this.#startTimers()
 
     let upstream: WebSocket
@@ -148,16 +171,16 @@ export class RealtimeRelay {
       return
     }
     this.#upstream = upstream
-    upstream.on('open', () => this.#onUpstreamOpen())
-    upstream.on('message', (data, isBinary) => this.#fromUpstream(toBuffer(data), isBinary))
-    upstream.on('pong', () => { this.#upstreamAlive = true })
-    upstream.on('unexpected-response', (_req, res) => {
+    upstream.on('open', guard(() => this.#onUpstreamOpen()))
+    upstream.on('message', guard((data: RawData, isBinary: boolean) => this.#fromUpstream(toBuffer(data), isBinary)))
+    upstream.on('pong', guard(() => { this.#upstreamAlive = true }))
+    upstream.on('unexpected-response', guard((_req: unknown, res: IncomingMessage) => {
       const status = res.statusCode ?? 0
       this.#failure ??= { code: status === 429 || status === 503 ? 1013 : 1011, reason: `upstream refused the connection (${status})` }
       res.resume()
       upstream.terminate()
-    })
-    upstream.on('error', (err) => {
+    }))
+    upstream.on('error', guard((err: Error) => {
       if (this.#opened) {
         this.#upstreamError ??= protocolError(err, 'upstream')
         this.#opts.log.debug({ err }, 'realtime upstream socket error')
@@ -165,8 +188,24 @@ export class RealtimeRelay {
       }
       this.#failure ??= { code: 1011, reason: 'upstream unreachable' }
       this.#opts.log.warn({ cause: (err as NodeJS.ErrnoException).code ?? err.message }, 'realtime upstream did not open')
-    })
-    upstream.once('close', (code, reason) => this.#onUpstreamClose(code, reason.toString()))
+    }))
+    upstream.once('close', guard((code: number, reason: Buffer) => this.#onUpstreamClose(code, reason.toString())))
+  }
+
+  /**
+   * A listener or timer threw (a gateway fault): this session ends, the client told why by an
+   * `error` event and a 1011 close; one log line. Both close listeners still run and finish it.
+   */
+  #failed (err: unknown): void {
+    if (this.#faulted) return
+    this.#faulted = true
+    this.#opts.log.error({ cause: thrownSummary(err) }, 'realtime relay failed')
+    this.#decide(1011, 'gateway error', 'gateway')
+    const client = this.#client
+    if (client.readyState === WebSocket.OPEN) client.send(relayFailureEvent())
+    this.shutdown(1011, 'gateway error', 1011)
+    // a session whose sockets had both closed already (the throw came from its close listener)
+    this.#finish()
   }
 
   /** Closes both sides from the gateway (shutdown, limits); the client gets `code`. */
@@ -177,19 +216,20 @@ export class RealtimeRelay {
 
   #startTimers (): void {
     const { openTimeoutMs, idleTimeoutMs, maxSessionMs, keepaliveIntervalMs } = this.#limits
-    this.#timers.push(setTimeout(() => {
+    const guard = this.#guard
+    this.#timers.push(setTimeout(guard(() => {
       if (this.#opened || this.#upstream === null) return
       this.#failure ??= { code: 1013, reason: `upstream did not open within ${openTimeoutMs} ms` }
       this.#upstream.terminate()
-    }, openTimeoutMs))
+    }), openTimeoutMs))
     if (idleTimeoutMs > 0) {
-      this.#idleTimer = setTimeout(() => this.shutdown(1000, `session idle for ${idleTimeoutMs} ms`), idleTimeoutMs)
+      this.#idleTimer = setTimeout(guard(() => this.shutdown(1000, `session idle for ${idleTimeoutMs} ms`)), idleTimeoutMs)
       this.#timers.push(this.#idleTimer)
     }
     if (maxSessionMs > 0) {
-      this.#timers.push(setTimeout(() => this.shutdown(1000, 'maximum session length reached'), maxSessionMs))
+      this.#timers.push(setTimeout(guard(() => this.shutdown(1000, 'maximum session length reached')), maxSessionMs))
     }
-    if (keepaliveIntervalMs > 0) this.#timers.push(setInterval(() => this.#keepalive(), keepaliveIntervalMs))
+    if (keepaliveIntervalMs > 0) this.#timers.push(setInterval(guard(() => this.#keepalive()), keepaliveIntervalMs))
     for (const timer of this.#timers) timer.unref()
   }
 

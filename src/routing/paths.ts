@@ -71,6 +71,47 @@ export function hasDotSegment (url: string): boolean {
   return decoded !== path && DOT_SEGMENT.test(decoded)
 }
 
+/** A percent-encoded separator (`/`, `\`) or percent sign, or a plain `\`. */
+const AMBIGUOUS_IN_PATH = /%(?:2f|5c|25)|\\/i
+
+/**
+ * The segments of the path of `url` (the query is not a path), each percent-decoded, as an
+ * upstream reads them; null when upstreams may read the path otherwise: an encoded separator
+ * (`deployments%2Fgpt-4o`), a `\`, double encoding (`%2564eployments`), an empty segment inside
+ * the path (`//`) or a malformed escape. One trailing `/` is no segment. Servers differ on all of
+ * these (some decode once more, some merge or split segments), so a check that must agree with
+ * every upstream on what a path names (plugins/auth.ts) reads only paths without them.
+ */
+export function pathSegments (url: string): string[] | null {
+  const q = url.indexOf('?')
+  let path = q === -1 ? url : url.slice(0, q)
+  if (AMBIGUOUS_IN_PATH.test(path)) return null
+  if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1)
+  if (path === '/') return []
+  const segments = path.split('/')
+  // the path starts with '/' (routing refuses others), so segments[0] is ''
+  if (segments[0] !== '') return null
+  const out: string[] = []
+  for (let i = 1; i < segments.length; i++) {
+    if (segments[i] === '') return null
+    try {
+      out.push(decodeURIComponent(segments[i]))
+    } catch {
+      return null
+    }
+  }
+  return out
+}
+
+/**
+ * The Azure deployment a path names (`/openai/deployments/{d}/…`, matched case-insensitively as
+ * Azure does), decoded; null when it names none. `segments` as `pathSegments` gives them.
+ */
+export function azureDeploymentOf (segments: readonly string[]): string | null {
+  if (segments.length < 3) return null
+  return segments[0].toLowerCase() === 'openai' && segments[1].toLowerCase() === 'deployments' ? segments[2] : null
+}
+
 export type UrlRewriter = (req: IncomingMessage) => string
 
 /** The `rewriteUrl` function for the Fastify server, or undefined when no path routing is configured. */

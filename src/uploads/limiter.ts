@@ -7,9 +7,17 @@
  * A body busboy cannot parse (no boundary, malformed parts) keeps streaming with only the total
  * size counted: the upstream is the judge of a malformed form, and the total limit still holds.
  *
- * `fieldCheck` sees each field as it is parsed (the model check of a restricted key): a field is
- * complete only once the boundary after it arrived, so a refusal always comes before the upstream
- * has the whole form, and it never gets the rest.
+ * With a `FormCheck` (the model check of a restricted key) the form is read strictly instead: each
+ * field is checked as it is parsed (a field is complete only once the boundary after it arrived,
+ * so a refusal comes before the upstream has the whole form, and it never gets the rest), and a
+ * form the gateway cannot read as every upstream would (form-framing.ts), that busboy cannot
+ * parse, or with a part busboy skipped or could not name, is refused. The last chunk is kept back
+ * until busboy and the framing both saw the form end properly, so the upstream never has a whole
+ * form that was refused at its end.
+ *
+ * No listener on busboy's events may throw out of it (src/lib/guarded.ts): busboy calls them from
+ * inside `write()`, and a throw there would stop the process. A throw fails this upload with a
+ * 500 (`UploadCheckFailedError`, the throw as its cause).
  *
  * With a `ModelFieldHold`, nothing is passed on until the form's `model` field was read: an Azure
  * target names the deployment in the path, and clients often send the file first (the OpenAI Node
@@ -20,9 +28,11 @@ import { Transform, type TransformCallback } from 'node:stream'
 import type { IncomingHttpHeaders } from 'node:http'
 import busboy, { type Busboy } from 'busboy'
 import {
-  UploadFieldTooLargeError, UploadFileTooLargeError, UploadModelFieldLateError, UploadTooManyFieldsError, UploadTooManyFilesError,
-  UploadTotalTooLargeError
+  UploadCheckFailedError, UploadFieldTooLargeError, UploadFileTooLargeError, UploadModelFieldLateError, UploadTooManyFieldsError,
+  UploadTooManyFilesError, UploadTotalTooLargeError
 } from '../errors.js'
+import { guarded } from '../lib/guarded.js'
+import { FormFraming } from './form-framing.js'
 
 export interface UploadLimits {
   maxTotalBytes: number
@@ -41,12 +51,22 @@ export interface UploadCounts {
 
 const CHUNK = 64 * 1024
 
-/** A check of each form field as it is parsed: an error refuses the body before it is complete. */
-export type FieldCheck = (name: string, value: string) => Error | null
+/** The strict reading of a form for a restricted key (plugins/auth.ts, `formModelCheck`). */
+export interface FormCheck {
+  /** each named field as it is parsed: an error refuses the body before it is complete */
+  field: (name: string, value: string) => Error | null
+  /** the refusal of a form the gateway cannot read as every upstream would */
+  unreadable: () => Error
+}
 
 /** Holding a form back until its `model` field: at most `maxBytes` are kept, a 400 beyond. */
 export interface ModelFieldHold {
   maxBytes: number
+}
+
+/** A part's name as busboy reports it, when it is one: busboy gives undefined for a part it could not name. */
+function partName (name: string | undefined): string | null {
+  return typeof name === 'string' && name !== '' ? name : null
 }
 
 export function isMultipart (headers: IncomingHttpHeaders): boolean {
@@ -59,7 +79,11 @@ export class UploadLimiter extends Transform {
   #parser: Busboy | null = null
   /** the limit error busboy reported while parsing the current chunk */
   #tripped: Error | null = null
-  readonly #fieldCheck: FieldCheck | null
+  readonly #check: FormCheck | null
+  /** with a check: the strict framing beside busboy (null when the content type names no single boundary) */
+  readonly #framing: FormFraming | null = null
+  /** with a check: the chunk kept back until the form's end was seen */
+  #last: Buffer | null = null
   /**
    * With a hold: the form's `model` field, or null when the form ended (or could not be parsed)
    * without one; rejected with the refusal when the body was refused (or cut) before the field.
@@ -74,11 +98,15 @@ export class UploadLimiter extends Transform {
   #settle: ((model: string | null) => void) | null = null
   #fail: ((err: Error) => void) | null = null
 
-  constructor (headers: IncomingHttpHeaders, limits: UploadLimits, fieldCheck: FieldCheck | null = null, hold: ModelFieldHold | null = null) {
+  constructor (headers: IncomingHttpHeaders, limits: UploadLimits, check: FormCheck | null = null, hold: ModelFieldHold | null = null) {
     super({ highWaterMark: CHUNK })
     this.#limits = limits
-    this.#fieldCheck = fieldCheck
+    this.#check = check
     if (isMultipart(headers)) this.#parser = this.#startParser(headers)
+    if (check !== null) {
+      this.#framing = FormFraming.for(headers)
+      if (this.#parser === null || this.#framing === null) this.#trip(check.unreadable())
+    }
     if (hold !== null) {
       if (this.#parser === null || hold.maxBytes === 0) {
         this.modelField = Promise.resolve(null)
@@ -111,22 +139,35 @@ export class UploadLimiter extends Transform {
     } catch {
       return null // no usable boundary: total size only
     }
-    parser.on('file', (_name, file, _info) => {
+    const guard = <A extends unknown[]>(listener: (...args: A) => void): (...args: A) => void => guarded(listener, (err) => this.#failed(err))
+    parser.on('file', guard((name: string | undefined, file: NodeJS.ReadableStream) => {
       this.counts.files++
-      file.once('limit', () => this.#trip(new UploadFileTooLargeError(limits.maxFileBytes)))
+      file.once('limit', guard(() => this.#trip(new UploadFileTooLargeError(limits.maxFileBytes))))
       file.on('error', () => {}) // a body cut short ends the file with an error: nothing to do
       file.resume() // counted by busboy, never kept
-    })
-    parser.on('field', (name, value, info) => {
+      if (partName(name) === null) this.#unreadable()
+    }))
+    parser.on('field', guard((name: string | undefined, value: string, info: { valueTruncated: boolean }) => {
       this.counts.fields++
-      if (this.#held !== null && this.#heldModel === undefined && name.toLowerCase() === 'model') this.#heldModel = value
       if (info.valueTruncated) this.#trip(new UploadFieldTooLargeError(limits.maxFieldBytes))
-      const refused = this.#fieldCheck?.(name, value) ?? null
+      // busboy names a part only by a plain, non-empty name="…" (no name, name="" and a lone
+      // name*=… give undefined): such a field is no model field, and for a restricted key it is
+      // one an upstream may read otherwise
+      const named = partName(name)
+      if (named === null) {
+        this.#unreadable()
+        return
+      }
+      if (this.#held !== null && this.#heldModel === undefined && named.toLowerCase() === 'model') this.#heldModel = value
+      const refused = this.#check?.field(named, value) ?? null
       if (refused !== null) this.#trip(refused)
-    })
-    parser.once('filesLimit', () => this.#trip(new UploadTooManyFilesError(limits.maxFiles)))
-    parser.once('fieldsLimit', () => this.#trip(new UploadTooManyFieldsError(limits.maxFields)))
-    parser.on('error', () => { this.#parser = null })
+    }))
+    parser.once('filesLimit', guard(() => this.#trip(new UploadTooManyFilesError(limits.maxFiles))))
+    parser.once('fieldsLimit', guard(() => this.#trip(new UploadTooManyFieldsError(limits.maxFields))))
+    parser.on('error', guard(() => {
+      this.#parser = null
+      this.#unreadable()
+    }))
     return parser
   }
 
@@ -134,10 +175,45 @@ export class UploadLimiter extends Transform {
     this.#tripped ??= err
   }
 
+  /** For a restricted key, a form the gateway cannot read as every upstream would is refused. */
+  #unreadable (): void {
+    if (this.#check !== null) this.#trip(this.#check.unreadable())
+  }
+
+  /** A listener threw: this upload fails (500), with the throw as the cause for the log line. */
+  #failed (err: unknown): void {
+    this.#trip(new UploadCheckFailedError({ cause: err }))
+  }
+
   override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    // a throw from here would unwind into the client socket's 'data' listener and stop the
+    // process: this upload fails instead, and the callback is answered once
+    let answered = false
+    const answer: TransformCallback = (err, data) => {
+      if (answered) return
+      answered = true
+      cb(err, data)
+    }
+    const fail = (err: unknown): void => {
+      this.#failed(err)
+      answer(this.#tripped)
+    }
+    try {
+      this.#take(chunk, answer, fail)
+    } catch (err) {
+      fail(err)
+    }
+  }
+
+  #take (chunk: Buffer, cb: TransformCallback, fail: (err: unknown) => void): void {
     this.counts.bytes += chunk.length
     if (this.counts.bytes > this.#limits.maxTotalBytes) {
       cb(new UploadTotalTooLargeError(this.#limits.maxTotalBytes))
+      return
+    }
+    if (this.#framing !== null && !this.#framing.push(chunk)) this.#unreadable()
+    if (this.#tripped !== null) {
+      cb(this.#tripped)
       return
     }
     const parser = this.#parser
@@ -147,12 +223,24 @@ export class UploadLimiter extends Transform {
       cb(null, chunk)
       return
     }
-    // the write callback runs once busboy has parsed the chunk (and fired its limit events)
-    parser.write(chunk, () => {
+    // the write callback runs once busboy has parsed the chunk (and fired its limit events),
+    // possibly later, from busboy's own stack
+    parser.write(chunk, guarded(() => {
       if (this.#tripped !== null) cb(this.#tripped)
-      else if (this.#held === null) cb(null, chunk)
+      else if (this.#held === null) this.#pass(chunk, cb)
       else this.#hold(chunk, cb)
-    })
+    }, fail))
+  }
+
+  /** Passes a chunk on; with a check, the one before it, keeping this one back until the form's end. */
+  #pass (chunk: Buffer, cb: TransformCallback): void {
+    if (this.#check === null) {
+      cb(null, chunk)
+      return
+    }
+    const previous = this.#last
+    this.#last = chunk
+    cb(null, previous ?? undefined)
   }
 
   /** Keeps a chunk back until the model field was read; then it and all before it go on. */
@@ -170,10 +258,12 @@ export class UploadLimiter extends Transform {
     }
   }
 
+  /** Passes on every held chunk (with a check: all but the last, kept back as #pass does) and tells the model. */
   #release (model: string | null): void {
     const held = this.#held ?? []
     this.#held = null
     this.#heldBytes = 0
+    if (this.#check !== null && held.length > 0) this.#last = held.pop() as Buffer
     for (const chunk of held) this.push(chunk)
     this.#settle?.(model)
     this.#settle = this.#fail = null
@@ -183,14 +273,33 @@ export class UploadLimiter extends Transform {
     const parser = this.#parser
     if (parser === null) {
       if (this.#held !== null) this.#release(null)
-      cb()
+      this.#end(cb)
       return
     }
-    // a form cut short is the upstream's to refuse: parse errors only stop the counting
-    parser.end(() => {
+    // a form cut short is the upstream's to refuse: parse errors only stop the counting (and, for
+    // a restricted key, refuse the form)
+    parser.end(guarded((err?: Error | null) => {
+      if (err != null) this.#unreadable()
+      const framing = this.#framing
+      if (framing !== null && (!framing.end() || framing.parts !== this.counts.files + this.counts.fields)) this.#unreadable()
       if (this.#tripped === null && this.#held !== null) this.#release(this.#heldModel ?? null)
+      this.#end(cb)
+    }, (err) => {
+      this.#failed(err)
       cb(this.#tripped)
-    })
+    }))
+  }
+
+  /** The end of the body: the chunk kept back goes on, unless the form was refused at its end. */
+  #end (cb: TransformCallback): void {
+    if (this.#tripped !== null) {
+      cb(this.#tripped)
+      return
+    }
+    const last = this.#last
+    this.#last = null
+    if (last !== null) this.push(last)
+    cb()
   }
 
   override _destroy (err: Error | null, cb: (error?: Error | null) => void): void {

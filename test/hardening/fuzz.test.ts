@@ -7,19 +7,27 @@
  *   headers or body, nor in any log line, whatever the request carried;
  * - the process never crashes (it still answers /healthz afterwards) and logs nothing at error level.
  *
+ * Multipart uploads get their own run: forms with random part headers (dispositions without a
+ * usable name, RFC 2231 names, duplicates, random header lines, LF or CRLF line endings, cut
+ * short), sent by a key restricted to some models and to an Azure target whose form is held until
+ * its model field; a restricted key's form that the upstream answered never named another model.
+ *
  * Seeded and bounded: the same requests on every run. Most go through fastify.inject (fast, the
- * full app but no socket); a smaller sample goes over real HTTP. HARDENING_FUZZ_RUNS and
- * HARDENING_FUZZ_HTTP_RUNS raise the counts; HARDENING_FUZZ_SEED changes the seed.
+ * full app but no socket); a smaller sample goes over real HTTP. HARDENING_FUZZ_RUNS,
+ * HARDENING_FUZZ_HTTP_RUNS and HARDENING_FUZZ_FORM_RUNS raise the counts; HARDENING_FUZZ_SEED
+ * changes the seed.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { Client } from 'undici'
 import { startGateway, startMock, type GatewayHandle } from '../helper.js'
+import type { MockUpstream } from '../../src/mock/upstream.js'
 import { INTERNALS, stillServing } from './support.js'
 
 const RUNS = Number(process.env.HARDENING_FUZZ_RUNS ?? 600)
 const HTTP_RUNS = Number(process.env.HARDENING_FUZZ_HTTP_RUNS ?? 120)
+const FORM_RUNS = Number(process.env.HARDENING_FUZZ_FORM_RUNS ?? 150)
 const SEED = Number(process.env.HARDENING_FUZZ_SEED ?? 20261122)
 
 const SECRETS = {
@@ -192,9 +200,9 @@ function checkLogs (gw: GatewayHandle): void {
   }
 }
 
-async function fuzzGateway (t: import('node:test').TestContext, extraEnv: Record<string, string>, yaml?: string): Promise<GatewayHandle> {
+async function fuzzGateway (t: import('node:test').TestContext, extraEnv: Record<string, string>, yaml?: string): Promise<GatewayHandle & { mock: MockUpstream }> {
   const mock = await startMock(t)
-  return await startGateway(t, {
+  const gw = await startGateway(t, {
     env: {
       GATEWAY_UPSTREAM_URL: mock.url,
       GATEWAY_UPSTREAM_KEY: SECRETS.upstream,
@@ -213,6 +221,7 @@ async function fuzzGateway (t: import('node:test').TestContext, extraEnv: Record
     },
     ...(yaml !== undefined ? { yaml: yaml.replaceAll('MOCK_URL', mock.url) } : {})
   })
+  return { ...gw, mock }
 }
 
 async function injectRuns (gw: GatewayHandle, runs: number, seed: number): Promise<Tally> {
@@ -275,6 +284,73 @@ test(`fuzz over real HTTP: ${HTTP_RUNS} random requests (seed ${SEED + 2}), path
     checkAnswer(r, res.statusCode, res.headers, body, tally)
   }), { seed: SEED + 2, numRuns: HTTP_RUNS, endOnFailure: true, includeErrorInReport: true })
   t.diagnostic(`statuses: ${tallyText(tally)}`)
+  checkLogs(gw)
+  await stillServing(gw.url)
+})
+
+// ------------------------------------------------------------------------------- multipart forms
+
+const DISPOSITIONS = [
+  'form-data; name="model"', 'form-data; name=model', 'form-data; name="MODEL"', 'form-data; name="file"; filename="a.wav"',
+  'form-data', 'form-data; name=""', "form-data; name*=UTF-8''model", "form-data; name=\"x\"; name*=UTF-8''model",
+  'form-data; name="model"; name="x"', 'form-data; filename="b.wav"', 'form-data; name="model"; junk', 'attachment; name="model"',
+  'form-data; name="mo\\"del"', 'form-data; name="language"', 'form-data;name="model";filename=""', 'form-data; name', 'form-data; =x', ''
+]
+
+const headerLineArb = fc.oneof(
+  { weight: 8, arbitrary: fc.tuple(fc.constantFrom('Content-Disposition', 'content-disposition', 'CONTENT-DISPOSITION', 'Content-Disposition '), fc.oneof(fc.constantFrom(...DISPOSITIONS), fc.string({ maxLength: 40 }).map(x => `form-data; ${x}`))).map(([n, v]) => `${n}: ${v}`) },
+  { weight: 2, arbitrary: fc.constantFrom('Content-Type: audio/wav', 'Content-Type: text/plain; charset=utf-16le', 'Content-Type: application/octet-stream', 'Content-Transfer-Encoding: base64', ' folded: line') },
+  { weight: 1, arbitrary: fc.tuple(token, headerValue).map(([n, v]) => `${n}: ${v}`) },
+  { weight: 1, arbitrary: fc.oneof(fc.string({ maxLength: 60 }), fc.constant('x'.repeat(17_000))) }
+)
+
+const partArb = fc.record({
+  headers: fc.array(headerLineArb, { minLength: 1, maxLength: 3 }),
+  content: fc.oneof(fc.constantFrom('gpt-4o-mini', 'gpt-4o', 'whisper-1', ''), fc.string({ maxLength: 80 }), fc.uint8Array({ maxLength: 2000 }).map(a => Buffer.from(a)))
+})
+
+interface FuzzForm { key: 'restricted' | 'client', path: string, type: string, body: Buffer }
+
+const formArb: fc.Arbitrary<FuzzForm> = fc.record({
+  // the restricted key may use the default target only; the other key also the Azure one, which holds the form
+  to: fc.oneof(
+    fc.constantFrom('/v1/audio/transcriptions', '/v1/images/edits').map(path => ({ key: 'restricted' as const, path })),
+    fc.constantFrom('/az/v1/audio/transcriptions', '/az/v1/images/edits', '/v1/audio/transcriptions').map(path => ({ key: 'client' as const, path }))
+  ),
+  boundary: fc.string({ unit: fc.constantFrom(...'abcXYZ019-_'), minLength: 1, maxLength: 30 }),
+  quoted: fc.boolean(),
+  eol: fc.oneof({ weight: 8, arbitrary: fc.constant('\r\n') }, { weight: 1, arbitrary: fc.constantFrom('\n', '\r') }),
+  parts: fc.array(partArb, { minLength: 0, maxLength: 4 }),
+  model: fc.option(fc.tuple(fc.nat(5), fc.constantFrom('gpt-4o-mini', 'gpt-4o')), { nil: undefined }),
+  cut: fc.option(fc.nat(), { nil: undefined, freq: 8 })
+}).map(f => {
+  const parts: Array<{ headers: string[], content: string | Buffer }> = [...f.parts]
+  if (f.model !== undefined) parts.splice(f.model[0] % (parts.length + 1), 0, { headers: ['Content-Disposition: form-data; name="model"'], content: f.model[1] })
+  const chunks: Buffer[] = []
+  for (const part of parts) chunks.push(Buffer.from(`--${f.boundary}${f.eol}${part.headers.map(h => h + f.eol).join('')}${f.eol}`), Buffer.from(part.content), Buffer.from(f.eol))
+  chunks.push(Buffer.from(`--${f.boundary}--${f.eol}`))
+  let body = Buffer.concat(chunks)
+  if (f.cut !== undefined) body = body.subarray(0, f.cut % (body.length + 1))
+  return { key: f.to.key, path: f.to.path, type: `multipart/form-data; boundary=${f.quoted ? `"${f.boundary}"` : f.boundary}`, body }
+})
+
+test(`fuzz multipart part headers: ${FORM_RUNS} random forms (seed ${SEED + 3}) from a restricted key and to an Azure target that holds the form for its model`, async (t) => {
+  const gw = await fuzzGateway(t, {}, EVERYTHING)
+  const tally: Tally = new Map()
+  const secret = { restricted: SECRETS.restricted, client: SECRETS.client }
+  await fc.assert(fc.asyncProperty(formArb, async (f) => {
+    const before = gw.mock.count()
+    const res = await gw.app.inject({ method: 'POST', url: f.path, headers: { authorization: `Bearer ${secret[f.key]}`, 'content-type': f.type }, payload: f.body })
+    const r: FuzzRequest = { method: 'POST', path: f.path, headers: {} }
+    checkAnswer(r, res.statusCode, res.headers, res.body, tally)
+    if (f.key === 'restricted' && res.statusCode < 300) {
+      // what the upstream read of a form it answered: no model, or an allowed one
+      for (const seen of gw.mock.requests.slice(before)) assert.ok(seen.fields?.model === undefined || seen.fields.model === 'gpt-4o-mini', `the upstream read model ${seen.fields?.model}`)
+    }
+  }), { seed: SEED + 3, numRuns: FORM_RUNS, endOnFailure: true, includeErrorInReport: true })
+  t.diagnostic(`statuses: ${tallyText(tally)}`)
+  assert.ok((tally.get(200) ?? 0) > 0, 'some forms made it through to the upstream')
+  assert.ok((tally.get(400) ?? 0) > 0, 'some forms were refused')
   checkLogs(gw)
   await stillServing(gw.url)
 })

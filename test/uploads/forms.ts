@@ -36,3 +36,19 @@ export function multipartForm (parts: readonly FormPart[], boundary = '----gw-te
   out.push(Buffer.from(`--${boundary}--\r\n`))
   return { body: Buffer.concat(out), type: `multipart/form-data; boundary=${boundary}` }
 }
+
+/** A part given by its header lines (each without its CRLF) and content. */
+export interface RawPart { headers: readonly string[], content: string | Buffer }
+
+/**
+ * A form from raw parts: each part's header lines as given (any Content-Disposition, or none),
+ * CRLF framing; `eol` replaces every CRLF of the framing (LF-only forms).
+ */
+export function rawForm (parts: readonly RawPart[], boundary = '----gw-raw-form', eol = '\r\n'): { body: Buffer, type: string } {
+  const out: Buffer[] = []
+  for (const part of parts) {
+    out.push(Buffer.from(`--${boundary}${eol}${part.headers.map(h => h + eol).join('')}${eol}`), Buffer.from(part.content), Buffer.from(eol))
+  }
+  out.push(Buffer.from(`--${boundary}--${eol}`))
+  return { body: Buffer.concat(out), type: `multipart/form-data; boundary=${boundary}` }
+}
