@@ -79,7 +79,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(routing, { routing: config.routing })
   // the admin guard runs before client authentication, which leaves admin routes to it
   await fastify.register(adminAuth, { adminToken: config.auth.adminToken, header: config.auth.header })
-  await fastify.register(auth, { auth: config.auth })
+  await fastify.register(auth, { auth: config.auth, defaultTarget: config.routing.defaultTarget })
   // after auth (which sets request.gw.client), before every route
   await fastify.register(rateLimit, { rateLimit: config.rateLimit, keyPrefix: config.redis.keyPrefix })
   await fastify.register(modelsCache, { models: config.models })

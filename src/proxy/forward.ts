@@ -19,6 +19,7 @@ import { classifyUpstreamError, streamErrorEvent } from './upstream-errors.js'
 import { UpstreamProtocolError, errorBody, isAnthropicPath, isStreamedBodyRefusal, shapeError } from '../errors.js'
 import { isRetryableFailure, noteKeyRefused, switchKey } from '../routing/failover.js'
 import { mapUpstreamPath } from '../routing/paths.js'
+import { requireCredential } from '../routing/credentials.js'
 
 export interface ForwardOptions {
   /** request headers that must not go upstream (e.g. a custom client-auth header) */
@@ -38,23 +39,22 @@ export function joinUpstreamPath (basePath: string, path: string): string {
  * What the upstream sees the request as, for keying caches without side effects: the mapped key,
  * the caller's own credentials (no upstream key), or the target's pool as a whole (all its keys
  * belong to one account, so they share one model list). Unlike upstreamKeyFor, picks no key.
+ * Decided by src/routing/credentials.ts; a 403 for a client whose mapped keys are for other targets.
  */
 export function upstreamIdentityFor (request: FastifyRequest, target: UpstreamTarget): { kind: 'key' | 'pool' | 'own', key: string | null } {
-  const client = request.gw.client
-  if (client?.passThrough === true) return { kind: 'own', key: null }
-  if (client?.upstreamKey !== undefined) return { kind: 'key', key: client.upstreamKey }
-  if (target.pool !== null && target.pool.size > 0) return { kind: 'pool', key: null }
-  return { kind: 'own', key: null }
+  const credential = requireCredential(request, target)
+  if (credential.kind === 'mapped') return { kind: 'key', key: credential.key }
+  return { kind: credential.kind, key: null }
 }
 
 /**
- * The key a request goes upstream with: the client's mapped key, else the next key of the
- * target's pool, else none (the caller's own credentials pass; an unknown caller let through by
- * auth.passThroughUnknown never gets the gateway's key).
+ * The key a request goes upstream with: the client's mapped key for this target, else the next
+ * key of the target's pool, else none (the caller's own credentials pass; an unknown caller let
+ * through by auth.passThroughUnknown never gets the gateway's key).
  */
 export function upstreamKeyFor (request: FastifyRequest, target: UpstreamTarget): string | null {
-  const who = upstreamIdentityFor(request, target)
-  return who.kind === 'pool' ? target.pool?.pick().key ?? null : who.key
+  const credential = requireCredential(request, target)
+  return credential.kind === 'mapped' ? credential.key : credential.kind === 'pool' ? credential.pool.pick().key : null
 }
 
 /** Configured target headers replace the client's; provider defaults only fill what is missing. */
@@ -121,12 +121,12 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
 
   const { body, length } = requestBody(request)
   // the same choice as upstreamKeyFor, keeping the pool and its key for failover
-  const who = upstreamIdentityFor(request, target)
-  const pool = who.kind === 'pool' ? target.pool : null
+  const credential = requireCredential(request, target)
+  const pool = credential.kind === 'pool' ? credential.pool : null
   let poolKey = pool !== null ? pool.pick() : null
   const headers = upstreamRequestHeaders(request.headers, {
     provider: target.provider,
-    key: poolKey !== null ? poolKey.key : who.key,
+    key: poolKey !== null ? poolKey.key : credential.kind === 'mapped' ? credential.key : null,
     requestId: request.id,
     drop: opts.dropHeaders,
     contentLength: length
