@@ -37,6 +37,8 @@ import metricsRoute from '../routes/metrics.js'
 import usageRoute from '../routes/admin/usage.js'
 import { websocketPluginOptions } from './realtime/websocket-options.js'
 import { NotFoundError, errorBody, shapeError } from './errors.js'
+import { SecretFilter } from './lib/secret-filter.js'
+import { secretsOf } from '../config/secrets.js'
 
 export interface AppOptions {
   config: GatewayConfig
@@ -75,7 +77,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   // cheapest refusals first: address lists, then the automatic blacklist
   await fastify.register(ipFilter, { ipFilter: config.ipFilter })
   await fastify.register(autoBlacklist, { blacklist: config.blacklist, redis: config.redis, exemptPublic: config.ipFilter.exemptHealth })
-  await fastify.register(upstreams, { upstream: config.upstream, targets: config.targets, outbound: config.outbound })
+  await fastify.register(upstreams, { upstream: config.upstream, targets: config.targets, outbound: config.outbound, secrets: SecretFilter.of(secretsOf(config)) })
   await fastify.register(routing, { routing: config.routing })
   // the admin guard runs before client authentication, which leaves admin routes to it
   await fastify.register(adminAuth, { adminToken: config.auth.adminToken, header: config.auth.header })

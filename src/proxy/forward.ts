@@ -14,7 +14,9 @@ import { bodyReadable, DISCARD, UpstreamExchange, type UpstreamAnswer } from './
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import type { UpstreamTarget } from '../../plugins/upstreams.js'
-import { addUpstreamHeaders, clientResponseHeaders, isEventStream, upstreamRequestHeaders } from './headers.js'
+import { addUpstreamHeaders, clientResponseHeaders, isEventStream, upstreamRequestHeaders, yieldLimitHeaders } from './headers.js'
+import { checkedBody, ERROR_BODY_BOUND, holdBody, isErrorStatus } from './answer-check.js'
+import type { SecretFilter } from '../lib/secret-filter.js'
 import { classifyUpstreamError, streamErrorEvent } from './upstream-errors.js'
 import { UpstreamProtocolError, errorBody, isAnthropicPath, isStreamedBodyRefusal, shapeError } from '../errors.js'
 import { isRetryableFailure, noteKeyRefused, switchKey } from '../routing/failover.js'
@@ -183,9 +185,23 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
 
   gw.ttfbMs = performance.now() - gw.startedAt
   gw.upstreamStatus = res.statusCode
+  if (target.secrets !== null && isErrorStatus(res.statusCode)) {
+    try {
+      exchange = await checkErrorBody(exchange, res, target.secrets, request)
+    } catch (err) {
+      // the client went away while the body was held: nothing to answer
+      if (clientGone) {
+        reply.hijack()
+        return undefined
+      }
+      throw err
+    }
+  }
+  // the upstream's limit headers say when to retry its 429; the gateway's own stay under theirs
+  if (res.statusCode === 429) yieldLimitHeaders(reply)
   const sse = isEventStream(res.headers['content-type'])
   const stages = runResponseHooks(request, reply, res, sse)
-  const out = clientResponseHeaders(res.headers)
+  const out = clientResponseHeaders(res.headers, target.secrets)
   if (sse) {
     out['x-accel-buffering'] = 'no'
     out['cache-control'] = 'no-cache'
@@ -288,6 +304,32 @@ function relay (exchange: UpstreamExchange, request: FastifyRequest, reply: Fast
       res.end(event)
     }
   })
+}
+
+/**
+ * An error answer's body, held whole and checked for configured secrets (src/proxy/answer-check.ts),
+ * as an exchange that replays it; `res.headers` then describe the checked body. Throws a 502 for
+ * a body that cannot be checked, and the classified failure for an upstream that failed mid-body.
+ */
+async function checkErrorBody (exchange: UpstreamExchange, res: UpstreamAnswer, secrets: SecretFilter, request: FastifyRequest): Promise<UpstreamExchange> {
+  let held: Buffer | null
+  try {
+    held = await holdBody(exchange, ERROR_BODY_BOUND)
+  } catch (err) {
+    const failure = classifyUpstreamError(err)
+    request.gw.errorClass = failure.errorClass
+    request.log.warn({ errorClass: failure.errorClass, cause: failure.detail }, 'upstream error body failed')
+    throw failure.error
+  }
+  const body = held === null ? null : checkedBody(held, res.headers['content-encoding'], secrets)
+  if (body === null) {
+    request.gw.errorClass = 'upstream_bad_response'
+    request.log.warn({ status: res.statusCode, bound: ERROR_BODY_BOUND, encoding: res.headers['content-encoding'] }, 'upstream error body too large or unreadable to check for secrets: not relayed')
+    throw new UpstreamProtocolError()
+  }
+  delete res.headers['content-encoding']
+  res.headers['content-length'] = String(body.length)
+  return UpstreamExchange.replay(body)
 }
 
 function runResponseHooks (request: FastifyRequest, reply: FastifyReply, res: UpstreamAnswer, sse: boolean): Array<Transform | ChunkStage> {
