@@ -142,7 +142,7 @@ async function fetchList (request: FastifyRequest, target: UpstreamTarget, path:
     requestId: request.id,
     drop: NOT_SHARED
   })
-  if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(headers, target)
+  if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(headers, target, request.gw.client)
   // not tied to this client's connection: other requests may be waiting on the same answer
   const res = await target.dispatcher.request({
     origin: target.origin,

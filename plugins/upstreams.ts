@@ -229,7 +229,7 @@ const upstreams: FastifyPluginAsync<UpstreamsOptions> = async (fastify, { upstre
       caFile: upstream.caFile,
       firstByteTimeoutMs: upstream.firstByteTimeoutMs,
       idleTimeoutMs: upstream.idleTimeoutMs,
-      // it never got a configured key, but an answer could still name one the client sent
+      // answers from every host are checked alike
       secrets
     }
   }

@@ -25,6 +25,8 @@ function alternation (secrets: readonly string[]): string {
 }
 
 export class SecretFilter {
+  /** both kinds in one pattern: most texts hold no secret, and one scan tells */
+  readonly #any: RegExp
   readonly #long: RegExp | null
   readonly #short: RegExp | null
 
@@ -32,8 +34,11 @@ export class SecretFilter {
     const forms = secrets.flatMap(s => [s, JSON.stringify(s).slice(1, -1)])
     const long = forms.filter(s => s.length >= LONG_SECRET)
     const short = forms.filter(s => s.length < LONG_SECRET)
-    this.#long = long.length > 0 ? new RegExp(alternation(long), 'g') : null
-    this.#short = short.length > 0 ? new RegExp(`(?<![${KEY_CHAR}])(?:${alternation(short)})(?![${KEY_CHAR}])`, 'g') : null
+    const longSource = long.length > 0 ? alternation(long) : null
+    const shortSource = short.length > 0 ? `(?<![${KEY_CHAR}])(?:${alternation(short)})(?![${KEY_CHAR}])` : null
+    this.#long = longSource !== null ? new RegExp(longSource, 'g') : null
+    this.#short = shortSource !== null ? new RegExp(shortSource, 'g') : null
+    this.#any = new RegExp([longSource, shortSource].filter(s => s !== null).join('|'))
   }
 
   /** The filter for these secrets; null when there is nothing to filter (no cost at all). */
@@ -43,6 +48,7 @@ export class SecretFilter {
   }
 
   redact (text: string): string {
+    if (!this.#any.test(text)) return text
     let out = this.#long !== null ? text.replace(this.#long, REDACTED) : text
     const short = this.#short
     if (short !== null) {

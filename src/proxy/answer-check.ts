@@ -71,7 +71,7 @@ const DECODERS: Record<string, (body: Buffer, bound: number) => Buffer> = {
  */
 export function checkedBody (body: Buffer, encoding: string | string[] | undefined, secrets: SecretFilter): Buffer | null {
   let plain = body
-  if (encoding !== undefined) {
+  if (encoding !== undefined && body.length > 0) {
     const name = (Array.isArray(encoding) ? encoding.join(',') : encoding).trim().toLowerCase()
     if (name !== '' && name !== 'identity') {
       const decode = DECODERS[name]

@@ -21,7 +21,8 @@ import { classifyUpstreamError, streamErrorEvent } from './upstream-errors.js'
 import { UpstreamProtocolError, errorBody, isAnthropicPath, isStreamedBodyRefusal, shapeError } from '../errors.js'
 import { isRetryableFailure, noteKeyRefused, switchKey } from '../routing/failover.js'
 import { mapUpstreamPath } from '../routing/paths.js'
-import { requireCredential } from '../routing/credentials.js'
+import { configuredHeadersFor, requireCredential } from '../routing/credentials.js'
+import type { ClientIdentity } from '../../plugins/request-state.js'
 
 export interface ForwardOptions {
   /** request headers that must not go upstream (e.g. a custom client-auth header) */
@@ -59,9 +60,13 @@ export function upstreamKeyFor (request: FastifyRequest, target: UpstreamTarget)
   return credential.kind === 'mapped' ? credential.key : credential.kind === 'pool' ? credential.pool.pick().key : null
 }
 
-/** Configured target headers replace the client's; provider defaults only fill what is missing. */
-export function addTargetHeaders (headers: Record<string, string | string[]>, target: UpstreamTarget): void {
-  if (target.headers !== null) Object.assign(headers, target.headers)
+/**
+ * Configured target headers replace the client's (for the clients that get them:
+ * configuredHeadersFor); provider defaults only fill what is missing.
+ */
+export function addTargetHeaders (headers: Record<string, string | string[]>, target: UpstreamTarget, client: ClientIdentity | null): void {
+  const configured = configuredHeadersFor(client, target)
+  if (configured !== null) Object.assign(headers, configured)
   if (target.defaultHeaders !== null) {
     for (const name in target.defaultHeaders) if (headers[name] === undefined) headers[name] = target.defaultHeaders[name]
   }
@@ -133,7 +138,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
     drop: opts.dropHeaders,
     contentLength: length
   })
-  if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(headers, target)
+  if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(headers, target, gw.client)
   if (poolKey !== null) gw.upstreamKeyName = poolKey.name
   // one retry on the next key, only when the body can be sent again (a Buffer, or none): a
   // streamed body (request.raw, or an upload counted on its way) is consumed by the first try
@@ -185,7 +190,8 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
 
   gw.ttfbMs = performance.now() - gw.startedAt
   gw.upstreamStatus = res.statusCode
-  if (target.secrets !== null && isErrorStatus(res.statusCode)) {
+  // (a HEAD answer has no body to check, and its length describes what a GET would get)
+  if (target.secrets !== null && isErrorStatus(res.statusCode) && request.method !== 'HEAD') {
     try {
       exchange = await checkErrorBody(exchange, res, target.secrets, request)
     } catch (err) {

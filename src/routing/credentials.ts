@@ -9,9 +9,10 @@
  *   no configured target included: its own credential is its gateway key, which is no upstream's
  *   business either;
  * - a target's key pool (`keys`) and `headers` to that target only (they live on the target, and
- *   an `X-Target-Host` host that is no configured target has none);
- * - everyone else (no mapping, no pool, or an unknown caller let through by
- *   `auth.passThroughUnknown`) passes the client's own credentials.
+ *   an `X-Target-Host` host that is no configured target has none), and never with an unknown
+ *   caller let through by `auth.passThroughUnknown`: header values are secrets like keys;
+ * - everyone else (no mapping, no pool, or such an unknown caller) passes the client's own
+ *   credentials.
  */
 import type { FastifyRequest } from 'fastify'
 import type { ClientIdentity } from '../../plugins/request-state.js'
@@ -40,6 +41,11 @@ export function upstreamCredential (client: ClientIdentity | null, target: Upstr
   }
   if (target.pool !== null && target.pool.size > 0) return { kind: 'pool', pool: target.pool }
   return OWN
+}
+
+/** The target's configured `headers` for this client: none for an unknown caller (its own credentials only). */
+export function configuredHeadersFor (client: ClientIdentity | null, target: UpstreamTarget): Readonly<Record<string, string>> | null {
+  return client?.passThrough === true ? null : target.headers
 }
 
 /** The request's credential for `target`; a 403 when its client's mapped keys are for other targets. */

@@ -184,6 +184,38 @@ test('the realtime dial: a mapped key only to its target; an X-Target-Host host 
   assertNoConfiguredSecret(other)
 })
 
+test('an unknown caller let through by passThroughUnknown gets neither a pool key nor target headers: HTTP, model list and realtime', async (t) => {
+  const oa = await startMock(t)
+  const gw = await startGateway(t, {
+    yaml: `
+upstream:
+  url: ${oa.url}
+  keys: [${POOL_OA}]
+  headers: { x-org: ${HEADER_OA} }
+models:
+  cacheTtlMs: 0
+auth:
+  passThroughUnknown: true
+  keys:
+    - { name: carol, key: ${CAROL} }
+`
+  })
+  const own = 'sk-caller-own-key-8888'
+  await openai(gw, own).chat.completions.create(chat)
+  await openai(gw, own).models.list()
+  assert.equal(await openRealtime(`${gw.url.replace('http', 'ws')}/v1/realtime?model=gpt-4o-realtime-preview`, { authorization: `Bearer ${own}` }), 'session.created')
+  assert.deepEqual(oa.requests.map(r => r.path).filter(p => p !== '/v1/realtime'), ['/v1/chat/completions', '/v1/models'])
+  assert.equal(oa.wsConnections.length, 1)
+  for (const r of [...oa.requests, ...oa.wsConnections]) {
+    assert.equal(r.headers.authorization, `Bearer ${own}`, r.url)
+    assert.equal(r.headers['x-org'], undefined, r.url)
+  }
+  // a known client still gets both
+  await openai(gw, CAROL).chat.completions.create(chat)
+  assert.equal(oa.requests.at(-1)!.headers.authorization, `Bearer ${POOL_OA}`)
+  assert.equal(oa.requests.at(-1)!.headers['x-org'], HEADER_OA)
+})
+
 function load (yaml: string, env: Record<string, string> = {}): ReturnType<typeof loadConfig>['config'] {
   const cwd = tempDir()
   const file = `${cwd}/gateway.yaml`
