@@ -322,6 +322,8 @@ async function checkErrorBody (exchange: UpstreamExchange, res: UpstreamAnswer, 
   try {
     held = await holdBody(exchange, ERROR_BODY_BOUND)
   } catch (err) {
+    // aborted because the client went away: not an upstream failure (forward() ends quietly)
+    if ((err as Error).name === 'AbortError' || (err as Error).name === 'RequestAbortedError') throw err
     const failure = classifyUpstreamError(err)
     request.gw.errorClass = failure.errorClass
     request.log.warn({ errorClass: failure.errorClass, cause: failure.detail }, 'upstream error body failed')
