@@ -17,7 +17,7 @@ import { hash, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
-import { describeClientAuthMode, type ClientAuthMode, type ClientKeyConfig } from '../config/sections/auth.js'
+import { describeClientAuthMode, upstreamKeysOf, type ClientAuthMode, type ClientKeyConfig } from '../config/sections/auth.js'
 import {
   EndpointNotAllowedError, FormUncheckableError, InvalidApiKeyError, ModelNotAllowedError, ModelUncheckableError, PathUncheckableError,
   isAnthropicPath
@@ -33,6 +33,8 @@ export interface AuthOptions {
   auth: GatewayConfig['auth']
   /** decided from the whole config (an upstream key makes an unchecked gateway an open relay) */
   mode: ClientAuthMode
+  /** routing.defaultTarget: the target a bare `upstreamKey` belongs to */
+  defaultTarget: string
 }
 
 /** What `GET /admin/keys` shows of a key: everything but the key (and its hash). */
@@ -41,6 +43,8 @@ export interface KeySummary {
   enabled: boolean
   hashed: boolean
   mapsUpstreamKey: boolean
+  /** the targets its mapped upstream keys go to */
+  upstreamKeyTargets?: string[]
   allowedTargets?: string[]
   allowedModels?: string[]
   rateLimit?: { max: number, timeWindowMs: number }
@@ -143,21 +147,22 @@ export function secretMatches (presented: readonly string[], expectedDigest: Buf
 }
 
 /** One identity per key, shared by all its requests: frozen, so no plugin can change it for the others. */
-function identityOf (k: ClientKeyConfig): ClientIdentity {
+function identityOf (k: ClientKeyConfig, defaultTarget: string): ClientIdentity {
   const id: ClientIdentity = { name: k.name }
-  if (k.upstreamKey !== undefined) id.upstreamKey = k.upstreamKey
+  if (k.upstreamKey !== undefined) id.upstreamKeys = upstreamKeysOf(k.upstreamKey, defaultTarget)
   if (k.allowedTargets !== undefined) id.allowedTargets = Object.freeze([...k.allowedTargets]) as string[]
   if (k.allowedModels !== undefined) id.allowedModels = Object.freeze([...k.allowedModels]) as string[]
   if (k.rateLimit !== undefined) id.rateLimit = Object.freeze({ ...k.rateLimit })
   return Object.freeze(id)
 }
 
-function summaryOf (k: ClientKeyConfig): KeySummary {
+function summaryOf (k: ClientKeyConfig, defaultTarget: string): KeySummary {
   return {
     name: k.name,
     enabled: k.enabled,
     hashed: k.keySha256 !== undefined,
     mapsUpstreamKey: k.upstreamKey !== undefined,
+    ...(k.upstreamKey !== undefined ? { upstreamKeyTargets: [...upstreamKeysOf(k.upstreamKey, defaultTarget).keys()] } : {}),
     ...(k.allowedTargets !== undefined ? { allowedTargets: [...k.allowedTargets] } : {}),
     ...(k.allowedModels !== undefined ? { allowedModels: [...k.allowedModels] } : {}),
     ...(k.rateLimit !== undefined ? { rateLimit: { ...k.rateLimit } } : {})
@@ -165,11 +170,11 @@ function summaryOf (k: ClientKeyConfig): KeySummary {
 }
 
 /** Digest (hex) → entry. Keys given as hashes and as plain text end up in the same map. */
-function keyTable (keys: readonly ClientKeyConfig[]): Map<string, KeyEntry> {
+function keyTable (keys: readonly ClientKeyConfig[], defaultTarget: string): Map<string, KeyEntry> {
   const table = new Map<string, KeyEntry>()
   for (const k of keys) {
     const digest = k.keySha256 !== undefined ? Buffer.from(k.keySha256, 'hex') : sha256(k.key as string)
-    table.set(digest.toString('hex'), { digest, enabled: k.enabled, identity: identityOf(k) })
+    table.set(digest.toString('hex'), { digest, enabled: k.enabled, identity: identityOf(k, defaultTarget) })
   }
   return table
 }
@@ -377,9 +382,9 @@ function assertDeploymentAllowed (request: FastifyRequest, allowed: readonly str
   throw new ModelNotAllowedError(named.length > MAX_MODEL_IN_MESSAGE ? `${named.slice(0, MAX_MODEL_IN_MESSAGE)}…` : named)
 }
 
-const auth: FastifyPluginAsync<AuthOptions> = async (fastify, { auth: settings, mode }) => {
+const auth: FastifyPluginAsync<AuthOptions> = async (fastify, { auth: settings, mode, defaultTarget }) => {
   const checking = mode === 'keys'
-  const table = keyTable(checking ? settings.keys : [])
+  const table = keyTable(checking ? settings.keys : [], defaultTarget)
   // the configured header carries a client key: consumed here, never forwarded upstream
   const dropHeader = settings.header !== '' && !CLIENT_CREDENTIALS.includes(settings.header) ? settings.header : null
 
@@ -387,7 +392,7 @@ const auth: FastifyPluginAsync<AuthOptions> = async (fastify, { auth: settings, 
     mode,
     passThroughUnknown: checking && settings.passThroughUnknown,
     header: settings.header,
-    keys: settings.keys.map(summaryOf)
+    keys: settings.keys.map(k => summaryOf(k, defaultTarget))
   } satisfies ClientAuth)
 
   if (!checking) {

@@ -21,6 +21,7 @@ import { UpstreamProtocolError } from '../src/errors.js'
 import { addTargetHeaders, joinUpstreamPath, upstreamIdentityFor, upstreamKeyFor } from '../src/proxy/forward.js'
 import { CLIENT_CREDENTIALS, clientResponseHeaders, upstreamRequestHeaders } from '../src/proxy/headers.js'
 import { classifyUpstreamError, type UpstreamFailure } from '../src/proxy/upstream-errors.js'
+import { checkedBody, ERROR_BODY_BOUND, isErrorStatus } from '../src/proxy/answer-check.js'
 import type { UpstreamTarget } from './upstreams.js'
 
 export interface ModelsCacheOptions {
@@ -124,11 +125,12 @@ function parseJson (body: Buffer, contentType: string): Record<string, unknown> 
   }
 }
 
+/** A list over MAX_LIST_BYTES, or an error answer too large or unreadable to check for secrets. */
 class ListTooLargeError extends Error {}
 
 function failureOf (err: unknown): UpstreamFailure {
   if (err instanceof ListTooLargeError) {
-    return { error: new UpstreamProtocolError(), errorClass: 'upstream_protocol', detail: `model list over ${MAX_LIST_BYTES} bytes`, status: 502 }
+    return { error: new UpstreamProtocolError(), errorClass: 'upstream_protocol', detail: 'model list too large, or an error answer that could not be checked', status: 502 }
   }
   return classifyUpstreamError(err)
 }
@@ -140,7 +142,7 @@ async function fetchList (request: FastifyRequest, target: UpstreamTarget, path:
     requestId: request.id,
     drop: NOT_SHARED
   })
-  if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(headers, target)
+  if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(headers, target, request.gw.client)
   // not tied to this client's connection: other requests may be waiting on the same answer
   const res = await target.dispatcher.request({
     origin: target.origin,
@@ -150,10 +152,16 @@ async function fetchList (request: FastifyRequest, target: UpstreamTarget, path:
     headersTimeout: target.firstByteTimeoutMs,
     bodyTimeout: target.idleTimeoutMs
   })
-  const body = await readBounded(res.body, MAX_LIST_BYTES)
+  let body = await readBounded(res.body, MAX_LIST_BYTES)
   if (body === null) throw new ListTooLargeError()
+  if (target.secrets !== null && isErrorStatus(res.statusCode)) {
+    // an error may name the key it was sent: checked as the forwarder checks it
+    body = body.length > ERROR_BODY_BOUND ? null : checkedBody(body, res.headers['content-encoding'], target.secrets)
+    if (body === null) throw new ListTooLargeError()
+    delete res.headers['content-encoding']
+  }
   const contentType = headerText(res.headers['content-type'])
-  const out = clientResponseHeaders(res.headers)
+  const out = clientResponseHeaders(res.headers, target.secrets)
   delete out['content-length']
   delete out['set-cookie'] // shared with other clients
   const json = res.statusCode >= 200 && res.statusCode < 300 ? parseJson(body, contentType) : null

@@ -8,8 +8,9 @@
  *
  * The limiter runs in a root onRequest hook rather than per route, so it also covers the 404
  * handler (scanners) and WebSocket upgrades, and public routes (/healthz, /ping) are skipped.
- * Answers carry OpenAI's header names (`x-ratelimit-limit-requests`, …-remaining-…, …-reset-…);
- * a refusal is a 429 in the client's SDK shape with `Retry-After`.
+ * Answers carry the gateway's own names (`x-gateway-ratelimit-limit`, …-remaining, …-reset) and
+ * OpenAI's (`x-ratelimit-limit-requests`, …-remaining-…, …-reset-…), the latter replacing an
+ * upstream's except on its 429; a refusal is a 429 in the client's SDK shape with `Retry-After`.
  *
  * If Redis fails, requests are let through (fail open, the default) or refused with 503
  * (`failClosed`); either way the outage is logged once (plugins/redis.ts) and counted here. Until
@@ -98,11 +99,18 @@ const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { 
   /** Sets the answer's limit headers; throws the 429 when the count is over the limit. */
   function apply (request: FastifyRequest, reply: FastifyReply, v: Verdict): void {
     const resetMs = Math.max(0, v.ttl)
-    // on the reply now: the gateway's own headers win over a forwarded upstream's of the same
-    // name (src/proxy/forward.ts), so no onSend hook has to put them back
+    const remaining = String(v.isExceeded ? 0 : v.remaining)
+    const reset = goDuration(resetMs)
+    // under the gateway's own names on every answer: they never collide with an upstream's
+    reply.header('x-gateway-ratelimit-limit', String(v.max))
+    reply.header('x-gateway-ratelimit-remaining', remaining)
+    reply.header('x-gateway-ratelimit-reset', reset)
+    // and under OpenAI's, which SDKs and tools read: on the reply now, they win over a forwarded
+    // upstream's of the same name (src/proxy/forward.ts), so no onSend hook has to put them back;
+    // except on an upstream's 429, whose own say when to retry (yieldLimitHeaders)
     reply.header('x-ratelimit-limit-requests', String(v.max))
-    reply.header('x-ratelimit-remaining-requests', String(v.isExceeded ? 0 : v.remaining))
-    reply.header('x-ratelimit-reset-requests', goDuration(resetMs))
+    reply.header('x-ratelimit-remaining-requests', remaining)
+    reply.header('x-ratelimit-reset-requests', reset)
     if (!v.isExceeded) return
     stats.limited++
     const retrySeconds = Math.max(1, Math.ceil(v.ttl / 1000))

@@ -14,8 +14,11 @@ import type { ChunkStage } from '../src/proxy/chunk-stages.js'
 /** The authenticated caller; `name` is what logs and metrics show, never the key itself. */
 export interface ClientIdentity {
   name: string
-  /** upstream key for this client (key mapping), overriding the target's own */
-  upstreamKey?: string
+  /**
+   * upstream keys for this client by target name (key mapping), overriding those targets' own;
+   * a client with a mapping reaches no other target (src/routing/credentials.ts)
+   */
+  upstreamKeys?: ReadonlyMap<string, string>
   /** target names this client may use; undefined → all */
   allowedTargets?: string[]
   /** model names this client may request (checked against the JSON `model` field); undefined → all */

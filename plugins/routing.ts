@@ -24,6 +24,7 @@ import { isMultipart } from '../src/uploads/limiter.js'
 import { allowList, checkTargetHost, type AllowList } from '../src/routing/target-host.js'
 import { AmbiguousHostError, InvalidPathError, NoTargetError, TargetForbiddenError, TargetHostRefusedError } from '../src/routing/errors.js'
 import { routeConfigOf } from './request-state.js'
+import { requireCredential } from '../src/routing/credentials.js'
 
 export interface RoutingOptions {
   routing: GatewayConfig['routing']
@@ -31,7 +32,7 @@ export interface RoutingOptions {
 
 /**
  * The request's target, for route handlers: 404 when nothing matched, 403 when the client's key
- * may not use it. The check is repeated here (it is cheap) so it holds even for a route whose
+ * may not use it or has no upstream credentials for it. The check is repeated here (it is cheap) so it holds even for a route whose
  * client identity was set after this plugin's hooks.
  */
 export function requireTarget (request: FastifyRequest): UpstreamTarget {
@@ -41,9 +42,11 @@ export function requireTarget (request: FastifyRequest): UpstreamTarget {
   return target
 }
 
+/** The client's key may use the target, and has upstream credentials for it (src/routing/credentials.ts). */
 function assertAllowed (request: FastifyRequest, target: UpstreamTarget): void {
   const allowed = request.gw.client?.allowedTargets
   if (allowed !== undefined && !allowed.includes(target.name)) throw new TargetForbiddenError()
+  requireCredential(request, target)
 }
 
 /** The Host name without port or trailing dot, lower-case; '' for IP literals (they select nothing). */

@@ -21,6 +21,7 @@ import { KeyPool } from '../src/routing/key-pool.js'
 import { createDispatcher, resolveProxy, type OutboundSettings } from '../src/routing/outbound.js'
 import { compileRewrites, type AzureRouting, type PathRewrite } from '../src/routing/paths.js'
 import { pinnedLookup } from '../src/routing/target-host.js'
+import type { SecretFilter } from '../src/lib/secret-filter.js'
 
 export type Provider = 'openai' | 'anthropic' | 'azure' | 'openai-compatible'
 
@@ -58,6 +59,11 @@ export interface UpstreamTarget {
   caFile: string
   firstByteTimeoutMs: number
   idleTimeoutMs: number
+  /**
+   * Every configured secret, removed from this target's answers (headers, error bodies) before a
+   * client sees them (src/proxy/answer-check.ts); null when none is configured
+   */
+  secrets: SecretFilter | null
 }
 
 export interface Upstreams {
@@ -83,6 +89,8 @@ export interface UpstreamsOptions {
   upstream: GatewayConfig['upstream']
   targets: GatewayConfig['targets']
   outbound: OutboundSettings
+  /** the configured secrets (config/secrets.ts), filtered out of every upstream answer */
+  secrets: SecretFilter | null
 }
 
 /** The outbound proxy for a target's upstream connections, for the realtime relay's WebSocket dial. */
@@ -110,7 +118,7 @@ function lowerCaseKeys (record: Record<string, string>): Record<string, string> 
   return entries.length === 0 ? null : Object.fromEntries(entries.map(([k, v]) => [k.toLowerCase(), v]))
 }
 
-function buildTarget (name: string, url: string, s: TargetSettings, outbound: OutboundSettings): UpstreamTarget {
+function buildTarget (name: string, url: string, s: TargetSettings, outbound: OutboundSettings, secrets: SecretFilter | null): UpstreamTarget {
   const parsed = new URL(url)
   const provider = (s.provider === 'auto' ? inferProvider(url) : s.provider)
   const keys = normalizeKeys(s.keys, name)
@@ -133,11 +141,12 @@ function buildTarget (name: string, url: string, s: TargetSettings, outbound: Ou
     lookup: null,
     caFile: s.caFile,
     firstByteTimeoutMs: s.firstByteTimeoutMs,
-    idleTimeoutMs: s.idleTimeoutMs
+    idleTimeoutMs: s.idleTimeoutMs,
+    secrets
   }
 }
 
-const upstreams: FastifyPluginAsync<UpstreamsOptions> = async (fastify, { upstream, targets, outbound }) => {
+const upstreams: FastifyPluginAsync<UpstreamsOptions> = async (fastify, { upstream, targets, outbound, secrets }) => {
   let mockUrl: string | null = null
   async function resolveUrl (url: string): Promise<string> {
     if (url !== 'mock') return url
@@ -152,7 +161,7 @@ const upstreams: FastifyPluginAsync<UpstreamsOptions> = async (fastify, { upstre
   }
 
   const byName = new Map<string, UpstreamTarget>()
-  byName.set('default', buildTarget('default', await resolveUrl(upstream.url), upstream, outbound))
+  byName.set('default', buildTarget('default', await resolveUrl(upstream.url), upstream, outbound, secrets))
   for (const [name, t] of Object.entries(targets)) {
     const settings = {
       ...t,
@@ -162,7 +171,7 @@ const upstreams: FastifyPluginAsync<UpstreamsOptions> = async (fastify, { upstre
       idleTimeoutMs: t.idleTimeoutMs ?? upstream.idleTimeoutMs,
       connections: t.connections ?? upstream.connections
     }
-    byName.set(name, buildTarget(name, await resolveUrl(t.url), settings, outbound))
+    byName.set(name, buildTarget(name, await resolveUrl(t.url), settings, outbound, secrets))
   }
   for (const t of byName.values()) {
     if (t.proxyUrl !== null) fastify.log.info({ upstream: t.name }, 'upstream reached through an outbound proxy')
@@ -219,7 +228,9 @@ const upstreams: FastifyPluginAsync<UpstreamsOptions> = async (fastify, { upstre
       lookup: checked ? pinned : null,
       caFile: upstream.caFile,
       firstByteTimeoutMs: upstream.firstByteTimeoutMs,
-      idleTimeoutMs: upstream.idleTimeoutMs
+      idleTimeoutMs: upstream.idleTimeoutMs,
+      // answers from every host are checked alike
+      secrets
     }
   }
 

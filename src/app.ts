@@ -38,6 +38,8 @@ import metricsRoute from '../routes/metrics.js'
 import usageRoute from '../routes/admin/usage.js'
 import { websocketPluginOptions } from './realtime/websocket-options.js'
 import { NotFoundError, errorBody, shapeError } from './errors.js'
+import { SecretFilter } from './lib/secret-filter.js'
+import { secretsOf } from '../config/secrets.js'
 
 export interface AppOptions {
   config: GatewayConfig
@@ -77,11 +79,11 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   // a browser preflight carries no credentials: answered before authentication, but after the
   // address checks, so a denied or blacklisted address gets no answer but its 403
   await fastify.register(cors, { cors: config.cors })
-  await fastify.register(upstreams, { upstream: config.upstream, targets: config.targets, outbound: config.outbound })
+  await fastify.register(upstreams, { upstream: config.upstream, targets: config.targets, outbound: config.outbound, secrets: SecretFilter.of(secretsOf(config)) })
   await fastify.register(routing, { routing: config.routing })
   // the admin guard runs before client authentication, which leaves admin routes to it
   await fastify.register(adminAuth, { adminToken: config.auth.adminToken, header: config.auth.header })
-  await fastify.register(auth, { auth: config.auth, mode: clientAuthMode(config) })
+  await fastify.register(auth, { auth: config.auth, mode: clientAuthMode(config), defaultTarget: config.routing.defaultTarget })
   // after auth (which sets request.gw.client), before every route
   await fastify.register(rateLimit, { rateLimit: config.rateLimit, keyPrefix: config.redis.keyPrefix })
   await fastify.register(modelsCache, { models: config.models })

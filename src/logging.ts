@@ -7,36 +7,42 @@
  */
 import type { FastifyRequest } from 'fastify'
 import type { LoggerOptions } from 'pino'
+import { REDACTED, SecretFilter } from './lib/secret-filter.js'
 
-export const REDACTED = '[REDACTED]'
+export { REDACTED }
 
 /** Request headers that carry credentials, in every form the seeds' clients use. */
 export const CREDENTIAL_HEADERS = ['authorization', 'proxy-authorization', 'x-api-key', 'api-key', 'cookie', 'set-cookie', 'openai-insecure-api-key', 'sec-websocket-protocol']
 
-/** Provider-style keys: OpenAI `sk-…`, Anthropic `sk-ant-…`, and similar prefixes. */
-const KEY_SHAPES = /\b(?:sk|rk|pk|sess)-[A-Za-z0-9_-]{8,}/g
+/**
+ * Header names that carry a credential beyond the fixed list, by the words they are made of:
+ * Google's `x-goog-api-key`, Azure API Management's `ocp-apim-subscription-key`, `x-auth-token`,
+ * `x-amz-security-token`, …
+ */
+const CREDENTIAL_NAME = /(?:^|[-_])(?:key|api-?key|token|secret|password|passwd|credentials?|signature|session|auth|authentication)(?:$|[-_])/
 
-export function createRedactor (secrets: readonly string[]): (text: string) => string {
-  // longest first, so a secret that contains another is removed whole; JSON-escaped forms too
-  const list = [...new Set(secrets.filter(s => s.length >= 4).flatMap(s => [s, JSON.stringify(s).slice(1, -1)]))]
-    .sort((a, b) => b.length - a.length)
-  const pattern = list.length > 0 ? new RegExp(list.map(escapeRegExp).join('|'), 'g') : null
-  return function redact (text: string): string {
-    let out = pattern !== null ? text.replace(pattern, REDACTED) : text
-    if (out.includes('-')) out = out.replace(KEY_SHAPES, REDACTED)
-    return out
-  }
+export function isCredentialHeader (lowerCaseName: string): boolean {
+  return CREDENTIAL_HEADERS.includes(lowerCaseName) || CREDENTIAL_NAME.test(lowerCaseName)
 }
 
-function escapeRegExp (s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+/** Provider-style keys: OpenAI `sk-…`, Anthropic `sk-ant-…`, similar prefixes, and Google's `AIza…`. */
+const KEY_SHAPES = /\b(?:(?:sk|rk|pk|sess)-[A-Za-z0-9_-]{8,}|AIza[0-9A-Za-z_-]{30,})/g
+
+/** The configured secrets (the same filter as upstream answers, src/lib/secret-filter.ts), then key shapes. */
+export function createRedactor (secrets: readonly string[]): (text: string) => string {
+  const filter = SecretFilter.of(secrets)
+  return function redact (text: string): string {
+    let out = filter !== null ? filter.redact(text) : text
+    if (out.includes('-') || out.includes('AIza')) out = out.replace(KEY_SHAPES, REDACTED)
+    return out
+  }
 }
 
 export function redactHeaders (headers: Record<string, unknown>, extra: readonly string[] = []): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase()
-    out[name] = CREDENTIAL_HEADERS.includes(lower) || extra.includes(lower) ? REDACTED : value
+    out[name] = isCredentialHeader(lower) || extra.includes(lower) ? REDACTED : value
   }
   return out
 }

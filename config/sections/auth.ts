@@ -20,7 +20,10 @@ export const clientKeySchema = Type.Object({
   name: Type.String({ minLength: 1, maxLength: 64, pattern: NAME, description: 'shown in logs and metrics instead of the key' }),
   key: Type.Optional(Type.String({ minLength: 1, description: 'the key clients send' })),
   keySha256: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{64}$', description: 'hex SHA-256 of the key, so the file holds no client secret' })),
-  upstreamKey: Type.Optional(Type.String({ minLength: 1, description: 'upstream key used for this client (key mapping)' })),
+  upstreamKey: Type.Optional(Type.Union([
+    Type.String({ minLength: 1 }),
+    Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }), { minProperties: 1 })
+  ], { description: 'upstream key used for this client (key mapping): a key for the default target, or {target: key}; sent to those targets only' })),
   allowedTargets: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'upstream target names this client may use' })),
   allowedModels: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'values of the JSON `model` field this client may send' })),
   rateLimit: Type.Optional(Type.Object({
@@ -31,6 +34,18 @@ export const clientKeySchema = Type.Object({
 }, { additionalProperties: false })
 
 export type ClientKeyConfig = Static<typeof clientKeySchema>
+
+/**
+ * A client's mapped upstream keys by target name. A bare key (the first form, and seed 004's
+ * `api_keys` map) belongs to the default target (`routing.defaultTarget`), where requests go
+ * when nothing else picks a target; `{openai: sk-…, claude: sk-ant-…}` names each target.
+ * The one reading of `upstreamKey`, for the boot check and for the client's identity.
+ */
+export function upstreamKeysOf (upstreamKey: ClientKeyConfig['upstreamKey'], defaultTarget: string): Map<string, string> {
+  if (upstreamKey === undefined) return new Map()
+  if (typeof upstreamKey === 'string') return new Map(defaultTarget === '' ? [] : [[defaultTarget, upstreamKey]])
+  return new Map(Object.entries(upstreamKey))
+}
 
 export const authSchema = Type.Object({
   enabled: Type.Boolean({ default: true, description: 'false: client keys are not checked (pass-through, or open relay when an upstream key is configured)' }),
@@ -191,10 +206,30 @@ function refuseAccidentalOpenRelay (config: GatewayConfig, origins: Map<string, 
     'add client keys (GATEWAY_CLIENT_KEYS, ALLOWED_TOKENS or auth.keys), or accept an open relay explicitly with GATEWAY_AUTH_ENABLED=false (AUTH_VALIDATION=false)')
 }
 
+/**
+ * Runs after routing's normal form (the auth section comes after it): every target a mapped key
+ * names exists, and a bare key has a default target to belong to.
+ */
+function checkUpstreamKeys (config: GatewayConfig): void {
+  const targets = ['default', ...Object.keys(config.targets)]
+  config.auth.keys.forEach((k, i) => {
+    const where = `auth.keys[${i}] (${k.name}).upstreamKey`
+    if (typeof k.upstreamKey === 'string' && config.routing.defaultTarget === '') {
+      throw new ConfigError(`${where}: a bare key belongs to the default target, and routing.defaultTarget is none: name its targets, e.g. upstreamKey: {${targets[targets.length - 1]}: …}`)
+    }
+    for (const name of upstreamKeysOf(k.upstreamKey, config.routing.defaultTarget).keys()) {
+      if (!targets.includes(name)) throw new ConfigError(`${where}: no target is named ${JSON.stringify(name)}: expected one of ${targets.join(', ')}`)
+    }
+  })
+}
+
 export const auth: ConfigSection = {
   key: 'auth',
   schema: authSchema,
-  postProcess: refuseAccidentalOpenRelay,
+  postProcess (config, origins) {
+    checkUpstreamKeys(config)
+    refuseAccidentalOpenRelay(config, origins)
+  },
   options: [
     {
       path: 'auth.keys',
@@ -203,7 +238,7 @@ export const auth: ConfigSection = {
       secret: true,
       secretFields: ['key', 'upstreamKey'],
       apply: applyClientKeys,
-      doc: 'client keys: comma list, or a JSON array of {name, key | keySha256, upstreamKey, allowedTargets, allowedModels, rateLimit, enabled}',
+      doc: 'client keys: comma list, or a JSON array of {name, key | keySha256, upstreamKey (a key, or {target: key}), allowedTargets, allowedModels, rateLimit, enabled}',
       seed: '001 ALLOWED_TOKENS'
     },
     { path: 'auth.enabled', env: ['GATEWAY_AUTH_ENABLED', 'AUTH_VALIDATION'], type: 'boolean', doc: 'check client keys; false accepts every caller (open relay when an upstream key is configured)', seed: '001 AUTH_VALIDATION' },

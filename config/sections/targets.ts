@@ -45,7 +45,7 @@ export const targetFields = {
   provider: StringEnum(PROVIDERS, { default: 'auto', description: 'upstream auth header and error shape; auto = from the host name' }),
   keys: Type.Array(keyEntry, { default: [], description: 'upstream key pool: strings, or {key, name, weight}' }),
   keyCooldownMs: Type.Integer({ default: 60_000, minimum: 0, description: 'how long a key that got a 401 is set aside' }),
-  headers: Type.Record(Type.String(), Type.String(), { default: {}, description: 'extra request headers sent to this target' }),
+  headers: Type.Record(Type.String(), Type.String(), { default: {}, description: 'extra request headers sent to this target; values are secrets (masked, redacted, filtered from answers)' }),
   pathRewrites: Type.Record(Type.String(), Type.String(), { default: {}, description: 'request path → upstream path; a trailing * rewrites a prefix' }),
   proxy: Type.String({ default: '', description: 'outbound proxy URL; "" = HTTP(S)_PROXY rules; "direct" = none' }),
   hostPrefixes: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'Host prefixes routed to this target (seed 002: openai.api.)' }),
@@ -142,7 +142,8 @@ export const targets: ConfigSection = {
     { path: 'targets.openai', env: ['OPENAI_API_HOST'], type: 'string', doc: 'target "openai" for Host openai.api.*', seed: '002', apply: seed002Target('openai', 'openai', 'openai.api.') },
     { path: 'targets.claude', env: ['CLAUDE_API_HOST'], type: 'string', doc: 'target "claude" (Anthropic) for Host claude.api.*', seed: '002', apply: seed002Target('claude', 'anthropic', 'claude.api.') },
     { path: 'targets.*.keys.*.key', env: [], type: 'string', secret: true, doc: 'upstream keys of named targets' },
-    { path: 'targets.*.proxy', env: [], type: 'string', secret: true, doc: 'outbound proxy of a named target (may hold credentials)' }
+    { path: 'targets.*.proxy', env: [], type: 'string', secret: true, doc: 'outbound proxy of a named target (may hold credentials)' },
+    { path: 'targets.*.headers', env: [], type: 'json', secret: true, doc: 'extra request headers of a named target: their values are secrets' }
   ],
   postProcess: normalizeTargets
 }

@@ -8,7 +8,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { ModelNotAllowedError } from '../../src/errors.js'
 import { forward } from '../../src/proxy/forward.js'
-import { addUpstreamHeaders } from '../../src/proxy/headers.js'
+import { addUpstreamHeaders, yieldLimitHeaders } from '../../src/proxy/headers.js'
 import { requireTarget } from '../../plugins/routing.js'
 import { registerProxyBodyParsers } from '../../src/proxy/body.js'
 import { pathOnly } from '../../src/logging.js'
@@ -39,6 +39,7 @@ function sendList (reply: FastifyReply, list: ModelList, hit: boolean, allowed: 
     reply.header('content-type', list.contentType || 'application/json')
     reply.header('age', String(Math.max(0, Math.floor((Date.now() - list.storedAt) / 1000))))
   } else {
+    if (list.status === 429) yieldLimitHeaders(reply)
     addUpstreamHeaders(reply, list.headers)
   }
   reply.header('x-cache', hit ? 'HIT' : 'MISS')

@@ -145,7 +145,7 @@ const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (fastify,
     if (gw.upstreamPath === '') gw.upstreamPath = request.url
     const offered = offeredProtocols(request.headers['sec-websocket-protocol'])
     const key = upstreamKeyFor(request, target)
-    const creds = { key, passThrough: ownCredentials(request, key), protocolKey: keyFromProtocols(offered) }
+    const creds = { key, passThrough: ownCredentials(request, key), protocolKey: keyFromProtocols(offered), client: gw.client }
     const relay = new RealtimeRelay(socket, {
       limits: realtime,
       log: request.log,

@@ -52,6 +52,17 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     })
   }
 
+  /**
+   * An exchange that already ended with `body`: an answer held and checked before it is relayed
+   * (src/proxy/answer-check.ts) goes to the client the way every other answer does.
+   */
+  static replay (body: Buffer): UpstreamExchange {
+    const exchange = new UpstreamExchange()
+    if (body.length > 0) exchange.onData(body)
+    exchange.onComplete()
+    return exchange
+  }
+
   /** Cancels the exchange (the client went away); safe at any point, also before it connected. */
   abort (): void {
     if (this.#done) return

@@ -14,11 +14,15 @@ import { bodyReadable, DISCARD, UpstreamExchange, type UpstreamAnswer } from './
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import type { UpstreamTarget } from '../../plugins/upstreams.js'
-import { addUpstreamHeaders, clientResponseHeaders, isEventStream, upstreamRequestHeaders } from './headers.js'
+import { addUpstreamHeaders, clientResponseHeaders, isEventStream, upstreamRequestHeaders, yieldLimitHeaders } from './headers.js'
+import { checkedBody, ERROR_BODY_BOUND, holdBody, isErrorStatus } from './answer-check.js'
+import type { SecretFilter } from '../lib/secret-filter.js'
 import { classifyUpstreamError, streamErrorEvent } from './upstream-errors.js'
 import { UpstreamProtocolError, errorBody, isAnthropicPath, isStreamedBodyRefusal, shapeError } from '../errors.js'
 import { isRetryableFailure, noteKeyRefused, switchKey } from '../routing/failover.js'
 import { mapUpstreamPath } from '../routing/paths.js'
+import { configuredHeadersFor, requireCredential } from '../routing/credentials.js'
+import type { ClientIdentity } from '../../plugins/request-state.js'
 
 export interface ForwardOptions {
   /** request headers that must not go upstream (e.g. a custom client-auth header) */
@@ -38,28 +42,31 @@ export function joinUpstreamPath (basePath: string, path: string): string {
  * What the upstream sees the request as, for keying caches without side effects: the mapped key,
  * the caller's own credentials (no upstream key), or the target's pool as a whole (all its keys
  * belong to one account, so they share one model list). Unlike upstreamKeyFor, picks no key.
+ * Decided by src/routing/credentials.ts; a 403 for a client whose mapped keys are for other targets.
  */
 export function upstreamIdentityFor (request: FastifyRequest, target: UpstreamTarget): { kind: 'key' | 'pool' | 'own', key: string | null } {
-  const client = request.gw.client
-  if (client?.passThrough === true) return { kind: 'own', key: null }
-  if (client?.upstreamKey !== undefined) return { kind: 'key', key: client.upstreamKey }
-  if (target.pool !== null && target.pool.size > 0) return { kind: 'pool', key: null }
-  return { kind: 'own', key: null }
+  const credential = requireCredential(request, target)
+  if (credential.kind === 'mapped') return { kind: 'key', key: credential.key }
+  return { kind: credential.kind, key: null }
 }
 
 /**
- * The key a request goes upstream with: the client's mapped key, else the next key of the
- * target's pool, else none (the caller's own credentials pass; an unknown caller let through by
- * auth.passThroughUnknown never gets the gateway's key).
+ * The key a request goes upstream with: the client's mapped key for this target, else the next
+ * key of the target's pool, else none (the caller's own credentials pass; an unknown caller let
+ * through by auth.passThroughUnknown never gets the gateway's key).
  */
 export function upstreamKeyFor (request: FastifyRequest, target: UpstreamTarget): string | null {
-  const who = upstreamIdentityFor(request, target)
-  return who.kind === 'pool' ? target.pool?.pick().key ?? null : who.key
+  const credential = requireCredential(request, target)
+  return credential.kind === 'mapped' ? credential.key : credential.kind === 'pool' ? credential.pool.pick().key : null
 }
 
-/** Configured target headers replace the client's; provider defaults only fill what is missing. */
-export function addTargetHeaders (headers: Record<string, string | string[]>, target: UpstreamTarget): void {
-  if (target.headers !== null) Object.assign(headers, target.headers)
+/**
+ * Configured target headers replace the client's (for the clients that get them:
+ * configuredHeadersFor); provider defaults only fill what is missing.
+ */
+export function addTargetHeaders (headers: Record<string, string | string[]>, target: UpstreamTarget, client: ClientIdentity | null): void {
+  const configured = configuredHeadersFor(client, target)
+  if (configured !== null) Object.assign(headers, configured)
   if (target.defaultHeaders !== null) {
     for (const name in target.defaultHeaders) if (headers[name] === undefined) headers[name] = target.defaultHeaders[name]
   }
@@ -121,17 +128,17 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
 
   const { body, length } = requestBody(request)
   // the same choice as upstreamKeyFor, keeping the pool and its key for failover
-  const who = upstreamIdentityFor(request, target)
-  const pool = who.kind === 'pool' ? target.pool : null
+  const credential = requireCredential(request, target)
+  const pool = credential.kind === 'pool' ? credential.pool : null
   let poolKey = pool !== null ? pool.pick() : null
   const headers = upstreamRequestHeaders(request.headers, {
     provider: target.provider,
-    key: poolKey !== null ? poolKey.key : who.key,
+    key: poolKey !== null ? poolKey.key : credential.kind === 'mapped' ? credential.key : null,
     requestId: request.id,
     drop: opts.dropHeaders,
     contentLength: length
   })
-  if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(headers, target)
+  if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(headers, target, gw.client)
   if (poolKey !== null) gw.upstreamKeyName = poolKey.name
   // one retry on the next key, only when the body can be sent again (a Buffer, or none): a
   // streamed body (request.raw, or an upload counted on its way) is consumed by the first try
@@ -183,9 +190,24 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
 
   gw.ttfbMs = performance.now() - gw.startedAt
   gw.upstreamStatus = res.statusCode
+  // (a HEAD answer has no body to check, and its length describes what a GET would get)
+  if (target.secrets !== null && isErrorStatus(res.statusCode) && request.method !== 'HEAD') {
+    try {
+      exchange = await checkErrorBody(exchange, res, target.secrets, request)
+    } catch (err) {
+      // the client went away while the body was held: nothing to answer
+      if (clientGone) {
+        reply.hijack()
+        return undefined
+      }
+      throw err
+    }
+  }
+  // the upstream's limit headers say when to retry its 429; the gateway's own stay under theirs
+  if (res.statusCode === 429) yieldLimitHeaders(reply)
   const sse = isEventStream(res.headers['content-type'])
   const stages = runResponseHooks(request, reply, res, sse)
-  const out = clientResponseHeaders(res.headers)
+  const out = clientResponseHeaders(res.headers, target.secrets)
   if (sse) {
     out['x-accel-buffering'] = 'no'
     out['cache-control'] = 'no-cache'
@@ -288,6 +310,34 @@ function relay (exchange: UpstreamExchange, request: FastifyRequest, reply: Fast
       res.end(event)
     }
   })
+}
+
+/**
+ * An error answer's body, held whole and checked for configured secrets (src/proxy/answer-check.ts),
+ * as an exchange that replays it; `res.headers` then describe the checked body. Throws a 502 for
+ * a body that cannot be checked, and the classified failure for an upstream that failed mid-body.
+ */
+async function checkErrorBody (exchange: UpstreamExchange, res: UpstreamAnswer, secrets: SecretFilter, request: FastifyRequest): Promise<UpstreamExchange> {
+  let held: Buffer | null
+  try {
+    held = await holdBody(exchange, ERROR_BODY_BOUND)
+  } catch (err) {
+    // aborted because the client went away: not an upstream failure (forward() ends quietly)
+    if ((err as Error).name === 'AbortError' || (err as Error).name === 'RequestAbortedError') throw err
+    const failure = classifyUpstreamError(err)
+    request.gw.errorClass = failure.errorClass
+    request.log.warn({ errorClass: failure.errorClass, cause: failure.detail }, 'upstream error body failed')
+    throw failure.error
+  }
+  const body = held === null ? null : checkedBody(held, res.headers['content-encoding'], secrets)
+  if (body === null) {
+    request.gw.errorClass = 'upstream_bad_response'
+    request.log.warn({ status: res.statusCode, bound: ERROR_BODY_BOUND, encoding: res.headers['content-encoding'] }, 'upstream error body too large or unreadable to check for secrets: not relayed')
+    throw new UpstreamProtocolError()
+  }
+  delete res.headers['content-encoding']
+  res.headers['content-length'] = String(body.length)
+  return UpstreamExchange.replay(body)
 }
 
 function runResponseHooks (request: FastifyRequest, reply: FastifyReply, res: UpstreamAnswer, sse: boolean): Array<Transform | ChunkStage> {

@@ -4,6 +4,7 @@
 import type { FastifyReply } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Provider } from '../../plugins/upstreams.js'
+import type { SecretFilter } from '../lib/secret-filter.js'
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus the ones undici sets itself. */
 const HOP_BY_HOP = new Set([
@@ -74,12 +75,14 @@ const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'transfer-encoding', 
  * Response headers to pass to the client; the upstream's request id is kept under its own name.
  * The upstream's CORS headers never pass: the gateway's policy (plugins/cors.ts) is the only one,
  * and with it off an upstream that answers every origin must not open the gateway to every page.
+ * With `secrets`, no configured secret passes in any value (an upstream echoing the key it got).
  */
-export function clientResponseHeaders (headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+export function clientResponseHeaders (headers: Record<string, string | string[] | undefined>, secrets: SecretFilter | null = null): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {}
   for (const name in headers) {
-    const value = headers[name]
+    let value = headers[name]
     if (value === undefined || RESPONSE_DROP.has(name) || name.startsWith('access-control-')) continue
+    if (secrets !== null) value = typeof value === 'string' ? secrets.redact(value) : value.map(v => secrets.redact(v))
     if (name === 'x-request-id') { out['x-upstream-request-id'] = value; continue }
     out[name] = value
   }
@@ -93,6 +96,18 @@ export function clientResponseHeaders (headers: Record<string, string | string[]
  */
 export function addUpstreamHeaders (reply: FastifyReply, headers: Record<string, string | string[]>): void {
   for (const name in headers) if (!reply.hasHeader(name)) reply.header(name, headers[name])
+}
+
+/**
+ * On an upstream's 429 its own limit headers (`x-ratelimit-*`, `retry-after`, `retry-after-ms`)
+ * tell the client when to retry: the gateway's copies under those names are taken off the reply,
+ * so the upstream's pass. The gateway's own limit stays under its own names
+ * (`x-gateway-ratelimit-*`, plugins/rate-limit.ts).
+ */
+export function yieldLimitHeaders (reply: FastifyReply): void {
+  for (const name of Object.keys(reply.getHeaders())) {
+    if (name.startsWith('x-ratelimit-') || name === 'retry-after' || name === 'retry-after-ms') reply.removeHeader(name)
+  }
 }
 
 export function isEventStream (contentType: string | string[] | undefined): boolean {

@@ -6,6 +6,7 @@ import type { LookupFunction, Socket } from 'node:net'
 import { HttpsProxyAgent } from 'https-proxy-agent'
 import { WebSocket } from 'ws'
 import type { UpstreamTarget } from '../../plugins/upstreams.js'
+import type { ClientIdentity } from '../../plugins/request-state.js'
 import { addTargetHeaders, joinUpstreamPath } from '../proxy/forward.js'
 import { CLIENT_CREDENTIALS, credentialHeaders, upstreamRequestHeaders } from '../proxy/headers.js'
 
@@ -27,6 +28,8 @@ export interface UpstreamCredentials {
    */
   passThrough: boolean
   protocolKey: string | null
+  /** who the client is: which of the target's configured headers it gets (configuredHeadersFor) */
+  client: ClientIdentity | null
 }
 
 /** The target's URL with the scheme switched to ws(s) and the client's path and query kept. */
@@ -45,7 +48,7 @@ export function realtimeHeaders (incoming: IncomingHttpHeaders, target: Upstream
   const dropCredentials = creds.key === null && !creds.passThrough
   const drop = dropCredentials ? new Set([...HANDSHAKE_HEADERS, ...CLIENT_CREDENTIALS]) : HANDSHAKE_HEADERS
   const out = upstreamRequestHeaders(incoming, { provider: target.provider, key: creds.key, requestId, drop })
-  if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(out, target)
+  if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(out, target, creds.client)
   if (creds.passThrough && creds.protocolKey !== null && !CLIENT_CREDENTIALS.some(name => name in out)) {
     Object.assign(out, credentialHeaders(target.provider, creds.protocolKey))
   }

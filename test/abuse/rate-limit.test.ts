@@ -165,3 +165,40 @@ test('WebSocket upgrades count and are refused with 429 past the limit', async (
   assert.ok(Number(res.headers['retry-after']) >= 1)
   req.destroy()
 })
+
+test("an upstream's 429 keeps its own limit headers; the gateway's limit is under its own names on every answer", async (t) => {
+  const upstreamLimits = {
+    'x-ratelimit-limit-requests': '10000',
+    'x-ratelimit-remaining-requests': '0',
+    'x-ratelimit-reset-requests': '7s',
+    'x-ratelimit-limit-tokens': '2000000',
+    'retry-after': '7',
+    'retry-after-ms': '7000'
+  }
+  const upstream = createServer((req, res) => {
+    req.resume()
+    res.writeHead(req.url?.includes('models') === true ? 200 : 429, { 'content-type': 'application/json', ...upstreamLimits })
+    res.end(req.url?.includes('models') === true ? '{"object":"list","data":[]}' : '{"error":{"message":"Rate limit reached for requests","type":"requests","code":"rate_limit_exceeded"}}')
+  })
+  upstream.listen(0, '127.0.0.1')
+  await once(upstream, 'listening')
+  t.after(() => upstream.close())
+  const gw = await startGateway(t, { env: { GATEWAY_UPSTREAM_URL: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`, GATEWAY_UPSTREAM_KEY: 'sk-up-limits-0001', GATEWAY_RATE_LIMIT_REQUESTS: '50' } })
+
+  const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'sk-client-0001', maxRetries: 0 })
+  await assert.rejects(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }), (err: unknown) => {
+    assert.ok(err instanceof OpenAI.RateLimitError, String(err))
+    const h = err.headers as unknown as Headers
+    for (const [name, value] of Object.entries(upstreamLimits)) assert.equal(h.get(name), value, `${name} is the upstream's`)
+    assert.equal(h.get('x-gateway-ratelimit-limit'), '50')
+    assert.equal(h.get('x-gateway-ratelimit-remaining'), '49')
+    assert.match(String(h.get('x-gateway-ratelimit-reset')), /^(\d+m)?\d+s$/)
+    return true
+  })
+  // a forwarded answer that is not a 429 keeps today's rule: the gateway's request limit under OpenAI's names too
+  const ok = await call(`${gw.url}/v1/models`)
+  assert.equal(ok.status, 200)
+  assert.equal(ok.headers['x-ratelimit-limit-requests'], '50')
+  assert.equal(ok.headers['x-gateway-ratelimit-limit'], '50')
+  assert.equal(ok.headers['x-gateway-ratelimit-remaining'], '48')
+})

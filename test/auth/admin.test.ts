@@ -88,7 +88,7 @@ auth:
     passThroughUnknown: false,
     header: 'x-client-token',
     keys: [
-      { name: 'alice', enabled: true, hashed: false, mapsUpstreamKey: true, allowedModels: ['gpt-4o-mini'], allowedTargets: ['default'], rateLimit: { max: 10, timeWindowMs: 60000 } },
+      { name: 'alice', enabled: true, hashed: false, mapsUpstreamKey: true, upstreamKeyTargets: ['default'], allowedModels: ['gpt-4o-mini'], allowedTargets: ['default'], rateLimit: { max: 10, timeWindowMs: 60000 } },
       { name: 'bob', enabled: false, hashed: true, mapsUpstreamKey: false }
     ]
   })

@@ -33,3 +33,24 @@ test('no key appears anywhere in debug output', async (t) => {
   }
   for (const line of gw.logs) JSON.parse(line) // every line is JSON
 })
+
+test('debug output: credentials in headers outside the fixed list, a short client key and target header values never appear', async (t) => {
+  const mock = await startMock(t)
+  const SHORT_KEY = 'q9z' // a weak client key is still a key
+  const HEADER_VALUE = 'hv-SECRET-dddd4444' // a target header value: a secret like the keys
+  const gw = await startGateway(t, {
+    yaml: `upstream:\n  url: ${mock.url}\n  headers: { x-org-token: ${HEADER_VALUE} }\nauth:\n  keys: [{ name: weak, key: ${SHORT_KEY} }]\nlog:\n  level: debug\n`
+  })
+  const res = await request(`${gw.url}/v1/models`, {
+    headers: { authorization: `Bearer ${SHORT_KEY}`, 'x-goog-api-key': ODD_KEY, 'ocp-apim-subscription-key': ODD_KEY, 'x-note': `key ${SHORT_KEY} here` }
+  })
+  assert.equal(res.statusCode, 200)
+  await res.body.dump()
+  assert.equal(mock.requests.at(-1)!.headers['x-org-token'], HEADER_VALUE)
+  const text = gw.logText()
+  assert.match(text, /"x-goog-api-key":"\[REDACTED\]"/)
+  assert.match(text, /"ocp-apim-subscription-key":"\[REDACTED\]"/)
+  assert.match(text, /"x-note":"key \[REDACTED\] here"/)
+  for (const secret of [ODD_KEY, HEADER_VALUE]) assert.ok(!text.includes(secret), `${secret} leaked into the logs`)
+  for (const line of gw.logs) JSON.parse(line)
+})

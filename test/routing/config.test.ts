@@ -106,6 +106,23 @@ targets:
   assert.ok(Array.isArray((maskedConfig(c) as { targets: { oa: { keys: unknown } } }).targets.oa.keys), 'lists stay lists')
 })
 
+test('target header values are secrets (masked by --check-config, redacted, filtered from answers); their names are not', () => {
+  const c = load([], {}, `
+upstream:
+  headers: { x-org-token: org-header-secret-1 }
+targets:
+  oa:
+    url: https://api.openai.com
+    headers: { OpenAI-Organization: org-target-secret-2 }
+`)
+  const secrets = secretsOf(c)
+  assert.ok(secrets.includes('org-header-secret-1'))
+  assert.ok(secrets.includes('org-target-secret-2'))
+  const masked = maskedConfig(c) as { upstream: { headers: Record<string, string> }, targets: { oa: { headers: Record<string, string> } } }
+  assert.deepEqual(masked.upstream.headers, { 'x-org-token': '[REDACTED]' })
+  assert.deepEqual(masked.targets.oa.headers, { 'OpenAI-Organization': '[REDACTED]' })
+})
+
 test('provider inference from the host', () => {
   assert.equal(inferProvider('https://api.anthropic.com'), 'anthropic')
   assert.equal(inferProvider('https://my-res.openai.azure.com'), 'azure')

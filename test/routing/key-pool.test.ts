@@ -123,7 +123,7 @@ test('no retry: other statuses, a single key, a client-mapped key, a streamed (m
 
   const mapped = await startMock(t)
   const withClient = await startGatewayWithClient(t, { env: { GATEWAY_UPSTREAM_URL: mapped.url, GATEWAY_UPSTREAM_KEYS: 'first-key-0001,second-key-002' } },
-    () => ({ name: 'mapped', upstreamKey: 'client-own-key-7' }))
+    () => ({ name: 'mapped', upstreamKeys: new Map([['default', 'client-own-key-7']]) }))
   assert.equal(await post(`${withClient.url}/v1/chat/completions`, { 'x-mock-status': '429' }), 429)
   assert.equal(mapped.count(), 1)
   assert.equal(bearer(mapped.requests[0].headers), 'client-own-key-7')
