@@ -85,7 +85,9 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(adminAuth, { adminToken: config.auth.adminToken, header: config.auth.header, refusals })
   await fastify.register(auth, { auth: config.auth, refusals })
   // after auth (which sets request.gw.client), before every route
-  await fastify.register(rateLimit, { rateLimit: config.rateLimit, keyPrefix: config.redis.keyPrefix, poolSize: config.upstream.connections })
+  // the smallest upstream pool is the one a client's in-flight cap must stay below
+  const poolSize = Math.min(config.upstream.connections, ...Object.values(config.targets).map(t => t.connections ?? config.upstream.connections))
+  await fastify.register(rateLimit, { rateLimit: config.rateLimit, keyPrefix: config.redis.keyPrefix, poolSize })
   await fastify.register(modelsCache, { models: config.models })
   // body transforms: context-id first on requests (client names), aliases nearest the upstream
   const limits = { maxJsonBytes: config.transforms.maxJsonBytes, maxEventSize: config.transforms.maxEventSize }

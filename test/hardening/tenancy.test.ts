@@ -222,3 +222,14 @@ test('an answer the client leaves unread is cut after the stall timeout, releasi
   for (let r = await it.next(); r.done !== true; r = await it.next()) text += r.value.choices[0]?.delta?.content ?? ''
   assert.equal(text.trim(), 'tok0 tok1')
 })
+
+test('a cap that is no cap (0, or not below the smallest upstream pool) is named at boot', async (t) => {
+  const mock = await startMock(t)
+  for (const cap of ['0', String(POOL)]) {
+    const gw = await startGateway(t, { env: { GATEWAY_UPSTREAM_URL: mock.url, GATEWAY_UPSTREAM_CONNECTIONS: String(POOL), GATEWAY_RATE_LIMIT_MAX_CONCURRENT: cap } })
+    const line = gw.logs.map(l => JSON.parse(l)).find(l => /one client can hold every upstream connection/.test(l.msg))
+    assert.equal(line?.level, 40, `maxConcurrent ${cap}`)
+  }
+  const fine = await startGateway(t, { env: { GATEWAY_UPSTREAM_URL: mock.url, GATEWAY_UPSTREAM_CONNECTIONS: String(POOL), GATEWAY_RATE_LIMIT_MAX_CONCURRENT: String(CAP) } })
+  assert.ok(!fine.logText().includes('one client can hold every upstream connection'))
+})
