@@ -35,7 +35,7 @@ export interface RateLimitPluginOptions {
   rateLimit: GatewayConfig['rateLimit']
   /** Redis key prefix (redis.keyPrefix) */
   keyPrefix: string
-  /** keep-alive connections per upstream origin (upstream.connections): what the cap protects */
+  /** keep-alive connections of the smallest upstream pool (upstream.connections): what the cap protects */
   poolSize: number
 }
 

@@ -53,9 +53,9 @@ export function isUploadLimitError (err: unknown): err is Error & { code: string
 }
 
 /**
- * A refusal raised by the pass-through of a streamed body (an upload limit, or a multipart
- * `model` field a restricted key may not use): the client's 4xx stands even though the upstream
- * call, aborted by it, failed.
+ * A refusal raised by the pass-through of a streamed body (an upload limit, a multipart `model`
+ * field a restricted key may not use, or a body sent too slowly): the client's 4xx stands even
+ * though the upstream call, aborted by it, failed.
  */
 export function isStreamedBodyRefusal (err: unknown): err is Error & { code: string, statusCode: number } {
   if (isUploadLimitError(err)) return true

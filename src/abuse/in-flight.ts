@@ -14,15 +14,6 @@ export class InFlight {
     return this.#total
   }
 
-  /** scopes with a request in flight */
-  get scopes (): number {
-    return this.#counts.size
-  }
-
-  count (scope: string): number {
-    return this.#counts.get(scope) ?? 0
-  }
-
   /**
    * Takes a slot unless `cap` are taken. Returns the function that gives it back: it may be
    * called any number of times, from any of the events that end a request, and releases once.

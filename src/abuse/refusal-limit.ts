@@ -34,14 +34,6 @@ export class RefusalLimit {
     this.#windows = new LRUCache({ max: opts.maxTracked, ttl: opts.windowMs, noUpdateTTL: true })
   }
 
-  get max (): number {
-    return this.#opts.max
-  }
-
-  get windowMs (): number {
-    return this.#opts.windowMs
-  }
-
   /** ms until the address may try again; 0 while it is under the limit */
   blockedFor (ip: string, now = Date.now()): number {
     // nothing refused anywhere (the usual case): no address arithmetic
