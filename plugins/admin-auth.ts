@@ -10,13 +10,15 @@
  * With no admin token configured, every admin route answers 404 like an unknown route: the admin
  * API is never open (seed 001 left its cache-clear endpoint open). The token is compared in
  * constant time (both sides hashed, then `timingSafeEqual`), and is read from the same headers as
- * a client key.
+ * a client key. A refused token counts toward the address's refused authentications, like a
+ * refused client key (plugins/auth.ts, `refuseGuessing`).
  */
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { AdminTokenError, NotFoundError } from '../src/errors.js'
 import { pathOnly } from '../src/logging.js'
-import { presentedKeys, secretMatches, sha256 } from './auth.js'
+import type { RefusalLimit } from '../src/abuse/refusal-limit.js'
+import { presentedKeys, refuseGuessing, secretMatches, sha256 } from './auth.js'
 import { routeConfigOf } from './request-state.js'
 
 export interface AdminAuthOptions {
@@ -24,6 +26,8 @@ export interface AdminAuthOptions {
   adminToken: string
   /** the configured client-key header, also accepted for the admin token (seed 001) */
   header: string
+  /** refused authentications per address, shared with client authentication; null = not limited */
+  refusals?: RefusalLimit | null
 }
 
 declare module 'fastify' {
@@ -37,7 +41,7 @@ export function isAdminPath (url: string): boolean {
   return url === '/admin' || url.startsWith('/admin/')
 }
 
-const adminAuth: FastifyPluginAsync<AdminAuthOptions> = async (fastify, { adminToken, header }) => {
+const adminAuth: FastifyPluginAsync<AdminAuthOptions> = async (fastify, { adminToken, header, refusals = null }) => {
   const expected = adminToken !== '' ? sha256(adminToken) : null
 
   fastify.addHook('onRoute', function markAdminRoutes (route) {
@@ -48,7 +52,9 @@ const adminAuth: FastifyPluginAsync<AdminAuthOptions> = async (fastify, { adminT
   fastify.addHook('onRequest', function adminGuard (request, reply, done) {
     if (routeConfigOf(request)?.admin !== true) return done()
     if (expected === null) throw new NotFoundError(request.method, pathOnly(request.url))
+    refuseGuessing(request, reply, refusals)
     if (!secretMatches(presentedKeys(request.headers, header), expected)) {
+      refusals?.record(request.clientIp)
       reply.header('www-authenticate', 'Bearer')
       request.gw.errorClass = 'invalid_admin_token'
       throw new AdminTokenError()

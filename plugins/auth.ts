@@ -11,6 +11,9 @@
  * the candidate entry from a map, and `timingSafeEqual` compares the two digests. The time taken
  * depends on neither the length nor any prefix of a configured key, and a miss costs the same
  * comparison against a dummy digest.
+ *
+ * Key guessing is limited per address (`refusals`, src/abuse/refusal-limit.ts): each refused key
+ * counts, and an address over the limit is refused with 429 before its key is looked at.
  */
 import fp from 'fastify-plugin'
 import { hash, timingSafeEqual } from 'node:crypto'
@@ -18,9 +21,10 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import { describeClientAuthMode, upstreamKeysOf, type ClientAuthMode, type ClientKeyConfig } from '../config/sections/auth.js'
+import type { RefusalLimit } from '../src/abuse/refusal-limit.js'
 import {
-  EndpointNotAllowedError, FormUncheckableError, InvalidApiKeyError, ModelNotAllowedError, ModelUncheckableError, PathUncheckableError,
-  isAnthropicPath
+  AuthRefusalsLimitedError, EndpointNotAllowedError, FormUncheckableError, InvalidApiKeyError, ModelNotAllowedError, ModelUncheckableError,
+  PathUncheckableError, isAnthropicPath
 } from '../src/errors.js'
 import { joinUpstreamPath } from '../src/proxy/forward.js'
 import { CLIENT_CREDENTIALS } from '../src/proxy/headers.js'
@@ -35,6 +39,8 @@ export interface AuthOptions {
   mode: ClientAuthMode
   /** routing.defaultTarget: the target a bare `upstreamKey` belongs to */
   defaultTarget: string
+  /** refused authentications per address (shared with the admin guard); null = not limited */
+  refusals?: RefusalLimit | null
 }
 
 /** What `GET /admin/keys` shows of a key: everything but the key (and its hash). */
@@ -48,6 +54,7 @@ export interface KeySummary {
   allowedTargets?: string[]
   allowedModels?: string[]
   rateLimit?: { max: number, timeWindowMs: number }
+  maxConcurrent?: number
 }
 
 export interface ClientAuth {
@@ -153,6 +160,7 @@ function identityOf (k: ClientKeyConfig, defaultTarget: string): ClientIdentity 
   if (k.allowedTargets !== undefined) id.allowedTargets = Object.freeze([...k.allowedTargets]) as string[]
   if (k.allowedModels !== undefined) id.allowedModels = Object.freeze([...k.allowedModels]) as string[]
   if (k.rateLimit !== undefined) id.rateLimit = Object.freeze({ ...k.rateLimit })
+  if (k.maxConcurrent !== undefined) id.maxConcurrent = k.maxConcurrent
   return Object.freeze(id)
 }
 
@@ -165,7 +173,8 @@ function summaryOf (k: ClientKeyConfig, defaultTarget: string): KeySummary {
     ...(k.upstreamKey !== undefined ? { upstreamKeyTargets: [...upstreamKeysOf(k.upstreamKey, defaultTarget).keys()] } : {}),
     ...(k.allowedTargets !== undefined ? { allowedTargets: [...k.allowedTargets] } : {}),
     ...(k.allowedModels !== undefined ? { allowedModels: [...k.allowedModels] } : {}),
-    ...(k.rateLimit !== undefined ? { rateLimit: { ...k.rateLimit } } : {})
+    ...(k.rateLimit !== undefined ? { rateLimit: { ...k.rateLimit } } : {}),
+    ...(k.maxConcurrent !== undefined ? { maxConcurrent: k.maxConcurrent } : {})
   }
 }
 
@@ -189,7 +198,22 @@ export function lookupKey (table: ReadonlyMap<string, KeyEntry>, presented: stri
   return candidate !== undefined && equal ? candidate : null
 }
 
-function refuse (request: FastifyRequest, reply: FastifyReply, reason: string): never {
+/**
+ * An address that had too many refused keys (or admin tokens) in its window gets 429, whatever
+ * it presents now: a right guess must not be told apart from a wrong one until the window ends.
+ */
+export function refuseGuessing (request: FastifyRequest, reply: FastifyReply, refusals: RefusalLimit | null): void {
+  const waitMs = refusals?.blockedFor(request.clientIp) ?? 0
+  if (waitMs === 0) return
+  const seconds = Math.ceil(waitMs / 1000)
+  reply.header('retry-after', String(seconds))
+  reply.header('retry-after-ms', String(Math.ceil(waitMs)))
+  request.gw.errorClass = 'auth_refusals_limited'
+  throw new AuthRefusalsLimitedError(seconds)
+}
+
+function refuse (request: FastifyRequest, reply: FastifyReply, reason: string, refusals: RefusalLimit | null): never {
+  refusals?.record(request.clientIp)
   // OpenAI clients expect the challenge; Anthropic's API does not send one
   if (!isAnthropicPath(request.url)) reply.header('www-authenticate', 'Bearer')
   request.gw.errorClass = reason
@@ -198,7 +222,7 @@ function refuse (request: FastifyRequest, reply: FastifyReply, reason: string): 
 
 const MAX_MODEL_IN_MESSAGE = 200
 
-function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, KeyEntry>, settings: GatewayConfig['auth']): void {
+function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, KeyEntry>, settings: GatewayConfig['auth'], refusals: RefusalLimit | null): void {
   const unknownIdentity: ClientIdentity = Object.freeze({ name: UNKNOWN_CLIENT, passThrough: true })
 
   // callback form, not async: the check is sync, so no promise and microtask per request; a
@@ -207,6 +231,7 @@ function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, K
     const route = routeConfigOf(request)
     // health probes are public; /admin/* has its own token (plugins/admin-auth.ts)
     if (route?.public === true || route?.admin === true) return done()
+    refuseGuessing(request, reply, refusals)
     const keys = presentedKeys(request.headers, settings.header)
     let entry: KeyEntry | null = null
     for (const key of keys) entry ??= lookupKey(table, key)
@@ -216,11 +241,11 @@ function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, K
         return done()
       }
       request.log.debug({ presented: keys.length }, 'client key refused')
-      refuse(request, reply, keys.length === 0 ? 'missing_api_key' : 'invalid_api_key')
+      refuse(request, reply, keys.length === 0 ? 'missing_api_key' : 'invalid_api_key', refusals)
     }
     if (!entry.enabled) {
       request.log.info({ client: entry.identity.name }, 'disabled client key refused')
-      refuse(request, reply, 'disabled_api_key')
+      refuse(request, reply, 'disabled_api_key', refusals)
     }
     request.gw.client = entry.identity
     done()
@@ -382,7 +407,7 @@ function assertDeploymentAllowed (request: FastifyRequest, allowed: readonly str
   throw new ModelNotAllowedError(named.length > MAX_MODEL_IN_MESSAGE ? `${named.slice(0, MAX_MODEL_IN_MESSAGE)}…` : named)
 }
 
-const auth: FastifyPluginAsync<AuthOptions> = async (fastify, { auth: settings, mode, defaultTarget }) => {
+const auth: FastifyPluginAsync<AuthOptions> = async (fastify, { auth: settings, mode, defaultTarget, refusals = null }) => {
   const checking = mode === 'keys'
   const table = keyTable(checking ? settings.keys : [], defaultTarget)
   // the configured header carries a client key: consumed here, never forwarded upstream
@@ -404,7 +429,7 @@ const auth: FastifyPluginAsync<AuthOptions> = async (fastify, { auth: settings, 
     fastify.log.info({ keys: table.size }, describeClientAuthMode(mode))
   }
 
-  if (checking) addClientChecks(fastify, table, settings)
+  if (checking) addClientChecks(fastify, table, settings, refusals)
 
   if (dropHeader !== null) {
     // after authenticateClient (hooks run in registration order), which reads it first

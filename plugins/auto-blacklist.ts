@@ -11,6 +11,11 @@
  *
  * The list is checked in root `onRequest` right after the address filter, from memory; it is kept
  * in `<dir>/black.json` (atomic writes) and, with Redis, shared with the other replicas.
+ *
+ * IPv6 clients are counted and blocked per network (`ipv6Subnet`, /64 by default, as the rate
+ * limit counts them): one holder of a /64 has more addresses than any counter could see. Such an
+ * entry is written as the network's first address (`2001:db8:1:2::`) and blocks every address of
+ * that network; an entry for any other IPv6 address blocks that address alone.
  */
 import fp from 'fastify-plugin'
 import { mkdirSync } from 'node:fs'
@@ -22,7 +27,7 @@ import { BLACKLIST_FILE, BlacklistFileWriter, loadBlacklistFile } from '../src/a
 import { BlacklistService } from '../src/abuse/blacklist-service.js'
 import { BlacklistSync } from '../src/abuse/blacklist-sync.js'
 import { ErrorCounter } from '../src/abuse/error-counter.js'
-import { blockListOf, listHas, parseRule, type AddressRule } from '../src/abuse/ip.js'
+import { blockListOf, familyOf, listHas, networkAddress, networkKey, parseRule, type AddressRule } from '../src/abuse/ip.js'
 import { IpBlacklistedError } from '../src/errors.js'
 import { routeConfigOf } from './request-state.js'
 
@@ -31,6 +36,8 @@ export interface AutoBlacklistOptions {
   redis: GatewayConfig['redis']
   /** health probes skip the check (ipFilter.exemptHealth) */
   exemptPublic: boolean
+  /** IPv6 clients are counted and blocked per network of this prefix length (rateLimit.ipv6Subnet) */
+  ipv6Subnet: number
 }
 
 declare module 'fastify' {
@@ -86,10 +93,14 @@ const autoBlacklist: FastifyPluginAsync<AutoBlacklistOptions> = async (fastify, 
     await writer?.flush()
   })
 
+  /** Whether the address, or for IPv6 its network's entry, is on the list. */
+  const blocked = (ip: string): boolean =>
+    service.has(ip) || (familyOf(ip) === 'ipv6' && service.has(networkAddress(ip, opts.ipv6Subnet)))
+
   // callback form: a sync check, no promise per request
   fastify.addHook('onRequest', function refuseBlacklisted (request, _reply, done) {
     if (service.size === 0 || (opts.exemptPublic && routeConfigOf(request)?.public === true)) return done()
-    if (service.has(request.clientIp)) {
+    if (blocked(request.clientIp)) {
       service.stats.refused++
       throw new IpBlacklistedError()
     }
@@ -110,19 +121,20 @@ const autoBlacklist: FastifyPluginAsync<AutoBlacklistOptions> = async (fastify, 
     // an upstream's own answer, passed through, is not the client's fault
     if ((request.gw?.upstreamStatus ?? 0) !== 0) return
     const ip = request.clientIp
-    if (listHas(ignore, ip) || service.has(ip)) return
+    if (listHas(ignore, ip) || blocked(ip)) return
     countError(request, ip, status).catch((err: unknown) => {
       request.log.warn({ err }, 'could not record a client error for the blacklist')
     })
   })
 
   async function countError (request: FastifyRequest, ip: string, status: number): Promise<void> {
-    const errors = await counter.record(ip)
+    const network = networkKey(ip, opts.ipv6Subnet)
+    const errors = await counter.record(network)
     if (errors < cfg.threshold) return
-    await counter.reset(ip)
-    const reason = `${errors} errors within ${cfg.windowMs} ms; last: ${status} ${request.gw?.errorClass ?? ''}`.trim()
-    if (await service.addAutomatic(newEntry(ip, reason, cfg.ttlMs > 0 ? cfg.ttlMs : null))) {
-      request.log.warn({ clientIp: ip, errors, windowMs: cfg.windowMs, ttlMs: cfg.ttlMs || undefined }, 'address blacklisted')
+    await counter.reset(network)
+    const reason = `${errors} errors within ${cfg.windowMs} ms${network !== ip ? ` from ${network}` : ''}; last: ${status} ${request.gw?.errorClass ?? ''}`.trim()
+    if (await service.addAutomatic(newEntry(networkAddress(ip, opts.ipv6Subnet), reason, cfg.ttlMs > 0 ? cfg.ttlMs : null))) {
+      request.log.warn({ clientIp: ip, blocked: network, errors, windowMs: cfg.windowMs, ttlMs: cfg.ttlMs || undefined }, 'address blacklisted')
     }
   }
 }

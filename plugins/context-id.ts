@@ -15,6 +15,7 @@ import { MemoryContextStore, RedisContextStore, type ContextStore, type RedisBre
 import { ContextTagFilter, conversationKey, injectChain, tagHeaderKey } from '../src/lib/context-tags.js'
 import { addResponseStage, askForIdentity, rewriteHook, type ResponseRewrite, type RewriteLimits } from '../src/proxy/response-rewrite.js'
 import { CLIENT_CREDENTIALS } from '../src/proxy/headers.js'
+import { keyedClient } from './request-state.js'
 
 export interface ContextIdOptions {
   contextId: GatewayConfig['transforms']['contextId']
@@ -35,8 +36,9 @@ declare module 'fastify' {
 }
 
 /**
- * Without an auth plugin identifying the client (pass-through mode), the credential the client
- * presented stands for it; hashed by conversationKey, never kept as is.
+ * Without a client key identifying the caller (pass-through mode, or an unknown caller let
+ * through by auth.passThroughUnknown), the credential it presented stands for it; hashed by
+ * conversationKey, never kept as is.
  */
 function presentedCredential (request: FastifyRequest): string | null {
   for (const name of CLIENT_CREDENTIALS) {
@@ -47,7 +49,7 @@ function presentedCredential (request: FastifyRequest): string | null {
 }
 
 export function requestConversationKey (request: FastifyRequest): string {
-  const scope = { client: request.gw.client?.name, credential: presentedCredential(request), ip: request.ip }
+  const scope = { client: keyedClient(request)?.name, credential: presentedCredential(request), ip: request.ip }
   return conversationKey(scope, tagHeaderKey(request.raw.headersDistinct))
 }
 

@@ -16,21 +16,29 @@
  * (`failClosed`); either way the outage is logged once (plugins/redis.ts) and counted here. Until
  * Redis answers again (the breaker in plugins/redis.ts) requests do not wait on it at all.
  *
+ * Beside the rate, the requests in flight at once are capped per the same scope (`maxConcurrent`,
+ * or a key's own): a request that never ends (a body trickled a byte at a time, an answer never
+ * read) holds an upstream connection, and without a cap one tenant could hold all of them. Over
+ * the cap: 429 `concurrency_limit`. The slot is given back once, however the request ends.
+ *
  * Seed 002 meant to do this and never did: its limiter read config keys that did not exist.
  */
 import fp from 'fastify-plugin'
 import { createRequire } from 'node:module'
 import fastifyRateLimit from '@fastify/rate-limit'
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import { networkKey } from '../src/abuse/ip.js'
-import { RateLimitedError, RateLimitUnavailableError } from '../src/errors.js'
-import { routeConfigOf } from './request-state.js'
+import { InFlight } from '../src/abuse/in-flight.js'
+import { ConcurrencyLimitError, RateLimitedError, RateLimitUnavailableError } from '../src/errors.js'
+import { keyedClient, routeConfigOf } from './request-state.js'
 
 export interface RateLimitPluginOptions {
   rateLimit: GatewayConfig['rateLimit']
   /** Redis key prefix (redis.keyPrefix) */
   keyPrefix: string
+  /** keep-alive connections of the smallest upstream pool (upstream.connections): what the cap protects */
+  poolSize: number
 }
 
 export interface RateLimitStats {
@@ -40,6 +48,10 @@ export interface RateLimitStats {
   unchecked: number
   /** requests refused with 503 because Redis failed (fail closed) */
   refusedUnavailable: number
+  /** requests refused with 429 because their scope had maxConcurrent requests in flight */
+  concurrencyLimited: number
+  /** requests holding an in-flight slot now */
+  readonly inFlight: number
 }
 
 declare module 'fastify' {
@@ -82,16 +94,19 @@ type LocalStoreClass = new (continueExceeding: boolean, exponentialBackoff: bool
 // a CommonJS file of the package without its own types: loaded by path, typed above
 const LocalStore = createRequire(import.meta.url)('@fastify/rate-limit/store/LocalStore.js') as LocalStoreClass
 
-const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { rateLimit: cfg, keyPrefix }) => {
-  const stats: RateLimitStats = { limited: 0, unchecked: 0, refusedUnavailable: 0 }
+const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { rateLimit: cfg, keyPrefix, poolSize }) => {
+  const inFlight = new InFlight()
+  const stats: RateLimitStats = { limited: 0, unchecked: 0, refusedUnavailable: 0, concurrencyLimited: 0, get inFlight () { return inFlight.total } }
   fastify.decorate('rateLimitStats', stats)
   if (!cfg.enabled) return
 
   const redis = fastify.redis
   const health = fastify.redisHealth
+  // a caller without a client key (pass-through, or an unknown caller let through) is counted by
+  // its address network: a credential it made up would give it a fresh count each time
   const keyOf = (request: FastifyRequest): string => {
-    const client = request.gw?.client
-    return client != null ? `key:${client.name}` : `ip:${networkKey(request.clientIp, cfg.ipv6Subnet)}`
+    const client = keyedClient(request)
+    return client !== null ? `key:${client.name}` : `ip:${networkKey(request.clientIp, cfg.ipv6Subnet)}`
   }
   const maxOf = (request: FastifyRequest): number => request.gw?.client?.rateLimit?.max ?? cfg.max
   const windowOf = (request: FastifyRequest): number => request.gw?.client?.rateLimit?.timeWindowMs ?? cfg.windowMs
@@ -180,6 +195,45 @@ const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { 
       apply(request, reply, result)
     })
   }
+
+  capConcurrency(fastify, inFlight, cfg.maxConcurrent, poolSize, keyOf, stats)
+}
+
+/**
+ * Takes an in-flight slot for each request (after the rate count, so a refused request holds
+ * none) and gives it back when the request is over: its response closed (answered, refused, the
+ * client gone, the upstream failed, a stream abandoned) or its connection closed (a realtime
+ * session ended, or a pipelined request whose connection went before its turn to answer).
+ */
+function capConcurrency (fastify: FastifyInstance, inFlight: InFlight, maxConcurrent: number, poolSize: number, keyOf: (request: FastifyRequest) => string, stats: RateLimitStats): void {
+  if (maxConcurrent === 0 || maxConcurrent >= poolSize) {
+    fastify.log.warn({ maxConcurrent, upstreamConnections: poolSize }, 'rateLimit.maxConcurrent is not below upstream.connections: one client can hold every upstream connection')
+  }
+  // callback form: a sync decision, no promise per request
+  fastify.addHook('onRequest', function capInFlight (request, reply, done) {
+    if (routeConfigOf(request)?.public === true) return done()
+    const cap = keyedClient(request)?.maxConcurrent ?? maxConcurrent
+    if (cap === 0) return done()
+    const scope = keyOf(request)
+    const release = inFlight.take(scope, cap)
+    if (release === null) {
+      stats.concurrencyLimited++
+      // no reset time to promise: a slot frees when one of the caller's own requests ends
+      reply.header('retry-after', '1')
+      request.log.debug({ rateLimitKey: scope, maxConcurrent: cap }, 'concurrency limit reached')
+      throw new ConcurrencyLimitError(cap)
+    }
+    const res = reply.raw
+    const socket = request.raw.socket
+    const end = (): void => {
+      res.off('close', end)
+      socket?.off('close', end)
+      release()
+    }
+    res.once('close', end)
+    socket?.once('close', end)
+    done()
+  })
 }
 
 export default fp(rateLimit, { name: 'gateway-rate-limit', fastify: '5.x', dependencies: ['gateway-client-ip', 'gateway-redis'] })

@@ -25,9 +25,12 @@ export interface ClientIdentity {
   allowedModels?: string[]
   /** per-client rate limit overriding the global one */
   rateLimit?: { max: number, timeWindowMs: number }
+  /** requests in flight at once, overriding rateLimit.maxConcurrent */
+  maxConcurrent?: number
   /**
    * a caller with an unknown or missing key let through by `auth.passThroughUnknown`: its own
-   * credentials go upstream, never a configured upstream key
+   * credentials go upstream, never a configured upstream key. Such callers share the name, not a
+   * scope: limits and conversations are theirs per address or credential, as without auth
    */
   passThrough?: boolean
 }
@@ -145,6 +148,16 @@ export function newState (): GatewayState {
  */
 export function routeConfigOf (request: FastifyRequest): FastifyContextConfig | undefined {
   return request.gw?.route ?? request.routeOptions.config
+}
+
+/**
+ * The client key a request was authenticated with, or null for a caller without one: plain
+ * pass-through mode, or an unknown caller let through by `auth.passThroughUnknown`. Those share
+ * no key's scope; the rate limit and context ids scope them by address or credential instead.
+ */
+export function keyedClient (request: FastifyRequest): ClientIdentity | null {
+  const client = request.gw?.client ?? null
+  return client !== null && client.passThrough !== true ? client : null
 }
 
 const requestState: FastifyPluginAsync = async (fastify) => {

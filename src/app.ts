@@ -37,6 +37,7 @@ import proxyRoutes from '../routes/v1/proxy.js'
 import metricsRoute from '../routes/metrics.js'
 import usageRoute from '../routes/admin/usage.js'
 import { websocketPluginOptions } from './realtime/websocket-options.js'
+import { RefusalLimit } from './abuse/refusal-limit.js'
 import { NotFoundError, errorBody, shapeError } from './errors.js'
 import { SecretFilter } from './lib/secret-filter.js'
 import { secretsOf } from '../config/secrets.js'
@@ -75,17 +76,22 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(redis, { redis: config.redis })
   // cheapest refusals first: address lists, then the automatic blacklist
   await fastify.register(ipFilter, { ipFilter: config.ipFilter })
-  await fastify.register(autoBlacklist, { blacklist: config.blacklist, redis: config.redis, exemptPublic: config.ipFilter.exemptHealth })
+  await fastify.register(autoBlacklist, { blacklist: config.blacklist, redis: config.redis, exemptPublic: config.ipFilter.exemptHealth, ipv6Subnet: config.rateLimit.ipv6Subnet })
   // a browser preflight carries no credentials: answered before authentication, but after the
   // address checks, so a denied or blacklisted address gets no answer but its 403
   await fastify.register(cors, { cors: config.cors })
   await fastify.register(upstreams, { upstream: config.upstream, targets: config.targets, outbound: config.outbound, secrets: SecretFilter.of(secretsOf(config)) })
   await fastify.register(routing, { routing: config.routing })
+  // refused keys and admin tokens count per address against the rate limit (key guessing)
+  const rl = config.rateLimit
+  const refusals = rl.enabled ? new RefusalLimit({ max: rl.max, windowMs: rl.windowMs, ipv6Subnet: rl.ipv6Subnet, maxTracked: rl.maxTracked }) : null
   // the admin guard runs before client authentication, which leaves admin routes to it
-  await fastify.register(adminAuth, { adminToken: config.auth.adminToken, header: config.auth.header })
-  await fastify.register(auth, { auth: config.auth, mode: clientAuthMode(config), defaultTarget: config.routing.defaultTarget })
+  await fastify.register(adminAuth, { adminToken: config.auth.adminToken, header: config.auth.header, refusals })
+  await fastify.register(auth, { auth: config.auth, mode: clientAuthMode(config), defaultTarget: config.routing.defaultTarget, refusals })
   // after auth (which sets request.gw.client), before every route
-  await fastify.register(rateLimit, { rateLimit: config.rateLimit, keyPrefix: config.redis.keyPrefix })
+  // the smallest upstream pool is the one a client's in-flight cap must stay below
+  const poolSize = Math.min(config.upstream.connections, ...Object.values(config.targets).map(t => t.connections ?? config.upstream.connections))
+  await fastify.register(rateLimit, { rateLimit: config.rateLimit, keyPrefix: config.redis.keyPrefix, poolSize })
   await fastify.register(modelsCache, { models: config.models })
   // body transforms: context-id first on requests (client names), aliases nearest the upstream
   const limits = { maxJsonBytes: config.transforms.maxJsonBytes, maxEventSize: config.transforms.maxEventSize }

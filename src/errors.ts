@@ -38,6 +38,8 @@ export const JsonTooDeepError = coded('GW_JSON_TOO_DEEP', 'The JSON body of your
 export const BadQueryError = coded('GW_BAD_QUERY', 'Invalid query parameter %s', 400, 'invalid_request_error', 'invalid_query')
 export const BodyTooLargeError = coded('GW_BODY_TOO_LARGE', 'Request body is larger than the limit of %s bytes', 413, 'invalid_request_error', 'request_too_large')
 export const HttpVersionError = coded('GW_HTTP_VERSION', 'Only HTTP/1.0 and HTTP/1.1 are supported', 400, 'invalid_request_error', 'unsupported_http_version')
+/** A request body that arrived slower than server.bodyMinBytesPerSecond (src/server.ts) */
+export const BodyTooSlowError = coded('GW_BODY_TOO_SLOW', 'The request body arrived too slowly (under %s bytes per second)', 408, 'invalid_request_error', 'request_timeout')
 export const UpgradeRequiredError = coded('GW_UPGRADE_REQUIRED', 'This endpoint only accepts WebSocket connections', 426, 'invalid_request_error', 'upgrade_required')
 
 /** Upload limits (plugins/upload-limits.ts): each 413 names the limit that was crossed. */
@@ -60,14 +62,14 @@ export function isUploadLimitError (err: unknown): err is Error & { code: string
 }
 
 /**
- * A refusal raised by the pass-through of a streamed body (an upload limit, or a multipart
- * `model` field a restricted key may not use): the client's 4xx stands even though the upstream
- * call, aborted by it, failed.
+ * A refusal raised by the pass-through of a streamed body (an upload limit, a multipart `model`
+ * field a restricted key may not use, or a body sent too slowly): the client's 4xx stands even
+ * though the upstream call, aborted by it, failed.
  */
 export function isStreamedBodyRefusal (err: unknown): err is Error & { code: string, statusCode: number } {
   if (isUploadLimitError(err)) return true
   const code = err instanceof Error ? (err as { code?: unknown }).code : undefined
-  return code === 'GW_MODEL_NOT_ALLOWED' || code === 'GW_MODEL_UNCHECKABLE' || code === 'GW_FORM_UNCHECKABLE'
+  return code === 'GW_MODEL_NOT_ALLOWED' || code === 'GW_MODEL_UNCHECKABLE' || code === 'GW_FORM_UNCHECKABLE' || code === 'GW_BODY_TOO_SLOW'
 }
 
 // abuse protection (plugins/ip-filter, auto-blacklist, rate-limit; routes/admin/blacklist)
@@ -75,6 +77,8 @@ export const IpDeniedError = coded('GW_IP_DENIED', 'Requests from your address a
 export const IpBlacklistedError = coded('GW_IP_BLACKLISTED', 'Your address has been blocked after repeated invalid requests', 403, 'request_forbidden', 'ip_blacklisted')
 // OpenAI's own 429 body says type "requests", code "rate_limit_exceeded"
 export const RateLimitedError = coded('GW_RATE_LIMITED', 'Rate limit reached: %s requests per %s; retry in %s s', 429, 'requests', 'rate_limit_exceeded')
+export const ConcurrencyLimitError = coded('GW_CONCURRENCY_LIMIT', 'Too many requests in flight: at most %s at once; retry when one has finished', 429, 'requests', 'concurrency_limit')
+export const AuthRefusalsLimitedError = coded('GW_AUTH_REFUSALS_LIMITED', 'Too many requests with a missing or invalid key from your address; retry in %s s', 429, 'requests', 'rate_limit_exceeded')
 export const RateLimitUnavailableError = coded('GW_RATE_LIMIT_UNAVAILABLE', 'The rate limiter is unavailable; retry shortly', 503, 'server_error', 'rate_limit_unavailable')
 export const InvalidAddressError = coded('GW_INVALID_ADDRESS', '%s is not an IP address', 400, 'invalid_request_error', 'invalid_address')
 export const InvalidBlacklistEntryError = coded('GW_INVALID_BLACKLIST_ENTRY', 'Invalid blacklist entry: %s', 400, 'invalid_request_error', 'invalid_blacklist_entry')

@@ -13,7 +13,7 @@ import { loggerOptions } from './logging.js'
 import { openLogOutputs } from './log-outputs.js'
 import { secretsOf } from '../config/secrets.js'
 import { createPathRouter } from './routing/paths.js'
-import { HttpVersionError, errorBody, shapeError } from './errors.js'
+import { BodyTooSlowError, HttpVersionError, errorBody, shapeError } from './errors.js'
 
 export interface BuildOptions {
   /** where log lines go (tests capture them); default stdout */
@@ -55,6 +55,12 @@ function rejectMalformedRequest (this: FastifyInstance, err: NodeJS.ErrnoExcepti
   socket.destroySoon()
 }
 
+/** Whether a request announces a body (a length other than 0, or chunked). */
+function announcesBody (req: IncomingMessage): boolean {
+  const length = req.headers['content-length']
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+}
+
 /**
  * Slow bodies: with no request timeout (an upload may take long, and streams are not requests),
  * a client that sends headers and then trickles, or stops sending, its body would hold its socket
@@ -67,8 +73,7 @@ function rejectMalformedRequest (this: FastifyInstance, err: NodeJS.ErrnoExcepti
  */
 function watchBodyIdle (request: FastifyRequest, res: ServerResponse, ms: number): void {
   const req = request.raw
-  const length = req.headers['content-length']
-  if (req.complete || (req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0'))) return
+  if (req.complete || !announcesBody(req)) return
   const socket = req.socket
   // fastify.inject's stand-in socket has no timers: nothing to guard there
   if (typeof socket?.setTimeout !== 'function') return
@@ -90,6 +95,102 @@ function watchBodyIdle (request: FastifyRequest, res: ServerResponse, ms: number
     if (!res.writableEnded) socket.setTimeout(0)
   })
   socket.setTimeout(ms)
+}
+
+/**
+ * A body trickled in (a byte every few seconds) is never silent long enough for the idle timeout,
+ * and would hold its request, and for a streamed upload an upstream connection, for as long as
+ * the client likes. After a grace period the body must keep an average pace: by `graceMs` plus
+ * one second per `minRate` bytes received, it must be complete. Time the gateway itself holds the
+ * body back (backpressure from a slow upstream) is not counted against the client: measuring
+ * starts again. A body too slow is refused with 408.
+ */
+function watchBodyRate (request: FastifyRequest, res: ServerResponse, minRate: number, graceMs: number): void {
+  const req = request.raw
+  if (req.complete || !announcesBody(req)) return
+  const socket = req.socket
+  if (typeof socket?.setTimeout !== 'function') return
+  // bytes read from the socket, not from the request stream: counting needs no data listener,
+  // which would put the body in flowing mode before its reader is there
+  let since = Date.now()
+  let base = socket.bytesRead
+  let timer: NodeJS.Timeout | null = null
+  const check = (): void => {
+    timer = null
+    if (req.complete || socket.destroyed) return
+    const now = Date.now()
+    if (req.isPaused() || req.readableLength > 0) {
+      since = now
+      base = socket.bytesRead
+      schedule(graceMs)
+      return
+    }
+    const due = since + graceMs + (socket.bytesRead - base) * 1000 / minRate
+    if (now < due) schedule(due - now)
+    else refuseSlowBody(request, res, minRate)
+  }
+  const schedule = (ms: number): void => {
+    timer = setTimeout(check, Math.ceil(ms))
+    timer.unref()
+  }
+  const stop = (): void => { if (timer !== null) clearTimeout(timer) }
+  req.once('end', stop)
+  res.once('close', stop)
+  schedule(graceMs)
+}
+
+/**
+ * Refuses a body that came too slowly with 408, through whatever is reading it so that the answer
+ * still goes out on the socket: the upload pass-through (the upstream call fails with the error,
+ * which the forwarder rethrows), or Fastify's body parser (it listens for the request's 'error'
+ * and fails the parse with it; destroying the request would close the socket with it). Nobody
+ * reading, or an answer already started: the connection is closed.
+ */
+function refuseSlowBody (request: FastifyRequest, res: ServerResponse, minRate: number): void {
+  const req = request.raw
+  const gw = request.gw
+  if (gw !== null) gw.errorClass = 'client_body_too_slow'
+  request.log.info({ minBytesPerSecond: minRate }, 'request body too slow: refused')
+  const err = new BodyTooSlowError(minRate)
+  if (res.headersSent) req.socket.destroy()
+  else if (gw?.bodyStream != null) gw.bodyStream.destroy(err)
+  else if (req.listenerCount('data') > 0 && req.listenerCount('error') > 0) req.emit('error', err)
+  else req.socket.destroy()
+}
+
+/**
+ * An answer the client does not read: once its socket is full the gateway stops reading the
+ * upstream (backpressure), and the upstream connection waits with it, for ever if the client
+ * never reads; undici's body timeout does not run while it is paused. Once the request body is
+ * in, the socket gets a timeout for the answer: when it fires with sent bytes still waiting for
+ * the client, the connection is closed (and the upstream request with it); when nothing is
+ * waiting, the upstream is just quiet (a long stream thinking) and the timer is set again.
+ * Node's own check suppresses the timeout while the waiting bytes are still moving.
+ */
+function watchResponseStall (request: FastifyRequest, res: ServerResponse, ms: number): void {
+  const req = request.raw
+  const socket = req.socket
+  if (typeof socket?.setTimeout !== 'function' || req.headers.upgrade !== undefined) return
+  const onTimeout = (): void => {
+    if (res.writableEnded || socket.destroyed) return
+    if (socket.writableLength === 0) {
+      socket.setTimeout(ms)
+      return
+    }
+    if (request.gw !== null) request.gw.errorClass = 'client_stalled'
+    request.log.info({ stallMs: ms, unsentBytes: socket.writableLength }, 'answer left unread: connection closed')
+    socket.destroy()
+  }
+  const arm = (): void => {
+    if (res.writableEnded || socket.destroyed) return
+    // after the response the socket is Node's again (its keep-alive timer)
+    res.once('finish', () => res.off('timeout', onTimeout))
+    res.on('timeout', onTimeout)
+    socket.setTimeout(ms)
+  }
+  // registered after watchBodyIdle, whose 'end' listener clears the socket's body timeout first
+  if (req.complete || !announcesBody(req)) arm()
+  else req.once('end', arm)
 }
 
 export async function buildServer (config: GatewayConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
@@ -133,11 +234,15 @@ export async function buildServer (config: GatewayConfig, opts: BuildOptions = {
       reply.code(shaped.status).send(errorBody(request.url, shaped))
     }
   })
-  const bodyIdleMs = config.server.bodyIdleTimeoutMs
+  const { bodyIdleTimeoutMs: bodyIdleMs, bodyMinBytesPerSecond: bodyMinRate, responseStallTimeoutMs: stallMs } = config.server
+  // the minimum pace applies after the body was given as long as a silence may last
+  const bodyGraceMs = bodyIdleMs > 0 ? bodyIdleMs : config.server.headersTimeoutMs
   // callback form: no promise per request (a throw still reaches the error handler)
   fastify.addHook('onRequest', function echoRequestId (request, reply, done) {
     reply.header('x-request-id', request.id)
     if (bodyIdleMs > 0) watchBodyIdle(request, reply.raw, bodyIdleMs)
+    if (bodyMinRate > 0) watchBodyRate(request, reply.raw, bodyMinRate, bodyGraceMs)
+    if (stallMs > 0) watchResponseStall(request, reply.raw, stallMs)
     // Node's parser takes a request line without a version as HTTP/0.9, and still reads the lines
     // after it as headers (`GET /x\nInjected: 1 HTTP/1.1`): no real client sends that
     if (request.raw.httpVersionMajor !== 1) {

@@ -30,6 +30,7 @@ export const clientKeySchema = Type.Object({
     max: Type.Integer({ minimum: 1 }),
     timeWindowMs: Type.Integer({ minimum: 1 })
   }, { additionalProperties: false })),
+  maxConcurrent: Type.Optional(Type.Integer({ minimum: 1, description: 'requests in flight at once for this key, overriding rateLimit.maxConcurrent' })),
   enabled: Type.Boolean({ default: true })
 }, { additionalProperties: false })
 
@@ -238,7 +239,7 @@ export const auth: ConfigSection = {
       secret: true,
       secretFields: ['key', 'upstreamKey'],
       apply: applyClientKeys,
-      doc: 'client keys: comma list, or a JSON array of {name, key | keySha256, upstreamKey (a key, or {target: key}), allowedTargets, allowedModels, rateLimit, enabled}',
+      doc: 'client keys: comma list, or a JSON array of {name, key | keySha256, upstreamKey (a key, or {target: key}), allowedTargets, allowedModels, rateLimit, maxConcurrent, enabled}',
       seed: '001 ALLOWED_TOKENS'
     },
     { path: 'auth.enabled', env: ['GATEWAY_AUTH_ENABLED', 'AUTH_VALIDATION'], type: 'boolean', doc: 'check client keys; false accepts every caller (open relay when an upstream key is configured)', seed: '001 AUTH_VALIDATION' },

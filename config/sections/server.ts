@@ -9,6 +9,8 @@ export const serverSchema = Type.Object({
   shutdownGraceMs: Type.Integer({ default: 30_000, minimum: 0 }),
   headersTimeoutMs: Type.Integer({ default: 30_000, minimum: 1000, description: 'time a client has to send its request headers (slowloris guard)' }),
   bodyIdleTimeoutMs: Type.Integer({ default: 30_000, minimum: 0, description: 'longest silence while a client sends its request body; 0 = none' }),
+  bodyMinBytesPerSecond: Type.Integer({ default: 1024, minimum: 0, description: 'slowest average pace of a request body after its first bodyIdleTimeoutMs (headersTimeoutMs when that is 0); slower is refused with 408; 0 = none' }),
+  responseStallTimeoutMs: Type.Integer({ default: 60_000, minimum: 0, description: 'longest time a client may leave sent answer bytes unread before its connection is closed; 0 = none' }),
   keepAliveTimeoutMs: Type.Integer({ default: 72_000, minimum: 1000 }),
   idleGcMs: Type.Integer({ default: 60000, minimum: 0, description: 'quiet time after a burst of requests before one garbage collection gives memory back; 0 = never' })
 }, { additionalProperties: false, default: {} })
@@ -36,6 +38,8 @@ export const server: ConfigSection = {
     { path: 'server.shutdownGraceMs', env: ['GATEWAY_SHUTDOWN_GRACE_MS'], flags: ['shutdown-grace-ms'], type: 'integer', doc: 'how long in-flight requests may finish after SIGTERM' },
     { path: 'server.headersTimeoutMs', env: ['GATEWAY_HEADERS_TIMEOUT_MS'], type: 'integer', doc: 'time a client has to send its request headers' },
     { path: 'server.bodyIdleTimeoutMs', env: ['GATEWAY_BODY_IDLE_TIMEOUT_MS'], type: 'integer', doc: 'longest silence while a client sends its request body (0 = none)' },
+    { path: 'server.bodyMinBytesPerSecond', env: ['GATEWAY_BODY_MIN_BYTES_PER_SECOND'], type: 'integer', doc: 'slowest average pace of a request body once its first bodyIdleTimeoutMs are over; a trickle below it is refused with 408 (0 = none)' },
+    { path: 'server.responseStallTimeoutMs', env: ['GATEWAY_RESPONSE_STALL_TIMEOUT_MS'], type: 'integer', doc: 'longest time a client may leave an answer unread (its connection full) before the connection is closed and the upstream released (0 = none)' },
     { path: 'server.keepAliveTimeoutMs', env: ['GATEWAY_KEEP_ALIVE_TIMEOUT_MS'], type: 'integer', doc: 'idle keep-alive timeout for client connections' },
     { path: 'server.idleGcMs', env: ['GATEWAY_IDLE_GC_MS'], type: 'integer', doc: 'quiet time after a burst (1,000+ requests) before one garbage collection returns memory (0 = never)' }
   ]

@@ -104,12 +104,18 @@ export function listHas (list: BlockList, ip: string): boolean {
  */
 export function networkKey (ip: string, bits: number): string {
   if (familyOf(ip) === 'ipv4' || bits >= 128 || !isIPv6(ip)) return ip
+  return `${networkAddress(ip, bits)}/${bits}`
+}
+
+/** The first address of an IPv6 address's network at `bits` (`2001:db8:1:2::`); IPv4 as is. */
+export function networkAddress (ip: string, bits: number): string {
+  if (familyOf(ip) === 'ipv4' || bits >= 128 || !isIPv6(ip)) return ip
   const words = expandIpv6(ip)
   for (let i = 0; i < 8; i++) {
     const keep = Math.max(0, Math.min(16, bits - i * 16))
     words[i] = keep === 0 ? 0 : words[i] & (0xffff << (16 - keep)) & 0xffff
   }
-  return `${canonicalIp(words.map(w => w.toString(16)).join(':')) ?? ip}/${bits}`
+  return canonicalIp(words.map(w => w.toString(16)).join(':')) ?? ip
 }
 
 /** Eight 16-bit words of a normal-form IPv6 address (which never holds a dotted IPv4 part). */

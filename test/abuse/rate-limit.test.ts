@@ -113,7 +113,7 @@ async function appWithClients (t: TestContext, max: number): Promise<{ app: Fast
     else if (typeof name === 'string') request.gw.client = { name }
   })
   await app.register(websocket)
-  await app.register(rateLimit, { rateLimit: config.rateLimit, keyPrefix: 'test:' })
+  await app.register(rateLimit, { rateLimit: config.rateLimit, keyPrefix: 'test:', poolSize: config.upstream.connections })
   app.get('/v1/thing', async () => ({ ok: true }))
   app.get('/v1/realtime', { websocket: true }, (socket) => { socket.send('hello') })
   t.after(() => app.close())

@@ -113,7 +113,7 @@ test('YAML problems are refused: unreadable, invalid, unknown key', () => {
   writeFileSync(join(dir, 'bad.yaml'), 'server: [1, 2\n')
   assert.match(refusal(() => load(['--config', 'bad.yaml'], {}, dir)), /invalid YAML/)
   writeFileSync(join(dir, 'unknown.yaml'), 'server:\n  prot: 1\n')
-  assert.equal(refusal(() => load(['--config', 'unknown.yaml'], {}, dir)), 'server.prot: unknown key in the config file (expected one of: host, port, bodyLimit, shutdownGraceMs, headersTimeoutMs, bodyIdleTimeoutMs, keepAliveTimeoutMs, idleGcMs)')
+  assert.equal(refusal(() => load(['--config', 'unknown.yaml'], {}, dir)), 'server.prot: unknown key in the config file (expected one of: host, port, bodyLimit, shutdownGraceMs, headersTimeoutMs, bodyIdleTimeoutMs, bodyMinBytesPerSecond, responseStallTimeoutMs, keepAliveTimeoutMs, idleGcMs)')
   writeFileSync(join(dir, 'type.yaml'), 'server:\n  port: high\n')
   assert.match(refusal(() => load(['--config', 'type.yaml'], {}, dir)), /^server\.port \(file .*type\.yaml: server\.port\) = "high": expected a whole number from 0 to 65535$/)
 })
