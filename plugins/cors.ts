@@ -24,6 +24,7 @@ const EXPOSED = [
   'x-request-id', 'x-upstream-request-id', 'request-id', 'x-cache',
   'retry-after', 'retry-after-ms', 'x-should-retry', 'openai-poll-after-ms', 'openai-processing-ms', 'anthropic-workspace-id',
   ...['requests', 'tokens'].flatMap(kind => ['limit', 'remaining', 'reset'].map(part => `x-ratelimit-${part}-${kind}`)),
+  ...['limit', 'remaining', 'reset'].map(part => `x-gateway-ratelimit-${part}`),
   ...['requests', 'tokens', 'input-tokens', 'output-tokens'].flatMap(kind => ['limit', 'remaining', 'reset'].map(part => `anthropic-ratelimit-${kind}-${part}`))
 ].join(', ')
 
