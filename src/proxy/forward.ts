@@ -19,6 +19,7 @@ import { classifyUpstreamError, streamErrorEvent } from './upstream-errors.js'
 import { UpstreamProtocolError, errorBody, isAnthropicPath, isStreamedBodyRefusal, shapeError } from '../errors.js'
 import { isRetryableFailure, noteKeyRefused, switchKey } from '../routing/failover.js'
 import { mapUpstreamPath } from '../routing/paths.js'
+import { StreamEndWatch } from '../lib/stream-end.js'
 
 export interface ForwardOptions {
   /** request headers that must not go upstream (e.g. a custom client-auth header) */
@@ -94,6 +95,12 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
     // at once while the body is drained)
     if (reply.raw.writableEnded) return
     clientGone = true
+    // the stream's last event reached the client, which closed before the body's formal end
+    // (a gzip trailer, the chunked terminator): complete; the upstream's rest is not needed
+    if (gw.streamEnd?.complete === true) {
+      exchange?.abort()
+      return
+    }
     // an upstream failure mid-body was classified first; otherwise the client left
     gw.errorClass ??= 'client_abort'
     exchange?.abort()
@@ -189,6 +196,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   if (sse) {
     out['x-accel-buffering'] = 'no'
     out['cache-control'] = 'no-cache'
+    gw.streamEnd = new StreamEndWatch()
   }
   if (changesBody(stages)) delete out['content-length']
 
@@ -202,7 +210,10 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   addUpstreamHeaders(reply, out)
   const upstreamBody = bodyReadable(exchange)
   const source = sse ? endStreamOnError(upstreamBody, request) : logBodyFailure(upstreamBody, request)
-  return reply.send(chain(source, stages.map(asTransform), request))
+  const transforms = stages.map(asTransform)
+  // last: it must see what the client is sent
+  if (gw.streamEnd !== null) transforms.push(asTransform(gw.streamEnd.stage()))
+  return reply.send(chain(source, transforms, request))
 }
 
 /**
@@ -234,6 +245,7 @@ function relay (exchange: UpstreamExchange, request: FastifyRequest, reply: Fast
   }
   let staged = stages.length > 0
   let waiting = false
+  const watch = request.gw.streamEnd
   const resume = (): void => {
     waiting = false
     exchange.resume()
@@ -253,7 +265,9 @@ function relay (exchange: UpstreamExchange, request: FastifyRequest, reply: Fast
     data (chunk) {
       if (res.destroyed) return true
       const out = through(chunk, false)
-      if (out.length === 0 || res.write(out)) return true
+      if (out.length === 0) return true
+      watch?.write(out)
+      if (res.write(out)) return true
       if (!waiting) {
         waiting = true
         res.once('drain', resume)

@@ -11,6 +11,7 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import { pathOnly } from '../logging.js'
+import { cutShort } from '../lib/abandoned.js'
 import type { UsageStore } from './store.js'
 import { NO_TOKENS, addCounts, realtimeEventCounts, type TokenCounts } from './tokens.js'
 
@@ -58,7 +59,7 @@ export class UsageRecorder {
   /** The record of an HTTP request that ended (aborted: its client went away first). */
   fromRequest (request: FastifyRequest, reply: FastifyReply, aborted: boolean): UsageRecord {
     const gw = request.gw
-    const incomplete = aborted && !reply.raw.writableFinished
+    const incomplete = aborted && cutShort(request, reply)
     const counts = request.responseUsage?.counts() ?? NO_TOKENS
     return this.#build(request, {
       status: incomplete && !reply.raw.headersSent ? 499 : reply.statusCode,
