@@ -112,7 +112,7 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
   function usageStage (start: ResponseStart): ChunkStage | null {
     const usage = start.request.responseUsage
     if (usage === null || start.statusCode < 200 || start.statusCode >= 300) return null
-    // a compressed body was decoded by the stage before this one; one we cannot decode is not read
+    // a compressed body is decoded before the stages (src/proxy/forward.ts); one we cannot decode is not read
     const encoding = start.headers['content-encoding']
     if (encoding !== undefined && encoding !== 'identity') return null
     if (start.isEventStream && usage.hideStreamUsage) {
@@ -139,8 +139,8 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
     if (settings.streamUsage && gw.stream && dialect === 'openai' && takesStreamOptions(path) && gw.target?.provider !== 'anthropic') {
       askForStreamUsage(request, usage)
     }
-    // the client's accept-encoding is kept: a compressed answer is decoded before this stage
-    // (the client then gets it plain, which it always accepts)
+    // the client's accept-encoding is kept: a compressed answer is decoded for this stage (the
+    // client then gets it plain, which it always accepts)
     addResponseStage(gw, usageStage)
   }
 

@@ -5,6 +5,10 @@
  * trailer or its chunked terminator can arrive a moment later. Such a stream is complete, not
  * a client abort.
  *
+ * The same watch notices an upstream error reported inside a `200` stream (OpenAI's
+ * `data: {"error":…}`, Anthropic's `event: error`, the Responses API's `response.failed`), which
+ * ends such a stream: the request is then an error in its record, metrics and access line.
+ *
  * The watch sees every chunk the client is sent and keeps only the start of the newest event
  * and whether the output ends at an event boundary, so it costs a boundary search per chunk and
  * holds a few hundred characters at most.
@@ -16,6 +20,9 @@ const HEAD = 160
 
 /** Events after which a stream ends: its `event:` field, `[DONE]`, or the `type` its data starts with. */
 const TERMINAL = /^(?:data: ?\[DONE\]|event: ?(?:message_stop|error|response\.(?:completed|failed|incomplete))\r?$|data: ?\{"(?:type": ?"(?:message_stop|error|response\.(?:completed|failed|incomplete))"|error"))/m
+
+/** Events that report a failure of the upstream (a subset of TERMINAL). */
+const FAILURE = /^(?:event: ?(?:error|response\.failed)\r?$|data: ?\{"(?:type": ?"(?:error|response\.failed)"|error"))/m
 
 const CR = 13
 
@@ -47,6 +54,13 @@ export class StreamEndWatch {
   #atBoundary = true
   /** the last characters sent (a blank line may be completed by the next chunk) */
   #tail = ''
+  readonly #onFailure: () => void
+  #failureTold = false
+
+  /** `onFailure`: told once when a whole event reporting an upstream failure was sent */
+  constructor (onFailure: () => void = () => {}) {
+    this.#onFailure = onFailure
+  }
 
   /** True when the newest event sent was a terminal event, and it was sent whole. */
   get complete (): boolean {
@@ -83,8 +97,15 @@ export class StreamEndWatch {
       const before = Math.max(lastBoundary(chunk, n - 2), edge < n ? edge : -1)
       this.#startOrExtend(chunk, before, lastTerminatorStart(chunk, n))
       this.#atBoundary = true
+      if (!this.#failureTold && (this.#head.includes('error') || this.#head.includes('failed'))) this.#checkFailure()
     }
     this.#tail = n >= 2 ? text(chunk, n - 2, n) : this.#tail.slice(-1) + text(chunk, 0, n)
+  }
+
+  #checkFailure (): void {
+    if (this.#failureTold || !FAILURE.test(this.#head)) return
+    this.#failureTold = true
+    this.#onFailure()
   }
 
   /** The newest event begins at `start` in this chunk (-1: it began before) and runs to `end`. */

@@ -19,6 +19,7 @@ import { classifyUpstreamError, streamErrorEvent } from './upstream-errors.js'
 import { UpstreamProtocolError, errorBody, isAnthropicPath, isStreamedBodyRefusal, shapeError } from '../errors.js'
 import { isRetryableFailure, noteKeyRefused, switchKey } from '../routing/failover.js'
 import { mapUpstreamPath } from '../routing/paths.js'
+import { acceptsCoding, decodableCoding, decoderFor } from './response-rewrite.js'
 import { StreamEndWatch } from '../lib/stream-end.js'
 
 export interface ForwardOptions {
@@ -27,6 +28,8 @@ export interface ForwardOptions {
 }
 
 const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE'])
+/** what describes the upstream's body, not a gateway error that replaces it */
+const BODY_HEADERS = ['content-type', 'content-length', 'content-encoding', 'x-accel-buffering', 'cache-control']
 
 /** Joins the target's base path and the request path; `…/v1` + `/v1/x` does not become `/v1/v1/x`. */
 export function joinUpstreamPath (basePath: string, path: string): string {
@@ -106,6 +109,12 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
     exchange?.abort()
   }
   reply.raw.once('close', onClientClose)
+  // a stage failed on the upstream's body and so did its error handling: the response ends here
+  const onFault = (err: unknown): void => {
+    gw.errorClass = 'gateway_stream_fault'
+    request.log.error({ err }, 'response stream failed; the connection was closed')
+    reply.raw.destroy()
+  }
 
   // a form whose model field names an Azure deployment: the path waits for the field
   const formModel = gw.formModel
@@ -157,7 +166,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   for (;;) {
     try {
       if (clientGone) throw new Error('client gone before the upstream request')
-      exchange = new UpstreamExchange()
+      exchange = new UpstreamExchange(onFault)
       target.dispatcher.dispatch(dispatchOptions, exchange)
       res = await exchange.answer
     } catch (err) {
@@ -196,7 +205,8 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   if (sse) {
     out['x-accel-buffering'] = 'no'
     out['cache-control'] = 'no-cache'
-    gw.streamEnd = new StreamEndWatch()
+    // an error event inside a 200 stream: the upstream failed, though its status said otherwise
+    gw.streamEnd = new StreamEndWatch(() => { gw.errorClass ??= 'upstream_stream_error' })
   }
   if (changesBody(stages)) delete out['content-length']
 
@@ -208,12 +218,14 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   }
   reply.code(res.statusCode)
   addUpstreamHeaders(reply, out)
-  const upstreamBody = bodyReadable(exchange)
-  const source = sse ? endStreamOnError(upstreamBody, request) : logBodyFailure(upstreamBody, request)
-  const transforms = stages.map(asTransform)
+  const onStageError = (err: unknown): void => { request.log.warn({ err }, 'response stage failed; the rest of the body passed on unchanged') }
+  const transforms = stages.map(stage => asTransform(stage, onStageError))
   // last: it must see what the client is sent
-  if (gw.streamEnd !== null) transforms.push(asTransform(gw.streamEnd.stage()))
-  return reply.send(chain(source, transforms, request))
+  if (gw.streamEnd !== null) transforms.push(asTransform(gw.streamEnd.stage(), onStageError))
+  // the failure of any part of the chain (the upstream body, a decoder, a stage) reaches its
+  // last stream: an event stream ends with an error event, a plain body is cut
+  const answer = chain(bodyReadable(exchange), transforms)
+  return reply.send(guardBody(answer, request, reply, sse))
 }
 
 /**
@@ -304,58 +316,59 @@ function relay (exchange: UpstreamExchange, request: FastifyRequest, reply: Fast
   })
 }
 
+/**
+ * The stages the plugins want for this answer. A compressed body the gateway can decode is
+ * decoded only when something reads it (a stage: usage, context tags, aliases, a debug tap; or,
+ * for an event stream, the watch on its last event, src/lib/stream-end.ts) or the client's
+ * Accept-Encoding does not take its coding; otherwise the compressed bytes pass through with
+ * their Content-Encoding. The hooks see the headers as the body will reach them.
+ */
 function runResponseHooks (request: FastifyRequest, reply: FastifyReply, res: UpstreamAnswer, sse: boolean): Array<Transform | ChunkStage> {
   const hooks = request.gw.responseHooks
-  if (hooks.length === 0) return []
+  const coding = decodableCoding(request.method, res.statusCode, res.headers)
+  if (hooks.length === 0 && coding === null) return []
+  const encoding = res.headers['content-encoding']
+  if (coding !== null) delete res.headers['content-encoding']
   const stages: Array<Transform | ChunkStage> = []
   const start = { request, reply, statusCode: res.statusCode, headers: res.headers, isEventStream: sse }
   for (const hook of hooks) {
     const stage = hook(start)
     if (stage !== null) stages.push(stage)
   }
+  if (coding === null) return stages
+  if (!sse && stages.length === 0 && acceptsCoding(request.headers['accept-encoding'], coding)) {
+    res.headers['content-encoding'] = encoding
+    return stages
+  }
+  delete res.headers['content-length']
+  stages.unshift(decoderFor(coding))
   return stages
 }
 
-/** pipeline(), not pipe(): a client abort destroys the last stage and that reaches the upstream. */
-function chain (source: Readable, stages: Transform[], request: FastifyRequest): Readable {
-  const last = stages[stages.length - 1]
-  pipeline([source, ...stages], (err) => {
-    if (err !== undefined && err !== null && (err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
-      request.log.debug({ err }, 'response transform ended with an error')
-    }
-  })
-  return last
+/**
+ * pipeline(), not pipe(): a client abort destroys the last stage and that reaches the upstream;
+ * a failure anywhere destroys every stage with it, so the last one reports it (logged there).
+ */
+function chain (source: Readable, stages: Transform[]): Readable {
+  pipeline([source, ...stages], () => {})
+  return stages[stages.length - 1]
 }
 
 /**
- * A body that fails after its headers were sent (upstream reset, stall, short content-length)
- * cannot become an error status: Fastify destroys the client's connection, so the client sees a
- * truncated body, never a whole one. Logged here with its class; the stream itself is untouched.
+ * The body of a chain, with its failure (the upstream reset or stalled, a body its encoding does
+ * not decode, a stage failed) handled once, with one line: before anything was sent the client
+ * gets the shaped 5xx; after, an event stream ends with a final error event (STYLE.md §3.3.5),
+ * so the client's SDK reports it, and any other body is cut (Fastify destroys the connection),
+ * so the client sees a truncated body, never a whole one.
  */
-function logBodyFailure (body: Readable, request: FastifyRequest): Readable {
-  body.once('error', (err) => {
-    // aborted because the client went away: not an upstream failure
-    if (err.name === 'AbortError' || err.name === 'RequestAbortedError') return
-    const failure = classifyUpstreamError(err)
-    request.gw.errorClass = failure.errorClass
-    request.log.warn({ errorClass: failure.errorClass, cause: failure.detail }, 'upstream response failed after headers were sent')
-  })
-  return body
-}
-
-/**
- * After an event stream's headers are sent an error cannot become an HTTP status: the stream ends
- * with a final error event instead (STYLE.md §3.3.5), so the client's SDK reports it. (The
- * stream path for chains with Transform stages; the relay does the same for the common case.)
- */
-function endStreamOnError (body: Readable, request: FastifyRequest): Readable {
+function guardBody (body: Readable, request: FastifyRequest, reply: FastifyReply, sse: boolean): Readable {
   // A bare Readable fed from 'data' events, not a PassThrough: one stream hop instead of
   // write → transform → push, which cost about 2.5 µs per SSE event (bench/RESULTS.md, scenario 2).
   const out = new Readable({ read () { if (body.isPaused()) body.resume() } })
   body.on('data', (chunk: Buffer) => { if (!out.push(chunk)) body.pause() })
   body.once('end', () => out.push(null))
   body.once('error', (err) => {
-    // the client went away and we aborted the upstream: nobody is left to read an error event
+    // the client went away and we aborted the upstream: nobody is left to answer
     // (with stages in between, the abort can arrive before the pipeline destroyed `out`)
     if (out.destroyed || err.name === 'AbortError' || err.name === 'RequestAbortedError') {
       out.destroy()
@@ -363,7 +376,17 @@ function endStreamOnError (body: Readable, request: FastifyRequest): Readable {
     }
     const failure = classifyUpstreamError(err)
     request.gw.errorClass = failure.errorClass
-    request.log.warn({ errorClass: failure.errorClass, cause: failure.detail }, 'upstream stream failed after headers were sent')
+    const sent = reply.raw.headersSent
+    request.log.warn({ errorClass: failure.errorClass, cause: failure.detail }, sent
+      ? `upstream ${sse ? 'stream' : 'response'} failed after headers were sent`
+      : 'upstream response failed before its body was sent')
+    if (!sse || !sent) {
+      // Fastify answers the shaped error while nothing was sent (a JSON body: the upstream's
+      // description of its own body goes), and cuts the connection after
+      if (!sent) for (const name of BODY_HEADERS) reply.removeHeader(name)
+      out.destroy(failure.error)
+      return
+    }
     out.push(streamErrorEvent(failure, request.gw.target?.provider === 'anthropic' || isAnthropicPath(request.url)))
     out.push(null)
   })
