@@ -94,7 +94,10 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
       onOutage: (err) => fastify.log.warn({ cause: (err as Error)?.message }, 'usage totals cannot reach redis: kept in memory and written when it is back'),
       onRecovery: () => fastify.log.info('usage totals written to redis again')
     })
-    : new MemoryUsageStore(settings)
+    : new MemoryUsageStore({
+      ...settings,
+      onBound: () => fastify.log.warn({ maxMemoryBytes: settings.maxMemoryBytes }, 'usage totals reached their memory bound: the oldest buckets are dropped before their retention')
+    })
   const recorder = new UsageRecorder({
     log: fastify.log,
     file: fastify.hasDecorator('logFiles') ? fastify.logFiles?.usage ?? null : null,
