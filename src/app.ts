@@ -37,6 +37,7 @@ import metricsRoute from '../routes/metrics.js'
 import usageRoute from '../routes/admin/usage.js'
 import { websocketPluginOptions } from './realtime/websocket-options.js'
 import { NotFoundError, errorBody, shapeError } from './errors.js'
+import { HeldBytes } from './lib/json-transform.js'
 
 export interface AppOptions {
   config: GatewayConfig
@@ -84,9 +85,9 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(rateLimit, { rateLimit: config.rateLimit, keyPrefix: config.redis.keyPrefix })
   await fastify.register(modelsCache, { models: config.models })
   // body transforms: context-id first on requests (client names), aliases nearest the upstream
-  const limits = { maxJsonBytes: config.transforms.maxJsonBytes, maxEventSize: config.transforms.maxEventSize }
+  const limits = { maxJsonBytes: config.transforms.maxJsonBytes, maxEventSize: config.transforms.maxEventSize, held: new HeldBytes(config.transforms.maxHeldJsonBytes) }
   await fastify.register(contextId, { contextId: config.transforms.contextId, limits, redis: fastify.redis, keyPrefix: config.redis.keyPrefix })
-  await fastify.register(fieldAlias, { transforms: config.transforms })
+  await fastify.register(fieldAlias, { transforms: config.transforms, limits })
   await fastify.register(uploadLimits, { uploads: config.uploads })
   // observability: metrics first, so usage can count tokens into them
   await fastify.register(metrics, { metrics: config.metrics })

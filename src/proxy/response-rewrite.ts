@@ -10,7 +10,7 @@ import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 import type { Transform } from 'node:stream'
 import type { FastifyRequest } from 'fastify'
 import type { GatewayState, ResponseHook, ResponseStart } from '../../plugins/request-state.js'
-import { JsonRewriteStream } from '../lib/json-transform.js'
+import { JsonRewriteStream, type HeldBytes } from '../lib/json-transform.js'
 import { SseRewriteStream, SseRewriter, type SseEventRewriter } from '../lib/sse-transform.js'
 import type { ChunkStage } from './chunk-stages.js'
 
@@ -32,6 +32,8 @@ export interface ResponseRewrite {
 export interface RewriteLimits {
   maxJsonBytes: number
   maxEventSize: number
+  /** bytes held by every JSON rewrite of this gateway together (all plugins share one) */
+  held: HeldBytes
 }
 
 /** Responses without a body, or with one we cannot read, are never touched. */
@@ -74,6 +76,8 @@ export function rewriteHook (plugin: string, limits: RewriteLimits, make: (start
       // the body goes out as one chunk after this, so the client gets an exact content-length
       onLength: (bytes) => { if (!res.headersSent) res.setHeader('content-length', bytes) },
       onOversize: () => log.warn({ plugin, maxJsonBytes: limits.maxJsonBytes }, 'JSON response larger than the rewrite limit passed on unchanged'),
+      held: limits.held,
+      onHeldFull: () => log.warn({ plugin, maxHeldJsonBytes: limits.held.max }, 'JSON responses held for rewriting reached their shared bound: this one passed on unchanged'),
       onError
     })
   }
