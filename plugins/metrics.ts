@@ -118,9 +118,11 @@ const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async (fastify, { metr
     request.gw.responseHooks.push(countOpenStream)
     done()
   })
-  // refusals end in onResponse too: it runs whichever onRequest hook threw
+  // refusals end in onResponse too: it runs whichever onRequest hook threw. An upgrade that was
+  // answered over HTTP (a refused realtime session) is a request like any other; an accepted one
+  // is a session, counted by the realtime gauge and its own usage record
   fastify.addHook('onResponse', function countRequest (request, reply, done) {
-    if (request.headers.upgrade === undefined) observeEnd(metrics, request, reply, false)
+    if (request.headers.upgrade === undefined || reply.statusCode !== 101) observeEnd(metrics, request, reply, false)
     done()
   })
 

@@ -18,7 +18,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { GatewayConfig } from '../config/schema.js'
 import { UploadTotalTooLargeError, isStreamedBodyRefusal } from '../src/errors.js'
-import { UploadLimiter } from '../src/uploads/limiter.js'
+import { UploadLimiter, type FieldCheck } from '../src/uploads/limiter.js'
 import { formModelCheck } from './auth.js'
 
 export interface UploadLimitsOptions {
@@ -58,12 +58,23 @@ function discardRest (raw: IncomingMessage, res: ServerResponse): void {
   raw.resume()
 }
 
+/**
+ * The form's `model` field names the request's model in its usage record and token metrics (the
+ * first one; a restricted key's check, `formModelCheck`, runs after and may refuse it).
+ */
+function noteFormModel (request: FastifyRequest, check: FieldCheck | null): FieldCheck {
+  return (name, value) => {
+    if (typeof name === 'string' && name.toLowerCase() === 'model') request.gw.model ??= value
+    return check === null ? null : check(name, value)
+  }
+}
+
 /** Client socket → limiter, with backpressure; a client that goes away destroys the limiter (and so the upstream request). */
 function limitedBody (request: FastifyRequest, reply: FastifyReply, limits: UploadLimitsOptions['uploads']): UploadLimiter {
   const raw = request.raw
   const gw = request.gw
   const hold = gw.formModel !== null ? { maxBytes: limits.modelFieldHoldBytes } : null
-  const limiter = new UploadLimiter(raw.headers, limits, formModelCheck(request), hold)
+  const limiter = new UploadLimiter(raw.headers, limits, noteFormModel(request, formModelCheck(request)), hold)
   if (gw.formModel !== null) gw.formModel.value = limiter.modelField
   const onData = (chunk: Buffer): void => { if (!limiter.write(chunk)) raw.pause() }
   const onDrain = (): void => { raw.resume() }
