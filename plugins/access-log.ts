@@ -16,7 +16,7 @@ import type { ResponseStart } from './request-state.js'
 import { SseTap, type SseTapEvent } from '../src/lib/sse-transform.js'
 import { eventText } from '../src/lib/stream-text.js'
 import { routeConfigOf } from './request-state.js'
-import { onAbandoned } from '../src/lib/abandoned.js'
+import { cutShort, onAbandoned } from '../src/lib/abandoned.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -151,7 +151,7 @@ const accessLog: FastifyPluginAsync<AccessLogOptions> = async (fastify, { log })
   // request would leave no line at all. WebSocket sessions have their own line (realtime). The
   // one shared 'close' listener (src/lib/abandoned.ts) runs the usage plugin's handler first, so
   // the record is on this line too.
-  onAbandoned(fastify, (request, reply) => writeAccessLine(request, reply, true))
+  onAbandoned(fastify, (request, reply) => writeAccessLine(request, reply, cutShort(request, reply)))
 }
 
 export default fp(accessLog, { name: 'gateway-access-log', fastify: '5.x', dependencies: ['gateway-request-state'] })

@@ -16,7 +16,9 @@ import type { ResponseHook } from './request-state.js'
 import { JsonTooDeepError } from '../src/errors.js'
 
 export interface FieldAliasOptions {
-  transforms: Pick<GatewayConfig['transforms'], 'fieldAliases' | 'fieldAliasesByTarget' | 'reverseFieldAliases' | 'maxJsonBytes' | 'maxEventSize'>
+  transforms: Pick<GatewayConfig['transforms'], 'fieldAliases' | 'fieldAliasesByTarget' | 'reverseFieldAliases'>
+  /** shared with the other rewriting plugins (one bound on the JSON bytes they hold together) */
+  limits: RewriteLimits
 }
 
 interface Maps {
@@ -42,8 +44,7 @@ function reverseRewrite (map: AliasMap): ResponseRewrite {
   return { json: rename, sse: { event: rename } }
 }
 
-const fieldAlias: FastifyPluginAsync<FieldAliasOptions> = async (fastify: FastifyInstance, { transforms }) => {
-  const limits = { maxJsonBytes: transforms.maxJsonBytes, maxEventSize: transforms.maxEventSize }
+const fieldAlias: FastifyPluginAsync<FieldAliasOptions> = async (fastify: FastifyInstance, { transforms, limits }) => {
   const global = aliasMap(transforms.fieldAliases)
   const byTarget = new Map<string, Maps>()
   for (const [target, record] of Object.entries(transforms.fieldAliasesByTarget)) {

@@ -15,7 +15,7 @@ import type { GatewayConfig } from '../config/schema.js'
 import { GatewayMetrics } from '../src/metrics/gateway-metrics.js'
 import { routeLabel } from '../src/metrics/routes.js'
 import { pathOnly } from '../src/logging.js'
-import { onAbandoned } from '../src/lib/abandoned.js'
+import { cutShort, onAbandoned } from '../src/lib/abandoned.js'
 import type { ResponseStart } from './request-state.js'
 
 export interface MetricsOptions {
@@ -43,7 +43,7 @@ function observeEnd (metrics: GatewayMetrics, request: FastifyRequest, reply: Fa
   request.metricsFlags |= COUNTED
   if ((request.metricsFlags & STREAM_OPEN) !== 0) metrics.streamEnded()
   const gw = request.gw
-  const incomplete = aborted && !reply.raw.writableFinished
+  const incomplete = aborted && cutShort(request, reply)
   if (incomplete && gw !== null) gw.errorClass ??= 'client_abort'
   const route = routeLabel(request)
   metrics.observe({
@@ -118,9 +118,11 @@ const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async (fastify, { metr
     request.gw.responseHooks.push(countOpenStream)
     done()
   })
-  // refusals end in onResponse too: it runs whichever onRequest hook threw
+  // refusals end in onResponse too: it runs whichever onRequest hook threw. An upgrade that was
+  // answered over HTTP (a refused realtime session) is a request like any other; an accepted one
+  // is a session, counted by the realtime gauge and its own usage record
   fastify.addHook('onResponse', function countRequest (request, reply, done) {
-    if (request.headers.upgrade === undefined) observeEnd(metrics, request, reply, false)
+    if (request.headers.upgrade === undefined || reply.statusCode !== 101) observeEnd(metrics, request, reply, false)
     done()
   })
 

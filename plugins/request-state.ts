@@ -10,6 +10,7 @@ import type { Readable, Transform } from 'node:stream'
 import type { UpstreamTarget } from './upstreams.js'
 import type { RealtimeSessionHook } from '../src/realtime/summary.js'
 import type { ChunkStage } from '../src/proxy/chunk-stages.js'
+import type { StreamEndWatch } from '../src/lib/stream-end.js'
 
 /** The authenticated caller; `name` is what logs and metrics show, never the key itself. */
 export interface ClientIdentity {
@@ -103,6 +104,11 @@ export interface GatewayState {
    * the 'close' of an abandoned response).
    */
   logFields: object | null
+  /**
+   * For an event stream, what the client was sent of it: a client that closes once the stream's
+   * last event reached it left a complete stream (src/lib/stream-end.ts), not an aborted one.
+   */
+  streamEnd: StreamEndWatch | null
 }
 
 declare module 'fastify' {
@@ -137,7 +143,8 @@ export function newState (): GatewayState {
     errorClass: null,
     route: null,
     routeUrl: undefined,
-    logFields: null
+    logFields: null,
+    streamEnd: null
   }
 }
 

@@ -66,6 +66,9 @@ function limitedBody (request: FastifyRequest, reply: FastifyReply, limits: Uplo
   const gw = request.gw
   const hold = gw.formModel !== null ? { maxBytes: limits.modelFieldHoldBytes } : null
   const limiter = new UploadLimiter(raw.headers, limits, formModelCheck(request), hold)
+  // the form's first `model` field names the request's model in its usage record and token
+  // metrics (a restricted key's check sets it first, and may refuse it)
+  limiter.onModelField = (value) => { gw.model ??= value }
   if (gw.formModel !== null) gw.formModel.value = limiter.modelField
   // on the client socket's stack: a throw fails this upload, never the process
   const fail = (err: unknown): void => { limiter.destroy(new UploadCheckFailedError({ cause: err })) }

@@ -94,7 +94,10 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
       onOutage: (err) => fastify.log.warn({ cause: (err as Error)?.message }, 'usage totals cannot reach redis: kept in memory and written when it is back'),
       onRecovery: () => fastify.log.info('usage totals written to redis again')
     })
-    : new MemoryUsageStore(settings)
+    : new MemoryUsageStore({
+      ...settings,
+      onBound: () => fastify.log.warn({ maxMemoryBytes: settings.maxMemoryBytes }, 'usage totals reached their memory bound: the oldest buckets are dropped before their retention')
+    })
   const recorder = new UsageRecorder({
     log: fastify.log,
     file: fastify.hasDecorator('logFiles') ? fastify.logFiles?.usage ?? null : null,
@@ -112,7 +115,7 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
   function usageStage (start: ResponseStart): ChunkStage | null {
     const usage = start.request.responseUsage
     if (usage === null || start.statusCode < 200 || start.statusCode >= 300) return null
-    // a compressed body was decoded by the stage before this one; one we cannot decode is not read
+    // a compressed body is decoded before the stages (src/proxy/forward.ts); one we cannot decode is not read
     const encoding = start.headers['content-encoding']
     if (encoding !== undefined && encoding !== 'identity') return null
     if (start.isEventStream && usage.hideStreamUsage) {
@@ -139,8 +142,8 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
     if (settings.streamUsage && gw.stream && dialect === 'openai' && takesStreamOptions(path) && gw.target?.provider !== 'anthropic') {
       askForStreamUsage(request, usage)
     }
-    // the client's accept-encoding is kept: a compressed answer is decoded before this stage
-    // (the client then gets it plain, which it always accepts)
+    // the client's accept-encoding is kept: a compressed answer is decoded for this stage (the
+    // client then gets it plain, which it always accepts)
     addResponseStage(gw, usageStage)
   }
 

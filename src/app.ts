@@ -41,6 +41,7 @@ import { RefusalLimit } from './abuse/refusal-limit.js'
 import { NotFoundError, errorBody, shapeError } from './errors.js'
 import { SecretFilter } from './lib/secret-filter.js'
 import { secretsOf } from '../config/secrets.js'
+import { HeldBytes } from './lib/json-transform.js'
 
 export interface AppOptions {
   config: GatewayConfig
@@ -94,9 +95,9 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(rateLimit, { rateLimit: config.rateLimit, keyPrefix: config.redis.keyPrefix, poolSize })
   await fastify.register(modelsCache, { models: config.models })
   // body transforms: context-id first on requests (client names), aliases nearest the upstream
-  const limits = { maxJsonBytes: config.transforms.maxJsonBytes, maxEventSize: config.transforms.maxEventSize }
+  const limits = { maxJsonBytes: config.transforms.maxJsonBytes, maxEventSize: config.transforms.maxEventSize, held: new HeldBytes(config.transforms.maxHeldJsonBytes) }
   await fastify.register(contextId, { contextId: config.transforms.contextId, limits, redis: fastify.redis, redisHealth: fastify.redisHealth, keyPrefix: config.redis.keyPrefix })
-  await fastify.register(fieldAlias, { transforms: config.transforms })
+  await fastify.register(fieldAlias, { transforms: config.transforms, limits })
   await fastify.register(uploadLimits, { uploads: config.uploads })
   // observability: metrics first, so usage can count tokens into them
   await fastify.register(metrics, { metrics: config.metrics })

@@ -19,6 +19,7 @@ export const transformsSchema = Type.Object({
     ttlMs: Type.Integer({ default: 0, minimum: 0, description: 'forget a conversation after this long; 0 = never' })
   }, { additionalProperties: false, default: {} }),
   maxJsonBytes: Type.Integer({ default: 32 * 1024 * 1024, minimum: 1024, description: 'larger JSON responses pass unchanged' }),
+  maxHeldJsonBytes: Type.Integer({ default: 256 * 1024 * 1024, minimum: 1024, description: 'JSON response bytes held for rewriting by all responses together; beyond it responses pass unchanged' }),
   maxEventSize: Type.Integer({ default: 8 * 1024 * 1024, minimum: 1024, description: 'larger stream lines/events (characters) pass unchanged' })
 }, { additionalProperties: false, default: {} })
 
@@ -54,6 +55,7 @@ export const transforms: ConfigSection = {
     { path: 'transforms.contextId.capacity', env: ['GATEWAY_CONTEXT_ID_CAPACITY'], flags: ['context-id-capacity', 'cache'], type: 'integer', doc: 'conversations kept in memory', seed: '000 -cache' },
     { path: 'transforms.contextId.ttlMs', env: ['GATEWAY_CONTEXT_ID_TTL_MS'], type: 'integer', doc: 'forget a conversation after this many ms (0 = never)' },
     { path: 'transforms.maxJsonBytes', env: ['GATEWAY_TRANSFORM_MAX_JSON_BYTES'], type: 'integer', doc: 'JSON responses above this size pass unchanged' },
+    { path: 'transforms.maxHeldJsonBytes', env: ['GATEWAY_TRANSFORM_MAX_HELD_JSON_BYTES'], type: 'integer', doc: 'JSON bytes held for rewriting by all responses together; beyond it responses pass unchanged' },
     { path: 'transforms.maxEventSize', env: ['GATEWAY_TRANSFORM_MAX_EVENT_SIZE'], type: 'integer', doc: 'stream lines/events above this many characters pass unchanged' }
   ]
 }

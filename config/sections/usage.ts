@@ -11,7 +11,8 @@ export const usageSchema = Type.Object({
   maxJsonBytes: Type.Integer({ default: 8 * 1024 * 1024, minimum: 1024, description: 'JSON responses above this size are not read for usage' }),
   bucketSeconds: Type.Integer({ default: 60, minimum: 1, maximum: 86_400, description: 'granularity of the usage totals' }),
   retentionHours: Type.Integer({ default: 24, minimum: 1, maximum: 24 * 90, description: 'how long usage totals are kept' }),
-  maxGroups: Type.Integer({ default: 1000, minimum: 1, description: 'distinct (key, model, target) groups per bucket; more fold into "other"' })
+  maxGroups: Type.Integer({ default: 1000, minimum: 1, description: 'distinct (key, model, target) groups per bucket; more fold into "other"' }),
+  maxMemoryBytes: Type.Integer({ default: 64 * 1024 * 1024, minimum: 1024 * 1024, description: 'estimated memory of the in-memory usage totals; beyond it the oldest buckets are dropped before their retention' })
 }, { additionalProperties: false, default: {} })
 
 export const usage: ConfigSection = {
@@ -24,6 +25,7 @@ export const usage: ConfigSection = {
     { path: 'usage.maxJsonBytes', env: ['GATEWAY_USAGE_MAX_JSON_BYTES'], type: 'integer', doc: 'largest JSON response read for token counts' },
     { path: 'usage.bucketSeconds', env: ['GATEWAY_USAGE_BUCKET_SECONDS'], type: 'integer', doc: 'granularity of usage totals in seconds' },
     { path: 'usage.retentionHours', env: ['GATEWAY_USAGE_RETENTION_HOURS'], type: 'integer', doc: 'hours of usage totals kept (memory or Redis)' },
-    { path: 'usage.maxGroups', env: ['GATEWAY_USAGE_MAX_GROUPS'], type: 'integer', doc: 'distinct key/model/target groups per bucket' }
+    { path: 'usage.maxGroups', env: ['GATEWAY_USAGE_MAX_GROUPS'], type: 'integer', doc: 'distinct key/model/target groups per bucket' },
+    { path: 'usage.maxMemoryBytes', env: ['GATEWAY_USAGE_MAX_MEMORY_BYTES'], type: 'integer', doc: 'estimated bytes of in-memory usage totals; the oldest buckets are dropped beyond it' }
   ]
 }

@@ -40,3 +40,11 @@ export function onAbandoned (fastify: FastifyInstance, handler: AbandonedHandler
     done()
   })
 }
+
+/**
+ * The response was cut short: it closed before it finished, and it is not an event stream whose
+ * last event had reached the client (a client may close at `[DONE]` before the body's end).
+ */
+export function cutShort (request: FastifyRequest, reply: FastifyReply): boolean {
+  return !reply.raw.writableFinished && request.gw?.streamEnd?.complete !== true
+}

@@ -569,14 +569,27 @@ export class SseRewriteStream extends Transform {
     return this.#core.buffered
   }
 
+  // a throw here would leave the stream's callbacks (a decoder's, a socket's): the stream fails instead
   override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    const text = this.#core.write(chunk)
+    let text: string
+    try {
+      text = this.#core.write(chunk)
+    } catch (err) {
+      cb(err as Error)
+      return
+    }
     if (text.length > 0) this.push(text, 'utf8')
     cb()
   }
 
   override _flush (cb: TransformCallback): void {
-    const text = this.#core.end()
+    let text: string
+    try {
+      text = this.#core.end()
+    } catch (err) {
+      cb(err as Error)
+      return
+    }
     if (text.length > 0) this.push(text, 'utf8')
     settle(() => this.#core.beforeEnd?.(), this.#onError, () => cb())
   }
@@ -593,6 +606,7 @@ export interface SseTapEvent extends SseFields {
  */
 export class SseTap extends Transform {
   readonly #events: SseEventSplitter
+  #failed = false
 
   constructor (onEvent: (event: SseTapEvent) => void, maxEventSize = DEFAULT_MAX_EVENT_SIZE) {
     super()
@@ -603,13 +617,26 @@ export class SseTap extends Transform {
     }, maxEventSize)
   }
 
+  // a watcher that fails stops watching; the stream goes on unchanged
   override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.#events.write(chunk)
+    if (!this.#failed) {
+      try {
+        this.#events.write(chunk)
+      } catch {
+        this.#failed = true
+      }
+    }
     cb(null, chunk)
   }
 
   override _flush (cb: TransformCallback): void {
-    this.#events.end()
+    if (!this.#failed) {
+      try {
+        this.#events.end()
+      } catch {
+        this.#failed = true
+      }
+    }
     cb()
   }
 }

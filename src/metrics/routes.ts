@@ -27,8 +27,34 @@ for (const [first, seconds] of [
 
 export const OTHER_ROUTE = '/v1/other'
 
-/** The endpoint label of a `/v1/…` path (no query string). */
+/**
+ * An Azure-style path as the OpenAI path of the same operation: `/openai/deployments/{d}/x` and
+ * `/openai/x` → `/v1/x` (no query string); null for any other path.
+ */
+export function azureOperationPath (path: string): string | null {
+  const at = path.indexOf('/openai/')
+  if (at === -1 || path.includes('/v1/')) return null
+  const rest = path.slice(at + 8)
+  if (!rest.toLowerCase().startsWith('deployments/')) return `/v1/${rest}`
+  const operation = rest.indexOf('/', 12)
+  return operation === -1 ? OTHER_ROUTE : `/v1${rest.slice(operation)}`
+}
+
+/** The deployment named by an Azure-style path (`/openai/deployments/{d}/…`), decoded; else null. */
+export function azureDeployment (path: string): string | null {
+  const match = /\/openai\/deployments\/([^/?]+)\//i.exec(path)
+  if (match === null) return null
+  try {
+    return decodeURIComponent(match[1])
+  } catch {
+    return match[1]
+  }
+}
+
+/** The endpoint label of a `/v1/…` path, or of an Azure-style `/openai/…` one (no query string). */
 export function endpointLabel (path: string): string {
+  const azure = azureOperationPath(path)
+  if (azure !== null) path = azure
   const at = path.indexOf('/v1/')
   if (at === -1) return OTHER_ROUTE
   const start = at + 4

@@ -61,25 +61,53 @@ function joinChunks (a: Buffer | string, b: Buffer | string): Buffer | string {
   return Buffer.concat([typeof a === 'string' ? Buffer.from(a) : a, typeof b === 'string' ? Buffer.from(b) : b])
 }
 
+/**
+ * A stage that throws is a bug, not the client's problem: told to `onError` once, and the rest of
+ * the body passes on unchanged (as the forwarder's relay does with its synchronous stages). It
+ * never throws out of the stream's callbacks, which run inside a decoder's or socket's handler.
+ */
 class ChunkStageStream extends Transform {
   readonly #stage: ChunkStage
+  readonly #onError: (err: unknown) => void
+  #failed = false
 
-  constructor (stage: ChunkStage) {
+  constructor (stage: ChunkStage, onError: (err: unknown) => void) {
     super()
     this.#stage = stage
+    this.#onError = onError
   }
 
   override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    const out = this.#stage.write(chunk)
+    if (this.#failed) {
+      cb(null, chunk)
+      return
+    }
+    let out: Buffer | string
+    try {
+      out = this.#stage.write(chunk)
+    } catch (err) {
+      this.#fail(err)
+      out = chunk
+    }
     cb(null, out.length > 0 ? out : undefined)
   }
 
   override _flush (cb: TransformCallback): void {
-    const out = this.#stage.end()
+    let out: Buffer | string = ''
+    try {
+      if (!this.#failed) out = this.#stage.end()
+    } catch (err) {
+      this.#fail(err)
+    }
     cb(null, out.length > 0 ? out : undefined)
+  }
+
+  #fail (err: unknown): void {
+    this.#failed = true
+    this.#onError(err)
   }
 }
 
-export function asTransform (stage: ChunkStage | Transform): Transform {
-  return isChunkStage(stage) ? new ChunkStageStream(stage) : stage
+export function asTransform (stage: ChunkStage | Transform, onError: (err: unknown) => void): Transform {
+  return isChunkStage(stage) ? new ChunkStageStream(stage, onError) : stage
 }

@@ -12,6 +12,11 @@
  *
  * Events that arrive before a sink is attached (the body can follow the headers in the same
  * socket read, before the awaiting code runs) are queued and replayed on `attach()`.
+ *
+ * Nothing the upstream answers may throw out of these callbacks (they run inside undici's
+ * socket handling): a sink that throws on a chunk fails this one exchange, as a `StreamFault`
+ * handed to the sink's `error` (the forwarder ends the stream with an error event, or cuts a
+ * plain body); a sink whose `error` throws too is reported to `onFault`, which ends the response.
  */
 import { Readable } from 'node:stream'
 import { util, type Dispatcher } from 'undici'
@@ -30,6 +35,16 @@ export interface ExchangeSink {
   error: (err: Error) => void
 }
 
+/** A stage of the gateway failed on what the upstream sent; this exchange ends with it. */
+export class StreamFault extends Error {
+  readonly code = 'GW_STREAM_FAULT'
+
+  constructor (cause: unknown) {
+    super('a response stage failed on the upstream body', { cause })
+    this.name = 'StreamFault'
+  }
+}
+
 type Queued = { kind: 'data', chunk: Buffer } | { kind: 'end' } | { kind: 'error', err: Error }
 
 export class UpstreamExchange implements Dispatcher.DispatchHandler {
@@ -44,8 +59,13 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   #sink: ExchangeSink | null = null
   #queue: Queued[] | null = null
   #done = false
+  /** a sink failed: nothing more is delivered */
+  #failed = false
+  readonly #onFault: (err: unknown) => void
 
-  constructor () {
+  /** `onFault`: the last resort when a sink's own `error` threw (log it, end the response) */
+  constructor (onFault: (err: unknown) => void = () => {}) {
+    this.#onFault = onFault
     this.answer = new Promise<UpstreamAnswer>((resolve, reject) => {
       this.#resolve = resolve
       this.#reject = reject
@@ -84,10 +104,47 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.#queue = null
     // a full sink cannot pause what already arrived; it pauses the upstream at the next chunk
     for (const event of queue) {
-      if (event.kind === 'data') sink.data(event.chunk)
-      else if (event.kind === 'end') sink.end()
-      else sink.error(event.err)
+      if (this.#failed) return
+      if (event.kind === 'data') this.#data(sink, event.chunk)
+      else if (event.kind === 'end') this.#end(sink)
+      else this.#error(sink, event.err)
     }
+  }
+
+  #data (sink: ExchangeSink, chunk: Buffer): boolean {
+    try {
+      return sink.data(chunk)
+    } catch (err) {
+      this.#fail(sink, err)
+      return false
+    }
+  }
+
+  #end (sink: ExchangeSink): void {
+    try {
+      sink.end()
+    } catch (err) {
+      this.#fail(sink, err)
+    }
+  }
+
+  #error (sink: ExchangeSink, err: Error): void {
+    try {
+      sink.error(err)
+    } catch (thrown) {
+      this.#onFault(thrown)
+    }
+  }
+
+  /** A sink threw: the upstream is cancelled and the sink told once, with a StreamFault. */
+  #fail (sink: ExchangeSink, cause: unknown): void {
+    if (this.#failed) return
+    this.#failed = true
+    const fault = new StreamFault(cause)
+    const done = this.#done
+    this.#done = true
+    this.#error(sink, fault)
+    if (!done && this.#abort !== null) this.#abort(fault)
   }
 
   // ---- undici's handler interface (the classic one: no wrapper object per request) ----------
@@ -98,28 +155,42 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   }
 
   onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    // an informational answer (103 Early Hints, 102 Processing, 100 Continue): the final one follows
+    if (statusCode < 200) return true
     this.#resumeUpstream = resume
     this.#answered = true
-    this.#resolve({ statusCode, headers: util.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined> })
+    let headers: UpstreamAnswer['headers']
+    try {
+      headers = util.parseHeaders(rawHeaders) as UpstreamAnswer['headers']
+    } catch (err) {
+      this.#done = true
+      this.#reject(err as Error)
+      this.#abort?.(err as Error)
+      return false
+    }
+    this.#resolve({ statusCode, headers })
     return true
   }
 
   onData (chunk: Buffer): boolean {
+    if (this.#failed) return false
     const sink = this.#sink
     if (sink === null) {
       (this.#queue ??= []).push({ kind: 'data', chunk })
       return true
     }
-    return sink.data(chunk)
+    return this.#data(sink, chunk)
   }
 
   onComplete (): void {
+    if (this.#failed) return
     this.#done = true
     if (this.#sink === null) (this.#queue ??= []).push({ kind: 'end' })
-    else this.#sink.end()
+    else this.#end(this.#sink)
   }
 
   onError (err: Error): void {
+    if (this.#failed) return
     this.#done = true
     if (!this.#answered) {
       this.#answered = true
@@ -127,7 +198,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
       return
     }
     if (this.#sink === null) (this.#queue ??= []).push({ kind: 'error', err })
-    else this.#sink.error(err)
+    else this.#error(this.#sink, err)
   }
 }
 

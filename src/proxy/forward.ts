@@ -23,6 +23,8 @@ import { isRetryableFailure, noteKeyRefused, switchKey } from '../routing/failov
 import { mapUpstreamPath } from '../routing/paths.js'
 import { configuredHeadersFor, requireCredential } from '../routing/credentials.js'
 import type { ClientIdentity } from '../../plugins/request-state.js'
+import { acceptsCoding, decodableCoding, decoderFor } from './response-rewrite.js'
+import { StreamEndWatch } from '../lib/stream-end.js'
 
 export interface ForwardOptions {
   /** request headers that must not go upstream (e.g. a custom client-auth header) */
@@ -30,6 +32,8 @@ export interface ForwardOptions {
 }
 
 const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE'])
+/** what describes the upstream's body, not a gateway error that replaces it */
+const BODY_HEADERS = ['content-type', 'content-length', 'content-encoding', 'x-accel-buffering', 'cache-control']
 
 /** Joins the target's base path and the request path; `…/v1` + `/v1/x` does not become `/v1/v1/x`. */
 export function joinUpstreamPath (basePath: string, path: string): string {
@@ -101,11 +105,23 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
     // at once while the body is drained)
     if (reply.raw.writableEnded) return
     clientGone = true
+    // the stream's last event reached the client, which closed before the body's formal end
+    // (a gzip trailer, the chunked terminator): complete; the upstream's rest is not needed
+    if (gw.streamEnd?.complete === true) {
+      exchange?.abort()
+      return
+    }
     // an upstream failure mid-body was classified first; otherwise the client left
     gw.errorClass ??= 'client_abort'
     exchange?.abort()
   }
   reply.raw.once('close', onClientClose)
+  // a stage failed on the upstream's body and so did its error handling: the response ends here
+  const onFault = (err: unknown): void => {
+    gw.errorClass = 'gateway_stream_fault'
+    request.log.error({ err }, 'response stream failed; the connection was closed')
+    reply.raw.destroy()
+  }
 
   // a form whose model field names an Azure deployment: the path waits for the field
   const formModel = gw.formModel
@@ -157,7 +173,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   for (;;) {
     try {
       if (clientGone) throw new Error('client gone before the upstream request')
-      exchange = new UpstreamExchange()
+      exchange = new UpstreamExchange(onFault)
       target.dispatcher.dispatch(dispatchOptions, exchange)
       res = await exchange.answer
     } catch (err) {
@@ -211,6 +227,8 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   if (sse) {
     out['x-accel-buffering'] = 'no'
     out['cache-control'] = 'no-cache'
+    // an error event inside a 200 stream: the upstream failed, though its status said otherwise
+    gw.streamEnd = new StreamEndWatch(() => { gw.errorClass ??= 'upstream_stream_error' })
   }
   if (changesBody(stages)) delete out['content-length']
 
@@ -222,9 +240,14 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, opt
   }
   reply.code(res.statusCode)
   addUpstreamHeaders(reply, out)
-  const upstreamBody = bodyReadable(exchange)
-  const source = sse ? endStreamOnError(upstreamBody, request) : logBodyFailure(upstreamBody, request)
-  return reply.send(chain(source, stages.map(asTransform), request))
+  const onStageError = (err: unknown): void => { request.log.warn({ err }, 'response stage failed; the rest of the body passed on unchanged') }
+  const transforms = stages.map(stage => asTransform(stage, onStageError))
+  // last: it must see what the client is sent
+  if (gw.streamEnd !== null) transforms.push(asTransform(gw.streamEnd.stage(), onStageError))
+  // the failure of any part of the chain (the upstream body, a decoder, a stage) reaches its
+  // last stream: an event stream ends with an error event, a plain body is cut
+  const answer = chain(bodyReadable(exchange), transforms)
+  return reply.send(guardBody(answer, request, reply, sse))
 }
 
 /**
@@ -256,6 +279,7 @@ function relay (exchange: UpstreamExchange, request: FastifyRequest, reply: Fast
   }
   let staged = stages.length > 0
   let waiting = false
+  const watch = request.gw.streamEnd
   const resume = (): void => {
     waiting = false
     exchange.resume()
@@ -275,7 +299,9 @@ function relay (exchange: UpstreamExchange, request: FastifyRequest, reply: Fast
     data (chunk) {
       if (res.destroyed) return true
       const out = through(chunk, false)
-      if (out.length === 0 || res.write(out)) return true
+      if (out.length === 0) return true
+      watch?.write(out)
+      if (res.write(out)) return true
       if (!waiting) {
         waiting = true
         res.once('drain', resume)
@@ -340,58 +366,59 @@ async function checkErrorBody (exchange: UpstreamExchange, res: UpstreamAnswer, 
   return UpstreamExchange.replay(body)
 }
 
+/**
+ * The stages the plugins want for this answer. A compressed body the gateway can decode is
+ * decoded only when something reads it (a stage: usage, context tags, aliases, a debug tap; or,
+ * for an event stream, the watch on its last event, src/lib/stream-end.ts) or the client's
+ * Accept-Encoding does not take its coding; otherwise the compressed bytes pass through with
+ * their Content-Encoding. The hooks see the headers as the body will reach them.
+ */
 function runResponseHooks (request: FastifyRequest, reply: FastifyReply, res: UpstreamAnswer, sse: boolean): Array<Transform | ChunkStage> {
   const hooks = request.gw.responseHooks
-  if (hooks.length === 0) return []
+  const coding = decodableCoding(request.method, res.statusCode, res.headers)
+  if (hooks.length === 0 && coding === null) return []
+  const encoding = res.headers['content-encoding']
+  if (coding !== null) delete res.headers['content-encoding']
   const stages: Array<Transform | ChunkStage> = []
   const start = { request, reply, statusCode: res.statusCode, headers: res.headers, isEventStream: sse }
   for (const hook of hooks) {
     const stage = hook(start)
     if (stage !== null) stages.push(stage)
   }
+  if (coding === null) return stages
+  if (!sse && stages.length === 0 && acceptsCoding(request.headers['accept-encoding'], coding)) {
+    res.headers['content-encoding'] = encoding
+    return stages
+  }
+  delete res.headers['content-length']
+  stages.unshift(decoderFor(coding))
   return stages
 }
 
-/** pipeline(), not pipe(): a client abort destroys the last stage and that reaches the upstream. */
-function chain (source: Readable, stages: Transform[], request: FastifyRequest): Readable {
-  const last = stages[stages.length - 1]
-  pipeline([source, ...stages], (err) => {
-    if (err !== undefined && err !== null && (err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
-      request.log.debug({ err }, 'response transform ended with an error')
-    }
-  })
-  return last
+/**
+ * pipeline(), not pipe(): a client abort destroys the last stage and that reaches the upstream;
+ * a failure anywhere destroys every stage with it, so the last one reports it (logged there).
+ */
+function chain (source: Readable, stages: Transform[]): Readable {
+  pipeline([source, ...stages], () => {})
+  return stages[stages.length - 1]
 }
 
 /**
- * A body that fails after its headers were sent (upstream reset, stall, short content-length)
- * cannot become an error status: Fastify destroys the client's connection, so the client sees a
- * truncated body, never a whole one. Logged here with its class; the stream itself is untouched.
+ * The body of a chain, with its failure (the upstream reset or stalled, a body its encoding does
+ * not decode, a stage failed) handled once, with one line: before anything was sent the client
+ * gets the shaped 5xx; after, an event stream ends with a final error event (STYLE.md §3.3.5),
+ * so the client's SDK reports it, and any other body is cut (Fastify destroys the connection),
+ * so the client sees a truncated body, never a whole one.
  */
-function logBodyFailure (body: Readable, request: FastifyRequest): Readable {
-  body.once('error', (err) => {
-    // aborted because the client went away: not an upstream failure
-    if (err.name === 'AbortError' || err.name === 'RequestAbortedError') return
-    const failure = classifyUpstreamError(err)
-    request.gw.errorClass = failure.errorClass
-    request.log.warn({ errorClass: failure.errorClass, cause: failure.detail }, 'upstream response failed after headers were sent')
-  })
-  return body
-}
-
-/**
- * After an event stream's headers are sent an error cannot become an HTTP status: the stream ends
- * with a final error event instead (STYLE.md §3.3.5), so the client's SDK reports it. (The
- * stream path for chains with Transform stages; the relay does the same for the common case.)
- */
-function endStreamOnError (body: Readable, request: FastifyRequest): Readable {
+function guardBody (body: Readable, request: FastifyRequest, reply: FastifyReply, sse: boolean): Readable {
   // A bare Readable fed from 'data' events, not a PassThrough: one stream hop instead of
   // write → transform → push, which cost about 2.5 µs per SSE event (bench/RESULTS.md, scenario 2).
   const out = new Readable({ read () { if (body.isPaused()) body.resume() } })
   body.on('data', (chunk: Buffer) => { if (!out.push(chunk)) body.pause() })
   body.once('end', () => out.push(null))
   body.once('error', (err) => {
-    // the client went away and we aborted the upstream: nobody is left to read an error event
+    // the client went away and we aborted the upstream: nobody is left to answer
     // (with stages in between, the abort can arrive before the pipeline destroyed `out`)
     if (out.destroyed || err.name === 'AbortError' || err.name === 'RequestAbortedError') {
       out.destroy()
@@ -399,7 +426,17 @@ function endStreamOnError (body: Readable, request: FastifyRequest): Readable {
     }
     const failure = classifyUpstreamError(err)
     request.gw.errorClass = failure.errorClass
-    request.log.warn({ errorClass: failure.errorClass, cause: failure.detail }, 'upstream stream failed after headers were sent')
+    const sent = reply.raw.headersSent
+    request.log.warn({ errorClass: failure.errorClass, cause: failure.detail }, sent
+      ? `upstream ${sse ? 'stream' : 'response'} failed after headers were sent`
+      : 'upstream response failed before its body was sent')
+    if (!sse || !sent) {
+      // Fastify answers the shaped error while nothing was sent (a JSON body: the upstream's
+      // description of its own body goes), and cuts the connection after
+      if (!sent) for (const name of BODY_HEADERS) reply.removeHeader(name)
+      out.destroy(failure.error)
+      return
+    }
     out.push(streamErrorEvent(failure, request.gw.target?.provider === 'anthropic' || isAnthropicPath(request.url)))
     out.push(null)
   })

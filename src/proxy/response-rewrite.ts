@@ -1,7 +1,7 @@
 /**
  * Glue between the body-transform plugins (field aliases, context id) and the forwarder's
- * response hooks: which responses can be rewritten, in which order the stages run, and how a
- * compressed body is made readable first.
+ * response hooks: which responses can be rewritten, in which order the stages run, and which
+ * compressed bodies the gateway can read (and which the client takes compressed).
  *
  * A plugin that is off adds no hook at all, so the forwarder pipes the upstream body untouched
  * (the benchmark's "plugins off" path is exactly the core path).
@@ -10,7 +10,7 @@ import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 import type { Transform } from 'node:stream'
 import type { FastifyRequest } from 'fastify'
 import type { GatewayState, ResponseHook, ResponseStart } from '../../plugins/request-state.js'
-import { JsonRewriteStream } from '../lib/json-transform.js'
+import { JsonRewriteStream, type HeldBytes } from '../lib/json-transform.js'
 import { SseRewriteStream, SseRewriter, type SseEventRewriter } from '../lib/sse-transform.js'
 import type { ChunkStage } from './chunk-stages.js'
 
@@ -32,6 +32,8 @@ export interface ResponseRewrite {
 export interface RewriteLimits {
   maxJsonBytes: number
   maxEventSize: number
+  /** bytes held by every JSON rewrite of this gateway together (all plugins share one) */
+  held: HeldBytes
 }
 
 /** Responses without a body, or with one we cannot read, are never touched. */
@@ -74,6 +76,8 @@ export function rewriteHook (plugin: string, limits: RewriteLimits, make: (start
       // the body goes out as one chunk after this, so the client gets an exact content-length
       onLength: (bytes) => { if (!res.headersSent) res.setHeader('content-length', bytes) },
       onOversize: () => log.warn({ plugin, maxJsonBytes: limits.maxJsonBytes }, 'JSON response larger than the rewrite limit passed on unchanged'),
+      held: limits.held,
+      onHeldFull: () => log.warn({ plugin, maxHeldJsonBytes: limits.held.max }, 'JSON responses held for rewriting reached their shared bound: this one passed on unchanged'),
       onError
     })
   }
@@ -87,35 +91,51 @@ const DECODERS: Record<string, () => Transform> = {
 }
 
 /**
- * While a rewriting plugin is on we ask for `accept-encoding: identity`; an upstream that
- * compresses anyway gets its JSON or event stream decompressed here, before any rewrite stage,
- * and the client receives it uncompressed. Bodies in other encodings (zstd) stay untouched:
- * the rewrite stages skip them.
+ * The content coding of a response body the gateway can decode (one of DECODERS), or null: no
+ * coding, several, one we cannot read (zstd), or no body at all (HEAD, 204, 304, length 0).
  */
-export const decodeForRewrite: ResponseHook = function decodeForRewrite (start) {
-  const encoding = start.headers['content-encoding']
-  if (typeof encoding !== 'string' || start.request.method === 'HEAD') return null
-  if (!start.isEventStream && !isJsonContentType(start.headers['content-type'])) return null
-  const decoder = DECODERS[encoding.trim().toLowerCase()]
-  if (decoder === undefined) return null
-  delete start.headers['content-encoding']
-  delete start.headers['content-length']
-  return decoder()
+export function decodableCoding (method: string, status: number, headers: Record<string, string | string[] | undefined>): string | null {
+  const encoding = headers['content-encoding']
+  if (typeof encoding !== 'string' || method === 'HEAD' || status < 200 || status === 204 || status === 304) return null
+  if (headers['content-length'] === '0') return null
+  const coding = encoding.trim().toLowerCase()
+  return DECODERS[coding] !== undefined ? coding : null
+}
+
+export function decoderFor (coding: string): Transform {
+  return DECODERS[coding]()
 }
 
 /**
- * Adds a plugin's stage. Stages run in hook order from the upstream to the client, and the
- * decoder always comes first. `nearUpstream` puts a stage before those already added: field
- * aliases translate the upstream's names back before context-id reads `choices[].delta.content`,
- * though context-id's request hook ran first (on the client's names).
+ * True when the client's Accept-Encoding takes `coding` (RFC 9110 §12.5.3): named, or `*`, with
+ * a q-value above 0. No header at all accepts any coding.
+ */
+export function acceptsCoding (header: string | string[] | undefined, coding: string): boolean {
+  if (header === undefined) return true
+  const want = coding === 'x-gzip' ? 'gzip' : coding
+  let star = false
+  for (const item of (Array.isArray(header) ? header.join(',') : header).split(',')) {
+    const [name, ...params] = item.split(';')
+    let token = name.trim().toLowerCase()
+    if (token === 'x-gzip') token = 'gzip'
+    if (token !== want && token !== '*') continue
+    const q = params.map(p => p.trim().toLowerCase()).find(p => p.startsWith('q='))
+    const accepted = q === undefined || Number(q.slice(2)) > 0
+    if (token === want) return accepted
+    star = accepted
+  }
+  return star
+}
+
+/**
+ * Adds a plugin's stage. Stages run in hook order from the upstream to the client; a compressed
+ * body is decoded before the first (src/proxy/forward.ts). `nearUpstream` puts a stage before
+ * those already added: field aliases translate the upstream's names back before context-id reads
+ * `choices[].delta.content`, though context-id's request hook ran first (on the client's names).
  */
 export function addResponseStage (gw: GatewayState, hook: ResponseHook, nearUpstream = false): void {
-  const hooks = gw.responseHooks
-  const decoder = hooks.indexOf(decodeForRewrite)
-  if (decoder !== -1) hooks.splice(decoder, 1)
-  if (nearUpstream) hooks.unshift(hook)
-  else hooks.push(hook)
-  hooks.unshift(decodeForRewrite)
+  if (nearUpstream) gw.responseHooks.unshift(hook)
+  else gw.responseHooks.push(hook)
 }
 
 /**

@@ -32,6 +32,12 @@ export function classifyUpstreamError (err: unknown): UpstreamFailure {
     const errorClass = code === 'UND_ERR_CONNECT_TIMEOUT' ? 'upstream_connect_timeout' : code === 'UND_ERR_BODY_TIMEOUT' ? 'upstream_idle_timeout' : 'upstream_first_byte_timeout'
     return { error: new UpstreamTimeoutError(), errorClass, detail: code, status: 504 }
   }
+  // the gateway's own stage failed on the body: the exchange was ended by it (src/proxy/exchange.ts)
+  if (code === 'GW_STREAM_FAULT') return { error: new UpstreamProtocolError(), errorClass: 'gateway_stream_fault', detail: code, status: 502 }
+  // a body its content-encoding does not decode (zlib's Z_DATA_ERROR, a truncated brotli stream)
+  if (code.startsWith('Z_') || code.startsWith('ERR_BROTLI') || code === 'ERR_ZLIB_INITIALIZATION_FAILED') {
+    return { error: new UpstreamProtocolError(), errorClass: 'upstream_bad_encoding', detail: code, status: 502 }
+  }
   if (TLS_CODE.test(code)) return { error: new UpstreamTlsError(), errorClass: 'upstream_tls', detail: code, status: 502 }
   if (code.startsWith('HPE_') || code === 'UND_ERR_INFO' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_HEADERS_OVERFLOW') {
     return { error: new UpstreamProtocolError(), errorClass: 'upstream_protocol', detail: code, status: 502 }

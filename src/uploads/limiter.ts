@@ -96,6 +96,8 @@ export class UploadLimiter extends Transform {
   /** the model field's value once parsed (undefined: not yet) */
   #heldModel: string | undefined = undefined
   #settle: ((model: string | null) => void) | null = null
+  /** told each `model` field's value as it is parsed (the request's model in its usage record) */
+  onModelField: ((value: string) => void) | null = null
   #fail: ((err: Error) => void) | null = null
 
   constructor (headers: IncomingHttpHeaders, limits: UploadLimits, check: FormCheck | null = null, hold: ModelFieldHold | null = null) {
@@ -158,7 +160,10 @@ export class UploadLimiter extends Transform {
         this.#unreadable()
         return
       }
-      if (this.#held !== null && this.#heldModel === undefined && named.toLowerCase() === 'model') this.#heldModel = value
+      if (named.toLowerCase() === 'model') {
+        if (this.#held !== null && this.#heldModel === undefined) this.#heldModel = value
+        this.onModelField?.(value)
+      }
       const refused = this.#check?.field(named, value) ?? null
       if (refused !== null) this.#trip(refused)
     }))

@@ -11,6 +11,8 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import { pathOnly } from '../logging.js'
+import { cutShort } from '../lib/abandoned.js'
+import { azureDeployment } from '../metrics/routes.js'
 import type { UsageStore } from './store.js'
 import { NO_TOKENS, addCounts, realtimeEventCounts, type TokenCounts } from './tokens.js'
 
@@ -58,7 +60,7 @@ export class UsageRecorder {
   /** The record of an HTTP request that ended (aborted: its client went away first). */
   fromRequest (request: FastifyRequest, reply: FastifyReply, aborted: boolean): UsageRecord {
     const gw = request.gw
-    const incomplete = aborted && !reply.raw.writableFinished
+    const incomplete = aborted && cutShort(request, reply)
     const counts = request.responseUsage?.counts() ?? NO_TOKENS
     return this.#build(request, {
       status: incomplete && !reply.raw.headersSent ? 499 : reply.statusCode,
@@ -74,13 +76,15 @@ export class UsageRecorder {
   #build (request: FastifyRequest, end: { status: number, durationMs: number, ttfbMs: number | null, stream: boolean, errorClass: string | null, aborted: boolean, counts: TokenCounts }): UsageRecord {
     const gw = request.gw
     const c = end.counts
+    const path = pathOnly(request.url)
     const record: UsageRecord = {
       requestId: request.id,
       client: gw.client?.name ?? null,
       target: gw.target?.name ?? null,
       method: request.method,
-      path: pathOnly(request.url),
-      model: gw.model,
+      path,
+      // an Azure-style call names its model by the deployment in its path, not always in its body
+      model: gw.model ?? azureDeployment(path),
       stream: end.stream,
       status: end.status,
       durationMs: round(end.durationMs),

@@ -12,7 +12,7 @@
  */
 import type { Redis } from 'ioredis'
 import {
-  BucketTable, ReportBuilder, TOTAL_FIELDS, emptyTotals, entryTotals, groupKey,
+  BucketTable, ReportBuilder, TOTAL_FIELDS, emptyTotals, entryTotals, groupKey, nextTurn,
   type StoreSettings, type TotalField, type UsageEntry, type UsageQuery, type UsageReport, type UsageStore, type UsageTotals
 } from './store.js'
 
@@ -26,6 +26,9 @@ export interface RedisStoreOptions extends StoreSettings {
 
 const SEP = '\u0000'
 const FIELD_SET = new Set<string>(TOTAL_FIELDS)
+
+/** hash fields parsed between two turns of the event loop */
+const QUERY_FIELDS_SLICE = 10_000
 
 export class RedisUsageStore implements UsageStore {
   readonly kind = 'redis'
@@ -130,9 +133,16 @@ export class RedisUsageStore implements UsageStore {
     const report = new ReportBuilder(q.group)
     if (n === 0) return report.build()
     const results = await pipeline.exec()
+    let added = 0
     for (const [err, hash] of results ?? []) {
       if (err !== null) throw err
       for (const [group, totals] of parseHash(hash as Record<string, string>)) report.add(group, totals)
+      // a day of buckets is added up a few at a time: other requests are answered in between
+      added += Object.keys(hash as object).length
+      if (added >= QUERY_FIELDS_SLICE) {
+        added = 0
+        await nextTurn()
+      }
     }
     return report.build()
   }

@@ -3,8 +3,13 @@
  * (client key name, model, target). In memory by default; `RedisUsageStore` (redis-store.ts)
  * adds the same buckets up in Redis so that every replica's traffic is counted together.
  *
- * Bounded both ways: buckets older than the retention are dropped, and a bucket holds at most
- * `maxGroups` distinct groups (model names come from clients); later groups fold into "other".
+ * Bounded three ways: buckets older than the retention are dropped, a bucket holds at most
+ * `maxGroups` distinct groups (model names come from clients; later groups fold into "other"),
+ * and the memory store's estimated size stays within `maxBytes`: beyond it the oldest buckets go
+ * first (with one warn line), before their retention.
+ *
+ * A query over a large table is read in slices with a turn of the event loop between them, so
+ * the gateway answers other requests while `/admin/usage` adds up a day of buckets.
  */
 import type { TokenCounts } from './tokens.js'
 
@@ -57,6 +62,28 @@ export interface StoreSettings {
   bucketSeconds: number
   retentionHours: number
   maxGroups: number
+  /** estimated bytes the memory store may hold; the oldest buckets are dropped beyond it */
+  maxMemoryBytes?: number
+  /** told once, the first time a bucket is dropped before its retention to keep the bound */
+  onBound?: () => void
+}
+
+/**
+ * Estimated heap bytes of one group of a bucket: its key (counted as two-byte characters), the
+ * totals object and the Map entry. Measured at about 270 bytes for a 30-character key.
+ */
+export function groupBytes (key: string): number {
+  return GROUP_OVERHEAD + 2 * key.length
+}
+const GROUP_OVERHEAD = 240
+const BUCKET_OVERHEAD = 160
+
+/** groups added to a report between two turns of the event loop */
+const QUERY_SLICE = 2000
+
+/** Lets the event loop run (I/O included) before the caller goes on. */
+export function nextTurn (): Promise<void> {
+  return new Promise(resolve => setImmediate(resolve))
 }
 
 export function emptyTotals (): UsageTotals {
@@ -103,11 +130,13 @@ export function entryTotals (entry: UsageEntry): UsageTotals {
   }
 }
 
-/** Totals per bucket start (ms) and group key. */
+/** Totals per bucket start (ms) and group key, with their estimated size. */
 export class BucketTable {
   readonly buckets = new Map<number, Map<string, UsageTotals>>()
   readonly #bucketMs: number
   readonly #maxGroups: number
+  readonly #bucketBytes = new Map<number, number>()
+  #bytes = 0
 
   constructor (bucketSeconds: number, maxGroups: number) {
     this.#bucketMs = bucketSeconds * 1000
@@ -122,11 +151,17 @@ export class BucketTable {
     return this.#bucketMs
   }
 
+  /** estimated heap bytes of every bucket */
+  get bytes (): number {
+    return this.#bytes
+  }
+
   add (bucket: number, key: string, totals: UsageTotals): void {
     let groups = this.buckets.get(bucket)
     if (groups === undefined) {
       groups = new Map()
       this.buckets.set(bucket, groups)
+      this.#grow(bucket, BUCKET_OVERHEAD)
     }
     let into = groups.get(key)
     if (into === undefined) {
@@ -137,13 +172,32 @@ export class BucketTable {
       }
       into = emptyTotals()
       groups.set(key, into)
+      this.#grow(bucket, groupBytes(key))
     }
     addTotals(into, totals)
   }
 
+  #grow (bucket: number, bytes: number): void {
+    this.#bytes += bytes
+    this.#bucketBytes.set(bucket, (this.#bucketBytes.get(bucket) ?? 0) + bytes)
+  }
+
+  delete (bucket: number): void {
+    if (!this.buckets.delete(bucket)) return
+    this.#bytes -= this.#bucketBytes.get(bucket) ?? 0
+    this.#bucketBytes.delete(bucket)
+  }
+
   /** Drops buckets that started before `before` (ms). */
   prune (before: number): void {
-    for (const bucket of this.buckets.keys()) if (bucket < before) this.buckets.delete(bucket)
+    for (const bucket of this.buckets.keys()) if (bucket < before) this.delete(bucket)
+  }
+
+  /** The oldest bucket's start, or null when the table is empty. */
+  oldest (): number | null {
+    let oldest: number | null = null
+    for (const bucket of this.buckets.keys()) if (oldest === null || bucket < oldest) oldest = bucket
+    return oldest
   }
 }
 
@@ -180,11 +234,26 @@ export class MemoryUsageStore implements UsageStore {
   readonly kind = 'memory'
   readonly #table: BucketTable
   readonly #retentionMs: number
+  readonly #maxBytes: number
+  readonly #onBound: (() => void) | undefined
   #newest = 0
+  #boundTold = false
 
   constructor (settings: StoreSettings) {
     this.#table = new BucketTable(settings.bucketSeconds, settings.maxGroups)
     this.#retentionMs = settings.retentionHours * 3_600_000
+    this.#maxBytes = settings.maxMemoryBytes ?? Infinity
+    this.#onBound = settings.onBound
+  }
+
+  /** estimated heap bytes of the totals kept */
+  get bytes (): number {
+    return this.#table.bytes
+  }
+
+  /** how many buckets are kept */
+  get bucketCount (): number {
+    return this.#table.buckets.size
   }
 
   add (entry: UsageEntry): void {
@@ -195,14 +264,36 @@ export class MemoryUsageStore implements UsageStore {
       this.#table.prune(bucket - this.#retentionMs)
     }
     this.#table.add(bucket, groupKey(entry), entryTotals(entry))
+    if (this.#table.bytes > this.#maxBytes) this.#shrink(bucket)
+  }
+
+  /** Drops the oldest buckets until the table fits its bound (the one being written stays). */
+  #shrink (current: number): void {
+    while (this.#table.bytes > this.#maxBytes) {
+      const oldest = this.#table.oldest()
+      if (oldest === null || oldest === current) return
+      this.#table.delete(oldest)
+      if (!this.#boundTold) {
+        this.#boundTold = true
+        this.#onBound?.()
+      }
+    }
   }
 
   async query (q: UsageQuery): Promise<UsageReport> {
     const report = new ReportBuilder(q.group)
     const from = this.#table.bucketOf(q.since)
-    for (const [bucket, groups] of this.#table.buckets) {
-      if (bucket < from || bucket > q.until) continue
-      for (const [key, totals] of groups) report.add(key, totals)
+    const wanted: number[] = []
+    for (const bucket of this.#table.buckets.keys()) if (bucket >= from && bucket <= q.until) wanted.push(bucket)
+    let added = 0
+    for (const bucket of wanted) {
+      // a bucket dropped during a pause is simply no longer there
+      const groups = this.#table.buckets.get(bucket)
+      if (groups === undefined) continue
+      for (const [key, totals] of groups) {
+        report.add(key, totals)
+        if (++added % QUERY_SLICE === 0) await nextTurn()
+      }
     }
     return report.build()
   }

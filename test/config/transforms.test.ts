@@ -17,6 +17,7 @@ test('defaults: both transforms off', () => {
     reverseFieldAliases: false,
     contextId: { enabled: false, capacity: 10_000, ttlMs: 0 },
     maxJsonBytes: 32 * 1024 * 1024,
+    maxHeldJsonBytes: 256 * 1024 * 1024,
     maxEventSize: 8 * 1024 * 1024
   })
 })

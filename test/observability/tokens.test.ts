@@ -12,7 +12,7 @@ import { asTransform, type ChunkStage } from '../../src/proxy/chunk-stages.js'
 
 /** A synchronous stage runs as a Transform here (`asTransform`, as in a mixed chain). */
 async function run (chunkStage: Transform | ChunkStage, chunks: string[]): Promise<string> {
-  const stage = asTransform(chunkStage)
+  const stage = asTransform(chunkStage, (err) => { throw err })
   const out: Buffer[] = []
   stage.on('data', (c: Buffer) => out.push(Buffer.from(c)))
   for (const c of chunks) stage.write(Buffer.from(c))
@@ -123,7 +123,7 @@ test('hidden usage on a choice chunk (some compatible servers): the field goes, 
 
 /** A body on its way to the client through the usage plugin's tap stage (as a Transform here). */
 async function watched (kind: 'events' | 'json', usage: ResponseUsage, chunks: Array<string | Buffer>, maxBytes = 1024): Promise<string> {
-  const tap = asTransform(kind === 'events' ? usage.eventTap(1024 * 1024) : usage.jsonTap(maxBytes))
+  const tap = asTransform(kind === 'events' ? usage.eventTap(1024 * 1024) : usage.jsonTap(maxBytes), (err) => { throw err })
   const out: Buffer[] = []
   tap.on('data', (c: Buffer) => out.push(Buffer.from(c)))
   for (const c of chunks) tap.write(typeof c === 'string' ? Buffer.from(c) : c)

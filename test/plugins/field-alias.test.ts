@@ -134,3 +134,23 @@ test('ambiguous reverse mapping is a config error; off adds no hook', async (t) 
   const onRoutes = on.app.printRoutes({ includeHooks: true })
   assert.ok(onRoutes.includes('renameFieldAliases') && onRoutes.includes('contextIdRequest'), onRoutes)
 })
+
+test('reverse mapping holds JSON against the shared bound: beyond it the answer passes whole and unrewritten, one line', async (t) => {
+  const mock = await startMock(t)
+  const pad = 'p'.repeat(1500)
+  mock.override('/v1/chat/completions', (_req, res) => {
+    const json = JSON.stringify({ id: 'c', object: 'chat.completion', created: 1, model: 'm', outputs: [{ index: 0, message: { role: 'assistant', text: pad }, finish_reason: 'stop' }] })
+    res.writeHead(200, { 'content-type': 'application/json' })
+    // in two parts: the first is held, the second would pass the bound
+    res.write(json.slice(0, 900))
+    setImmediate(() => res.end(json.slice(900)))
+  })
+  const gw = await startGateway(t, {
+    env: { GATEWAY_UPSTREAM_URL: mock.url, GATEWAY_FIELD_ALIASES: '{"content":"text","choices":"outputs"}', GATEWAY_FIELD_ALIASES_REVERSE: 'true', GATEWAY_TRANSFORM_MAX_HELD_JSON_BYTES: '1024' }
+  })
+  const res = await request(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"m","messages":[]}' })
+  assert.equal(res.statusCode, 200)
+  const body = await res.body.json() as { outputs?: Array<{ message: { text: string } }> }
+  assert.equal(body.outputs?.[0].message.text, pad, 'the upstream\'s names: not rewritten, not cut')
+  assert.equal(gw.logs.filter(l => l.includes('reached their shared bound')).length, 1)
+})

@@ -2,7 +2,8 @@
  * The forwarder's undici handler (src/proxy/exchange.ts) against a real server on 127.0.0.1: the
  * body that arrives before a sink is attached is replayed in order, a full sink pauses the
  * upstream until resumed, an abort before the connection cancels the request, and a failure
- * before the headers rejects the answer.
+ * before the headers rejects the answer. Informational answers (103) are not the answer, and a
+ * sink that throws fails its exchange without anything leaving the callbacks.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -10,7 +11,7 @@ import { createServer } from 'node:http'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent } from 'undici'
-import { UpstreamExchange, bodyReadable } from '../../src/proxy/exchange.js'
+import { StreamFault, UpstreamExchange, bodyReadable } from '../../src/proxy/exchange.js'
 
 async function server (t: import('node:test').TestContext, handler: Parameters<typeof createServer>[1]): Promise<string> {
   const s = createServer(handler)
@@ -82,4 +83,59 @@ test('abort() before the connection cancels the request; a failure before the he
   const refused = new UpstreamExchange()
   agent.dispatch({ origin: 'http://127.0.0.1:1', path: '/', method: 'GET' }, refused)
   await assert.rejects(refused.answer, (err: Error & { code?: string }) => err.code === 'ECONNREFUSED')
+})
+
+test('informational answers (103 Early Hints, 102) are skipped: the answer is the final status', async (t) => {
+  const origin = await server(t, (_req, res) => {
+    res.writeEarlyHints({ link: '</a.css>; rel=preload' })
+    res.writeProcessing()
+    res.writeHead(201, { 'content-type': 'text/plain' })
+    res.end('made')
+  })
+  const agent = new Agent()
+  t.after(() => agent.close())
+  const exchange = new UpstreamExchange()
+  agent.dispatch({ origin, path: '/', method: 'GET' }, exchange)
+  const answer = await exchange.answer
+  assert.equal(answer.statusCode, 201)
+  assert.equal(answer.headers['content-type'], 'text/plain')
+  let text = ''
+  await new Promise<void>((resolve, reject) => exchange.attach({ data: (c) => { text += c.toString(); return true }, end: resolve, error: reject }))
+  assert.equal(text, 'made')
+})
+
+test('a sink that throws: its exchange fails with a StreamFault, the upstream is released; a throwing error() reaches onFault', async (t) => {
+  const closed: Array<Promise<unknown>> = []
+  const origin = await server(t, (_req, res) => {
+    closed.push(once(res, 'close'))
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    res.write('data: boom\n\n') // the upstream goes on; the gateway has to leave
+  })
+  const agent = new Agent()
+  t.after(() => agent.close())
+
+  const failing = new UpstreamExchange(() => assert.fail('error() did not throw'))
+  agent.dispatch({ origin, path: '/', method: 'GET' }, failing)
+  await failing.answer
+  const failure = await new Promise<Error>((resolve) => failing.attach({
+    data: () => { throw new Error('stage bug') },
+    end: () => assert.fail('ended'),
+    error: resolve
+  }))
+  assert.ok(failure instanceof StreamFault)
+  assert.equal((failure.cause as Error).message, 'stage bug')
+  await closed[0]
+
+  const faults: unknown[] = []
+  const worse = new UpstreamExchange((err) => faults.push(err))
+  agent.dispatch({ origin, path: '/', method: 'GET' }, worse)
+  await worse.answer
+  worse.attach({
+    data: () => { throw new Error('stage bug') },
+    end: () => {},
+    error: () => { throw new Error('handler bug') }
+  })
+  await closed[1]
+  assert.equal(faults.length, 1)
+  assert.equal((faults[0] as Error).message, 'handler bug')
 })
