@@ -10,6 +10,8 @@
  * --profile: gateways and the Fastify floor under --cpu-prof (bench/out/profiles/ablate-<name>).
  * --trace: each round's figure as it is measured.
  * A variant's NODE_ARGS=… (space-separated) are node flags for that gateway (bench/variants.ts).
+ * --variant reply-from (or reply-from-NAME:RF_STAGE=none): the forwarding built on @fastify/reply-from
+ * (bench/reply-from.ts) instead of a gateway, for docs/adr/0001-forwarder.md.
  * --before DIR: also run a saved build (a copy of dist/, e.g. made before a change) as 'before'.
  *
  * The table gives each path's CPU over all rounds and, more robust on a shared machine, the median

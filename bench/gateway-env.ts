@@ -5,7 +5,7 @@
  *
  * When a plugin of the chain lands (auth, ip-filter, rate-limit), set its `on` to true below and
  * correct its env names if they differ from the guess: nothing else in bench/ changes. The harness
- * already sends `Authorization: Bearer <one of clientKeys()>` on every request, and RESULTS.md
+ * already sends `Authorization: Bearer <one of clientKeys()>` on every request, and docs/performance.md
  * lists which parts were on, verified where a probe can tell (see `probeChain` in bench/run.ts).
  */
 import { createHash } from 'node:crypto'
@@ -25,7 +25,7 @@ export function clientKeys (count = CLIENT_KEY_COUNT): string[] {
 }
 
 export interface ChainPart {
-  /** what RESULTS.md calls it */
+  /** what docs/performance.md calls it */
   name: string
   /** false while the plugin is not merged: its env is then not applied (unknown settings would be ignored or refused) */
   on: boolean

@@ -2,7 +2,7 @@
  * Micro-benchmark of one access line, as the gateway writes it: the real logger options
  * (src/logging.ts), a per-request child logger, a file destination, one line per event-loop turn
  * (as requests arrive). CPU time of all threads per line. `before` rebuilds the settings the
- * profiling in RESULTS.md started from: `*.headers[…]` wildcard redact paths and one asynchronous
+ * profiling in docs/performance.md started from: `*.headers[…]` wildcard redact paths and one asynchronous
  * write per line.
  *
  *   node --import tsx bench/log-line.ts [before|after] [lines=100000]

@@ -179,7 +179,7 @@ export function buildDist (): void {
   for (const project of ['tsconfig.build.json', 'bench/tsconfig.build.json']) {
     execFileSync(process.execPath, [tsc, '-p', join(ROOT, project)], { stdio: 'inherit', cwd: ROOT })
   }
-  for (const file of ['dist/src/cli.js', 'dist/src/mock/cli.js', 'dist/bench/bare-pipe.js', 'dist/bench/fastify-floor.js']) {
+  for (const file of ['dist/src/cli.js', 'dist/src/mock/cli.js', 'dist/bench/bare-pipe.js', 'dist/bench/fastify-floor.js', 'dist/bench/reply-from.js']) {
     if (!existsSync(join(ROOT, file))) throw new Error(`the build did not produce ${file}`)
   }
 }

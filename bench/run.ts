@@ -6,7 +6,7 @@
  *   npm run bench -- --only 1,2,4       some scenarios
  *   npm run bench -- --quick            short runs (smoke test; the numbers mean little)
  *   npm run bench -- --soak 500000      scenario 8's request count (default 200,000)
- *   npm run bench -- --write            also write the report into bench/RESULTS.md
+ *   npm run bench -- --write            also write the report into docs/performance.md
  *   npm run bench -- --profile          gateway and pipe under --cpu-prof (bench/out/profiles/{gateway,pipe})
  *   npm run bench -- --mode src         run the servers through tsx instead of the tsc build
  *   npm run bench -- --set K=V          override one gateway env setting (experiments; repeatable)
@@ -29,7 +29,7 @@ import { abandonedStreams, openStreams, pacedChunkDelay } from './scenarios/stre
 import { bigUpload } from './scenarios/upload.js'
 
 const SCENARIOS: readonly Scenario[] = [nonStreamChat, streamChat, models, latency, pacedChunkDelay, openStreams, bigUpload, soak, abandonedStreams]
-const RESULTS_FILE = join(ROOT, 'bench/RESULTS.md')
+const RESULTS_FILE = join(ROOT, 'docs/performance.md')
 const BEGIN = '<!-- bench:begin (written by `npm run bench -- --write`) -->'
 const END = '<!-- bench:end -->'
 
@@ -184,7 +184,7 @@ function writeResults (report: string): void {
   const end = current.indexOf(END)
   const next = start !== -1 && end > start
     ? current.slice(0, start) + block + current.slice(end + END.length)
-    : `# Benchmark results\n\n${block}\n${current}`
+    : `# Performance\n\n${block}\n${current}`
   writeFileSync(RESULTS_FILE, next)
 }
 

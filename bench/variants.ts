@@ -2,6 +2,8 @@
  * Gateway variants for the experiment scripts (ablate, burst-gap, syscalls): `name:KEY=V,KEY=V`
  * on the command line, each started as its own gateway process next to the others on one mock.
  * `NODE_ARGS=…` (space-separated) are node flags for that gateway (V8 flags, `--trace-gc`).
+ * A variant named `reply-from` (or `reply-from-…`) is not the gateway but the same forwarding built
+ * on @fastify/reply-from (bench/reply-from.ts), with its own settings (`RF_STAGE=none`).
  */
 import { gatewayEnv } from './gateway-env.js'
 import { freePort, scriptArgs, spawnServer, type ServerProcess } from './processes.js'
@@ -21,12 +23,24 @@ export function parseVariant (text: string): Variant {
 
 /** The built gateway (`dist/`) with the benchmark's production chain and the variant's settings. */
 export async function spawnGatewayVariant (variant: Variant, mockUrl: string, nodeArgs: readonly string[] = []): Promise<ServerProcess> {
-  const port = await freePort()
   const own = variant.env.NODE_ARGS?.split(' ').filter(Boolean) ?? []
+  if (isReplyFrom(variant)) {
+    return await spawnServer({
+      name: variant.name,
+      args: [...nodeArgs, ...own, ...scriptArgs('dist', 'bench/reply-from.ts')],
+      env: { ...variant.env, PIPE_UPSTREAM_URL: mockUrl },
+      readyUrl: (l) => l['reply-from'] as string | undefined
+    })
+  }
+  const port = await freePort()
   return await spawnServer({
     name: `gw-${variant.name}`,
     args: [...nodeArgs, ...own, ...scriptArgs('dist', 'src/cli.ts')],
     env: { ...gatewayEnv(mockUrl, port), ...variant.env },
     healthUrl: `http://127.0.0.1:${port}`
   })
+}
+
+function isReplyFrom (variant: Variant): boolean {
+  return variant.name === 'reply-from' || variant.name.startsWith('reply-from-')
 }

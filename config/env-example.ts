@@ -41,7 +41,7 @@ const HEADER = `# llm-gateway: every environment variable the gateway reads, gro
 # out and shows its built-in default, so the copy changes nothing until a line is uncommented.
 # The gateway's own GATEWAY_* name comes first; the aliases listed with it (mostly the seed
 # projects' names) are read when the native name is unset. Flags beat the environment, the
-# environment beats the YAML file. README.md documents each setting.
+# environment beats the YAML file. docs/configuration.md documents each setting.
 `
 
 function comment (o: OptionSpec): string {

@@ -1,9 +1,10 @@
 /**
- * `black.json` under the data directory (seed 002's `BASE_PATH/black.json`): read once at boot,
+ * `black.json` under the data directory (`BASE_PATH/black.json`): read once at boot,
  * rewritten atomically after changes (gathered, see `BlacklistFileWriter`).
  *
- * Format: `{"version":1,"entries":[{"ip","addedAt","reason","expiresAt"}]}`. Seed 002's file
- * (`{"blacks":[…],"ip_error_counter":{…}}`) is read too, so an existing blacklist carries over.
+ * Format: `{"version":1,"entries":[{"ip","addedAt","reason","expiresAt"}]}`. The older shape
+ * (`{"blacks":[…],"ip_error_counter":{…}}`, docs/migration/ai-proxy.md) is read too, so an
+ * existing blacklist carries over.
  * A file that is not JSON, or not one of these shapes, is reported in one line and moved aside
  * (`black.json.corrupt-<time>`), and the gateway starts with an empty list instead of refusing to
  * start or silently overwriting the evidence. Invalid entries in an otherwise good file (hand
@@ -20,7 +21,7 @@ function isObject (v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v)
 }
 
-/** Seed 002 kept bare addresses in `blacks` and error counters (with times) beside them. */
+/** The older shape: bare addresses in `blacks`, error counters (with times) beside them. */
 function seed002Entries (doc: Record<string, unknown>, now: number): unknown[] {
   if (!Array.isArray(doc.blacks)) return []
   const counters = isObject(doc.ip_error_counter) ? doc.ip_error_counter : {}

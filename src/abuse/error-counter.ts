@@ -1,10 +1,10 @@
 /**
- * Counts each address's errors within a window that starts at its first counted error (seed 002's
- * rule: `count >= threshold` within `window` of the first error).
+ * Counts each address's errors within a window that starts at its first counted error (the rule
+ * existing blacklist settings mean: `count >= threshold` within `window` of the first error).
  *
  * In memory the counters live in an LRU with a fixed size, so a flood from any number of distinct
- * addresses cannot grow memory past the bound (seed 002's Map grew without limit, and could be
- * filled with spoofed X-Forwarded-For values); under such a flood the least recently seen
+ * addresses cannot grow memory past the bound (an unbounded Map could be filled with spoofed
+ * X-Forwarded-For values); under such a flood the least recently seen
  * addresses lose their count, which only delays their blacklisting. With Redis the counters are
  * shared by all replicas and expire by themselves; if Redis fails the local counters take over.
  */

@@ -2,8 +2,8 @@
  * Client addresses in one normal form, used alike for checking, recording, rate-limit keys and
  * log lines: IPv4 as a dotted quad, IPv6 in RFC 5952 form (lower case, zeros compressed), with no
  * brackets and no zone id, and IPv4-mapped IPv6 (`::ffff:1.2.3.4`, what a dual-stack socket
- * reports for an IPv4 client) turned into plain IPv4. Seed 002 recorded one form and checked
- * another, so an IPv4 client on a dual-stack listener was never blocked; one function fixes that.
+ * reports for an IPv4 client) turned into plain IPv4. One function for every use, because an
+ * address recorded in one form and checked in another is never blocked.
  */
 import { BlockList, isIPv4, isIPv6 } from 'node:net'
 

@@ -1,8 +1,9 @@
 /**
- * Key renaming for seed 004's `field_aliases`: keys only, at every depth, through objects and
- * arrays (arrays nested in arrays included, which seed 004 missed); values are never changed.
- * One pass, no chaining (a→b, b→c renames `a` to `b`, not to `c`); when a renamed key meets an
- * existing one the later key in the object wins, at the position of the first, as in seed 004.
+ * Key renaming for `field_aliases`: keys only, at every depth, through objects and arrays (arrays
+ * nested in arrays included); values are never changed. One pass, no chaining (a→b, b→c renames
+ * `a` to `b`, not to `c`), so a map means what it says; when a renamed key meets an existing one
+ * the later key in the object wins, at the position of the first, as the files users bring expect
+ * (docs/transforms.md).
  *
  * Objects are rebuilt only where a key changes, everything else is edited in place, and the
  * caller learns whether anything changed at all: an untouched body is forwarded byte for byte.

@@ -2,8 +2,8 @@
  * Where conversation chains live between requests: an in-memory LRU bounded by capacity, with an
  * optional TTL, or Redis when the gateway runs as several instances.
  *
- * Concurrency: seed 000 did get → delete → set, so a request arriving between another's delete
- * and set saw no chain at all. Here a chain is read without being taken, and the request side
+ * Concurrency: a get → delete → set would let a request arriving between another's delete and
+ * set see no chain at all. So a chain is read without being taken, and the request side
  * writes its chain only if the stored value is still the one it read (compare-and-set), so a slow
  * request never overwrites the tag a newer response stored. Response tags are plain writes: the
  * latest answer of the conversation wins.

@@ -1,18 +1,18 @@
 /**
- * Seed 000's `[CONTEXT_ID:…]` conversation tags, on parsed objects (never on raw bytes):
+ * `[CONTEXT_ID:…]` conversation tags, on parsed objects (never on raw bytes):
  * - the conversation key of a request (tag headers, scoped by client);
  * - the request side: the stored chain plus one new id per assistant message, appended to each
  *   assistant message as `\n[CONTEXT_ID:chain]`;
  * - the response side: tags cut from JSON bodies and from live event streams, including a tag
  *   split across deltas (held back until it completes or proves not to be a tag), with the first
  *   tag's chain reported for storage.
- * Exact seed semantics and the fixes: BEHAVIOUR.md "[CONTEXT_ID] handling", README "Context id".
+ * The semantics users rely on, and where they differ on purpose: docs/transforms.md "Context id".
  */
 import { createHash, randomUUID } from 'node:crypto'
 import type { SseEventContext, SseEventRewriter, SseOutEvent } from './sse-transform.js'
 
 export const TAG_OPEN = '[CONTEXT_ID:'
-/** Seed 000's regex: at least one character that is not `]`, then `]`. */
+/** At least one character that is not `]`, then `]`: the tag form clients already send. */
 const TAG = /\[CONTEXT_ID:([^\]]+)\]/g
 
 /** Longest partial tag held back in a stream before it is released as ordinary text. */
@@ -59,9 +59,9 @@ export function splitPartialTag (text: string, maxHeld = DEFAULT_MAX_HELD): { em
 const TAG_HEADER = /^[0-9a-f]{32}$/
 
 /**
- * Seed 000's key: the sorted, `|`-joined names of headers whose name is 32 hex characters and
- * whose (first) value is the literal `[tag]`. Names are compared lower-cased (HTTP names are
- * case-insensitive; seed 000 used Go's canonical case, which groups the same requests).
+ * The sorted, `|`-joined names of headers whose name is 32 hex characters and whose (first) value
+ * is the literal `[tag]`: how existing clients name a conversation. Names are compared lower-cased
+ * (HTTP names are case-insensitive, so every spelling groups the same requests).
  */
 export function tagHeaderKey (headers: Readonly<Record<string, string[] | undefined>>): string {
   const names: string[] = []
@@ -81,8 +81,8 @@ export interface KeyScope {
 
 /**
  * The conversation key is scoped by who asks, so one client's context never reaches another
- * (seed 000 shared the empty key between all clients): the authenticated client, else the
- * presented credential's SHA-256, else the client's address as a last resort.
+ * (requests without tag headers would otherwise all share the empty key): the authenticated
+ * client, else the presented credential's SHA-256, else the client's address as a last resort.
  */
 export function conversationKey (scope: KeyScope, tags: string): string {
   let who: string
@@ -96,9 +96,9 @@ export function conversationKey (scope: KeyScope, tags: string): string {
 // request side
 
 /**
- * Longest chain kept between requests. Seed 000's chains grew by one id per assistant message
- * per request whenever the upstream sent no tag, without end (every request body grew with
- * them). The first id (the upstream's own) and the most recent ones are kept.
+ * Longest chain kept between requests. Without a cap a chain grows by one id per assistant message
+ * per request whenever the upstream sends no tag, and every request body grows with it. The first
+ * id (the upstream's own) and the most recent ones are kept.
  */
 export const MAX_CHAIN_IDS = 64
 
@@ -119,11 +119,11 @@ function isObject (v: unknown): v is Record<string, unknown> {
 }
 
 /**
- * Seed 000's request rewrite of a `messages` array: every assistant message gets a fresh id
- * appended to the chain and `\n[CONTEXT_ID:chain]` appended to its text, old tags stripped and
- * whitespace trimmed first. Unlike seed 000, non-string content is kept: the tag goes on the last
- * text part of a content array, and a message without text (null content with tool calls) is
- * left alone; it still takes its id, so chain lengths match seed 000's.
+ * The request rewrite of a `messages` array: every assistant message gets a fresh id appended to
+ * the chain and `\n[CONTEXT_ID:chain]` appended to its text, old tags stripped and whitespace
+ * trimmed first. Non-string content is kept: the tag goes on the last text part of a content
+ * array, and a message without text (null content with tool calls) is left alone; it still takes
+ * its id, so chain lengths stay what clients that count them expect.
  */
 export function injectChain (messages: unknown[], stored: string | undefined, newId: () => string = randomUUID): Injected {
   const chain = capChain(stored !== undefined ? stored.split('|').filter(id => id !== '') : [])

@@ -1,6 +1,6 @@
 /**
  * Server-sent events at the event level, for stream stages that rewrite or watch a live response
- * (STYLE.md §3.3). Chunks split lines and multi-byte characters anywhere, so the layers are:
+ * rather than on raw bytes. Chunks split lines and multi-byte characters anywhere, so the layers are:
  *
  * 1. `LineSplitter`: a StringDecoder (a character cut between two chunks is joined, never
  *    replaced by U+FFFD) and a carried-over partial line. `\n`, `\r\n` and a lone `\r` end a line

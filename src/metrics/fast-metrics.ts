@@ -3,8 +3,8 @@
  *
  * prom-client's own `Counter`/`Histogram` hash the label object on every `inc()`/`observe()`,
  * also through a child from `labels()` (it keeps the label object, not the hash); with four
- * metrics touched per request that was about 10 µs of the gateway's CPU per request
- * (bench/RESULTS.md, round 4). Here a series is resolved once per label combination (a string
+ * metrics touched per request that hashing was a visible share of the request path's CPU
+ * (docs/performance.md). Here a series is resolved once per label combination (a string
  * key and a Map lookup) and then updated with plain arithmetic; the registry reads the series
  * through the same `get()` interface its own metrics have, so the exposition text is the one
  * prom-client writes.

@@ -42,7 +42,7 @@ export function realtimeUrl (target: UpstreamTarget, pathAndQuery: string): stri
  * The same header rules as HTTP requests (src/proxy/headers.ts: hop-by-hop and client-address
  * headers dropped, the upstream key replacing client credentials, OpenAI-Beta and the rest
  * passed), minus the handshake's own headers. A header the client did not send is simply not
- * sent (seed 002 passed `undefined` to ws and crashed without OpenAI-Beta).
+ * sent (an `undefined` value makes ws throw).
  */
 export function realtimeHeaders (incoming: IncomingHttpHeaders, target: UpstreamTarget, creds: UpstreamCredentials, requestId: string): Record<string, string | string[]> {
   const dropCredentials = creds.key === null && !creds.passThrough

@@ -1,5 +1,6 @@
 /**
- * Options for the server's one @fastify/websocket registration (STYLE.md §3.4): message size
+ * Options for the server's one @fastify/websocket registration (one per server, because the
+ * plugin decorates the instance and owns the upgrade listener): message size
  * limit, sub-protocol choice, quiet socket errors, and a shutdown that tells clients why.
  */
 import type { WebsocketPluginOptions } from '@fastify/websocket'

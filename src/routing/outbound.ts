@@ -7,7 +7,7 @@
  * `proxyUrlFor` exposes the same decision to the realtime WebSocket relay for its upstream dial.
  *
  * Through a proxy, https upstreams are tunnelled with CONNECT and their TLS is verified end to
- * end (seed 003 turned verification off in its proxy mode; we do not); http upstreams use the
+ * end (a proxy in the middle is no reason to trust any certificate); http upstreams use the
  * absolute-form request line, as curl does. A host that must be pinned (a checked `X-Target-Host`)
  * is tunnelled to the address our own lookup checked, not to its name, so the proxy never
  * resolves it.

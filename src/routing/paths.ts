@@ -2,11 +2,12 @@
  * Request paths: which part of the URL selects a target, and which path the target is sent.
  *
  * `createPathRouter` runs before Fastify's router (the `rewriteUrl` server option), so
- * `/{target}/v1/…` and seed 003's `/release/v1/…` reach the same routes as `/v1/…` — proxied
+ * `/{target}/v1/…` and a cloud function's `/release/v1/…` reach the same routes as `/v1/…` — proxied
  * routes, the models route and the realtime WebSocket alike — and no route is registered twice.
  * The target a path prefix selected is remembered per raw request for the routing plugin.
  *
- * `mapUpstreamPath` applies a target's path rewrites (seed 004's `proxy_url_path`) and Azure's
+ * `mapUpstreamPath` applies a target's path rewrites (`pathRewrites`, `proxy_url_path` in files
+ * that use that name) and Azure's
  * deployment paths and `api-version` query.
  */
 import type { IncomingMessage } from 'node:http'
@@ -19,7 +20,7 @@ export function pathTargetOf (req: IncomingMessage): string | undefined {
   return pathTargets.get(req)
 }
 
-/** Seed 003's Tencent SCF stage prefixes, removed only as a whole leading segment. */
+/** Tencent SCF stage prefixes, removed only as a whole leading segment (never mid-path). */
 const STAGES = ['/release', '/test']
 
 export function stripStage (url: string): string {

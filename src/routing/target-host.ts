@@ -1,6 +1,6 @@
 /**
- * Seed 003's `X-Target-Host` override, made safe. Seed 003 sent the request to whatever host the
- * header named (an open proxy: loopback, cloud metadata, path injection). Here:
+ * The `X-Target-Host` override, made safe: a header that sends the request to whatever host it
+ * names is an open proxy (loopback, cloud metadata, path injection). So:
  *
  * - the value is a host or host:port, optionally prefixed `https://`, and nothing else: a path,
  *   query, `user@`, whitespace, CR/LF or any other character refuses it;

@@ -1,9 +1,9 @@
 /**
- * The README's migration guides, read as their users read them: each test takes its seed's
- * example straight from its "Coming from … (seed 00N)" section (the `llm-gateway` command line, the
- * `.env` file, the YAML file) and starts the real gateway with exactly that, so the guide and the
+ * The migration guides (docs/migration/<project>.md), read as their users read them: each test
+ * takes its project's example straight from its guide (the `llm-gateway` command line, the `.env`
+ * file, the YAML file) and starts the real gateway with exactly that, so the guide and the
  * behaviour cannot drift apart. Only the upstream address is pointed at the local mock, through
- * the seed's own setting.
+ * the project's own setting.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -14,24 +14,13 @@ import { loadConfig } from '../../config/load.js'
 import { buildServer } from '../../src/server.js'
 import { captureLogs, tempDir, type GatewayHandle } from '../helper.js'
 
-const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
-
 export interface Block { lang: string, text: string }
 
-/** The section whose heading ends with `(seed 00N)`, up to the next heading of its level or above. */
-export function guide (seed: string): string {
-  const lines = readme.split('\n')
-  // headings outside fenced code only (a `# comment` in a shell block is no heading)
-  let fenced = false
-  const level = lines.map(l => {
-    if (l.startsWith('```')) fenced = !fenced
-    return !fenced && /^#+ /.test(l) ? (/^#+/.exec(l) as RegExpExecArray)[0].length : 0
-  })
-  const start = lines.findIndex((l, i) => level[i] >= 2 && /^#+ Coming from /.test(l) && l.endsWith(`(seed ${seed})`))
-  if (start === -1) throw new Error(`README has no "Coming from … (seed ${seed})" section`)
-  let end = level.findIndex((n, i) => i > start && n > 0 && n <= level[start])
-  if (end === -1) end = lines.length
-  return lines.slice(start, end).join('\n')
+export type Predecessor = 'aigc-proxy' | 'jb-proxy-llm' | 'ai-proxy' | 'openai-proxy' | 'free-sophnet-api'
+
+/** The whole guide of one predecessor project. */
+export function guide (project: Predecessor): string {
+  return readFileSync(new URL(`../../docs/migration/${project}.md`, import.meta.url), 'utf8')
 }
 
 export function blocks (section: string, lang?: string): Block[] {

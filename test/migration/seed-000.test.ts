@@ -1,5 +1,5 @@
 /**
- * README "Coming from aigc-proxy (seed 000)": the guide's command line, flags unchanged, with only
+ * docs/migration/aigc-proxy.md: the guide's command line, flags unchanged, with only
  * `-api` pointed at the mock; the OpenAI SDK as the client.
  */
 import { test } from 'node:test'
@@ -9,7 +9,7 @@ import { request } from 'undici'
 import { startMock } from '../helper.js'
 import { gatewayCommand, guide, startAsGuide, withFlag } from './guide.js'
 
-const section = guide('000')
+const section = guide('aigc-proxy')
 const command = gatewayCommand(section)
 const TAG_HEADER = '0123456789abcdef0123456789abcdef'
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}'

@@ -1,5 +1,5 @@
 /**
- * README "Coming from jb-proxy-llm (seed 001)": the guide's `.env` file, written to the working
+ * docs/migration/jb-proxy-llm.md: the guide's `.env` file, written to the working
  * directory as jb-proxy-llm read it, with only `TARGET_HOST` pointed at the mock; the guide's
  * command line; the OpenAI SDK and undici as clients.
  */
@@ -10,7 +10,7 @@ import { request } from 'undici'
 import { startMock } from '../helper.js'
 import { blocks, dotenv, gatewayCommand, guide, startAsGuide } from './guide.js'
 
-const section = guide('001')
+const section = guide('jb-proxy-llm')
 const env = dotenv(section)
 const command = gatewayCommand(section)
 const tokens = env.ALLOWED_TOKENS.split(',')

@@ -1,5 +1,5 @@
 /**
- * README "Coming from ai-proxy (seed 002)": the guide's `.env` file with `OPENAI_API_HOST` and
+ * docs/migration/ai-proxy.md: the guide's `.env` file with `OPENAI_API_HOST` and
  * `CLAUDE_API_HOST` pointed at two mock upstreams. Those settings are bare hosts, always https (as
  * in ai-proxy), so the mocks serve TLS with a certificate the gateway is told to trust, and
  * `BASE_PATH` is a temporary folder. The clients' addresses come from `X-Forwarded-For` sent by
@@ -17,7 +17,7 @@ import type { MockUpstream } from '../../src/mock/upstream.js'
 import { blocks, dotenv, gatewayCommand, guide, loopbackCert, startAsGuide } from './guide.js'
 import type { GatewayHandle } from '../helper.js'
 
-const section = guide('002')
+const section = guide('ai-proxy')
 const env = dotenv(section)
 const command = gatewayCommand(section)
 

@@ -1,5 +1,5 @@
 /**
- * README "Coming from openai-proxy (seed 003)": the guide's command line, with
+ * docs/migration/openai-proxy.md: the guide's command line, with
  * `OPENAI_PROXY_TARGETS` naming two mock upstreams in the seed's own `key:domain` form. A bare
  * domain means https (as in openai-proxy), so the mocks serve TLS with a certificate the gateway is
  * told to trust. The `azure` key points at a loopback mock, so it is no Azure host here (Azure
@@ -15,7 +15,7 @@ import type { MockUpstream } from '../../src/mock/upstream.js'
 import type { GatewayHandle } from '../helper.js'
 import { gatewayCommand, guide, loopbackCert, startAsGuide } from './guide.js'
 
-const section = guide('003')
+const section = guide('openai-proxy')
 const command = gatewayCommand(section)
 
 interface Setup { gw: GatewayHandle, oa: MockUpstream, azure: MockUpstream }

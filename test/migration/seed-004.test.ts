@@ -1,5 +1,5 @@
 /**
- * README "Coming from free-sophnet-api (seed 004)": the guide's `openai-chat-proxy-config.yaml`,
+ * docs/migration/free-sophnet-api.md: the guide's `openai-chat-proxy-config.yaml`,
  * written to the working directory where the gateway finds it by itself, with only `base_url`
  * pointed at the mock, and the guide's command line. The upstream of the example speaks a
  * different dialect (`/chat`, `model_id`), so the mock answers `/chat` with a small handler.
@@ -15,7 +15,7 @@ import type { MockRequest, MockUpstream } from '../../src/mock/upstream.js'
 import type { GatewayHandle } from '../helper.js'
 import { blocks, gatewayCommand, guide, startAsGuide } from './guide.js'
 
-const section = guide('004')
+const section = guide('free-sophnet-api')
 const yaml = blocks(section, 'yaml')[0].text
 const file = parseYaml(yaml) as { base_url: string, api_keys: Record<string, string>, ip_blacklist: string[], cors: { origins: string[] } }
 const command = gatewayCommand(section)
