@@ -28,6 +28,8 @@ COPY config ./config
 COPY src ./src
 COPY plugins ./plugins
 COPY routes ./routes
+# the embedded mock upstream (GATEWAY_UPSTREAM_URL=mock): built beside the gateway, loaded only when asked
+COPY mock ./mock
 RUN npm run build
 
 FROM node:20.20.2-bookworm-slim
