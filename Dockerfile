@@ -13,13 +13,13 @@
 # unprivileged `node` user and keeps its state (BASE_PATH: black.json and other files the gateway
 # writes) in the /data volume.
 
-FROM node:20.20.2-bookworm-slim AS deps
+FROM node:24.22.3-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 # no production dependency has an install script
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
-FROM node:20.20.2-bookworm-slim AS build
+FROM node:24.22.3-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -28,9 +28,11 @@ COPY config ./config
 COPY src ./src
 COPY plugins ./plugins
 COPY routes ./routes
+# the embedded mock upstream (GATEWAY_UPSTREAM_URL=mock): built beside the gateway, loaded only when asked
+COPY mock ./mock
 RUN npm run build
 
-FROM node:20.20.2-bookworm-slim
+FROM node:24.22.3-bookworm-slim
 # GATEWAY_HOST: a container must listen on every interface. The port stays the gateway's default
 # (8080) unless GATEWAY_PORT / PROXY_PORT says otherwise; the health probe follows it.
 ENV NODE_ENV=production \

@@ -2,7 +2,7 @@
  * What a scenario gets: the three paths it can drive (direct to the mock, the bare pipe, the
  * gateway), their processes for /proc readings, the client keys, and the run's sizes.
  */
-import type { MockUpstream } from '../src/mock/upstream.js'
+import type { MockUpstream } from '../mock/upstream.js'
 import type { KeyRing } from './load.js'
 import type { Row } from './report.js'
 import type { ServerProcess } from './processes.js'

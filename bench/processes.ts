@@ -160,7 +160,7 @@ export function scriptArgs (mode: RunMode, srcPath: string): string[] {
 
 /** The embedded mock upstream, in its own process. */
 export async function spawnMock (mode: RunMode): Promise<ServerProcess> {
-  return await spawnServer({ name: 'mock', args: scriptArgs(mode, 'src/mock/cli.ts'), env: {}, readyUrl: (l) => l.mock as string | undefined })
+  return await spawnServer({ name: 'mock', args: scriptArgs(mode, 'mock/cli.ts'), env: {}, readyUrl: (l) => l.mock as string | undefined })
 }
 
 /** The two baselines in front of `mockUrl`: the bare undici pipe, and the same as one bare Fastify route. */
@@ -179,7 +179,7 @@ export function buildDist (): void {
   for (const project of ['tsconfig.build.json', 'bench/tsconfig.build.json']) {
     execFileSync(process.execPath, [tsc, '-p', join(ROOT, project)], { stdio: 'inherit', cwd: ROOT })
   }
-  for (const file of ['dist/src/cli.js', 'dist/src/mock/cli.js', 'dist/bench/bare-pipe.js', 'dist/bench/fastify-floor.js', 'dist/bench/reply-from.js']) {
+  for (const file of ['dist/src/cli.js', 'dist/mock/cli.js', 'dist/bench/bare-pipe.js', 'dist/bench/fastify-floor.js', 'dist/bench/reply-from.js']) {
     if (!existsSync(join(ROOT, file))) throw new Error(`the build did not produce ${file}`)
   }
 }

@@ -12,8 +12,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseEnv } from 'node:util'
-import { Ajv, type ErrorObject } from 'ajv'
-import envSchema from 'env-schema'
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { parse as parseYaml } from 'yaml'
 import { ConfigSchema, allOptions, sections, type GatewayConfig } from './schema.js'
 import type { OptionSpec, OptionType } from './types.js'
@@ -62,8 +61,8 @@ export function loadConfig (input: LoadInput = {}): LoadResult {
     raw.configFile = file
     recordOrigins(raw, '', `file ${file}`, origins)
   }
-  applyOptions(raw, fromEnv(env), 'env', origins)
-  applyOptions(raw, fromFlags(flags), 'flag', origins)
+  applyOptions(raw, fromEnv(env), origins)
+  applyOptions(raw, fromFlags(flags), origins)
 
   const config = validate(raw, origins)
   postProcess(config, origins)
@@ -189,37 +188,33 @@ function fromFlags (flags: ParsedFlag[]): Supplied[] {
   return out
 }
 
-const JSON_TYPES: Record<OptionType, object> = {
-  string: { type: 'string' },
-  integer: { type: 'integer' },
-  number: { type: 'number' },
-  boolean: { type: 'boolean' },
-  list: { type: 'string', separator: ',' },
-  json: { type: 'string' }
+/**
+ * One Ajv validator per option type, coercing a string in place (Ajv's `coerceTypes`: '8080' →
+ * 8080, 'true' → true, and a clear error for 'abc' as a whole number), so env and flags share the
+ * same coercion. A list is a string first and split on commas after.
+ */
+const coerceAjv = new Ajv({ coerceTypes: true, allErrors: false, strict: true })
+const COERCE: Record<OptionType, ValidateFunction<{ v: unknown }>> = {
+  string: coercer('string'),
+  integer: coercer('integer'),
+  number: coercer('number'),
+  boolean: coercer('boolean'),
+  list: coercer('string'),
+  json: coercer('string')
 }
 
-/**
- * Coerces env and flag strings with env-schema (one schema built from the option rows, so env and
- * flags share the same coercion), then places each value at its config path.
- */
-function applyOptions (raw: Record<string, unknown>, supplied: Supplied[], kind: string, origins: Map<string, string>): void {
-  if (supplied.length === 0) return
-  // one data slot per occurrence, so a repeated flag (seed 003's `-targets a:x -targets b:y`) keeps every value
-  const properties: Record<string, object> = {}
-  const data: Record<string, string> = {}
-  supplied.forEach((s, i) => {
-    properties[i] = JSON_TYPES[s.option.type]
-    data[i] = s.value === true ? 'true' : normalizeScalar(s.option.type, s.value)
-  })
-  let coerced: Record<string, unknown>
-  try {
-    coerced = envSchema({ schema: { type: 'object', properties }, data, env: false }) as Record<string, unknown>
-  } catch (err) {
-    throw new ConfigError(describeEnvError(err, supplied, kind))
-  }
-  for (const [i, s] of supplied.entries()) {
-    let value = coerced[i]
-    if (s.option.type === 'list') value = (value as string[]).map(v => v.trim()).filter(v => v !== '')
+function coercer (type: string): ValidateFunction<{ v: unknown }> {
+  return coerceAjv.compile<{ v: unknown }>({ type: 'object', properties: { v: { type } }, required: ['v'] })
+}
+
+/** Coerces env and flag strings by their option's type, then places each value at its config path. */
+function applyOptions (raw: Record<string, unknown>, supplied: Supplied[], origins: Map<string, string>): void {
+  // one value per occurrence, so a repeated flag (seed 003's `-targets a:x -targets b:y`) keeps every value
+  for (const s of supplied) {
+    const slot = { v: s.value === true ? 'true' : normalizeScalar(s.option.type, s.value) as unknown }
+    if (!COERCE[s.option.type](slot)) throw new ConfigError(`${s.option.path} (${s.source}) = ${shown(s.option, s.value)}: expected ${EXPECTED_BY_TYPE[s.option.type]}`)
+    let value = slot.v
+    if (s.option.type === 'list') value = (value as string).split(',').map(v => v.trim()).filter(v => v !== '')
     if (s.option.type === 'json') value = parseJsonOption(s, value as string)
     try {
       if (s.option.apply !== undefined) s.option.apply(value, raw)
@@ -246,15 +241,6 @@ function parseJsonOption (s: Supplied, text: string): unknown {
   } catch {
     throw new ConfigError(`${s.option.path} (${s.source}) = ${shown(s.option, text)}: expected JSON`)
   }
-}
-
-function describeEnvError (err: unknown, supplied: Supplied[], kind: string): string {
-  const errors = (err as { errors?: ErrorObject[] }).errors
-  const first = errors?.[0]
-  const index = first?.instancePath.replace(/^\//, '') ?? ''
-  const s = index !== '' ? supplied[Number(index)] : undefined
-  if (first === undefined || s === undefined) return `${kind}: ${(err as Error).message}`
-  return `${s.option.path} (${s.source}) = ${shown(s.option, s.value)}: expected ${EXPECTED_BY_TYPE[s.option.type]}`
 }
 
 /** A bad value as shown in a boot error; secrets (keys, tokens) are never printed. */

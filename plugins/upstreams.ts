@@ -16,7 +16,6 @@ import type { LookupFunction } from 'node:net'
 import type { Agent, Dispatcher } from 'undici'
 import type { GatewayConfig } from '../config/schema.js'
 import { inferProvider, normalizeKeys, type TargetConfig } from '../config/sections/targets.js'
-import { startMockUpstream } from '../src/mock/upstream.js'
 import { KeyPool } from '../src/routing/key-pool.js'
 import { createDispatcher, resolveProxy, type OutboundSettings } from '../src/routing/outbound.js'
 import { compileRewrites, type AzureRouting, type PathRewrite } from '../src/routing/paths.js'
@@ -151,7 +150,9 @@ const upstreams: FastifyPluginAsync<UpstreamsOptions> = async (fastify, { upstre
   async function resolveUrl (url: string): Promise<string> {
     if (url !== 'mock') return url
     if (mockUrl === null) {
-      // the embedded default: a gateway that answers without any API key
+      // the embedded default: a gateway that answers without any API key. Loaded only when asked:
+      // the mock is a development tool, not part of the gateway's own code
+      const { startMockUpstream } = await import('../mock/upstream.js')
       const mock = await startMockUpstream({ record: false })
       fastify.addHook('onClose', async () => { await mock.close() })
       fastify.log.warn({ upstream: mock.url }, 'upstream is the embedded mock (demo mode)')

@@ -11,7 +11,7 @@ import { loadConfig } from '../config/load.js'
 import type { GatewayConfig } from '../config/schema.js'
 import { buildServer } from '../src/server.js'
 import { tempDir } from './tmp.js'
-import { startMockUpstream, type MockOptions, type MockUpstream } from '../src/mock/upstream.js'
+import { startMockUpstream, type MockOptions, type MockUpstream } from '../mock/upstream.js'
 
 export interface GatewayHandle {
   url: string

@@ -20,7 +20,7 @@ import Anthropic from '@anthropic-ai/sdk'
 import OpenAI, { toFile } from 'openai'
 import { Agent, request } from 'undici'
 import WebSocket from 'ws'
-import { mockEmbedding, mockPayload, startMockUpstream, type MockOptions, type MockUpstream } from '../src/mock/upstream.js'
+import { mockEmbedding, mockPayload, startMockUpstream, type MockOptions, type MockUpstream } from '../mock/upstream.js'
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url))
 const CHAT = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'hi' }] }
@@ -736,7 +736,7 @@ test('tls option serves HTTPS', async (t) => {
 })
 
 test('cli: prints one JSON line, serves, exits cleanly on SIGTERM', async (t) => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/mock/cli.ts', '--chunks', '3', '--delay-ms', '0'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'mock/cli.ts', '--chunks', '3', '--delay-ms', '0'], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'inherit']
   })

@@ -10,7 +10,7 @@
  * paths, which are measured the same way. The gateway and the pipe stay separate processes.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { MockStream, MockUpstream } from '../../src/mock/upstream.js'
+import type { MockStream, MockUpstream } from '../../mock/upstream.js'
 import type { BenchPath, Group, RunContext, Scenario } from '../context.js'
 import { openStream, percentile, sortedCopy, wideAgent, type StreamTrace } from '../load.js'
 import { MiB, rssBytes, sampleRss } from '../processes.js'

@@ -8,7 +8,7 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import OpenAI from 'openai'
 import { startGateway, startMock, type GatewayHandle } from '../helper.js'
-import type { MockUpstream } from '../../src/mock/upstream.js'
+import type { MockUpstream } from '../../mock/upstream.js'
 
 const KNOWN = 'sk-known-client-key-000000001'
 

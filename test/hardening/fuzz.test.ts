@@ -22,7 +22,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { Client } from 'undici'
 import { startGateway, startMock, type GatewayHandle } from '../helper.js'
-import type { MockUpstream } from '../../src/mock/upstream.js'
+import type { MockUpstream } from '../../mock/upstream.js'
 import { INTERNALS, stillServing } from './support.js'
 
 const RUNS = Number(process.env.HARDENING_FUZZ_RUNS ?? 600)

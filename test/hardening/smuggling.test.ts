@@ -10,7 +10,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startGateway, startMock, type GatewayHandle } from '../helper.js'
-import type { MockUpstream } from '../../src/mock/upstream.js'
+import type { MockUpstream } from '../../mock/upstream.js'
 import { INTERNALS, lastJsonBody, rawExchange, statusesOf, stillServing } from './support.js'
 
 const BODY = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'

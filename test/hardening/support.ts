@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { request } from 'undici'
-import type { MockUpstream } from '../../src/mock/upstream.js'
+import type { MockUpstream } from '../../mock/upstream.js'
 import { until } from '../poll.js'
 
 export interface RawResult {

@@ -13,7 +13,7 @@ import { request } from 'undici'
 import WebSocket from 'ws'
 import { startGateway, startMock, type GatewayHandle } from '../helper.js'
 import { until } from '../poll.js'
-import type { MockUpstream } from '../../src/mock/upstream.js'
+import type { MockUpstream } from '../../mock/upstream.js'
 import { lastJsonBody, rawExchange, statusesOf, stillServing, upstreamReleased } from './support.js'
 
 const KEY_A = 'sk-tenant-a-0000000000000000'

@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { startMock, tempDir } from '../helper.js'
 import { until } from '../poll.js'
-import type { MockUpstream } from '../../src/mock/upstream.js'
+import type { MockUpstream } from '../../mock/upstream.js'
 import { blocks, dotenv, gatewayCommand, guide, loopbackCert, startAsGuide } from './guide.js'
 import type { GatewayHandle } from '../helper.js'
 

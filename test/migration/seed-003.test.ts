@@ -11,7 +11,7 @@ import { createServer } from 'node:net'
 import { once } from 'node:events'
 import { request } from 'undici'
 import { startMock } from '../helper.js'
-import type { MockUpstream } from '../../src/mock/upstream.js'
+import type { MockUpstream } from '../../mock/upstream.js'
 import type { GatewayHandle } from '../helper.js'
 import { gatewayCommand, guide, loopbackCert, startAsGuide } from './guide.js'
 

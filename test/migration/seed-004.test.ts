@@ -11,7 +11,7 @@ import OpenAI from 'openai'
 import { request } from 'undici'
 import { parse as parseYaml } from 'yaml'
 import { startMock } from '../helper.js'
-import type { MockRequest, MockUpstream } from '../../src/mock/upstream.js'
+import type { MockRequest, MockUpstream } from '../../mock/upstream.js'
 import type { GatewayHandle } from '../helper.js'
 import { blocks, gatewayCommand, guide, startAsGuide } from './guide.js'
 

@@ -136,11 +136,13 @@ test('a body its content-encoding does not decode: a shaped 502 before anything 
       res.end(Buffer.concat([gzipSync('{}').subarray(0, 10), Buffer.from('this is not deflate data at all, sorry')]))
       return
     }
-    // a first part that decodes (flushed), then garbage
+    // a first part that decodes (flushed), then garbage once that part has left: written in one
+    // turn, both would reach the gateway as one chunk that does not decode at all
     const z = createGzip()
-    z.on('data', (c: Buffer) => res.write(c))
+    let written: Promise<void> = Promise.resolve()
+    z.on('data', (c: Buffer) => { written = new Promise(resolve => res.write(c, () => resolve())) })
     z.write(sse ? first : '{"id":"c1","padding":"' + 'x'.repeat(70000))
-    z.flush(() => res.end(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00, 0x01, 0x02])))
+    z.flush(() => { written.then(() => res.end(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00, 0x01, 0x02])), () => {}) })
   })
   for (const path of ['/v1/chat/completions', '/v1/chat/completions?stream']) {
     const early = await post(gw, path, { ...CHAT, stream: path.endsWith('stream') }, { 'accept-encoding': 'gzip' })

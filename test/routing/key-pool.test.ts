@@ -7,7 +7,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { request, FormData } from 'undici'
+import { request } from 'undici'
 import Anthropic from '@anthropic-ai/sdk'
 import { startGateway, startMock } from '../helper.js'
 import { startGatewayWithClient, startKeyGate } from './support.js'
@@ -111,9 +111,10 @@ test('no retry: other statuses, a single key, a client-mapped key, a streamed (m
   const form = new FormData()
   form.append('purpose', 'assistants')
   form.append('file', new Blob([Buffer.alloc(4096, 1)]), 'data.jsonl')
-  const upload = await request(`${gw.url}/v1/files`, { method: 'POST', body: form, headers: { 'x-mock-status': '429' } })
-  assert.equal(upload.statusCode, 429)
-  await upload.body.dump()
+  // the runtime's FormData and fetch: undici's FormData does not stream the runtime's Blob
+  const upload = await fetch(`${gw.url}/v1/files`, { method: 'POST', body: form, headers: { 'x-mock-status': '429' } })
+  assert.equal(upload.status, 429)
+  await upload.arrayBuffer()
   assert.equal(mock.count(), 1, 'a streamed body cannot be sent twice')
 
   const single = await startMock(t)

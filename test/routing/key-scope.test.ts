@@ -17,7 +17,7 @@ import { startGateway, startMock, type GatewayHandle } from '../helper.js'
 import { loadConfig } from '../../config/load.js'
 import { secretsOf } from '../../config/secrets.js'
 import { ConfigError } from '../../config/errors.js'
-import type { MockUpstream } from '../../src/mock/upstream.js'
+import type { MockUpstream } from '../../mock/upstream.js'
 import { selfSigned } from '../tls.js'
 import { tempDir } from '../tmp.js'
 

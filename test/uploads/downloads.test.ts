@@ -6,7 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import OpenAI from 'openai'
 import { request } from 'undici'
-import { mockPayload } from '../../src/mock/upstream.js'
+import { mockPayload } from '../../mock/upstream.js'
 import { startGateway, startMock } from '../helper.js'
 import { waitFor } from '../realtime/ws-helpers.js'
 

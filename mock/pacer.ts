@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import type { ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
-import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Exchange } from './exchange.js'
 import type { MockStream } from './types.js'
 
@@ -89,10 +89,12 @@ async function writeChunk (res: ServerResponse, chunk: string | Buffer, split: b
   const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
   if (buf.length < 2) return res.write(buf)
   const cut = splitPoint(buf)
-  res.write(buf.subarray(0, cut))
-  // Give the first half its own turn of the event loop so it leaves as its own packet.
-  await nextTurn(undefined, { signal })
-  return res.write(buf.subarray(cut))
+  // Each half is written once the write before it has left: writes made in one turn can leave as
+  // one HTTP chunk, and a half must be its own chunk
+  await writeFlushed(res, buf.subarray(0, cut))
+  signal.throwIfAborted()
+  await writeFlushed(res, buf.subarray(cut))
+  return true
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * Runs the mock upstream as its own process (benchmarks, demo):
  *
- *   tsx src/mock/cli.ts [--port N] [--chunks N] [--delay-ms N]
+ *   tsx mock/cli.ts [--port N] [--chunks N] [--delay-ms N]
  *
  * Prints exactly one JSON line, {"mock":"http://127.0.0.1:PORT"}, once it
  * listens, and exits cleanly on SIGTERM or SIGINT.
