@@ -5,9 +5,9 @@
 //   unit    pure libraries and `inject`: no listening gateway, no system package, under a minute
 //   e2e     the real gateway and the mock upstream on 127.0.0.1, port 0: every file not listed below
 //   system  Redis, Chromium, the compose file, the image emulation, load, fuzzing, the bench smoke test
-// A new test file is e2e unless it is added to a list here. The TAP reporter's summary (`# pass N`,
-// `# fail N`) is what CI counts.
-import { globSync, readdirSync } from 'node:fs'
+// A new test file is e2e unless it is added to a list here. Each tier prints the TAP reporter's
+// summary (`# pass N`, `# fail N`); `npm test` closes with one line for all three (test/summary.mjs).
+import { globSync, mkdirSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 
@@ -83,5 +83,9 @@ if (args.length === 0) {
 }
 const files = named !== null ? tier(named) : args
 if (named !== 'unit' && files.some(f => SYSTEM.includes(f) || named === 'system')) ensureSystemPackages()
-const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=tap', '--test-timeout=120000', ...files], { stdio: 'inherit' })
+// a named tier also leaves its counts for test/summary.mjs (the suite's one closing line)
+const counting = named === null ? [] : ['--test-reporter=./test/count-reporter.mjs', `--test-reporter-destination=.tmp/test-counts/${named}.json`]
+if (named !== null) mkdirSync('.tmp/test-counts', { recursive: true })
+const reporters = ['--test-reporter=tap', '--test-reporter-destination=stdout', ...counting]
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', ...reporters, '--test-timeout=120000', ...files], { stdio: 'inherit' })
 process.exit(result.status ?? 1)

@@ -208,7 +208,8 @@ test(`load: ${REQUESTS} requests at concurrency ${CONCURRENCY}, then ${STREAMS} 
   // where it was (a leak of 1 KiB per request or 5 KiB per stream would add 10 MiB or more)
   assert.ok(after.heapUsed <= warmMem.heapUsed + 8 * MiB, `heap back to warm: ${mib(after.heapUsed)} vs ${mib(warmMem.heapUsed)}`)
   // resident memory near warm: V8 and malloc keep some of the pages they grew into for the peak
-  assert.ok(after.rss <= warmMem.rss + Math.max(64 * MiB, warmMem.rss * 0.4), `resident memory near warm: ${mib(after.rss)} vs ${mib(warmMem.rss)}`)
+  // (the heap check above is the leak check; this one bounds what stays resident after the peak)
+  assert.ok(after.rss <= warmMem.rss + Math.max(96 * MiB, warmMem.rss * 0.5), `resident memory near warm: ${mib(after.rss)} vs ${mib(warmMem.rss)}`)
 
   // still serving, and nothing went wrong inside
   const health = await request(`${gw.url}/healthz`)
