@@ -13,7 +13,7 @@ export interface Received { data: Buffer, binary: boolean }
 export interface Closed { code: number, reason: string }
 
 /** Polls `check` until it is true; fails after `ms` (a bound, not a timing assertion). */
-export async function waitFor (check: () => boolean, what: string, ms = 5000): Promise<void> {
+export async function waitFor (check: () => boolean, what: string, ms = 15000): Promise<void> {
   const deadline = Date.now() + ms
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
