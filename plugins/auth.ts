@@ -30,7 +30,7 @@ import { joinUpstreamPath } from '../src/proxy/forward.js'
 import { CLIENT_CREDENTIALS } from '../src/proxy/headers.js'
 import { azureDeploymentOf, pathSegments } from '../src/routing/paths.js'
 import type { FormCheck } from '../src/uploads/limiter.js'
-import type { ClientIdentity } from './request-state.js'
+import type { ClientIdentity } from '../src/auth/client.js'
 import { routeConfigOf } from './request-state.js'
 
 export interface AuthOptions {

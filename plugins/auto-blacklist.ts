@@ -27,7 +27,7 @@ import { BLACKLIST_FILE, BlacklistFileWriter, loadBlacklistFile } from '../src/a
 import { BlacklistService } from '../src/abuse/blacklist-service.js'
 import { BlacklistSync } from '../src/abuse/blacklist-sync.js'
 import { ErrorCounter } from '../src/abuse/error-counter.js'
-import { blockListOf, familyOf, listHas, networkAddress, networkKey, parseRule, type AddressRule } from '../src/abuse/ip.js'
+import { blockListOf, familyOf, listHas, networkAddress, networkKey, parseRule, type AddressRule } from '../src/lib/ip.js'
 import { IpBlacklistedError } from '../src/errors.js'
 import { routeConfigOf } from './request-state.js'
 

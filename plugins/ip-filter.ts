@@ -8,7 +8,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
-import { blockListOf, listHas, parseRule, type AddressRule } from '../src/abuse/ip.js'
+import { blockListOf, listHas, parseRule, type AddressRule } from '../src/lib/ip.js'
 import { IpDeniedError } from '../src/errors.js'
 import { routeConfigOf } from './request-state.js'
 

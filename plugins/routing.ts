@@ -18,35 +18,16 @@ import fp from 'fastify-plugin'
 import { isIP } from 'node:net'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
-import type { UpstreamTarget } from './upstreams.js'
+import type { UpstreamTarget } from '../src/upstream/target.js'
 import { isSafeRequestPath, mapUpstreamPath, pathNeedsModel, pathTargetOf } from '../src/routing/paths.js'
 import { isMultipart } from '../src/uploads/limiter.js'
 import { allowList, checkTargetHost, type AllowList } from '../src/routing/target-host.js'
-import { AmbiguousHostError, InvalidPathError, NoTargetError, TargetForbiddenError, TargetHostRefusedError } from '../src/routing/errors.js'
+import { AmbiguousHostError, InvalidPathError, TargetHostRefusedError } from '../src/routing/errors.js'
 import { routeConfigOf } from './request-state.js'
-import { requireCredential } from '../src/routing/credentials.js'
+import { assertAllowed } from '../src/routing/require-target.js'
 
 export interface RoutingOptions {
   routing: GatewayConfig['routing']
-}
-
-/**
- * The request's target, for route handlers: 404 when nothing matched, 403 when the client's key
- * may not use it or has no upstream credentials for it. The check is repeated here (it is cheap) so it holds even for a route whose
- * client identity was set after this plugin's hooks.
- */
-export function requireTarget (request: FastifyRequest): UpstreamTarget {
-  const target = request.gw.target
-  if (target === null) throw new NoTargetError()
-  assertAllowed(request, target)
-  return target
-}
-
-/** The client's key may use the target, and has upstream credentials for it (src/routing/credentials.ts). */
-function assertAllowed (request: FastifyRequest, target: UpstreamTarget): void {
-  const allowed = request.gw.client?.allowedTargets
-  if (allowed !== undefined && !allowed.includes(target.name)) throw new TargetForbiddenError()
-  requireCredential(request, target)
 }
 
 /** The Host name without port or trailing dot, lower-case; '' for IP literals (they select nothing). */

@@ -24,7 +24,8 @@ import { MemoryUsageStore, type UsageStore } from '../src/usage/store.js'
 import { RedisUsageStore } from '../src/usage/redis-store.js'
 import { UsageRecorder } from '../src/usage/recorder.js'
 import { onAbandoned } from '../src/lib/abandoned.js'
-import { routeConfigOf, type ResponseStart } from './request-state.js'
+import { routeConfigOf } from './request-state.js'
+import type { ResponseStart } from '../src/proxy/state.js'
 
 export interface UsageOptions {
   usage: GatewayConfig['usage']
