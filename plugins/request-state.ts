@@ -5,17 +5,13 @@
  * the same declared shape (STYLE.md §2.3).
  */
 import fp from 'fastify-plugin'
-import type { FastifyContextConfig, FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { ClientIdentity } from '../src/auth/client.js'
 import type { GatewayState } from '../src/proxy/state.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
     gw: GatewayState
-  }
-  interface FastifyContextConfig {
-    /** public routes (health, ping) skip client authentication and rate limits */
-    public?: boolean
   }
 }
 
@@ -39,20 +35,10 @@ export function newState (): GatewayState {
     upstreamKeyName: null,
     ttfbMs: null,
     errorClass: null,
-    route: null,
     routeUrl: undefined,
     logFields: null,
     streamEnd: null
   }
-}
-
-/**
- * The matched route's config. Fastify's `request.routeOptions` getter builds a fresh twelve-field
- * object on every read, and half a dozen hooks ask on every request: it is read once, in
- * initRequestState, and kept on `request.gw`.
- */
-export function routeConfigOf (request: FastifyRequest): FastifyContextConfig | undefined {
-  return request.gw?.route ?? request.routeOptions.config
 }
 
 /**
@@ -70,9 +56,8 @@ const requestState: FastifyPluginAsync = async (fastify) => {
   // callback form, not async: an async hook costs a promise and a microtask on every request
   fastify.addHook('onRequest', function initRequestState (request, _reply, done) {
     const gw = newState()
-    const options = request.routeOptions
-    gw.route = options.config ?? null
-    gw.routeUrl = options.url
+    // Fastify's `request.routeOptions` getter builds a fresh object on every read: read once
+    gw.routeUrl = request.routeOptions.url
     request.gw = gw
     done()
   })

@@ -23,7 +23,6 @@ import { isSafeRequestPath, mapUpstreamPath, pathNeedsModel, pathTargetOf } from
 import { isMultipart } from '../src/uploads/limiter.js'
 import { allowList, checkTargetHost, type AllowList } from '../src/routing/target-host.js'
 import { AmbiguousHostError, InvalidPathError, TargetHostRefusedError } from '../src/routing/errors.js'
-import { routeConfigOf } from './request-state.js'
 import { assertAllowed } from '../src/routing/require-target.js'
 
 export interface RoutingOptions {
@@ -81,14 +80,11 @@ const routing: FastifyPluginAsync<RoutingOptions> = async (fastify, { routing: o
   // callback form: a sync lookup, no promise per request
   fastify.addHook('onRequest', function selectTarget (request, _reply, done) {
     const gw = request.gw
-    // refused before any body is read (health probes and the admin API forward nothing and route
-    // by exact match): a path a normalising upstream would read as another path, and two Host
-    // lines, where a proxy in front may have routed by the other one (RFC 9112 §3.2: 400)
-    const route = routeConfigOf(request)
-    if (route?.public !== true && route?.admin !== true) {
-      if (!isSafeRequestPath(request.url)) throw new InvalidPathError()
-      if (hostLines(request.raw.rawHeaders) > 1) throw new AmbiguousHostError()
-    }
+    // refused before any body is read: a path a normalising upstream would read as another path,
+    // and two Host lines, where a proxy in front may have routed by the other one (RFC 9112 §3.2:
+    // 400). Health probes and the admin API are outside this plugin's scope: they forward nothing
+    if (!isSafeRequestPath(request.url)) throw new InvalidPathError()
+    if (hostLines(request.raw.rawHeaders) > 1) throw new AmbiguousHostError()
     const named = pathTargetOf(request.raw)
     let target = named !== undefined ? byName.get(named) : undefined
     if (target === undefined && hosts !== null) target = hosts.match(hostnameOf(request))
@@ -99,13 +95,12 @@ const routing: FastifyPluginAsync<RoutingOptions> = async (fastify, { routing: o
   if (override === null) {
     // no X-Target-Host override: nothing to wait for, so the sync callback form
     fastify.addHook('preValidation', function authorizeTarget (request, _reply, done) {
-      if (routeConfigOf(request)?.public !== true) mapTarget(request)
+      mapTarget(request)
       done()
     })
     return
   }
   fastify.addHook('preValidation', async function authorizeTargetOverride (request) {
-    if (routeConfigOf(request)?.public === true) return
     const value = request.headers['x-target-host']
     if (value !== undefined) request.gw.target = await override.resolve(value, request.gw.target)
     mapTarget(request)

@@ -1,7 +1,7 @@
 /**
  * `GET /v1/realtime`: OpenAI's Realtime API relayed over WebSockets.
  *
- * The upgrade request goes through every root onRequest hook first (IP filter, auth, rate limit):
+ * The upgrade request goes through every onRequest hook of its scopes first (IP filter, auth, rate limit):
  * a hook that answers refuses with that HTTP status and the socket is never accepted. Then the
  * client is accepted, the upstream socket is dialled and messages flow both ways
  * (src/realtime/relay.ts). One `realtime session closed` line is logged per session and its

@@ -2,7 +2,7 @@
  * The per-request state the gateway's plugins share (`request.gw`, plugins/request-state.ts), and
  * the response hooks' view of an upstream answer: types only, so src/ can name them.
  */
-import type { FastifyContextConfig, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Readable, Transform } from 'node:stream'
 import type { ClientIdentity } from '../auth/client.js'
 import type { UpstreamTarget } from '../upstream/target.js'
@@ -68,9 +68,7 @@ export interface GatewayState {
   ttfbMs: number | null
   /** short machine-readable class of the failure, for logs and metrics */
   errorClass: string | null
-  /** the route's config (`public`, `admin`), read once: see routeConfigOf */
-  route: FastifyContextConfig | null
-  /** the matched route's URL pattern (undefined: no route matched), read with `route` */
+  /** the matched route's URL pattern (undefined: no route matched), read once per request */
   routeUrl: string | undefined
   /**
    * Fields another plugin adds to this request's access line (the usage record): one line per
