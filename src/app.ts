@@ -82,7 +82,6 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(clientIp)
   await fastify.register(caches)
   await fastify.register(redis, { redis: config.redis })
-  await fastify.register(upstreams, { upstream: config.upstream, targets: config.targets, outbound: config.outbound, secrets: SecretFilter.of(secretsOf(config)) })
   // settle, for every request: metrics first, so usage can count tokens into them; the usage
   // record joins the access line (plugins/access-log.ts, accessLineFields)
   await fastify.register(metrics, { metrics: config.metrics })
@@ -112,6 +111,9 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
 
     await checked.register(async function api (api) {
       api.setNotFoundHandler(unknownRoute)
+      // after the plugins that may stop the boot (an unusable data directory): the embedded mock
+      // upstream it may start is not left running by a failed boot
+      await api.register(upstreams, { upstream: config.upstream, targets: config.targets, outbound: config.outbound, secrets: SecretFilter.of(secretsOf(config)) })
       // target and path first: they shape every refusal's body (the target's dialect)
       await api.register(routing, { routing: config.routing })
       await api.register(auth, { auth: config.auth, mode: clientAuthMode(config), defaultTarget: config.routing.defaultTarget, refusals })
@@ -129,7 +131,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
       // last: its tap sees the answer as the client gets it
       await api.register(bodyLog, { log: config.log })
       // what the admin API and operators read lives on the root
-      expose(fastify, api, ['clientAuth', 'rateLimitStats', 'usageStore', 'contextIdStore'])
+      expose(fastify, api, ['upstreams', 'clientAuth', 'rateLimitStats', 'usageStore', 'contextIdStore'])
 
       await api.register(modelsRoutes)
       await api.register(realtimeRoutes, { realtime: config.realtime })
