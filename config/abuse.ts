@@ -4,7 +4,7 @@
  * stops the process with one line instead of silently matching nothing, and every plugin receives
  * lists it can trust. Called from `postProcess` before the config is frozen.
  */
-import { parseRule, ruleText } from '../src/abuse/ip.js'
+import { parseRule, ruleText } from '../src/lib/ip.js'
 import { ConfigError } from './errors.js'
 import type { GatewayConfig } from './schema.js'
 

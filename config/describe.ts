@@ -6,7 +6,7 @@ import type { TSchema } from '@sinclair/typebox'
 import { ConfigSchema, allOptions, sections, type GatewayConfig } from './schema.js'
 import type { OptionSpec } from './types.js'
 import { expandPath, getPath, setPath } from './paths.js'
-import { REDACTED } from '../src/logging.js'
+import { REDACTED } from '../src/lib/secret-filter.js'
 
 /** The schema at a config path, or undefined when the path is not a YAML key. */
 function schemaAt (path: string): TSchema | undefined {

@@ -21,7 +21,7 @@ import { parseFlags, FlagError, type ParsedFlag } from './flags.js'
 import { isSeed004File, convertSeed004 } from './seed004.js'
 import { postProcess } from './normalize.js'
 import { ConfigError } from './errors.js'
-import { REDACTED } from '../src/logging.js'
+import { REDACTED } from '../src/lib/secret-filter.js'
 
 export { ConfigError }
 

@@ -2,114 +2,67 @@
  * One access line per request (method, path without query, status, duration, upstream, model,
  * stream flag), also for responses cut short (`cutShort: true`), on stdout and, with BASE_PATH,
  * in the access log file, with the request's usage record merged in (one line per request, see
- * `gw.logFields`); and with `log.requests` / `log.responses` (or level debug) redacted,
- * truncated dumps of headers and bodies. An event stream is logged once it ends, as its event
- * count and assembled text, not chunk by chunk. Keys never reach these lines: credential headers
- * are masked here and every serialised line passes the logger's secret filter (src/logging.ts).
+ * `gw.logFields`). Registered at the root: every request has a line, health probes and admin
+ * calls included. A route with `config: { accessLog: 'failures' }` (the health probes) has a line
+ * only when it failed. Request and answer dumps are plugins/body-log.ts. Keys never reach these
+ * lines: every serialised line passes the logger's secret filter (src/logging.ts).
  */
 import fp from 'fastify-plugin'
-import { Transform } from 'node:stream'
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import type { GatewayConfig } from '../config/schema.js'
-import { pathOnly, redactHeaders } from '../src/logging.js'
-import type { ResponseStart } from './request-state.js'
-import { SseTap, type SseTapEvent } from '../src/lib/sse-transform.js'
-import { eventText } from '../src/lib/stream-text.js'
-import { routeConfigOf } from './request-state.js'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import { pathOnly } from '../src/logging.js'
 import { cutShort, onAbandoned } from '../src/lib/abandoned.js'
+
+/**
+ * Adds fields to a request's access line just before it is written (`gw.logFields`), whichever
+ * scope its plugin lives in: the usage record. `abandoned`: the response closed unfinished.
+ */
+export type AccessLineFields = (request: FastifyRequest, reply: FastifyReply, abandoned: boolean) => void
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** this request's access line is written */
     accessLogged: boolean
+    /** a probe's request: its line is written only when it failed (route option `accessLog`) */
+    quietWhenHealthy: boolean
+  }
+  interface FastifyInstance {
+    /** run in order before each access line; plugins in child scopes add to this root list */
+    accessLineFields: AccessLineFields[]
+  }
+  interface FastifyContextConfig {
+    /** 'failures': a line only for a failed request (health probes answer every few seconds) */
+    accessLog?: 'failures'
   }
 }
 
-export interface AccessLogOptions {
-  log: GatewayConfig['log']
+/** The route-level hook of a quiet route: set at registration, nothing per request elsewhere. */
+function markQuiet (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+  request.quietWhenHealthy = true
+  done()
 }
 
-function truncate (text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max)}… [${text.length - max} more bytes]`
+function withHook<T> (hooks: T | T[] | undefined, hook: T): T[] {
+  return hooks === undefined ? [hook] : Array.isArray(hooks) ? [...hooks, hook] : [hooks, hook]
 }
 
-/** A passive tap: copies up to `max` bytes for the debug log, passes every chunk on unchanged. */
-function bodyTap (request: FastifyRequest, max: number, level: 'info' | 'debug'): Transform {
-  const seen: Buffer[] = []
-  let size = 0
-  let total = 0
-  return new Transform({
-    transform (chunk: Buffer, _enc, cb) {
-      total += chunk.length
-      if (size < max) { seen.push(chunk); size += chunk.length }
-      cb(null, chunk)
-    },
-    flush (cb) {
-      const text = Buffer.concat(seen).toString('utf8')
-      request.log[level]({ responseBytes: total, body: truncate(text, max) }, 'response body')
-      cb()
-    }
-  })
-}
-
-/**
- * A passive tap on an event stream for the debug log: counts events and joins the text deltas
- * (up to `max` characters), and logs both once when the stream ends or its client goes away.
- */
-function streamTap (request: FastifyRequest, max: number, level: 'info' | 'debug'): Transform {
-  let events = 0
-  let text = ''
-  let textLength = 0
-  const tap = new SseTap((event: SseTapEvent) => {
-    events++
-    if (event.data === null || event.data === '[DONE]' || event.data.charCodeAt(0) !== 123 /* { */) return
-    let piece: string
-    try {
-      piece = eventText(JSON.parse(event.data))
-    } catch {
-      return
-    }
-    textLength += piece.length
-    if (text.length < max) text += piece.length <= max - text.length ? piece : piece.slice(0, max - text.length)
-  })
-  tap.once('close', () => {
-    const more = textLength - text.length
-    request.log[level]({ events, textLength, text: more > 0 ? `${text}… [${more} more characters]` : text, complete: tap.writableFinished }, 'response stream')
-  })
-  return tap
-}
-
-const accessLog: FastifyPluginAsync<AccessLogOptions> = async (fastify, { log }) => {
+const accessLog: FastifyPluginAsync = async (fastify) => {
   const accessFile = fastify.hasDecorator('logFiles') ? fastify.logFiles?.access ?? null : null
-  const debug = log.level === 'debug'
-  const logRequests = log.requests || debug
-  const logResponses = log.responses || debug
-  // asked for by name (seed 004's log_requests / log_responses): logged at info, seen at the default level
-  const requestLevel = log.requests ? 'info' : 'debug'
-  const responseLevel = log.responses ? 'info' : 'debug'
-
-  if (logRequests || logResponses) {
-    fastify.addHook('preHandler', async function debugRequest (request) {
-      if (logRequests) {
-        const body = request.gw.rawBody !== null ? truncate(request.gw.rawBody.toString('utf8'), log.bodyMaxBytes) : undefined
-        request.log[requestLevel]({ method: request.method, path: pathOnly(request.url), headers: redactHeaders(request.headers), body }, 'request')
-      }
-      if (logResponses) {
-        request.gw.responseHooks.push((start: ResponseStart) => {
-          request.log[responseLevel]({ status: start.statusCode, headers: redactHeaders(start.headers) }, 'response headers')
-          return start.isEventStream ? streamTap(request, log.bodyMaxBytes, responseLevel) : bodyTap(request, log.bodyMaxBytes, responseLevel)
-        })
-      }
-    })
-  }
-
   fastify.decorateRequest('accessLogged', false)
+  fastify.decorateRequest('quietWhenHealthy', false)
+  const fieldWriters: AccessLineFields[] = []
+  fastify.decorate('accessLineFields', fieldWriters)
 
-  function writeAccessLine (request: FastifyRequest, reply: FastifyReply, cutShort: boolean): void {
+  // per-route behaviour decided once, when the route is registered (as @fastify/rate-limit does)
+  fastify.addHook('onRoute', function quietRoutes (route: RouteOptions) {
+    if (route.config?.accessLog === 'failures') route.onRequest = withHook(route.onRequest, markQuiet)
+  })
+
+  function writeAccessLine (request: FastifyRequest, reply: FastifyReply, abandoned: boolean, cutShort: boolean): void {
     // a response can both fail ('error') and close: one line
     if (request.accessLogged) return
     request.accessLogged = true
-    if (routeConfigOf(request)?.public === true && reply.statusCode < 400 && !cutShort) return
+    for (const write of fieldWriters) write(request, reply, abandoned)
+    if (request.quietWhenHealthy && reply.statusCode < 400 && !cutShort) return
     const gw = request.gw
     const record = gw?.logFields as Record<string, unknown> | null | undefined
     let line: Record<string, unknown>
@@ -141,7 +94,7 @@ const accessLog: FastifyPluginAsync<AccessLogOptions> = async (fastify, { log })
 
   // callback form: nothing to wait for, so no promise per request
   fastify.addHook('onResponse', function accessLine (request, reply, done) {
-    writeAccessLine(request, reply, false)
+    writeAccessLine(request, reply, false, false)
     done()
   })
 
@@ -149,9 +102,8 @@ const accessLog: FastifyPluginAsync<AccessLogOptions> = async (fastify, { log })
   // (the client left mid-stream, or the upstream failed mid-body and the client's connection was
   // destroyed so it cannot take a truncated body for a whole one) only closes: without this the
   // request would leave no line at all. WebSocket sessions have their own line (realtime). The
-  // one shared 'close' listener (src/lib/abandoned.ts) runs the usage plugin's handler first, so
-  // the record is on this line too.
-  onAbandoned(fastify, (request, reply) => writeAccessLine(request, reply, cutShort(request, reply)))
+  // usage record is written first (accessLineFields), so it is on this line too.
+  onAbandoned(fastify, (request, reply) => writeAccessLine(request, reply, true, cutShort(request, reply)))
 }
 
 export default fp(accessLog, { name: 'gateway-access-log', fastify: '5.x', dependencies: ['gateway-request-state'] })

@@ -1,11 +1,8 @@
 /**
- * The admin token guard for every `/admin/*` route, wherever it is registered.
- *
- * An `onRoute` hook marks each route whose path starts with `/admin` as an admin route
- * (`config.admin`); a route elsewhere can opt in with `config: { admin: true }`. A root
- * `onRequest` hook, registered before client authentication (which skips admin routes), checks
- * the admin token on those routes. A plugin that adds admin routes (blacklist, usage, …) only has
- * to register them under the `/admin` prefix after this plugin: it cannot forget the guard.
+ * The admin token guard of the scope it is registered in: src/app.ts registers it first in the
+ * `/admin` scope (and in the scope of the metrics page), so every route there, unknown admin paths
+ * included, is checked, and no route elsewhere is. The scope is the guard: no route flag to
+ * forget, and src/app.ts refuses to boot with an `/admin` route outside that scope.
  *
  * With no admin token configured, every admin route answers 404 like an unknown route: the admin
  * API is never open (seed 001 left its cache-clear endpoint open). The token is compared in
@@ -19,7 +16,6 @@ import { AdminTokenError, NotFoundError } from '../src/errors.js'
 import { pathOnly } from '../src/logging.js'
 import type { RefusalLimit } from '../src/abuse/refusal-limit.js'
 import { presentedKeys, refuseGuessing, secretMatches, sha256 } from './auth.js'
-import { routeConfigOf } from './request-state.js'
 
 export interface AdminAuthOptions {
   /** empty → the admin API is off (404) */
@@ -30,13 +26,6 @@ export interface AdminAuthOptions {
   refusals?: RefusalLimit | null
 }
 
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** an admin route: guarded by the admin token instead of a client key */
-    admin?: boolean
-  }
-}
-
 export function isAdminPath (url: string): boolean {
   return url === '/admin' || url.startsWith('/admin/')
 }
@@ -44,13 +33,8 @@ export function isAdminPath (url: string): boolean {
 const adminAuth: FastifyPluginAsync<AdminAuthOptions> = async (fastify, { adminToken, header, refusals = null }) => {
   const expected = adminToken !== '' ? sha256(adminToken) : null
 
-  fastify.addHook('onRoute', function markAdminRoutes (route) {
-    if (isAdminPath(route.url) && route.config?.admin !== true) route.config = { ...route.config, admin: true }
-  })
-
   // callback form: a sync check, no promise per request
   fastify.addHook('onRequest', function adminGuard (request, reply, done) {
-    if (routeConfigOf(request)?.admin !== true) return done()
     if (expected === null) throw new NotFoundError(request.method, pathOnly(request.url))
     refuseGuessing(request, reply, refusals)
     if (!secretMatches(presentedKeys(request.headers, header), expected)) {

@@ -1,7 +1,8 @@
 /**
  * Client authentication: who may call the gateway, and as whom (`request.gw.client`).
  *
- * A root `onRequest` hook, so an unknown caller is refused before any body is read (STYLE.md
+ * An `onRequest` hook of the API scope (src/app.ts: health probes and the admin API, which has
+ * its own token, are outside it), so an unknown caller is refused before any body is read (STYLE.md
  * §2.4). The key is taken from every place the seeds' clients put one: `Authorization: Bearer`
  * (OpenAI SDKs, seed 000), `x-api-key` (Anthropic SDKs), `api-key` (Azure SDKs), a configured
  * header (seed 001 `DEFAULT_AUTH_HEADER`, with or without `Bearer `), and on WebSocket upgrades
@@ -30,8 +31,7 @@ import { joinUpstreamPath } from '../src/proxy/forward.js'
 import { CLIENT_CREDENTIALS } from '../src/proxy/headers.js'
 import { azureDeploymentOf, pathSegments } from '../src/routing/paths.js'
 import type { FormCheck } from '../src/uploads/limiter.js'
-import type { ClientIdentity } from './request-state.js'
-import { routeConfigOf } from './request-state.js'
+import type { ClientIdentity } from '../src/auth/client.js'
 
 export interface AuthOptions {
   auth: GatewayConfig['auth']
@@ -228,9 +228,6 @@ function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, K
   // callback form, not async: the check is sync, so no promise and microtask per request; a
   // throw (refuse) reaches Fastify's error path exactly as a rejection would
   fastify.addHook('onRequest', function authenticateClient (request, reply, done) {
-    const route = routeConfigOf(request)
-    // health probes are public; /admin/* has its own token (plugins/admin-auth.ts)
-    if (route?.public === true || route?.admin === true) return done()
     refuseGuessing(request, reply, refusals)
     const keys = presentedKeys(request.headers, settings.header)
     let entry: KeyEntry | null = null

@@ -9,7 +9,7 @@
  * response has `request.gw.upstreamStatus` set. Recording and checking use the same normal-form
  * address (`request.clientIp`), which seed 002 did not.
  *
- * The list is checked in root `onRequest` right after the address filter, from memory; it is kept
+ * The list is checked in `onRequest` right after the address filter (src/app.ts), from memory; it is kept
  * in `<dir>/black.json` (atomic writes) and, with Redis, shared with the other replicas.
  *
  * IPv6 clients are counted and blocked per network (`ipv6Subnet`, /64 by default, as the rate
@@ -27,15 +27,12 @@ import { BLACKLIST_FILE, BlacklistFileWriter, loadBlacklistFile } from '../src/a
 import { BlacklistService } from '../src/abuse/blacklist-service.js'
 import { BlacklistSync } from '../src/abuse/blacklist-sync.js'
 import { ErrorCounter } from '../src/abuse/error-counter.js'
-import { blockListOf, familyOf, listHas, networkAddress, networkKey, parseRule, type AddressRule } from '../src/abuse/ip.js'
+import { blockListOf, familyOf, listHas, networkAddress, networkKey, parseRule, type AddressRule } from '../src/lib/ip.js'
 import { IpBlacklistedError } from '../src/errors.js'
-import { routeConfigOf } from './request-state.js'
 
 export interface AutoBlacklistOptions {
   blacklist: GatewayConfig['blacklist']
   redis: GatewayConfig['redis']
-  /** health probes skip the check (ipFilter.exemptHealth) */
-  exemptPublic: boolean
   /** IPv6 clients are counted and blocked per network of this prefix length (rateLimit.ipv6Subnet) */
   ipv6Subnet: number
 }
@@ -99,7 +96,7 @@ const autoBlacklist: FastifyPluginAsync<AutoBlacklistOptions> = async (fastify, 
 
   // callback form: a sync check, no promise per request
   fastify.addHook('onRequest', function refuseBlacklisted (request, _reply, done) {
-    if (service.size === 0 || (opts.exemptPublic && routeConfigOf(request)?.public === true)) return done()
+    if (service.size === 0) return done()
     if (blocked(request.clientIp)) {
       service.stats.refused++
       throw new IpBlacklistedError()

@@ -9,7 +9,7 @@
  */
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
-import { clientIpOf } from '../src/abuse/ip.js'
+import { clientIpOf } from '../src/lib/ip.js'
 
 declare module 'fastify' {
   interface FastifyRequest {

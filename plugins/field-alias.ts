@@ -12,7 +12,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastif
 import type { GatewayConfig } from '../config/schema.js'
 import { aliasMap, mergeAliases, renameKeys, reverseAliases, TooDeepError, type AliasMap } from '../src/lib/alias-map.js'
 import { addResponseStage, askForIdentity, rewriteHook, type ResponseRewrite, type RewriteLimits } from '../src/proxy/response-rewrite.js'
-import type { ResponseHook } from './request-state.js'
+import type { ResponseHook } from '../src/proxy/state.js'
 import { JsonTooDeepError } from '../src/errors.js'
 
 export interface FieldAliasOptions {

@@ -1,6 +1,7 @@
 /**
  * Allow and deny lists of addresses and CIDR networks (IPv4 and IPv6, node:net BlockList), checked
- * first, in root `onRequest`, before anything else spends work on the request. A denied address
+ * first, in `onRequest` of the scope that holds every route but the exempt health probes
+ * (src/app.ts), before anything else spends work on the request. A denied address
  * gets a 403 in the client's SDK shape. A non-empty allowlist denies every address not on it.
  * Seed 004 compared exact strings against a header anyone could set; here the lists hold
  * networks and are matched against the trusted client address.
@@ -8,9 +9,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
-import { blockListOf, listHas, parseRule, type AddressRule } from '../src/abuse/ip.js'
+import { blockListOf, listHas, parseRule, type AddressRule } from '../src/lib/ip.js'
 import { IpDeniedError } from '../src/errors.js'
-import { routeConfigOf } from './request-state.js'
 
 export interface IpFilterOptions {
   ipFilter: GatewayConfig['ipFilter']
@@ -45,7 +45,6 @@ const ipFilter: FastifyPluginAsync<IpFilterOptions> = async (fastify, { ipFilter
 
   // callback form (a sync check needs no promise); a throw here reaches Fastify like done(err)
   fastify.addHook('onRequest', function filterClientAddress (request, _reply, done) {
-    if (opts.exemptHealth && routeConfigOf(request)?.public === true) return done()
     const ip = request.clientIp
     if (denied(ip)) {
       request.log.debug({ clientIp: ip }, 'client address refused by the address filter')

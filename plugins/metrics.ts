@@ -16,7 +16,7 @@ import { GatewayMetrics } from '../src/metrics/gateway-metrics.js'
 import { routeLabel } from '../src/metrics/routes.js'
 import { pathOnly } from '../src/logging.js'
 import { cutShort, onAbandoned } from '../src/lib/abandoned.js'
-import type { ResponseStart } from './request-state.js'
+import type { ResponseStart } from '../src/proxy/state.js'
 
 export interface MetricsOptions {
   metrics: GatewayConfig['metrics']

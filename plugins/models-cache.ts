@@ -22,38 +22,11 @@ import { addTargetHeaders, joinUpstreamPath, upstreamIdentityFor, upstreamKeyFor
 import { CLIENT_CREDENTIALS, clientResponseHeaders, upstreamRequestHeaders } from '../src/proxy/headers.js'
 import { classifyUpstreamError, type UpstreamFailure } from '../src/proxy/upstream-errors.js'
 import { checkedBody, ERROR_BODY_BOUND, isErrorStatus } from '../src/proxy/answer-check.js'
-import type { UpstreamTarget } from './upstreams.js'
+import type { UpstreamTarget } from '../src/upstream/target.js'
+import type { ListResult, ModelList, ModelsCache } from '../src/models/list.js'
 
 export interface ModelsCacheOptions {
   models: GatewayConfig['models']
-}
-
-/** One upstream answer to a model list request, as stored and replayed. */
-export interface ModelList {
-  status: number
-  /** upstream headers as the first client saw them */
-  headers: Record<string, string | string[]>
-  contentType: string
-  body: Buffer
-  /** the parsed JSON object, when the body was one */
-  json: Record<string, unknown> | null
-  /** `data[]` items by id: OpenAI and Anthropic lists both have this shape */
-  byId: Map<string, unknown>
-  storedAt: number
-}
-
-export type ListResult =
-  | { ok: true, list: ModelList, hit: boolean }
-  | { ok: false, failure: UpstreamFailure }
-
-export interface ModelsCache {
-  /** The model list at `path` for this request's target and credential: cached, or fetched once. */
-  list: (request: FastifyRequest, target: UpstreamTarget, path: string) => Promise<ListResult>
-  /** The cached list at `path`, if there is one (never fetches). */
-  peek: (request: FastifyRequest, target: UpstreamTarget, path: string) => ModelList | undefined
-  size: () => number
-  /** Empties the cache (in-flight fetches are not stored afterwards); returns the entries dropped. */
-  clear: () => number
 }
 
 declare module 'fastify' {

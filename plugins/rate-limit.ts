@@ -6,8 +6,9 @@
  * replica enforces the same limit, else in the plugin's bounded in-memory LRU (its LocalStore,
  * called directly from a sync hook: the same counting without the limiter's promises).
  *
- * The limiter runs in a root onRequest hook rather than per route, so it also covers the 404
- * handler (scanners) and WebSocket upgrades, and public routes (/healthz, /ping) are skipped.
+ * The limiter runs in an onRequest hook of the API scope rather than per route, so it also covers
+ * the 404 handler (scanners, src/app.ts) and WebSocket upgrades; health probes and the admin API
+ * are outside that scope.
  * Answers carry the gateway's own names (`x-gateway-ratelimit-limit`, …-remaining, …-reset) and
  * OpenAI's (`x-ratelimit-limit-requests`, …-remaining-…, …-reset-…), the latter replacing an
  * upstream's except on its 429; a refusal is a 429 in the client's SDK shape with `Retry-After`.
@@ -28,10 +29,10 @@ import { createRequire } from 'node:module'
 import fastifyRateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
-import { networkKey } from '../src/abuse/ip.js'
+import { networkKey } from '../src/lib/ip.js'
 import { InFlight } from '../src/abuse/in-flight.js'
 import { ConcurrencyLimitError, RateLimitedError, RateLimitUnavailableError } from '../src/errors.js'
-import { keyedClient, routeConfigOf } from './request-state.js'
+import { keyedClient } from './request-state.js'
 
 export interface RateLimitPluginOptions {
   rateLimit: GatewayConfig['rateLimit']
@@ -145,7 +146,6 @@ const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { 
     let counted: { current: number, ttl: number } | null = null
     const take = (_err: Error | null, res: { current: number, ttl: number }): void => { counted = res }
     fastify.addHook('onRequest', function enforceRateLimit (request, reply, done) {
-      if (routeConfigOf(request)?.public === true) return done()
       const key = keyOf(request)
       const max = maxOf(request)
       const timeWindow = windowOf(request)
@@ -180,7 +180,6 @@ const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { 
     }
 
     fastify.addHook('onRequest', async function enforceRateLimitShared (request, reply) {
-      if (routeConfigOf(request)?.public === true) return
       // a stalled Redis would make every request wait for the command timeout
       if (health.bypassed) return unavailable(reply)
       let result
@@ -211,7 +210,6 @@ function capConcurrency (fastify: FastifyInstance, inFlight: InFlight, maxConcur
   }
   // callback form: a sync decision, no promise per request
   fastify.addHook('onRequest', function capInFlight (request, reply, done) {
-    if (routeConfigOf(request)?.public === true) return done()
     const cap = keyedClient(request)?.maxConcurrent ?? maxConcurrent
     if (cap === 0) return done()
     const scope = keyOf(request)

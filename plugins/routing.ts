@@ -18,35 +18,15 @@ import fp from 'fastify-plugin'
 import { isIP } from 'node:net'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
-import type { UpstreamTarget } from './upstreams.js'
+import type { UpstreamTarget } from '../src/upstream/target.js'
 import { isSafeRequestPath, mapUpstreamPath, pathNeedsModel, pathTargetOf } from '../src/routing/paths.js'
 import { isMultipart } from '../src/uploads/limiter.js'
 import { allowList, checkTargetHost, type AllowList } from '../src/routing/target-host.js'
-import { AmbiguousHostError, InvalidPathError, NoTargetError, TargetForbiddenError, TargetHostRefusedError } from '../src/routing/errors.js'
-import { routeConfigOf } from './request-state.js'
-import { requireCredential } from '../src/routing/credentials.js'
+import { AmbiguousHostError, InvalidPathError, TargetHostRefusedError } from '../src/routing/errors.js'
+import { assertAllowed } from '../src/routing/require-target.js'
 
 export interface RoutingOptions {
   routing: GatewayConfig['routing']
-}
-
-/**
- * The request's target, for route handlers: 404 when nothing matched, 403 when the client's key
- * may not use it or has no upstream credentials for it. The check is repeated here (it is cheap) so it holds even for a route whose
- * client identity was set after this plugin's hooks.
- */
-export function requireTarget (request: FastifyRequest): UpstreamTarget {
-  const target = request.gw.target
-  if (target === null) throw new NoTargetError()
-  assertAllowed(request, target)
-  return target
-}
-
-/** The client's key may use the target, and has upstream credentials for it (src/routing/credentials.ts). */
-function assertAllowed (request: FastifyRequest, target: UpstreamTarget): void {
-  const allowed = request.gw.client?.allowedTargets
-  if (allowed !== undefined && !allowed.includes(target.name)) throw new TargetForbiddenError()
-  requireCredential(request, target)
 }
 
 /** The Host name without port or trailing dot, lower-case; '' for IP literals (they select nothing). */
@@ -100,14 +80,11 @@ const routing: FastifyPluginAsync<RoutingOptions> = async (fastify, { routing: o
   // callback form: a sync lookup, no promise per request
   fastify.addHook('onRequest', function selectTarget (request, _reply, done) {
     const gw = request.gw
-    // refused before any body is read (health probes and the admin API forward nothing and route
-    // by exact match): a path a normalising upstream would read as another path, and two Host
-    // lines, where a proxy in front may have routed by the other one (RFC 9112 §3.2: 400)
-    const route = routeConfigOf(request)
-    if (route?.public !== true && route?.admin !== true) {
-      if (!isSafeRequestPath(request.url)) throw new InvalidPathError()
-      if (hostLines(request.raw.rawHeaders) > 1) throw new AmbiguousHostError()
-    }
+    // refused before any body is read: a path a normalising upstream would read as another path,
+    // and two Host lines, where a proxy in front may have routed by the other one (RFC 9112 §3.2:
+    // 400). Health probes and the admin API are outside this plugin's scope: they forward nothing
+    if (!isSafeRequestPath(request.url)) throw new InvalidPathError()
+    if (hostLines(request.raw.rawHeaders) > 1) throw new AmbiguousHostError()
     const named = pathTargetOf(request.raw)
     let target = named !== undefined ? byName.get(named) : undefined
     if (target === undefined && hosts !== null) target = hosts.match(hostnameOf(request))
@@ -118,13 +95,12 @@ const routing: FastifyPluginAsync<RoutingOptions> = async (fastify, { routing: o
   if (override === null) {
     // no X-Target-Host override: nothing to wait for, so the sync callback form
     fastify.addHook('preValidation', function authorizeTarget (request, _reply, done) {
-      if (routeConfigOf(request)?.public !== true) mapTarget(request)
+      mapTarget(request)
       done()
     })
     return
   }
   fastify.addHook('preValidation', async function authorizeTargetOverride (request) {
-    if (routeConfigOf(request)?.public === true) return
     const value = request.headers['x-target-host']
     if (value !== undefined) request.gw.target = await override.resolve(value, request.gw.target)
     mapTarget(request)

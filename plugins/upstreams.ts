@@ -12,71 +12,15 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { LRUCache } from 'lru-cache'
-import type { LookupFunction } from 'node:net'
 import type { Agent, Dispatcher } from 'undici'
 import type { GatewayConfig } from '../config/schema.js'
 import { inferProvider, normalizeKeys, type TargetConfig } from '../config/sections/targets.js'
 import { KeyPool } from '../src/routing/key-pool.js'
 import { createDispatcher, resolveProxy, type OutboundSettings } from '../src/routing/outbound.js'
-import { compileRewrites, type AzureRouting, type PathRewrite } from '../src/routing/paths.js'
+import { compileRewrites } from '../src/routing/paths.js'
 import { pinnedLookup } from '../src/routing/target-host.js'
 import type { SecretFilter } from '../src/lib/secret-filter.js'
-
-export type Provider = 'openai' | 'anthropic' | 'azure' | 'openai-compatible'
-
-export interface UpstreamTarget {
-  name: string
-  /** scheme://host[:port] */
-  origin: string
-  /** host[:port] as written in URLs, lower-case (what X-Target-Host is compared with) */
-  authority: string
-  /** path prefix from the configured URL, without trailing slash ('' for none) */
-  basePath: string
-  provider: Provider
-  /** upstream keys; empty → client credentials pass through */
-  keys: string[]
-  /** the same keys as a pool (round robin, weights, 401 cool-down); null when there are none */
-  pool: KeyPool | null
-  /** configured extra request headers; they replace the client's of the same name */
-  headers: Record<string, string> | null
-  /** provider defaults, sent only when the client did not send the header */
-  defaultHeaders: Record<string, string> | null
-  rewrites: readonly PathRewrite[] | null
-  azure: AzureRouting | null
-  /** Host prefixes that select this target (seed 002's `openai.api.`) */
-  hostPrefixes: readonly string[]
-  dispatcher: Dispatcher
-  /** the outbound proxy this target is reached through, null = direct */
-  proxyUrl: string | null
-  /**
-   * The DNS lookup every connection to this target must use (the pinned, SSRF-checked lookup of a
-   * checked `X-Target-Host` host), also for the realtime dial; through a proxy the tunnel goes to
-   * the address it returns; null = the system's (or the proxy's)
-   */
-  lookup: LookupFunction | null
-  /** extra trusted CA file (PEM) for this target, '' for none: also used by the realtime dial */
-  caFile: string
-  firstByteTimeoutMs: number
-  idleTimeoutMs: number
-  /**
-   * Every configured secret, removed from this target's answers (headers, error bodies) before a
-   * client sees them (src/proxy/answer-check.ts); null when none is configured
-   */
-  secrets: SecretFilter | null
-}
-
-export interface Upstreams {
-  /** the `upstream` section */
-  default: UpstreamTarget
-  /** every target by name, `default` first, in config order */
-  byName: Map<string, UpstreamTarget>
-  /**
-   * A target for a host named by `X-Target-Host` that is no configured target: no keys (the
-   * client's credentials pass through). `checked` hosts passed the SSRF check and are connected
-   * through the pinned lookup; exact allowlist entries are trusted as configured.
-   */
-  forHost: (authority: string, checked: boolean) => UpstreamTarget
-}
+import type { Provider, UpstreamTarget, Upstreams } from '../src/upstream/target.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -23,8 +23,7 @@ import { isObject, takesStreamOptions, usageDialect } from '../src/usage/tokens.
 import { MemoryUsageStore, type UsageStore } from '../src/usage/store.js'
 import { RedisUsageStore } from '../src/usage/redis-store.js'
 import { UsageRecorder } from '../src/usage/recorder.js'
-import { onAbandoned } from '../src/lib/abandoned.js'
-import { routeConfigOf, type ResponseStart } from './request-state.js'
+import type { ResponseStart } from '../src/proxy/state.js'
 
 export interface UsageOptions {
   usage: GatewayConfig['usage']
@@ -46,16 +45,12 @@ declare module 'fastify' {
     /** token usage of this request's response, for requests to LLM endpoints */
     responseUsage: ResponseUsage | null
     usageRecorded: boolean
+    /** an API request (set by the API scope's request class; undefined elsewhere) */
+    usageScoped: boolean | undefined
   }
 }
 
 const INCLUDE_USAGE = '"stream_options":{"include_usage":true}'
-
-/** Health probes and admin routes are not API usage. */
-function skipped (request: FastifyRequest): boolean {
-  const config = routeConfigOf(request)
-  return request.headers.upgrade !== undefined || config?.public === true || config?.admin === true
-}
 
 /**
  * Asks for usage in an OpenAI stream whose client did not (the record needs it); the client's own
@@ -86,6 +81,9 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
     return
   }
   fastify.decorateRequest('usageRecorded', false)
+  // true for the requests of this plugin's scope, the API's, from the scope's own request class
+  // (health probes and admin calls are not usage): decided at registration, not per request
+  fastify.decorateRequest('usageScoped', true)
 
   const store: UsageStore = opts.redis != null
     ? new RedisUsageStore(opts.redis, {
@@ -156,14 +154,12 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
     recorder.record(record, false)
   }
 
-  // refusals end here too: onResponse runs whichever onRequest hook threw
-  fastify.addHook('onResponse', function recordUsage (request, reply, done) {
-    if (!skipped(request)) writeRecord(request, reply, false)
-    done()
+  // The record goes on the access line, which the root writes for every request: written just
+  // before it, at the end of the response (refusals too) or when the client went away (the tokens
+  // seen so far count). A realtime session has its own record.
+  fastify.accessLineFields.push(function recordUsage (request, reply, abandoned) {
+    if (request.usageScoped === true && request.headers.upgrade === undefined) writeRecord(request, reply, abandoned)
   })
-
-  // a client that goes away ends the request without onResponse; the tokens seen so far count
-  onAbandoned(fastify, (request, reply) => { if (!skipped(request)) writeRecord(request, reply, true) })
 }
 
-export default fp(usagePlugin, { name: 'gateway-usage', fastify: '5.x', dependencies: ['gateway-request-state'] })
+export default fp(usagePlugin, { name: 'gateway-usage', fastify: '5.x', dependencies: ['gateway-request-state', 'gateway-access-log'] })

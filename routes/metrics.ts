@@ -1,6 +1,6 @@
 /**
  * `GET /metrics` (or `metrics.path`) on the main listener, for Prometheus, behind the admin token
- * (`config.admin`: the shared guard in plugins/admin-auth.ts; 404 without a configured token).
+ * (registered in the admin scope, src/app.ts: plugins/admin-auth.ts; 404 without a configured token).
  * Not registered when metrics are off or served on their own listener (`metrics.separate`).
  */
 import type { FastifyPluginAsync } from 'fastify'
@@ -14,7 +14,6 @@ const metricsRoute: FastifyPluginAsync<MetricsRouteOptions> = async (fastify, { 
   const metrics = fastify.metrics
   if (metrics === null || opts.separate) return
   fastify.get(opts.path, {
-    config: { admin: true },
     // a scrape every few seconds is not worth an access line
     logLevel: 'warn'
   }, async function scrape (_request, reply) {

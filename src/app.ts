@@ -1,10 +1,20 @@
 /**
- * The application plugin: registers plugins/ in their fixed order, then routes/, from the validated
- * config. Order matters and is explicit: request state first, then cheap refusals (IP, auth, rate
- * limit) before anything reads a body, then the routes they cover (STYLE.md §1.2).
+ * The application plugin: registers plugins/ and routes/ from the validated config, in scopes
+ * rather than behind route flags (STYLE.md §1.2):
+ * - the root holds what applies to every request: request state, client address, the access
+ *   line and metrics;
+ * - the address lists, the automatic blacklist and CORS hold every route but the health probes
+ *   when `ipFilter.exemptHealth` exempts them;
+ * - health probes are bare: no auth, no limits;
+ * - the admin scope holds every admin route (and the metrics page) behind its guard; the boot
+ *   fails when an `/admin` route is registered anywhere else;
+ * - the API scope registers its hook plugins once (authentication, rate limit, routing,
+ *   transforms, usage, upload limits) and holds the API routes and the not-found handler, so an
+ *   unknown path is refused like an API call (address, auth, limits) before its 404.
+ * Within a scope, order is explicit: cheap refusals before anything reads a body.
  */
 import fp from 'fastify-plugin'
-import type { FastifyError, FastifyPluginAsync } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import { clientAuthMode } from '../config/sections/auth.js'
 import idleMemory from '../plugins/idle-memory.js'
@@ -18,10 +28,11 @@ import autoBlacklist from '../plugins/auto-blacklist.js'
 import upstreams from '../plugins/upstreams.js'
 import routing from '../plugins/routing.js'
 import auth from '../plugins/auth.js'
-import adminAuth from '../plugins/admin-auth.js'
+import adminAuth, { isAdminPath } from '../plugins/admin-auth.js'
 import rateLimit from '../plugins/rate-limit.js'
 import modelsCache from '../plugins/models-cache.js'
 import accessLog from '../plugins/access-log.js'
+import bodyLog from '../plugins/body-log.js'
 import contextId from '../plugins/context-id.js'
 import fieldAlias from '../plugins/field-alias.js'
 import uploadLimits from '../plugins/upload-limits.js'
@@ -61,12 +72,8 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     return reply.code(shaped.status).send(errorBody(request.url, shaped, request.gw?.target?.provider))
   })
 
-  fastify.setNotFoundHandler(function unknownRoute (request, reply) {
-    const shaped = shapeError(new NotFoundError(request.method, request.url.split('?')[0]))
-    return reply.code(404).send(errorBody(request.url, shaped))
-  })
-
   await fastify.register(requestState)
+  refuseStrayAdminRoutes(fastify)
   await fastify.register(idleMemory, { idleMs: config.server.idleGcMs })
   // the server's one WebSocket mechanism (STYLE.md §3.4). Registered before every hook plugin:
   // its onRequest hook marks upgrade requests, and its onResponse closes the socket of an upgrade
@@ -75,43 +82,103 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(clientIp)
   await fastify.register(caches)
   await fastify.register(redis, { redis: config.redis })
-  // cheapest refusals first: address lists, then the automatic blacklist
-  await fastify.register(ipFilter, { ipFilter: config.ipFilter })
-  await fastify.register(autoBlacklist, { blacklist: config.blacklist, redis: config.redis, exemptPublic: config.ipFilter.exemptHealth, ipv6Subnet: config.rateLimit.ipv6Subnet })
-  // a browser preflight carries no credentials: answered before authentication, but after the
-  // address checks, so a denied or blacklisted address gets no answer but its 403
-  await fastify.register(cors, { cors: config.cors })
-  await fastify.register(upstreams, { upstream: config.upstream, targets: config.targets, outbound: config.outbound, secrets: SecretFilter.of(secretsOf(config)) })
-  await fastify.register(routing, { routing: config.routing })
+  // settle, for every request: metrics first, so usage can count tokens into them; the usage
+  // record joins the access line (plugins/access-log.ts, accessLineFields)
+  await fastify.register(metrics, { metrics: config.metrics })
+  await fastify.register(accessLog)
+
   // refused keys and admin tokens count per address against the rate limit (key guessing)
   const rl = config.rateLimit
   const refusals = rl.enabled ? new RefusalLimit({ max: rl.max, windowMs: rl.windowMs, ipv6Subnet: rl.ipv6Subnet, maxTracked: rl.maxTracked }) : null
-  // the admin guard runs before client authentication, which leaves admin routes to it
-  await fastify.register(adminAuth, { adminToken: config.auth.adminToken, header: config.auth.header, refusals })
-  await fastify.register(auth, { auth: config.auth, mode: clientAuthMode(config), defaultTarget: config.routing.defaultTarget, refusals })
-  // after auth (which sets request.gw.client), before every route
-  // the smallest upstream pool is the one a client's in-flight cap must stay below
-  const poolSize = Math.min(config.upstream.connections, ...Object.values(config.targets).map(t => t.connections ?? config.upstream.connections))
-  await fastify.register(rateLimit, { rateLimit: config.rateLimit, keyPrefix: config.redis.keyPrefix, poolSize })
-  await fastify.register(modelsCache, { models: config.models })
-  // body transforms: context-id first on requests (client names), aliases nearest the upstream
-  const limits = { maxJsonBytes: config.transforms.maxJsonBytes, maxEventSize: config.transforms.maxEventSize, held: new HeldBytes(config.transforms.maxHeldJsonBytes) }
-  await fastify.register(contextId, { contextId: config.transforms.contextId, limits, redis: fastify.redis, redisHealth: fastify.redisHealth, keyPrefix: config.redis.keyPrefix })
-  await fastify.register(fieldAlias, { transforms: config.transforms, limits })
-  await fastify.register(uploadLimits, { uploads: config.uploads })
-  // observability: metrics first, so usage can count tokens into them
-  await fastify.register(metrics, { metrics: config.metrics })
-  await fastify.register(usage, { usage: config.usage, maxEventSize: config.transforms.maxEventSize, redis: fastify.redis, redisKeyPrefix: config.redis.keyPrefix })
-  await fastify.register(accessLog, { log: config.log })
+  const exemptHealth = config.ipFilter.exemptHealth
 
-  await fastify.register(health)
-  await fastify.register(adminRoutes, { prefix: '/admin' })
-  await fastify.register(blacklistRoutes)
-  await fastify.register(usageRoute, { usage: config.usage })
-  await fastify.register(metricsRoute, { metrics: config.metrics })
-  await fastify.register(modelsRoutes)
-  await fastify.register(realtimeRoutes, { realtime: config.realtime })
-  await fastify.register(proxyRoutes)
+  if (exemptHealth) {
+    await fastify.register(async function exemptProbes (probes) {
+      await probes.register(cors, { cors: config.cors })
+      await probes.register(health)
+    })
+  }
+
+  await fastify.register(async function addressChecked (checked) {
+    // cheapest refusals first: address lists, then the automatic blacklist
+    await checked.register(ipFilter, { ipFilter: config.ipFilter })
+    await checked.register(autoBlacklist, { blacklist: config.blacklist, redis: config.redis, ipv6Subnet: config.rateLimit.ipv6Subnet })
+    // a browser preflight carries no credentials: answered before authentication, but after the
+    // address checks, so a denied or blacklisted address gets no answer but its 403
+    await checked.register(cors, { cors: config.cors })
+    expose(fastify, checked, ['blacklist'])
+    if (!exemptHealth) await checked.register(health)
+
+    await checked.register(async function api (api) {
+      api.setNotFoundHandler(unknownRoute)
+      // after the plugins that may stop the boot (an unusable data directory): the embedded mock
+      // upstream it may start is not left running by a failed boot
+      await api.register(upstreams, { upstream: config.upstream, targets: config.targets, outbound: config.outbound, secrets: SecretFilter.of(secretsOf(config)) })
+      // target and path first: they shape every refusal's body (the target's dialect)
+      await api.register(routing, { routing: config.routing })
+      await api.register(auth, { auth: config.auth, mode: clientAuthMode(config), defaultTarget: config.routing.defaultTarget, refusals })
+      // after auth (which sets request.gw.client), before every route
+      // the smallest upstream pool is the one a client's in-flight cap must stay below
+      const poolSize = Math.min(config.upstream.connections, ...Object.values(config.targets).map(t => t.connections ?? config.upstream.connections))
+      await api.register(rateLimit, { rateLimit: config.rateLimit, keyPrefix: config.redis.keyPrefix, poolSize })
+      await api.register(modelsCache, { models: config.models })
+      // body transforms: context-id first on requests (client names), aliases nearest the upstream
+      const limits = { maxJsonBytes: config.transforms.maxJsonBytes, maxEventSize: config.transforms.maxEventSize, held: new HeldBytes(config.transforms.maxHeldJsonBytes) }
+      await api.register(contextId, { contextId: config.transforms.contextId, limits, redis: fastify.redis, redisHealth: fastify.redisHealth, keyPrefix: config.redis.keyPrefix })
+      await api.register(fieldAlias, { transforms: config.transforms, limits })
+      await api.register(uploadLimits, { uploads: config.uploads })
+      await api.register(usage, { usage: config.usage, maxEventSize: config.transforms.maxEventSize, redis: fastify.redis, redisKeyPrefix: config.redis.keyPrefix })
+      // last: its tap sees the answer as the client gets it
+      await api.register(bodyLog, { log: config.log })
+      // what the admin API and operators read lives on the root
+      expose(fastify, api, ['upstreams', 'clientAuth', 'rateLimitStats', 'usageStore', 'contextIdStore'])
+
+      await api.register(modelsRoutes)
+      await api.register(realtimeRoutes, { realtime: config.realtime })
+      await api.register(proxyRoutes)
+    })
+
+    await checked.register(async function admin (scope) {
+      adminScopes.add(scope)
+      await scope.register(adminAuth, { adminToken: config.auth.adminToken, header: config.auth.header, refusals })
+      await scope.register(adminRoutes, { prefix: '/admin' })
+      await scope.register(blacklistRoutes)
+      await scope.register(usageRoute, { usage: config.usage })
+      await scope.register(metricsRoute, { metrics: config.metrics })
+    })
+  })
+}
+
+function unknownRoute (request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const shaped = shapeError(new NotFoundError(request.method, request.url.split('?')[0]))
+  return reply.code(404).send(errorBody(request.url, shaped))
+}
+
+/** Decorations of a scope's plugins that code outside the scope reads (admin routes, operators, tests). */
+function expose (root: FastifyInstance, scope: FastifyInstance, names: ReadonlyArray<keyof FastifyInstance & string>): void {
+  for (const name of names) root.decorate(name, scope[name] as never)
+}
+
+/** The admin scopes: an instance, or a plugin instance created inside one. */
+const adminScopes = new WeakSet<FastifyInstance>()
+
+function inAdminScope (instance: FastifyInstance): boolean {
+  for (let i: object | null = instance; i !== null; i = Object.getPrototypeOf(i)) {
+    if (adminScopes.has(i as FastifyInstance)) return true
+  }
+  return false
+}
+
+/**
+ * An admin route outside the admin scope would have no guard: the boot fails instead. Plugin
+ * instances inherit from the instance that registered them, so the scope is found by walking up.
+ */
+function refuseStrayAdminRoutes (fastify: FastifyInstance): void {
+  fastify.addHook('onRoute', function adminRoutesInAdminScope (this: FastifyInstance, route) {
+    if (isAdminPath(route.url) && !inAdminScope(this)) {
+      throw new Error(`${route.method.toString()} ${route.url} is an admin route outside the admin scope: register it in the admin scope of src/app.ts, behind its guard`)
+    }
+  })
 }
 
 export default fp(app, { name: 'gateway-app', fastify: '5.x' })

@@ -13,7 +13,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import { Ajv } from 'ajv'
 import { parseEntry } from '../../src/abuse/blacklist.js'
-import { canonicalIp } from '../../src/abuse/ip.js'
+import { canonicalIp } from '../../src/lib/ip.js'
 import { InvalidAddressError, InvalidBlacklistEntryError, NotBlacklistedError } from '../../src/errors.js'
 
 const AddBody = Type.Object({

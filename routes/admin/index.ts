@@ -1,6 +1,6 @@
 /**
- * The admin API under `/admin`. Every route here (and any `/admin/*` route registered elsewhere)
- * is guarded by the admin token through plugins/admin-auth.ts; without a token it answers 404.
+ * The admin API under `/admin`. Every route here, and every other admin route, lives in the admin
+ * scope (src/app.ts), guarded by the admin token (plugins/admin-auth.ts); without a token it answers 404.
  *
  * - `POST /admin/cache/clear` → `{"cleared":{"<cache>":<entries>,…}}`, every registered cache.
  * - `GET /admin/keys` → the client keys' names and settings, never the keys or their hashes.

@@ -19,7 +19,7 @@ const usageRoute: FastifyPluginAsync<UsageRouteOptions> = async (fastify, { usag
   if (store === null) return
   const retentionMs = settings.retentionHours * 3_600_000
 
-  fastify.get('/admin/usage', { config: { admin: true } }, async function usageTotals (request) {
+  fastify.get('/admin/usage', async function usageTotals (request) {
     let query
     try {
       query = parseUsageQuery(request.query as Record<string, unknown>, Date.now(), retentionMs)

@@ -9,11 +9,11 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { ModelNotAllowedError } from '../../src/errors.js'
 import { forward } from '../../src/proxy/forward.js'
 import { addUpstreamHeaders, yieldLimitHeaders } from '../../src/proxy/headers.js'
-import { requireTarget } from '../../plugins/routing.js'
+import { requireTarget } from '../../src/routing/require-target.js'
 import { registerProxyBodyParsers } from '../../src/proxy/body.js'
 import { pathOnly } from '../../src/logging.js'
-import type { ModelList } from '../../plugins/models-cache.js'
-import type { UpstreamTarget } from '../../plugins/upstreams.js'
+import type { ModelList } from '../../src/models/list.js'
+import type { UpstreamTarget } from '../../src/upstream/target.js'
 
 /** The list path a `…/models/{id}` path belongs to. */
 export function listPathOf (upstreamPath: string): string {

@@ -7,7 +7,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { forward } from '../../src/proxy/forward.js'
 import { registerProxyBodyParsers } from '../../src/proxy/body.js'
-import { requireTarget } from '../../plugins/routing.js'
+import { requireTarget } from '../../src/routing/require-target.js'
 
 const proxyRoutes: FastifyPluginAsync = async (fastify) => {
   registerProxyBodyParsers(fastify)

@@ -1,7 +1,7 @@
 /**
  * `GET /v1/realtime`: OpenAI's Realtime API relayed over WebSockets.
  *
- * The upgrade request goes through every root onRequest hook first (IP filter, auth, rate limit):
+ * The upgrade request goes through every onRequest hook of its scopes first (IP filter, auth, rate limit):
  * a hook that answers refuses with that HTTP status and the socket is never accepted. Then the
  * client is accepted, the upstream socket is dialled and messages flow both ways
  * (src/realtime/relay.ts). One `realtime session closed` line is logged per session and its
@@ -13,11 +13,11 @@ import { rootCertificates } from 'node:tls'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { GatewayConfig } from '../../config/schema.js'
-import type { ClientIdentity } from '../../plugins/request-state.js'
-import type { UpstreamTarget } from '../../plugins/upstreams.js'
+import type { ClientIdentity } from '../../src/auth/client.js'
+import type { UpstreamTarget } from '../../src/upstream/target.js'
 import { UpgradeRequiredError } from '../../src/errors.js'
 import { upstreamKeyFor } from '../../src/proxy/forward.js'
-import { requireTarget } from '../../plugins/routing.js'
+import { requireTarget } from '../../src/routing/require-target.js'
 import { HttpsProxyAgent } from 'https-proxy-agent'
 import { keyFromProtocols, offeredProtocols, upstreamProtocols } from '../../src/realtime/protocols.js'
 import { thrownSummary } from '../../src/lib/guarded.js'

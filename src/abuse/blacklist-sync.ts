@@ -20,9 +20,9 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
-import type { RedisHealth } from '../../plugins/redis.js'
+import type { RedisHealth } from '../redis/health.js'
 import { parseEntry, type Blacklist, type BlacklistEntry } from './blacklist.js'
-import { canonicalIp } from './ip.js'
+import { canonicalIp } from '../lib/ip.js'
 
 type Change = { op: 'add', entry: BlacklistEntry } | { op: 'remove', ip: string }
 

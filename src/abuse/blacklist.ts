@@ -4,7 +4,7 @@
  * (the file, Redis, the admin API) pass through `parseEntry`, so a hand edit cannot smuggle in a
  * malformed address or date.
  */
-import { canonicalIp } from './ip.js'
+import { canonicalIp } from '../lib/ip.js'
 
 export interface BlacklistEntry {
   /** normal-form address */

@@ -10,7 +10,7 @@
  */
 import { LRUCache } from 'lru-cache'
 import type { Redis } from 'ioredis'
-import type { RedisHealth } from '../../plugins/redis.js'
+import type { RedisHealth } from '../redis/health.js'
 
 /** INCR, and start the window on the first error. */
 const COUNT_SCRIPT = `

@@ -10,7 +10,7 @@
  * check runs before every authentication, where a Redis round trip would cost every request.
  */
 import { LRUCache } from 'lru-cache'
-import { networkKey } from './ip.js'
+import { networkKey } from '../lib/ip.js'
 
 export interface RefusalLimitOptions {
   /** refusals allowed per window (rateLimit.max) */

@@ -13,7 +13,7 @@ import { asTransform, changesBody, isChunkStage, runStages, type ChunkStage } fr
 import { bodyReadable, DISCARD, UpstreamExchange, type UpstreamAnswer } from './exchange.js'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
-import type { UpstreamTarget } from '../../plugins/upstreams.js'
+import type { UpstreamTarget } from '../upstream/target.js'
 import { addUpstreamHeaders, clientResponseHeaders, isEventStream, upstreamRequestHeaders, yieldLimitHeaders } from './headers.js'
 import { checkedBody, ERROR_BODY_BOUND, holdBody, isErrorStatus } from './answer-check.js'
 import type { SecretFilter } from '../lib/secret-filter.js'
@@ -22,7 +22,7 @@ import { UpstreamProtocolError, errorBody, isAnthropicPath, isStreamedBodyRefusa
 import { isRetryableFailure, noteKeyRefused, switchKey } from '../routing/failover.js'
 import { mapUpstreamPath } from '../routing/paths.js'
 import { configuredHeadersFor, requireCredential } from '../routing/credentials.js'
-import type { ClientIdentity } from '../../plugins/request-state.js'
+import type { ClientIdentity } from '../auth/client.js'
 import { acceptsCoding, decodableCoding, decoderFor } from './response-rewrite.js'
 import { StreamEndWatch } from '../lib/stream-end.js'
 

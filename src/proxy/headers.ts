@@ -3,7 +3,7 @@
  */
 import type { FastifyReply } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
-import type { Provider } from '../../plugins/upstreams.js'
+import type { Provider } from '../upstream/target.js'
 import type { SecretFilter } from '../lib/secret-filter.js'
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus the ones undici sets itself. */

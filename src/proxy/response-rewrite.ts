@@ -9,7 +9,7 @@
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 import type { Transform } from 'node:stream'
 import type { FastifyRequest } from 'fastify'
-import type { GatewayState, ResponseHook, ResponseStart } from '../../plugins/request-state.js'
+import type { GatewayState, ResponseHook, ResponseStart } from './state.js'
 import { JsonRewriteStream, type HeldBytes } from '../lib/json-transform.js'
 import { SseRewriteStream, SseRewriter, type SseEventRewriter } from '../lib/sse-transform.js'
 import type { ChunkStage } from './chunk-stages.js'

@@ -15,8 +15,8 @@
  *   credentials.
  */
 import type { FastifyRequest } from 'fastify'
-import type { ClientIdentity } from '../../plugins/request-state.js'
-import type { UpstreamTarget } from '../../plugins/upstreams.js'
+import type { ClientIdentity } from '../auth/client.js'
+import type { UpstreamTarget } from '../upstream/target.js'
 import type { KeyPool } from './key-pool.js'
 import { UpstreamKeyScopeError } from './errors.js'
 

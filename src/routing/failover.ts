@@ -6,7 +6,7 @@
  * A 401 sets the key aside for the pool's cool-down; logs name keys, never show them.
  */
 import type { FastifyRequest } from 'fastify'
-import type { UpstreamTarget } from '../../plugins/upstreams.js'
+import type { UpstreamTarget } from '../upstream/target.js'
 import { credentialHeaders } from '../proxy/headers.js'
 import type { KeyPool, PoolKey } from './key-pool.js'
 

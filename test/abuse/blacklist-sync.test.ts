@@ -12,7 +12,7 @@ import { pino } from 'pino'
 import type { Redis } from 'ioredis'
 import { BlacklistSync } from '../../src/abuse/blacklist-sync.js'
 import { Blacklist, type BlacklistEntry } from '../../src/abuse/blacklist.js'
-import { RedisHealth } from '../../plugins/redis.js'
+import { RedisHealth } from '../../src/redis/health.js'
 
 const ENTRY: BlacklistEntry = { ip: '203.0.113.50', reason: 'abuse report', addedAt: '2026-11-23T00:00:00.000Z', expiresAt: null }
 

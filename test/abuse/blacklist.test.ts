@@ -16,7 +16,7 @@ import { Blacklist, newEntry } from '../../src/abuse/blacklist.js'
 import { BlacklistService } from '../../src/abuse/blacklist-service.js'
 import { BlacklistFileWriter } from '../../src/abuse/blacklist-file.js'
 import { writeFileAtomic } from '../../src/atomic-write.js'
-import { RedisHealth } from '../../plugins/redis.js'
+import { RedisHealth } from '../../src/redis/health.js'
 
 const TOKEN = 'admin-token-for-tests-1'
 const silent = pino({ level: 'silent' })

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { canonicalIp, clientIpOf, networkKey, parseRule, ruleText } from '../../src/abuse/ip.js'
+import { canonicalIp, clientIpOf, networkKey, parseRule, ruleText } from '../../src/lib/ip.js'
 import { loadConfig, ConfigError } from '../../config/load.js'
 import { tempDir } from '../tmp.js'
 

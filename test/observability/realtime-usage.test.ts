@@ -8,6 +8,7 @@ import Fastify from 'fastify'
 import { captureLogs } from '../helper.js'
 import requestState from '../../plugins/request-state.js'
 import metrics from '../../plugins/metrics.js'
+import accessLog from '../../plugins/access-log.js'
 import usage from '../../plugins/usage.js'
 import { loadConfig } from '../../config/load.js'
 import { tempDir } from '../tmp.js'
@@ -19,6 +20,8 @@ test('a realtime session: one record, response.done usages summed, gauge up and 
   t.after(() => fastify.close())
   await fastify.register(requestState)
   await fastify.register(metrics, { metrics: config.metrics })
+  // the usage record joins the access line
+  await fastify.register(accessLog)
   await fastify.register(usage, { usage: config.usage, maxEventSize: 1 << 20 })
   // stands in for the relay: what it would do over a session's life
   fastify.get('/v1/realtime', async (request) => {

@@ -8,7 +8,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import type { TestContext } from 'node:test'
 import type { FastifyRequest } from 'fastify'
-import type { ClientIdentity } from '../../plugins/request-state.js'
+import type { ClientIdentity } from '../../src/auth/client.js'
 import { startGateway, type GatewayHandle, type GatewayInput } from '../helper.js'
 
 async function listen (server: Server, t: TestContext, sockets: Set<Socket>): Promise<string> {

@@ -1,0 +1,27 @@
+/**
+ * The checks between a request and its target, shared by the routing plugin (before any body is
+ * read) and the route handlers (plugins/routing.ts chose the target; routes/ ask for it here).
+ */
+import type { FastifyRequest } from 'fastify'
+import type { UpstreamTarget } from '../upstream/target.js'
+import { requireCredential } from './credentials.js'
+import { NoTargetError, TargetForbiddenError } from './errors.js'
+
+/**
+ * The request's target, for route handlers: 404 when nothing matched, 403 when the client's key
+ * may not use it or has no upstream credentials for it. The check is repeated here (it is cheap) so it holds even for a route whose
+ * client identity was set after the routing plugin's hooks.
+ */
+export function requireTarget (request: FastifyRequest): UpstreamTarget {
+  const target = request.gw.target
+  if (target === null) throw new NoTargetError()
+  assertAllowed(request, target)
+  return target
+}
+
+/** The client's key may use the target, and has upstream credentials for it (src/routing/credentials.ts). */
+export function assertAllowed (request: FastifyRequest, target: UpstreamTarget): void {
+  const allowed = request.gw.client?.allowedTargets
+  if (allowed !== undefined && !allowed.includes(target.name)) throw new TargetForbiddenError()
+  requireCredential(request, target)
+}
