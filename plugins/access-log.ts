@@ -2,7 +2,7 @@
  * One access line per request (method, path without query, status, duration, upstream, model,
  * stream flag), also for responses cut short (`cutShort: true`), on stdout and, with BASE_PATH,
  * in the access log file, with the request's usage record merged in (one line per request, see
- * `gw.logFields`). Registered at the root: every request has a line, health probes and admin
+ * `request.outcome.record`). Registered at the root: every request has a line, health probes and admin
  * calls included. A route with `config: { accessLog: 'failures' }` (the health probes) has a line
  * only when it failed. Request and answer dumps are plugins/body-log.ts. Keys never reach these
  * lines: every serialised line passes the logger's secret filter (src/logging.ts).
@@ -10,10 +10,11 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { pathOnly } from '../src/logging.js'
+import type { UpstreamPlan } from '../src/upstream/plan.js'
 import { cutShort, onAbandoned } from '../src/lib/abandoned.js'
 
 /**
- * Adds fields to a request's access line just before it is written (`gw.logFields`), whichever
+ * Adds fields to a request's access line just before it is written (`request.outcome.record`), whichever
  * scope its plugin lives in: the usage record. `abandoned`: the response closed unfinished.
  */
 export type AccessLineFields = (request: FastifyRequest, reply: FastifyReply, abandoned: boolean) => void
@@ -63,14 +64,14 @@ const accessLog: FastifyPluginAsync = async (fastify) => {
     request.accessLogged = true
     for (const write of fieldWriters) write(request, reply, abandoned)
     if (request.quietWhenHealthy && reply.statusCode < 400 && !cutShort) return
-    const gw = request.gw
-    const record = gw?.logFields as Record<string, unknown> | null | undefined
+    const plan = request.upstream as UpstreamPlan | null
+    const record = request.outcome?.record as Record<string, unknown> | null | undefined
     let line: Record<string, unknown>
     if (record !== null && record !== undefined) {
       // the usage record has every field of the access line (the same status and duration
       // rules) but the target's name under `upstream`: it becomes the line, no second object
       line = record
-      line.upstream = gw.target?.name
+      line.upstream = plan?.target?.name
       if (cutShort) line.cutShort = true
     } else {
       line = {
@@ -79,12 +80,12 @@ const accessLog: FastifyPluginAsync = async (fastify) => {
         // nothing was answered: nginx's "client closed request" rather than a 200 never sent
         status: cutShort && !reply.raw.headersSent ? 499 : reply.statusCode,
         durationMs: Math.round(reply.elapsedTime * 10) / 10,
-        upstream: gw?.target?.name,
-        model: gw?.model ?? undefined,
-        stream: gw?.json !== null ? gw?.stream : undefined,
-        client: gw?.client?.name,
+        upstream: plan?.target?.name,
+        model: plan?.model ?? undefined,
+        stream: request.proxyBody?.json != null ? request.proxyBody.wantsStream : undefined,
+        client: request.client?.name,
         // an upstream failure mid-body was classified before the socket was cut; else the client left
-        errorClass: gw?.errorClass ?? (cutShort ? 'client_abort' : undefined)
+        errorClass: request.outcome?.errorClass ?? (cutShort ? 'client_abort' : undefined)
       }
       if (cutShort) line.cutShort = true
     }

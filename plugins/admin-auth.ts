@@ -40,7 +40,7 @@ const adminAuth: FastifyPluginAsync<AdminAuthOptions> = async (fastify, { adminT
     if (!secretMatches(presentedKeys(request.headers, header), expected)) {
       refusals?.record(request.clientIp)
       reply.header('www-authenticate', 'Bearer')
-      request.gw.errorClass = 'invalid_admin_token'
+      request.outcome.errorClass = 'invalid_admin_token'
       throw new AdminTokenError()
     }
     done()

@@ -1,5 +1,5 @@
 /**
- * Client authentication: who may call the gateway, and as whom (`request.gw.client`).
+ * Client authentication: who may call the gateway, and as whom (`request.client`).
  *
  * An `onRequest` hook of the API scope (src/app.ts: health probes and the admin API, which has
  * its own token, are outside it), so an unknown caller is refused before any body is read (STYLE.md
@@ -27,9 +27,8 @@ import {
   AuthRefusalsLimitedError, EndpointNotAllowedError, FormUncheckableError, InvalidApiKeyError, ModelNotAllowedError, ModelUncheckableError,
   PathUncheckableError, isAnthropicPath
 } from '../src/errors.js'
-import { joinUpstreamPath } from '../src/proxy/forward.js'
 import { CLIENT_CREDENTIALS } from '../src/proxy/headers.js'
-import { azureDeploymentOf, pathSegments } from '../src/routing/paths.js'
+import { azureDeploymentOf, joinUpstreamPath, pathSegments } from '../src/routing/paths.js'
 import type { FormCheck } from '../src/uploads/limiter.js'
 import type { ClientIdentity } from '../src/auth/client.js'
 
@@ -208,7 +207,7 @@ export function refuseGuessing (request: FastifyRequest, reply: FastifyReply, re
   const seconds = Math.ceil(waitMs / 1000)
   reply.header('retry-after', String(seconds))
   reply.header('retry-after-ms', String(Math.ceil(waitMs)))
-  request.gw.errorClass = 'auth_refusals_limited'
+  request.outcome.errorClass = 'auth_refusals_limited'
   throw new AuthRefusalsLimitedError(seconds)
 }
 
@@ -216,7 +215,7 @@ function refuse (request: FastifyRequest, reply: FastifyReply, reason: string, r
   refusals?.record(request.clientIp)
   // OpenAI clients expect the challenge; Anthropic's API does not send one
   if (!isAnthropicPath(request.url)) reply.header('www-authenticate', 'Bearer')
-  request.gw.errorClass = reason
+  request.outcome.errorClass = reason
   throw new InvalidApiKeyError()
 }
 
@@ -234,7 +233,7 @@ function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, K
     for (const key of keys) entry ??= lookupKey(table, key)
     if (entry === null) {
       if (settings.passThroughUnknown) {
-        request.gw.client = unknownIdentity
+        request.client = unknownIdentity
         return done()
       }
       request.log.debug({ presented: keys.length }, 'client key refused')
@@ -244,21 +243,21 @@ function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, K
       request.log.info({ client: entry.identity.name }, 'disabled client key refused')
       refuse(request, reply, 'disabled_api_key', refusals)
     }
-    request.gw.client = entry.identity
+    request.client = entry.identity
     done()
   })
 
   // keys are fixed at boot: with no model list on any key there is nothing to enforce
   if (!settings.keys.some(k => k.allowedModels !== undefined)) return
   fastify.addHook('preHandler', function enforceAllowedModels (request, _reply, done) {
-    const allowed = request.gw.client?.allowedModels
+    const allowed = request.client?.allowedModels
     if (allowed === undefined) return done()
     const path = upstreamPathOf(request)
     assertEndpointCheckable(request, path.api)
     assertModelCheckable(request)
-    const model = request.gw.model
+    const model = request.upstream.model
     if (model !== null && !allowed.includes(model)) {
-      request.gw.errorClass = 'model_not_allowed'
+      request.outcome.errorClass = 'model_not_allowed'
       throw new ModelNotAllowedError(model.length > MAX_MODEL_IN_MESSAGE ? `${model.slice(0, MAX_MODEL_IN_MESSAGE)}…` : model)
     }
     // after the model: an Azure path mapped from a model that is not allowed names that model
@@ -277,24 +276,24 @@ function addClientChecks (fastify: FastifyInstance, table: ReadonlyMap<string, K
  * look (src/uploads/form-framing.ts).
  */
 export function formModelCheck (request: FastifyRequest): FormCheck | null {
-  const allowed = request.gw.client?.allowedModels
+  const allowed = request.client?.allowedModels
   if (allowed === undefined) return null
   let seen = false
   return {
     field (name, value) {
       if (name.length !== 5 || name.toLowerCase() !== 'model') return null
       if (seen) {
-        request.gw.errorClass = 'model_not_checkable'
+        request.outcome.errorClass = 'model_not_checkable'
         return new ModelUncheckableError()
       }
       seen = true
-      request.gw.model = value
+      request.upstream.model = value
       if (allowed.includes(value)) return null
-      request.gw.errorClass = 'model_not_allowed'
+      request.outcome.errorClass = 'model_not_allowed'
       return new ModelNotAllowedError(value.length > MAX_MODEL_IN_MESSAGE ? `${value.slice(0, MAX_MODEL_IN_MESSAGE)}…` : value)
     },
     unreadable () {
-      request.gw.errorClass = 'model_not_checkable'
+      request.outcome.errorClass = 'model_not_checkable'
       return new FormUncheckableError()
     }
   }
@@ -315,22 +314,22 @@ function hasBody (request: FastifyRequest): boolean {
  * model field is checked while the form streams: `formModelCheck`.)
  */
 function assertModelCheckable (request: FastifyRequest): void {
-  const gw = request.gw
-  // a realtime session names its model in the query (routes/v1/realtime.ts sets gw.model): exactly
+  // a realtime session names its model in the query (routes/v1/realtime.ts sets it): exactly
   // once, since upstream frameworks differ on which of two values they take. Only a real upgrade
   // (the server's 'upgrade' event, which @fastify/websocket marks) on the realtime route: an
   // `Upgrade` header on any other request changes nothing about where its model is
-  if (request.ws && gw.routeUrl === REALTIME_ROUTE) {
+  if (request.ws && request.routeUrl === REALTIME_ROUTE) {
     const q = request.url.indexOf('?')
     if (q === -1 || new URLSearchParams(request.url.slice(q + 1)).getAll('model').length !== 1) throw new ModelUncheckableError()
     return
   }
-  if (gw.rawBody === null) {
+  const body = request.proxyBody
+  if (body?.raw == null) {
     const type = request.headers['content-type']
     if (hasBody(request) && !(typeof type === 'string' && /^multipart\/form-data\b/i.test(type))) throw new ModelUncheckableError()
     return
   }
-  const json = gw.json
+  const json = body.json
   if (json === null) return
   if ('model' in json && typeof json.model !== 'string') throw new ModelUncheckableError()
   for (const key in json) if (key.length === 5 && key !== 'model' && key.toLowerCase() === 'model') throw new ModelUncheckableError()
@@ -348,7 +347,7 @@ const UNCHECKED_ENDPOINTS = ['batches', 'messages/batches', 'realtime/client_sec
 
 /** The path a request is sent upstream, as upstreams read it (see upstreamPathOf). */
 interface UpstreamPath {
-  /** the API path (`gw.upstreamPath`), in segments */
+  /** the API path (`request.upstream.path`), in segments */
   api: string[]
   /** the same with the target's base path: what the upstream gets */
   sent: string[]
@@ -357,17 +356,17 @@ interface UpstreamPath {
 }
 
 /**
- * For a restricted key, the path the routing chose (`gw.upstreamPath`, what the upstream gets)
+ * For a restricted key, the path the routing chose (`request.upstream.path`, what the upstream gets)
  * read as upstreams read it (`pathSegments`: decoded); a path they may read otherwise is a 400.
  */
 function upstreamPathOf (request: FastifyRequest): UpstreamPath {
-  const gw = request.gw
-  const target = gw.target
-  const path = gw.upstreamPath !== '' ? gw.upstreamPath : request.url
+  const plan = request.upstream
+  const target = plan.target
+  const path = plan.path !== '' ? plan.path : plan.apiPath
   const api = pathSegments(path)
   const sent = target !== null && target.basePath !== '' ? pathSegments(joinUpstreamPath(target.basePath, path)) : api
   if (api === null || sent === null) {
-    gw.errorClass = 'model_not_checkable'
+    request.outcome.errorClass = 'model_not_checkable'
     throw new PathUncheckableError()
   }
   const q = path.indexOf('?')
@@ -382,7 +381,7 @@ function assertEndpointCheckable (request: FastifyRequest, api: readonly string[
   const endpoint = rest.join('/').toLowerCase()
   const closed = UNCHECKED_ENDPOINTS.find(e => endpoint === e || endpoint.startsWith(`${e}/`))
   if (closed === undefined) return
-  request.gw.errorClass = 'endpoint_not_allowed'
+  request.outcome.errorClass = 'endpoint_not_allowed'
   throw new EndpointNotAllowedError(`/v1/${closed}`)
 }
 
@@ -398,9 +397,9 @@ function assertDeploymentsAllowed (request: FastifyRequest, allowed: readonly st
 }
 
 function assertDeploymentAllowed (request: FastifyRequest, allowed: readonly string[], named: string): void {
-  const deployments = request.gw.target?.azure?.deployments
+  const deployments = request.upstream.target?.azure?.deployments
   if (allowed.some(model => (deployments?.get(model) ?? model) === named)) return
-  request.gw.errorClass = 'model_not_allowed'
+  request.outcome.errorClass = 'model_not_allowed'
   throw new ModelNotAllowedError(named.length > MAX_MODEL_IN_MESSAGE ? `${named.slice(0, MAX_MODEL_IN_MESSAGE)}…` : named)
 }
 

@@ -6,7 +6,7 @@
  * Errors are the gateway's own refusals of bad requests: authentication failures (401), unknown
  * paths (404) and malformed requests (400). An upstream's answer passed through (a bad model name,
  * a revoked upstream key, an upstream outage) is not the client's abuse and never counts: such a
- * response has `request.gw.upstreamStatus` set. Recording and checking use the same normal-form
+ * response has `request.outcome.status` set. Recording and checking use the same normal-form
  * address (`request.clientIp`), which seed 002 did not.
  *
  * The list is checked in `onRequest` right after the address filter (src/app.ts), from memory; it is kept
@@ -116,7 +116,7 @@ const autoBlacklist: FastifyPluginAsync<AutoBlacklistOptions> = async (fastify, 
     const status = reply.statusCode
     if (!counted.has(status)) return
     // an upstream's own answer, passed through, is not the client's fault
-    if ((request.gw?.upstreamStatus ?? 0) !== 0) return
+    if ((request.outcome.status ?? 0) !== 0) return
     const ip = request.clientIp
     if (listHas(ignore, ip) || blocked(ip)) return
     countError(request, ip, status).catch((err: unknown) => {
@@ -129,7 +129,7 @@ const autoBlacklist: FastifyPluginAsync<AutoBlacklistOptions> = async (fastify, 
     const errors = await counter.record(network)
     if (errors < cfg.threshold) return
     await counter.reset(network)
-    const reason = `${errors} errors within ${cfg.windowMs} ms${network !== ip ? ` from ${network}` : ''}; last: ${status} ${request.gw?.errorClass ?? ''}`.trim()
+    const reason = `${errors} errors within ${cfg.windowMs} ms${network !== ip ? ` from ${network}` : ''}; last: ${status} ${request.outcome.errorClass ?? ''}`.trim()
     if (await service.addAutomatic(newEntry(networkAddress(ip, opts.ipv6Subnet), reason, cfg.ttlMs > 0 ? cfg.ttlMs : null))) {
       request.log.warn({ clientIp: ip, blocked: network, errors, windowMs: cfg.windowMs, ttlMs: cfg.ttlMs || undefined }, 'address blacklisted')
     }

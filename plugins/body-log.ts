@@ -11,7 +11,7 @@ import { Transform } from 'node:stream'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import { pathOnly, redactHeaders } from '../src/logging.js'
-import type { ResponseStart } from '../src/proxy/state.js'
+import type { ResponseStart } from '../src/proxy/stages.js'
 import { SseTap, type SseTapEvent } from '../src/lib/sse-transform.js'
 import { eventText } from '../src/lib/stream-text.js'
 
@@ -77,20 +77,25 @@ const bodyLog: FastifyPluginAsync<BodyLogOptions> = async (fastify, { log }) => 
   const requestLevel = log.requests ? 'info' : 'debug'
   const responseLevel = log.responses ? 'info' : 'debug'
 
-  if (logRequests || logResponses) {
+  if (logRequests) {
     fastify.addHook('preHandler', async function debugRequest (request) {
-      if (logRequests) {
-        const body = request.gw.rawBody !== null ? truncate(request.gw.rawBody.toString('utf8'), log.bodyMaxBytes) : undefined
-        request.log[requestLevel]({ method: request.method, path: pathOnly(request.url), headers: redactHeaders(request.headers), body }, 'request')
-      }
-      if (logResponses) {
-        request.gw.responseHooks.push((start: ResponseStart) => {
-          request.log[responseLevel]({ status: start.statusCode, headers: redactHeaders(start.headers) }, 'response headers')
-          return start.isEventStream ? streamTap(request, log.bodyMaxBytes, responseLevel) : bodyTap(request, log.bodyMaxBytes, responseLevel)
-        })
+      const raw = request.proxyBody?.raw
+      const body = raw != null ? truncate(raw.toString('utf8'), log.bodyMaxBytes) : undefined
+      request.log[requestLevel]({ method: request.method, path: pathOnly(request.url), headers: redactHeaders(request.headers), body }, 'request')
+    })
+  }
+  if (logResponses) {
+    // last of the near-client stages (this plugin is registered last): it sees what the client gets
+    fastify.forwarder.addStage({
+      name: 'body-log',
+      position: 'near-client',
+      make (start: ResponseStart) {
+        const request = start.request
+        request.log[responseLevel]({ status: start.statusCode, headers: redactHeaders(start.headers) }, 'response headers')
+        return start.isEventStream ? streamTap(request, log.bodyMaxBytes, responseLevel) : bodyTap(request, log.bodyMaxBytes, responseLevel)
       }
     })
   }
 }
 
-export default fp(bodyLog, { name: 'gateway-body-log', fastify: '5.x', dependencies: ['gateway-request-state'] })
+export default fp(bodyLog, { name: 'gateway-body-log', fastify: '5.x', dependencies: ['gateway-request-state', 'gateway-forwarder'] })

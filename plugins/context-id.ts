@@ -13,9 +13,10 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastif
 import type { GatewayConfig } from '../config/schema.js'
 import { MemoryContextStore, RedisContextStore, type ContextStore, type RedisBreaker, type RedisLike } from '../src/lib/context-store.js'
 import { ContextTagFilter, conversationKey, injectChain, tagHeaderKey } from '../src/lib/context-tags.js'
-import { addResponseStage, askForIdentity, rewriteHook, type ResponseRewrite, type RewriteLimits } from '../src/proxy/response-rewrite.js'
+import { askForIdentity, rewriteHook, type ResponseRewrite, type RewriteLimits } from '../src/proxy/response-rewrite.js'
 import { CLIENT_CREDENTIALS } from '../src/proxy/headers.js'
-import { keyedClient } from './request-state.js'
+import type { ProxyBody } from '../src/proxy/proxy-body.js'
+import { keyedClient } from '../src/auth/client.js'
 
 export interface ContextIdOptions {
   contextId: GatewayConfig['transforms']['contextId']
@@ -48,8 +49,12 @@ function presentedCredential (request: FastifyRequest): string | null {
   return null
 }
 
+/** The conversation a request belongs to, kept from its request hook for its response stage. */
+const kConversation = Symbol('context-id conversation')
+type Conversing = FastifyRequest & { [kConversation]: string | null }
+
 export function requestConversationKey (request: FastifyRequest): string {
-  const scope = { client: keyedClient(request)?.name, credential: presentedCredential(request), ip: request.ip }
+  const scope = { client: keyedClient(request.client)?.name, credential: presentedCredential(request), ip: request.ip }
   return conversationKey(scope, tagHeaderKey(request.raw.headersDistinct))
 }
 
@@ -62,6 +67,7 @@ const contextId: FastifyPluginAsync<ContextIdOptions> = async (fastify: FastifyI
     ? new RedisContextStore(opts.redis, { ttlMs: opts.contextId.ttlMs, prefix: `${opts.keyPrefix ?? 'llm-gateway:'}context-id:`, breaker: opts.redisHealth })
     : new MemoryContextStore(opts.contextId)
   fastify.decorate('contextIdStore', store)
+  fastify.decorateRequest(kConversation, null)
   fastify.caches.register('contextIds', async () => await store.clear())
   if (store.kind === 'redis' && opts.contextId.ttlMs === 0) {
     fastify.log.warn('context-id chains are kept in Redis without a TTL: set transforms.contextId.ttlMs (or a Redis maxmemory policy) to bound them')
@@ -84,15 +90,19 @@ const contextId: FastifyPluginAsync<ContextIdOptions> = async (fastify: FastifyI
    * or response changed it meanwhile (see context-store.ts): concurrent requests of one
    * conversation never leave it empty or overwrite a newer upstream tag.
    */
-  async function injectStoredChain (request: FastifyRequest, key: string, messages: unknown[]): Promise<void> {
+  async function injectStoredChain (request: FastifyRequest, key: string, body: ProxyBody): Promise<void> {
     let stored: string | undefined
     try {
       stored = await store.get(key)
     } catch (err) {
       request.log.warn({ err }, 'context id store unavailable; request sent without a stored chain')
     }
-    const { chain, changed } = injectChain(messages, stored)
-    if (changed) request.gw.bodyChanged = true
+    let chain = ''
+    body.edit((json) => {
+      const injected = injectChain(json.messages as unknown[], stored)
+      chain = injected.chain
+      return injected.changed
+    })
     if (chain === '' || chain === stored) return
     try {
       await store.compareAndSet(key, stored, chain)
@@ -103,15 +113,21 @@ const contextId: FastifyPluginAsync<ContextIdOptions> = async (fastify: FastifyI
 
   fastify.addHook('preHandler', async function contextIdRequest (request) {
     if (request.headers.upgrade !== undefined) return // WebSockets are left alone
-    const gw = request.gw
     const key = requestConversationKey(request)
     // only requests that carry a conversation take part: an embeddings call no longer wipes it
-    if (request.method === 'POST' && gw.json !== null && Array.isArray(gw.json.messages)) {
-      await injectStoredChain(request, key, gw.json.messages)
+    const body = request.proxyBody
+    if (request.method === 'POST' && body !== null && Array.isArray(body.json?.messages)) {
+      await injectStoredChain(request, key, body)
     }
     askForIdentity(request)
-    addResponseStage(gw, rewriteHook('context-id', opts.limits, () => responseRewrite(request, key)))
+    ;(request as Conversing)[kConversation] = key
   })
+
+  const rewrite = rewriteHook('context-id', opts.limits, (start) => {
+    const key = (start.request as Conversing)[kConversation]
+    return key === null ? null : responseRewrite(start.request, key)
+  })
+  fastify.forwarder.addStage({ name: 'context-id', position: 'near-client', make: rewrite })
 }
 
-export default fp(contextId, { name: 'gateway-context-id', fastify: '5.x', dependencies: ['gateway-request-state', 'gateway-caches'] })
+export default fp(contextId, { name: 'gateway-context-id', fastify: '5.x', dependencies: ['gateway-request-state', 'gateway-caches', 'gateway-forwarder'] })

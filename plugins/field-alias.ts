@@ -11,8 +11,8 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import { aliasMap, mergeAliases, renameKeys, reverseAliases, TooDeepError, type AliasMap } from '../src/lib/alias-map.js'
-import { addResponseStage, askForIdentity, rewriteHook, type ResponseRewrite, type RewriteLimits } from '../src/proxy/response-rewrite.js'
-import type { ResponseHook } from '../src/proxy/state.js'
+import { askForIdentity, rewriteHook, type ResponseRewrite, type RewriteLimits } from '../src/proxy/response-rewrite.js'
+import type { StageMaker } from '../src/proxy/stages.js'
 import { JsonTooDeepError } from '../src/errors.js'
 
 export interface FieldAliasOptions {
@@ -25,7 +25,7 @@ interface Maps {
   forward: AliasMap
   /** null when responses are not renamed back */
   reverse: AliasMap | null
-  hook: ResponseHook | null
+  hook: StageMaker | null
 }
 
 function buildMaps (forward: AliasMap, reverse: boolean, limits: RewriteLimits): Maps {
@@ -55,32 +55,36 @@ const fieldAlias: FastifyPluginAsync<FieldAliasOptions> = async (fastify: Fastif
 
   /** The target may be chosen by a routing plugin before this hook; without one it is the default. */
   function mapsFor (request: FastifyRequest): Maps {
-    const name = request.gw.target?.name ?? fastify.upstreams.default.name
+    const name = request.upstream.target?.name ?? fastify.upstreams.default.name
     return byTarget.get(name) ?? globalMaps
   }
 
   fastify.addHook('preHandler', async function renameFieldAliases (request) {
-    const gw = request.gw
+    const body = request.proxyBody
     const maps = mapsFor(request)
-    if (gw.json !== null && maps.forward.size > 0) {
+    if (body?.json != null && maps.forward.size > 0) {
       let renamed
       try {
-        renamed = renameKeys(gw.json, maps.forward)
+        renamed = renameKeys(body.json, maps.forward)
       } catch (err) {
         if (err instanceof TooDeepError) throw new JsonTooDeepError()
         throw err
       }
-      if (renamed.changed) {
-        gw.json = renamed.value as Record<string, unknown>
-        gw.bodyChanged = true
-      }
+      if (renamed.changed) body.replace(renamed.value as Record<string, unknown>)
     }
-    if (maps.hook !== null && request.headers.upgrade === undefined) {
-      askForIdentity(request)
-      // closest to the upstream: the upstream's names are translated before other stages read them
-      addResponseStage(gw, maps.hook, true)
+    // renamed back: the answer must come readable
+    if (maps.hook !== null && request.headers.upgrade === undefined) askForIdentity(request)
+  })
+
+  // closest to the upstream: the upstream's names are translated before other stages read them
+  fastify.forwarder.addStage({
+    name: 'field-alias',
+    position: 'near-upstream',
+    make (start) {
+      const hook = mapsFor(start.request).hook
+      return hook === null ? null : hook(start)
     }
   })
 }
 
-export default fp(fieldAlias, { name: 'gateway-field-alias', fastify: '5.x', dependencies: ['gateway-request-state', 'gateway-upstreams'] })
+export default fp(fieldAlias, { name: 'gateway-field-alias', fastify: '5.x', dependencies: ['gateway-request-state', 'gateway-upstreams', 'gateway-forwarder'] })

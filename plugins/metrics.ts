@@ -16,7 +16,8 @@ import { GatewayMetrics } from '../src/metrics/gateway-metrics.js'
 import { routeLabel } from '../src/metrics/routes.js'
 import { pathOnly } from '../src/logging.js'
 import { cutShort, onAbandoned } from '../src/lib/abandoned.js'
-import type { ResponseStart } from '../src/proxy/state.js'
+import type { ResponseStart } from '../src/proxy/stages.js'
+import type { Outcome } from '../src/proxy/outcome.js'
 
 export interface MetricsOptions {
   metrics: GatewayConfig['metrics']
@@ -42,20 +43,20 @@ function observeEnd (metrics: GatewayMetrics, request: FastifyRequest, reply: Fa
   if ((request.metricsFlags & COUNTED) !== 0) return
   request.metricsFlags |= COUNTED
   if ((request.metricsFlags & STREAM_OPEN) !== 0) metrics.streamEnded()
-  const gw = request.gw
+  const outcome = request.outcome as Outcome | null
   const incomplete = aborted && cutShort(request, reply)
-  if (incomplete && gw !== null) gw.errorClass ??= 'client_abort'
+  if (incomplete && outcome !== null) outcome.errorClass ??= 'client_abort'
   const route = routeLabel(request)
   metrics.observe({
     // routing picks a target for every request; an unknown route never used it
-    target: route === 'unmatched' ? 'none' : gw?.target?.name ?? 'none',
+    target: route === 'unmatched' ? 'none' : request.upstream?.target?.name ?? 'none',
     route,
     // nginx's 499: the client closed the connection before it got an answer
     status: incomplete && !reply.raw.headersSent ? 499 : reply.statusCode,
     durationMs: reply.elapsedTime,
-    ttfbMs: gw?.ttfbMs ?? null,
-    errorClass: gw?.errorClass ?? (incomplete ? 'client_abort' : null),
-    upstreamStatus: gw?.upstreamStatus ?? 0,
+    ttfbMs: outcome?.ttfbMs ?? null,
+    errorClass: outcome?.errorClass ?? (incomplete ? 'client_abort' : null),
+    upstreamStatus: outcome?.status ?? 0,
     cache: reply.getHeader('x-cache')
   })
 }
@@ -105,18 +106,18 @@ const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async (fastify, { metr
   const server = opts.separate ? startListener(fastify, metrics, opts) : null
   fastify.decorate('metricsAddress', () => (server?.listening === true ? server.address() as AddressInfo : null))
 
-  // An event stream is counted as open when the upstream answered with one: a response hook, so
-  // it works for answers the forwarder writes itself (no onSend hook runs for those)
-  function countOpenStream (start: ResponseStart): null {
-    if (start.isEventStream) {
-      start.request.metricsFlags |= STREAM_OPEN
-      metrics.streamStarted()
+  // An event stream is counted as open when the upstream answered with one: a stage that never
+  // applies, so it works for answers the forwarder writes itself (no onSend hook runs for those)
+  fastify.forwarder.addStage({
+    name: 'metrics-open-streams',
+    position: 'near-client',
+    make (start: ResponseStart): null {
+      if (start.isEventStream) {
+        start.request.metricsFlags |= STREAM_OPEN
+        metrics.streamStarted()
+      }
+      return null
     }
-    return null
-  }
-  fastify.addHook('onRequest', function watchStreams (request, _reply, done) {
-    request.gw.responseHooks.push(countOpenStream)
-    done()
   })
   // refusals end in onResponse too: it runs whichever onRequest hook threw. An upgrade that was
   // answered over HTTP (a refused realtime session) is a request like any other; an accepted one
@@ -130,4 +131,4 @@ const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async (fastify, { metr
   onAbandoned(fastify, (request, reply) => observeEnd(metrics, request, reply, true))
 }
 
-export default fp(metricsPlugin, { name: 'gateway-metrics', fastify: '5.x', dependencies: ['gateway-request-state'] })
+export default fp(metricsPlugin, { name: 'gateway-metrics', fastify: '5.x', dependencies: ['gateway-request-state', 'gateway-forwarder'] })

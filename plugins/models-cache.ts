@@ -12,16 +12,15 @@
  */
 import fp from 'fastify-plugin'
 import { createHash } from 'node:crypto'
-import type { Readable } from 'node:stream'
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { LRUCache } from 'lru-cache'
 import type { GatewayConfig } from '../config/schema.js'
 import { isPlainObject } from '../config/paths.js'
 import { UpstreamProtocolError } from '../src/errors.js'
-import { addTargetHeaders, joinUpstreamPath, upstreamIdentityFor, upstreamKeyFor } from '../src/proxy/forward.js'
-import { CLIENT_CREDENTIALS, clientResponseHeaders, upstreamRequestHeaders } from '../src/proxy/headers.js'
+import { upstreamIdentityFor } from '../src/routing/credentials.js'
+import { CLIENT_CREDENTIALS } from '../src/proxy/headers.js'
 import { classifyUpstreamError, type UpstreamFailure } from '../src/proxy/upstream-errors.js'
-import { checkedBody, ERROR_BODY_BOUND, isErrorStatus } from '../src/proxy/answer-check.js'
+import { TooLargeAnswerError } from '../src/proxy/fetch.js'
 import type { UpstreamTarget } from '../src/upstream/target.js'
 import type { ListResult, ModelList, ModelsCache } from '../src/models/list.js'
 
@@ -64,20 +63,6 @@ export function cacheKey (request: FastifyRequest, target: UpstreamTarget, path:
   return `${target.name} ${target.origin}${target.basePath} ${hash.digest('hex')}`
 }
 
-async function readBounded (body: Readable, max: number): Promise<Buffer | null> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length
-    if (size > max) {
-      body.destroy()
-      return null
-    }
-    chunks.push(chunk as Buffer)
-  }
-  return Buffer.concat(chunks)
-}
-
 function indexById (json: Record<string, unknown> | null): Map<string, unknown> {
   const byId = new Map<string, unknown>()
   const data = json?.data
@@ -98,47 +83,18 @@ function parseJson (body: Buffer, contentType: string): Record<string, unknown> 
   }
 }
 
-/** A list over MAX_LIST_BYTES, or an error answer too large or unreadable to check for secrets. */
-class ListTooLargeError extends Error {}
-
 function failureOf (err: unknown): UpstreamFailure {
-  if (err instanceof ListTooLargeError) {
+  if (err instanceof TooLargeAnswerError) {
     return { error: new UpstreamProtocolError(), errorClass: 'upstream_protocol', detail: 'model list too large, or an error answer that could not be checked', status: 502 }
   }
   return classifyUpstreamError(err)
 }
 
-async function fetchList (request: FastifyRequest, target: UpstreamTarget, path: string): Promise<ModelList> {
-  const headers = upstreamRequestHeaders(request.headers, {
-    provider: target.provider,
-    key: upstreamKeyFor(request, target),
-    requestId: request.id,
-    drop: NOT_SHARED
-  })
-  if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(headers, target, request.gw.client)
-  // not tied to this client's connection: other requests may be waiting on the same answer
-  const res = await target.dispatcher.request({
-    origin: target.origin,
-    path: joinUpstreamPath(target.basePath, path),
-    method: 'GET',
-    headers,
-    headersTimeout: target.firstByteTimeoutMs,
-    bodyTimeout: target.idleTimeoutMs
-  })
-  let body = await readBounded(res.body, MAX_LIST_BYTES)
-  if (body === null) throw new ListTooLargeError()
-  if (target.secrets !== null && isErrorStatus(res.statusCode)) {
-    // an error may name the key it was sent: checked as the forwarder checks it
-    body = body.length > ERROR_BODY_BOUND ? null : checkedBody(body, res.headers['content-encoding'], target.secrets)
-    if (body === null) throw new ListTooLargeError()
-    delete res.headers['content-encoding']
-  }
-  const contentType = headerText(res.headers['content-type'])
-  const out = clientResponseHeaders(res.headers, target.secrets)
-  delete out['content-length']
-  delete out['set-cookie'] // shared with other clients
-  const json = res.statusCode >= 200 && res.statusCode < 300 ? parseJson(body, contentType) : null
-  return { status: res.statusCode, headers: out, contentType, body, json, byId: indexById(json), storedAt: Date.now() }
+async function fetchList (fetch: FastifyInstance['forwarder']['fetch'], request: FastifyRequest, target: UpstreamTarget, path: string): Promise<ModelList> {
+  const answer = await fetch(request, target, { path, drop: NOT_SHARED, maxBytes: MAX_LIST_BYTES })
+  delete answer.headers['set-cookie'] // shared with other clients
+  const json = answer.status >= 200 && answer.status < 300 ? parseJson(answer.body, answer.contentType) : null
+  return { ...answer, json, byId: indexById(json), storedAt: Date.now() }
 }
 
 const modelsCache: FastifyPluginAsync<ModelsCacheOptions> = async (fastify, { models }) => {
@@ -155,7 +111,7 @@ const modelsCache: FastifyPluginAsync<ModelsCacheOptions> = async (fastify, { mo
 
   function startFetch (request: FastifyRequest, target: UpstreamTarget, path: string, key: string): Promise<ListResult> {
     const startedIn = generation
-    const flight = fetchList(request, target, path).then((list): ListResult => {
+    const flight = fetchList(fastify.forwarder.fetch, request, target, path).then((list): ListResult => {
       if (caching && list.status >= 200 && list.status < 300 && startedIn === generation) cache.set(key, list)
       return { ok: true, list, hit: false }
     }, (err: unknown): ListResult => {
@@ -197,5 +153,5 @@ const modelsCache: FastifyPluginAsync<ModelsCacheOptions> = async (fastify, { mo
 export default fp(modelsCache, {
   name: 'gateway-models-cache',
   fastify: '5.x',
-  dependencies: ['gateway-caches', 'gateway-upstreams']
+  dependencies: ['gateway-caches', 'gateway-upstreams', 'gateway-forwarder']
 })

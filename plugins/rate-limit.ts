@@ -1,6 +1,6 @@
 /**
  * Request rate limits over @fastify/rate-limit: `max` requests per `windowMs` (fixed window), per
- * client key when the request is authenticated (`request.gw.client`, set by the auth plugin's
+ * client key when the request is authenticated (`request.client`, set by the auth plugin's
  * onRequest, which is registered before this one), else per client address (IPv6 per /64). A key
  * may carry its own limit (`client.rateLimit`). Counters live in Redis when configured, so every
  * replica enforces the same limit, else in the plugin's bounded in-memory LRU (its LocalStore,
@@ -32,7 +32,7 @@ import type { GatewayConfig } from '../config/schema.js'
 import { networkKey } from '../src/lib/ip.js'
 import { InFlight } from '../src/abuse/in-flight.js'
 import { ConcurrencyLimitError, RateLimitedError, RateLimitUnavailableError } from '../src/errors.js'
-import { keyedClient } from './request-state.js'
+import { keyedClient } from '../src/auth/client.js'
 
 export interface RateLimitPluginOptions {
   rateLimit: GatewayConfig['rateLimit']
@@ -106,11 +106,11 @@ const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { 
   // a caller without a client key (pass-through, or an unknown caller let through) is counted by
   // its address network: a credential it made up would give it a fresh count each time
   const keyOf = (request: FastifyRequest): string => {
-    const client = keyedClient(request)
+    const client = keyedClient(request.client)
     return client !== null ? `key:${client.name}` : `ip:${networkKey(request.clientIp, cfg.ipv6Subnet)}`
   }
-  const maxOf = (request: FastifyRequest): number => request.gw?.client?.rateLimit?.max ?? cfg.max
-  const windowOf = (request: FastifyRequest): number => request.gw?.client?.rateLimit?.timeWindowMs ?? cfg.windowMs
+  const maxOf = (request: FastifyRequest): number => request.client?.rateLimit?.max ?? cfg.max
+  const windowOf = (request: FastifyRequest): number => request.client?.rateLimit?.timeWindowMs ?? cfg.windowMs
 
   /** Sets the answer's limit headers; throws the 429 when the count is over the limit. */
   function apply (request: FastifyRequest, reply: FastifyReply, v: Verdict): void {
@@ -210,7 +210,7 @@ function capConcurrency (fastify: FastifyInstance, inFlight: InFlight, maxConcur
   }
   // callback form: a sync decision, no promise per request
   fastify.addHook('onRequest', function capInFlight (request, reply, done) {
-    const cap = keyedClient(request)?.maxConcurrent ?? maxConcurrent
+    const cap = keyedClient(request.client)?.maxConcurrent ?? maxConcurrent
     if (cap === 0) return done()
     const scope = keyOf(request)
     const release = inFlight.take(scope, cap)

@@ -1,64 +1,42 @@
 /**
- * Per-request state shared by the gateway's plugins: who the client is, which upstream the
- * request goes to, the parsed JSON body, and the hooks that want to see the response. It is one
- * typed decorator (`request.gw`) instead of ad-hoc properties, so every plugin reads and writes
- * the same declared shape (STYLE.md §2.3).
+ * The per-request state of the lifecycle, one owner per phase (DESIGN.md §3), declared once:
+ * - `request.client`: who the caller is (admit: plugins/auth.ts);
+ * - `request.upstream`: where the request goes (plan: plugins/routing.ts);
+ * - `request.outcome`: what happened (attempt and deliver: the forwarder; read when it settles);
+ * - `request.proxyBody`: the body as it goes upstream (the body parsers, plugins/upload-limits.ts);
+ * - `request.routeUrl`: the matched route's URL pattern, read once.
+ * Plugin-private state lives under each plugin's own Symbol.
  */
 import fp from 'fastify-plugin'
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync } from 'fastify'
 import type { ClientIdentity } from '../src/auth/client.js'
-import type { GatewayState } from '../src/proxy/state.js'
+import { newPlan, type UpstreamPlan } from '../src/upstream/plan.js'
+import { newOutcome, type Outcome } from '../src/proxy/outcome.js'
+import type { ProxyBody } from '../src/proxy/proxy-body.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
-    gw: GatewayState
+    client: ClientIdentity | null
+    upstream: UpstreamPlan
+    outcome: Outcome
+    proxyBody: ProxyBody | null
+    /** the matched route's URL pattern (undefined: no route matched) */
+    routeUrl: string | undefined
   }
-}
-
-export function newState (): GatewayState {
-  return {
-    startedAt: performance.now(),
-    client: null,
-    target: null,
-    upstreamPath: '',
-    rawBody: null,
-    json: null,
-    bodyChanged: false,
-    bodyAdditions: null,
-    bodyStream: null,
-    formModel: null,
-    model: null,
-    stream: false,
-    responseHooks: [],
-    realtimeHooks: [],
-    upstreamStatus: 0,
-    upstreamKeyName: null,
-    ttfbMs: null,
-    errorClass: null,
-    routeUrl: undefined,
-    logFields: null,
-    streamEnd: null
-  }
-}
-
-/**
- * The client key a request was authenticated with, or null for a caller without one: plain
- * pass-through mode, or an unknown caller let through by `auth.passThroughUnknown`. Those share
- * no key's scope; the rate limit and context ids scope them by address or credential instead.
- */
-export function keyedClient (request: FastifyRequest): ClientIdentity | null {
-  const client = request.gw?.client ?? null
-  return client !== null && client.passThrough !== true ? client : null
 }
 
 const requestState: FastifyPluginAsync = async (fastify) => {
-  fastify.decorateRequest('gw', null as unknown as GatewayState)
+  fastify.decorateRequest('client', null)
+  fastify.decorateRequest('upstream', null as unknown as UpstreamPlan)
+  fastify.decorateRequest('outcome', null as unknown as Outcome)
+  fastify.decorateRequest('proxyBody', null)
+  fastify.decorateRequest('routeUrl', undefined)
   // callback form, not async: an async hook costs a promise and a microtask on every request
   fastify.addHook('onRequest', function initRequestState (request, _reply, done) {
-    const gw = newState()
+    request.outcome = newOutcome(performance.now())
+    request.upstream = newPlan(request.url)
     // Fastify's `request.routeOptions` getter builds a fresh object on every read: read once
-    gw.routeUrl = request.routeOptions.url
-    request.gw = gw
+    request.routeUrl = request.routeOptions.url
     done()
   })
 }

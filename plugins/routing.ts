@@ -1,6 +1,6 @@
 /**
- * Chooses the upstream target of each request (`request.gw.target`) and the path it is sent
- * (`request.gw.upstreamPath`).
+ * Chooses the upstream target of each request (`request.upstream.target`) and the path it is sent
+ * (`request.upstream.path`).
  *
  * Order of precedence: a `/{target}/v1/…` path prefix (seen before routing, src/routing/paths.ts),
  * then the Host header — a configured prefix (seed 002's `openai.api.`), the first label
@@ -79,7 +79,6 @@ const routing: FastifyPluginAsync<RoutingOptions> = async (fastify, { routing: o
 
   // callback form: a sync lookup, no promise per request
   fastify.addHook('onRequest', function selectTarget (request, _reply, done) {
-    const gw = request.gw
     // refused before any body is read: a path a normalising upstream would read as another path,
     // and two Host lines, where a proxy in front may have routed by the other one (RFC 9112 §3.2:
     // 400). Health probes and the admin API are outside this plugin's scope: they forward nothing
@@ -88,7 +87,7 @@ const routing: FastifyPluginAsync<RoutingOptions> = async (fastify, { routing: o
     const named = pathTargetOf(request.raw)
     let target = named !== undefined ? byName.get(named) : undefined
     if (target === undefined && hosts !== null) target = hosts.match(hostnameOf(request))
-    gw.target = target ?? fallback
+    request.upstream.target = target ?? fallback
     done()
   })
 
@@ -102,21 +101,21 @@ const routing: FastifyPluginAsync<RoutingOptions> = async (fastify, { routing: o
   }
   fastify.addHook('preValidation', async function authorizeTargetOverride (request) {
     const value = request.headers['x-target-host']
-    if (value !== undefined) request.gw.target = await override.resolve(value, request.gw.target)
+    if (value !== undefined) request.upstream.target = await override.resolve(value, request.upstream.target)
     mapTarget(request)
   })
 }
 
 /** Checks the client may use the chosen target and maps the upstream path for it. */
 function mapTarget (request: FastifyRequest): void {
-  const gw = request.gw
-  const target = gw.target
+  const plan = request.upstream
+  const target = plan.target
   if (target === null) return
   assertAllowed(request, target)
-  const url = gw.upstreamPath !== '' ? gw.upstreamPath : request.url
-  gw.upstreamPath = mapUpstreamPath(target, url, gw.model)
+  const url = plan.apiPath
+  plan.path = mapUpstreamPath(target, url, plan.model)
   // a form names its model in a field: the path is mapped again once the field was read
-  if (gw.model === null && pathNeedsModel(target, url) && isMultipart(request.headers)) gw.formModel = { url, value: null }
+  if (plan.model === null && pathNeedsModel(target, url) && isMultipart(request.headers)) plan.formModel = { url, value: null }
 }
 
 interface TargetHeaderResolver {

@@ -20,6 +20,7 @@ import type { GatewayConfig } from '../config/schema.js'
 import { UploadCheckFailedError, UploadTotalTooLargeError, isStreamedBodyRefusal } from '../src/errors.js'
 import { guarded, thrownSummary } from '../src/lib/guarded.js'
 import { UploadLimiter } from '../src/uploads/limiter.js'
+import { ProxyBody } from '../src/proxy/proxy-body.js'
 import { formModelCheck } from './auth.js'
 
 export interface UploadLimitsOptions {
@@ -63,13 +64,13 @@ function discardRest (raw: IncomingMessage, res: ServerResponse): void {
 /** Client socket → limiter, with backpressure; a client that goes away destroys the limiter (and so the upstream request). */
 function limitedBody (request: FastifyRequest, reply: FastifyReply, limits: UploadLimitsOptions['uploads']): UploadLimiter {
   const raw = request.raw
-  const gw = request.gw
-  const hold = gw.formModel !== null ? { maxBytes: limits.modelFieldHoldBytes } : null
+  const plan = request.upstream
+  const hold = plan.formModel !== null ? { maxBytes: limits.modelFieldHoldBytes } : null
   const limiter = new UploadLimiter(raw.headers, limits, formModelCheck(request), hold)
   // the form's first `model` field names the request's model in its usage record and token
   // metrics (a restricted key's check sets it first, and may refuse it)
-  limiter.onModelField = (value) => { gw.model ??= value }
-  if (gw.formModel !== null) gw.formModel.value = limiter.modelField
+  limiter.onModelField = (value) => { plan.model ??= value }
+  if (plan.formModel !== null) plan.formModel.value = limiter.modelField
   // on the client socket's stack: a throw fails this upload, never the process
   const fail = (err: unknown): void => { limiter.destroy(new UploadCheckFailedError({ cause: err })) }
   const onData = guarded((chunk: Buffer): void => { if (!limiter.write(chunk)) raw.pause() }, fail)
@@ -103,15 +104,14 @@ const uploadLimits: FastifyPluginAsync<UploadLimitsOptions> = async (fastify, { 
 
   // callback form: a sync decision, no promise per request
   fastify.addHook('preHandler', function limitStreamedBody (request, reply, done) {
-    const gw = request.gw
     // JSON bodies were read (and bounded) by the body parser; only unread bodies stream
-    if (gw === null || gw.rawBody !== null || request.body !== undefined || !hasBody(request.raw)) return done()
+    if (request.proxyBody !== null || request.body !== undefined || !hasBody(request.raw)) return done()
     const declared = Number(request.headers['content-length'])
     if (declared > limits.maxTotalBytes) {
       discardRest(request.raw, reply.raw)
       throw new UploadTotalTooLargeError(limits.maxTotalBytes)
     }
-    gw.bodyStream = limitedBody(request, reply, limits)
+    request.proxyBody = ProxyBody.streamed(limitedBody(request, reply, limits))
     done()
   })
 }

@@ -17,13 +17,14 @@ import type { ChunkStage } from '../src/proxy/chunk-stages.js'
 import type { Redis } from 'ioredis'
 import type { GatewayConfig } from '../config/schema.js'
 import { pathOnly } from '../src/logging.js'
-import { isJsonContentType, addResponseStage } from '../src/proxy/response-rewrite.js'
+import { isJsonContentType } from '../src/proxy/response-rewrite.js'
+import type { ProxyBody } from '../src/proxy/proxy-body.js'
 import { ResponseUsage, hiddenUsageStage } from '../src/usage/stages.js'
 import { isObject, takesStreamOptions, usageDialect } from '../src/usage/tokens.js'
 import { MemoryUsageStore, type UsageStore } from '../src/usage/store.js'
 import { RedisUsageStore } from '../src/usage/redis-store.js'
 import { UsageRecorder } from '../src/usage/recorder.js'
-import type { ResponseStart } from '../src/proxy/state.js'
+import type { ResponseStart } from '../src/proxy/stages.js'
 
 export interface UsageOptions {
   usage: GatewayConfig['usage']
@@ -50,26 +51,18 @@ declare module 'fastify' {
   }
 }
 
-const INCLUDE_USAGE = '"stream_options":{"include_usage":true}'
-
 /**
  * Asks for usage in an OpenAI stream whose client did not (the record needs it); the client's own
  * `stream_options` are kept.
  */
-function askForStreamUsage (request: FastifyRequest, usage: ResponseUsage): void {
-  const gw = request.gw
-  const json = gw.json as Record<string, unknown>
-  const options = json.stream_options
+function askForStreamUsage (body: ProxyBody, usage: ResponseUsage): void {
+  const options = body.json?.stream_options
   if (isObject(options) && options.include_usage === true) return
-  json.stream_options = { ...(isObject(options) ? options : {}), include_usage: true }
   usage.hideStreamUsage = true
-  // no stream_options yet and nothing else changed: one member is added to the raw body, which
-  // may be a long conversation, instead of serialising all of it again
-  if (options === undefined && !gw.bodyChanged && gw.rawBody !== null) {
-    gw.bodyAdditions = gw.bodyAdditions === null ? INCLUDE_USAGE : `${gw.bodyAdditions},${INCLUDE_USAGE}`
-    return
-  }
-  gw.bodyChanged = true
+  // no stream_options yet: one member is added (spliced into the raw body, which may be a long
+  // conversation, while nothing else changed it)
+  if (options === undefined) body.addMember('stream_options', { include_usage: true })
+  else body.edit((json) => { json.stream_options = { ...(isObject(options) ? options : {}), include_usage: true }; return true })
 }
 
 const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
@@ -130,27 +123,28 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
   })
 
   function startUsage (request: FastifyRequest): void {
-    const gw = request.gw
-    if (request.method !== 'POST' || gw.json === null || request.headers.upgrade !== undefined) return
-    const path = pathOnly(request.url)
+    const body = request.proxyBody
+    if (request.method !== 'POST' || body?.json == null || request.headers.upgrade !== undefined) return
+    const path = pathOnly(request.upstream.apiPath)
     const dialect = usageDialect(path)
     if (dialect === null) return
     const usage = new ResponseUsage(dialect)
     request.responseUsage = usage
-    if (settings.streamUsage && gw.stream && dialect === 'openai' && takesStreamOptions(path) && gw.target?.provider !== 'anthropic') {
-      askForStreamUsage(request, usage)
+    if (settings.streamUsage && body.wantsStream && dialect === 'openai' && takesStreamOptions(path) && request.upstream.target?.provider !== 'anthropic') {
+      askForStreamUsage(body, usage)
     }
-    // the client's accept-encoding is kept: a compressed answer is decoded for this stage (the
-    // client then gets it plain, which it always accepts)
-    addResponseStage(gw, usageStage)
   }
+
+  // the client's accept-encoding is kept: a compressed answer is decoded for this stage (the
+  // client then gets it plain, which it always accepts)
+  fastify.forwarder.addStage({ name: 'usage', position: 'near-client', make: usageStage })
 
   /** The record goes on the request's access line (written after this, by plugins/access-log.ts). */
   function writeRecord (request: FastifyRequest, reply: FastifyReply, aborted: boolean): void {
     if (request.usageRecorded) return
     request.usageRecorded = true
     const record = recorder.fromRequest(request, reply, aborted)
-    request.gw.logFields = record
+    request.outcome.record = record
     recorder.record(record, false)
   }
 
@@ -162,4 +156,4 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
   })
 }
 
-export default fp(usagePlugin, { name: 'gateway-usage', fastify: '5.x', dependencies: ['gateway-request-state', 'gateway-access-log'] })
+export default fp(usagePlugin, { name: 'gateway-usage', fastify: '5.x', dependencies: ['gateway-request-state', 'gateway-access-log', 'gateway-forwarder'] })

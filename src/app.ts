@@ -19,6 +19,7 @@ import type { GatewayConfig } from '../config/schema.js'
 import { clientAuthMode } from '../config/sections/auth.js'
 import idleMemory from '../plugins/idle-memory.js'
 import requestState from '../plugins/request-state.js'
+import forwarder from '../plugins/forwarder.js'
 import clientIp from '../plugins/client-ip.js'
 import cors from '../plugins/cors.js'
 import caches from '../plugins/caches.js'
@@ -65,11 +66,11 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
     // our coded upstream errors were logged where they happened, with their cause
     if (shaped.status >= 500 && err.code?.startsWith('GW_') !== true) request.log.error({ err }, 'request failed')
     else request.log.debug({ code: err.code, status: shaped.status }, 'request refused')
-    if (request.gw !== null && request.gw.errorClass === null) request.gw.errorClass = shaped.code ?? shaped.type
+    if (request.outcome != null) request.outcome.errorClass ??= shaped.code ?? shaped.type
     // refused before its body arrived (auth, address lists, limits): the connection is not kept
     // waiting for the rest of a body nobody will read, which a client could hold open for ever
     if (!request.raw.complete) reply.header('connection', 'close')
-    return reply.code(shaped.status).send(errorBody(request.url, shaped, request.gw?.target?.provider))
+    return reply.code(shaped.status).send(errorBody(request.upstream?.apiPath ?? request.url, shaped, request.upstream?.target?.provider))
   })
 
   await fastify.register(requestState)
@@ -82,6 +83,8 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(clientIp)
   await fastify.register(caches)
   await fastify.register(redis, { redis: config.redis })
+  // reply.forward() and the response stages, which the plugins below register at boot
+  await fastify.register(forwarder)
   // settle, for every request: metrics first, so usage can count tokens into them; the usage
   // record joins the access line (plugins/access-log.ts, accessLineFields)
   await fastify.register(metrics, { metrics: config.metrics })
@@ -117,7 +120,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
       // target and path first: they shape every refusal's body (the target's dialect)
       await api.register(routing, { routing: config.routing })
       await api.register(auth, { auth: config.auth, mode: clientAuthMode(config), defaultTarget: config.routing.defaultTarget, refusals })
-      // after auth (which sets request.gw.client), before every route
+      // after auth (which sets request.client), before every route
       // the smallest upstream pool is the one a client's in-flight cap must stay below
       const poolSize = Math.min(config.upstream.connections, ...Object.values(config.targets).map(t => t.connections ?? config.upstream.connections))
       await api.register(rateLimit, { rateLimit: config.rateLimit, keyPrefix: config.redis.keyPrefix, poolSize })

@@ -83,7 +83,7 @@ function watchBodyIdle (request: FastifyRequest, res: ServerResponse, ms: number
       socket.setTimeout(ms)
       return
     }
-    if (request.gw !== null) request.gw.errorClass = 'client_body_timeout'
+    if (request.outcome != null) request.outcome.errorClass = 'client_body_timeout'
     request.log.info({ idleMs: ms }, 'request body stalled: connection closed')
     socket.destroy()
   }
@@ -148,12 +148,11 @@ function watchBodyRate (request: FastifyRequest, res: ServerResponse, minRate: n
  */
 function refuseSlowBody (request: FastifyRequest, res: ServerResponse, minRate: number): void {
   const req = request.raw
-  const gw = request.gw
-  if (gw !== null) gw.errorClass = 'client_body_too_slow'
+  if (request.outcome != null) request.outcome.errorClass = 'client_body_too_slow'
   request.log.info({ minBytesPerSecond: minRate }, 'request body too slow: refused')
   const err = new BodyTooSlowError(minRate)
   if (res.headersSent) req.socket.destroy()
-  else if (gw?.bodyStream != null) gw.bodyStream.destroy(err)
+  else if (request.proxyBody?.source != null) request.proxyBody.source.destroy(err)
   else if (req.listenerCount('data') > 0 && req.listenerCount('error') > 0) req.emit('error', err)
   else req.socket.destroy()
 }
@@ -177,7 +176,7 @@ function watchResponseStall (request: FastifyRequest, res: ServerResponse, ms: n
       socket.setTimeout(ms)
       return
     }
-    if (request.gw !== null) request.gw.errorClass = 'client_stalled'
+    if (request.outcome != null) request.outcome.errorClass = 'client_stalled'
     request.log.info({ stallMs: ms, unsentBytes: socket.writableLength }, 'answer left unread: connection closed')
     socket.destroy()
   }

@@ -5,15 +5,13 @@
  * otherwise. A client restricted to some models (`allowedModels`) sees only those.
  * Other methods on these paths go to the pass-through proxy.
  */
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import { ModelNotAllowedError } from '../../src/errors.js'
-import { forward } from '../../src/proxy/forward.js'
 import { addUpstreamHeaders, yieldLimitHeaders } from '../../src/proxy/headers.js'
 import { requireTarget } from '../../src/routing/require-target.js'
 import { registerProxyBodyParsers } from '../../src/proxy/body.js'
 import { pathOnly } from '../../src/logging.js'
 import type { ModelList } from '../../src/models/list.js'
-import type { UpstreamTarget } from '../../src/upstream/target.js'
 
 /** The list path a `…/models/{id}` path belongs to. */
 export function listPathOf (upstreamPath: string): string {
@@ -51,37 +49,32 @@ const modelsRoutes: FastifyPluginAsync = async (fastify) => {
   // a GET with a body must not be parsed away before forward() streams it
   registerProxyBodyParsers(fastify)
 
-  /** The routed target (404 when none matched, 403 when the key may not use it), as for the proxy. */
-  function targetOf (request: FastifyRequest): UpstreamTarget {
-    const target = requireTarget(request)
-    if (request.gw.upstreamPath === '') request.gw.upstreamPath = request.url
-    return target
-  }
-
   fastify.get('/v1/models', async function listModels (request, reply) {
-    const target = targetOf(request)
-    const result = await fastify.modelsCache.list(request, target, request.gw.upstreamPath)
+    // the routed target: 404 when none matched, 403 when the key may not use it, as for the proxy
+    const target = requireTarget(request)
+    const result = await fastify.modelsCache.list(request, target, request.upstream.path)
     if (!result.ok) {
-      request.gw.errorClass = result.failure.errorClass
+      request.outcome.errorClass = result.failure.errorClass
       throw result.failure.error
     }
-    if (!result.hit) request.gw.upstreamStatus = result.list.status
-    return sendList(reply, result.list, result.hit, request.gw.client?.allowedModels)
+    if (!result.hit) request.outcome.status = result.list.status
+    return sendList(reply, result.list, result.hit, request.client?.allowedModels)
   })
 
   fastify.get('/v1/models/*', async function getModel (request, reply) {
-    const target = targetOf(request)
+    // the routed target: 404 when none matched, 403 when the key may not use it, as for the proxy
+    const target = requireTarget(request)
     const id = (request.params as { '*': string })['*']
-    const allowed = request.gw.client?.allowedModels
+    const allowed = request.client?.allowedModels
     if (allowed !== undefined && !allowed.includes(id)) {
-      request.gw.errorClass = 'model_not_allowed'
+      request.outcome.errorClass = 'model_not_allowed'
       throw new ModelNotAllowedError(id.slice(0, 200))
     }
-    const list = fastify.modelsCache.peek(request, target, listPathOf(request.gw.upstreamPath))
+    const list = fastify.modelsCache.peek(request, target, listPathOf(request.upstream.path))
     const model = list?.byId.get(id)
     if (list === undefined || model === undefined) {
       reply.header('x-cache', 'MISS')
-      return forward(request, reply)
+      return reply.forward()
     }
     reply.header('content-type', list.contentType || 'application/json')
     reply.header('x-cache', 'HIT')

@@ -1,11 +1,10 @@
 /**
- * `/v1/*` for every method: the pass-through to the selected upstream target; `/openai/*` too, for
+ * `/v1/*` for every method: the pass-through to the planned upstream target; `/openai/*` too, for
  * Azure-style clients (`/openai/deployments/{d}/chat/completions?api-version=…`).
  * Encapsulated, so its body parsers (raw JSON bytes, streamed everything else) stay here.
  * `/{target}/v1/*` reaches these same routes: the prefix is resolved before routing.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { forward } from '../../src/proxy/forward.js'
 import { registerProxyBodyParsers } from '../../src/proxy/body.js'
 import { requireTarget } from '../../src/routing/require-target.js'
 
@@ -13,10 +12,8 @@ const proxyRoutes: FastifyPluginAsync = async (fastify) => {
   registerProxyBodyParsers(fastify)
 
   async function proxyHandler (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
-    const gw = request.gw
     requireTarget(request)
-    if (gw.upstreamPath === '') gw.upstreamPath = request.url
-    return forward(request, reply)
+    return reply.forward()
   }
 
   fastify.all('/v1/*', proxyHandler)

@@ -5,7 +5,7 @@
  * a hook that answers refuses with that HTTP status and the socket is never accepted. Then the
  * client is accepted, the upstream socket is dialled and messages flow both ways
  * (src/realtime/relay.ts). One `realtime session closed` line is logged per session and its
- * summary handed to `request.gw.realtimeHooks`.
+ * summary counted in the metrics and the usage record.
  */
 import { readFileSync } from 'node:fs'
 import type { Agent } from 'node:http'
@@ -16,7 +16,7 @@ import type { GatewayConfig } from '../../config/schema.js'
 import type { ClientIdentity } from '../../src/auth/client.js'
 import type { UpstreamTarget } from '../../src/upstream/target.js'
 import { UpgradeRequiredError } from '../../src/errors.js'
-import { upstreamKeyFor } from '../../src/proxy/forward.js'
+import { upstreamKeyFor } from '../../src/routing/credentials.js'
 import { requireTarget } from '../../src/routing/require-target.js'
 import { HttpsProxyAgent } from 'https-proxy-agent'
 import { keyFromProtocols, offeredProtocols, upstreamProtocols } from '../../src/realtime/protocols.js'
@@ -79,23 +79,21 @@ function modelOf (url: string): string | null {
  */
 function ownCredentials (request: FastifyRequest, key: string | null): boolean {
   if (key !== null) return false
-  const client = request.gw.client as (ClientIdentity & { passThrough?: boolean }) | null
+  const client = request.client as (ClientIdentity & { passThrough?: boolean }) | null
   return client === null || client.passThrough === true
 }
 
-function report (request: FastifyRequest, summary: RealtimeSessionSummary): void {
+function report (request: FastifyRequest, summary: RealtimeSessionSummary, account: (summary: RealtimeSessionSummary) => void): void {
   const { usage, requestId: _id, ...rest } = summary
   request.log.info({
     ...rest,
     durationMs: Math.round(summary.durationMs),
     tokens: usage === null ? undefined : { input: usage.inputTokens, output: usage.outputTokens, total: usage.totalTokens, responses: usage.responses }
   }, 'realtime session closed')
-  for (const hook of request.gw.realtimeHooks) {
-    try {
-      hook(summary)
-    } catch (err) {
-      request.log.error({ err }, 'realtime session hook failed')
-    }
+  try {
+    account(summary)
+  } catch (err) {
+    request.log.error({ err }, 'realtime session accounting failed')
   }
 }
 
@@ -118,7 +116,7 @@ const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (fastify,
       if (summary.usage !== null) {
         usage.event({ type: 'response.done', response: { usage: { input_tokens: summary.usage.inputTokens, output_tokens: summary.usage.outputTokens, total_tokens: summary.usage.totalTokens } } })
       }
-      usage.end({ status: 101, errorClass: request.gw.errorClass })
+      usage.end({ status: 101, errorClass: request.outcome.errorClass })
     }
   }
 
@@ -139,18 +137,17 @@ const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (fastify,
   }
 
   function startRelay (socket: WebSocket, request: FastifyRequest): void {
-    const gw = request.gw
-    gw.realtimeHooks.push(accountSession(request))
-    const target = gw.target as UpstreamTarget // checked by requireTarget before the upgrade
-    if (gw.upstreamPath === '') gw.upstreamPath = request.url
+    const plan = request.upstream
+    const account = accountSession(request)
+    const target = plan.target as UpstreamTarget // checked by requireTarget before the upgrade
     const offered = offeredProtocols(request.headers['sec-websocket-protocol'])
     const key = upstreamKeyFor(request, target)
-    const creds = { key, passThrough: ownCredentials(request, key), protocolKey: keyFromProtocols(offered), client: gw.client }
+    const creds = { key, passThrough: ownCredentials(request, key), protocolKey: keyFromProtocols(offered), client: request.client }
     const relay = new RealtimeRelay(socket, {
       limits: realtime,
       log: request.log,
       dial: () => dialUpstream({
-        url: realtimeUrl(target, gw.upstreamPath),
+        url: realtimeUrl(target, plan.path),
         // the key sub-protocol is the client's gateway credential: never offered upstream
         protocols: upstreamProtocols(offered, socket.protocol),
         headers: realtimeHeaders(request.headers, target, creds, request.id),
@@ -161,13 +158,13 @@ const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (fastify,
       }),
       onDone: (result: RelayResult) => report(request, {
         requestId: request.id,
-        client: gw.client?.name ?? null,
+        client: request.client?.name ?? null,
         target: target.name,
         model: modelOf(request.url),
         protocol: socket.protocol,
         durationMs: relay.durationMs,
         ...result
-      })
+      }, account)
     })
     trackRelay(socket, relay)
     relay.start()
@@ -184,7 +181,7 @@ const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (fastify,
     method: 'GET',
     url: '/v1/realtime',
     // the session's model, for the allowed-models check (plugins/auth.ts) and the logs
-    preValidation: async function realtimeModel (request) { request.gw.model = modelOf(request.url) },
+    preValidation: async function realtimeModel (request) { request.upstream.model = modelOf(request.url) },
     // no target, or one this key may not use: refused over HTTP, before the upgrade
     preHandler: async function realtimeTarget (request) { requireTarget(request) },
     // a plain GET (no Upgrade header) is told what the endpoint wants

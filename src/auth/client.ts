@@ -21,3 +21,12 @@ export interface ClientIdentity {
    */
   passThrough?: boolean
 }
+
+/**
+ * The client key a request was authenticated with, or null for a caller without one: plain
+ * pass-through mode, or an unknown caller let through by `auth.passThroughUnknown`. Those share
+ * no key's scope; the rate limit and context ids scope them by address or credential instead.
+ */
+export function keyedClient (client: ClientIdentity | null): ClientIdentity | null {
+  return client !== null && client.passThrough !== true ? client : null
+}

@@ -46,5 +46,5 @@ export function onAbandoned (fastify: FastifyInstance, handler: AbandonedHandler
  * last event had reached the client (a client may close at `[DONE]` before the body's end).
  */
 export function cutShort (request: FastifyRequest, reply: FastifyReply): boolean {
-  return !reply.raw.writableFinished && request.gw?.streamEnd?.complete !== true
+  return !reply.raw.writableFinished && request.outcome?.streamEnd?.complete !== true
 }

@@ -71,7 +71,7 @@ export function endpointLabel (path: string): string {
 
 export function routeLabel (request: FastifyRequest): string {
   // read once per request by plugins/request-state.ts (routeOptions builds an object per read)
-  const url = request.gw !== null ? request.gw.routeUrl : request.routeOptions.url
+  const url = request.outcome != null ? request.routeUrl : request.routeOptions.url
   if (url === undefined) return 'unmatched'
   if (!url.endsWith('*')) return url
   const q = request.url.indexOf('?')

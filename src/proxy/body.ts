@@ -7,6 +7,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { InvalidJsonError } from '../errors.js'
 import { isPlainObject } from '../../config/paths.js'
+import { ProxyBody } from './proxy-body.js'
 
 export function registerProxyBodyParsers (fastify: FastifyInstance): void {
   fastify.removeAllContentTypeParsers()
@@ -31,29 +32,16 @@ export function registerProxyBodyParsers (fastify: FastifyInstance): void {
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 function readJsonBody (request: FastifyRequest, raw: Buffer): void {
-  const gw = request.gw
-  gw.rawBody = raw
-  if (raw.length === 0) return
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(utf8.decode(raw))
-  } catch {
-    throw new InvalidJsonError()
+  let parsed: unknown = null
+  if (raw.length > 0) {
+    try {
+      parsed = JSON.parse(utf8.decode(raw))
+    } catch {
+      throw new InvalidJsonError()
+    }
   }
-  if (!isPlainObject(parsed)) return
-  gw.json = parsed
-  if (typeof parsed.model === 'string') gw.model = parsed.model
-  gw.stream = parsed.stream === true
-}
-
-/**
- * `raw` (a JSON object, already parsed once) with `members` added before its closing brace: the
- * last `}` of a valid JSON object text is its own, only whitespace may follow it.
- */
-export function addJsonMembers (raw: Buffer, members: string): Buffer {
-  const end = raw.lastIndexOf(125 /* } */)
-  let before = end - 1
-  while (before >= 0 && (raw[before] === 32 || raw[before] === 10 || raw[before] === 13 || raw[before] === 9)) before--
-  const empty = before >= 0 && raw[before] === 123 /* { */
-  return Buffer.concat([raw.subarray(0, end), Buffer.from(empty ? members : `,${members}`), raw.subarray(end)])
+  const body = ProxyBody.json(raw, isPlainObject(parsed) ? parsed : null)
+  request.proxyBody = body
+  // the model the body names is what the plan routes by (Azure deployments, allowed models)
+  request.upstream.model = body.model
 }

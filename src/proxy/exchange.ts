@@ -19,7 +19,7 @@
  * plain body); a sink whose `error` throws too is reported to `onFault`, which ends the response.
  */
 import { Readable } from 'node:stream'
-import { util, type Dispatcher } from 'undici'
+import type { Dispatcher } from 'undici'
 
 export interface UpstreamAnswer {
   statusCode: number
@@ -53,9 +53,8 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   #resolve!: (answer: UpstreamAnswer) => void
   #reject!: (err: Error) => void
   #answered = false
-  #abort: ((err?: Error) => void) | null = null
+  #controller: Dispatcher.DispatchController | null = null
   #abortWanted = false
-  #resumeUpstream: (() => void) | null = null
   #sink: ExchangeSink | null = null
   #queue: Queued[] | null = null
   #done = false
@@ -78,22 +77,22 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
    */
   static replay (body: Buffer): UpstreamExchange {
     const exchange = new UpstreamExchange()
-    if (body.length > 0) exchange.onData(body)
-    exchange.onComplete()
+    exchange.#answered = true
+    if (body.length > 0) exchange.#take({ kind: 'data', chunk: body })
+    exchange.#finish()
     return exchange
   }
 
   /** Cancels the exchange (the client went away); safe at any point, also before it connected. */
   abort (): void {
     if (this.#done) return
-    if (this.#abort !== null) this.#abort()
+    if (this.#controller !== null) this.#controller.abort(abortError())
     else this.#abortWanted = true
   }
 
   /** Continues a body paused by a sink's `false`. */
   resume (): void {
-    const resume = this.#resumeUpstream
-    if (resume !== null) resume()
+    this.#controller?.resume()
   }
 
   /** Where the body goes from now on; what arrived already is handed over first. */
@@ -144,52 +143,50 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     const done = this.#done
     this.#done = true
     this.#error(sink, fault)
-    if (!done && this.#abort !== null) this.#abort(fault)
+    if (!done) this.#controller?.abort(fault)
   }
 
-  // ---- undici's handler interface (the classic one: no wrapper object per request) ----------
-
-  onConnect (abort: (err?: Error) => void): void {
-    this.#abort = abort
-    if (this.#abortWanted) abort()
-  }
-
-  onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    // an informational answer (103 Early Hints, 102 Processing, 100 Continue): the final one follows
-    if (statusCode < 200) return true
-    this.#resumeUpstream = resume
-    this.#answered = true
-    let headers: UpstreamAnswer['headers']
-    try {
-      headers = util.parseHeaders(rawHeaders) as UpstreamAnswer['headers']
-    } catch (err) {
-      this.#done = true
-      this.#reject(err as Error)
-      this.#abort?.(err as Error)
-      return false
-    }
-    this.#resolve({ statusCode, headers })
-    return true
-  }
-
-  onData (chunk: Buffer): boolean {
+  /** A chunk to the sink, or to the queue until one is attached; false: the sink is full. */
+  #take (event: { kind: 'data', chunk: Buffer }): boolean {
     if (this.#failed) return false
     const sink = this.#sink
     if (sink === null) {
-      (this.#queue ??= []).push({ kind: 'data', chunk })
+      (this.#queue ??= []).push(event)
       return true
     }
-    return this.#data(sink, chunk)
+    return this.#data(sink, event.chunk)
   }
 
-  onComplete (): void {
+  #finish (): void {
     if (this.#failed) return
     this.#done = true
     if (this.#sink === null) (this.#queue ??= []).push({ kind: 'end' })
     else this.#end(this.#sink)
   }
 
-  onError (err: Error): void {
+  // ---- undici's handler interface ------------------------------------------------------------
+
+  onRequestStart (controller: Dispatcher.DispatchController): void {
+    this.#controller = controller
+    if (this.#abortWanted) controller.abort(abortError())
+  }
+
+  onResponseStart (controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    // an informational answer (103 Early Hints, 102 Processing, 100 Continue): the final one follows
+    if (statusCode < 200) return
+    this.#answered = true
+    this.#resolve({ statusCode, headers })
+  }
+
+  onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.#take({ kind: 'data', chunk }) && !this.#failed) controller.pause()
+  }
+
+  onResponseEnd (): void {
+    this.#finish()
+  }
+
+  onResponseError (_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.#failed) return
     this.#done = true
     if (!this.#answered) {
@@ -200,6 +197,13 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     if (this.#sink === null) (this.#queue ??= []).push({ kind: 'error', err })
     else this.#error(this.#sink, err)
   }
+}
+
+/** What a cancelled exchange fails with: the name the forwarder knows as "the client went away". */
+function abortError (): Error {
+  const err = new Error('the request was aborted')
+  err.name = 'AbortError'
+  return err
 }
 
 /** A sink that throws the answer away (the failover retry does not read it). */

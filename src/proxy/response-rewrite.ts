@@ -9,7 +9,7 @@
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 import type { Transform } from 'node:stream'
 import type { FastifyRequest } from 'fastify'
-import type { GatewayState, ResponseHook, ResponseStart } from './state.js'
+import type { StageMaker, ResponseStart } from './stages.js'
 import { JsonRewriteStream, type HeldBytes } from '../lib/json-transform.js'
 import { SseRewriteStream, SseRewriter, type SseEventRewriter } from '../lib/sse-transform.js'
 import type { ChunkStage } from './chunk-stages.js'
@@ -49,7 +49,7 @@ function rewritable (start: ResponseStart): boolean {
  * Builds the response hook of one plugin: an SSE stage for event streams, a JSON stage for JSON
  * bodies, nothing for anything else (files, audio, HTML error pages).
  */
-export function rewriteHook (plugin: string, limits: RewriteLimits, make: (start: ResponseStart) => ResponseRewrite | null): ResponseHook {
+export function rewriteHook (plugin: string, limits: RewriteLimits, make: (start: ResponseStart) => ResponseRewrite | null): StageMaker {
   return function rewriteResponse (start: ResponseStart): Transform | ChunkStage | null {
     if (!rewritable(start)) return null
     const log = start.request.log
@@ -125,17 +125,6 @@ export function acceptsCoding (header: string | string[] | undefined, coding: st
     star = accepted
   }
   return star
-}
-
-/**
- * Adds a plugin's stage. Stages run in hook order from the upstream to the client; a compressed
- * body is decoded before the first (src/proxy/forward.ts). `nearUpstream` puts a stage before
- * those already added: field aliases translate the upstream's names back before context-id reads
- * `choices[].delta.content`, though context-id's request hook ran first (on the client's names).
- */
-export function addResponseStage (gw: GatewayState, hook: ResponseHook, nearUpstream = false): void {
-  if (nearUpstream) gw.responseHooks.unshift(hook)
-  else gw.responseHooks.push(hook)
 }
 
 /**

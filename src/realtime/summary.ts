@@ -1,6 +1,6 @@
 /**
- * What one realtime session amounted to: logged as one line when it closes and handed to every
- * `request.gw.realtimeHooks` listener (metrics and usage records plug in there).
+ * What one realtime session amounted to: logged as one line when it closes and handed to
+ * routes/v1/realtime.ts's accounting (metrics and the usage record).
  */
 export interface RealtimeUsage {
   /** `response.done` events seen */

@@ -7,7 +7,8 @@ import { HttpsProxyAgent } from 'https-proxy-agent'
 import { WebSocket } from 'ws'
 import type { UpstreamTarget } from '../upstream/target.js'
 import type { ClientIdentity } from '../auth/client.js'
-import { addTargetHeaders, joinUpstreamPath } from '../proxy/forward.js'
+import { addTargetHeaders } from '../routing/credentials.js'
+import { joinUpstreamPath } from '../routing/paths.js'
 import { CLIENT_CREDENTIALS, credentialHeaders, upstreamRequestHeaders } from '../proxy/headers.js'
 
 /**

@@ -50,10 +50,44 @@ export function configuredHeadersFor (client: ClientIdentity | null, target: Ups
 
 /** The request's credential for `target`; a 403 when its client's mapped keys are for other targets. */
 export function requireCredential (request: FastifyRequest, target: UpstreamTarget): Exclude<UpstreamCredential, { kind: 'refused' }> {
-  const credential = upstreamCredential(request.gw.client, target)
+  const credential = upstreamCredential(request.client, target)
   if (credential.kind === 'refused') {
-    request.gw.errorClass = 'upstream_key_not_for_target'
+    request.outcome.errorClass = 'upstream_key_not_for_target'
     throw new UpstreamKeyScopeError()
   }
   return credential
+}
+
+/**
+ * What the upstream sees the request as, for keying caches without side effects: the mapped key,
+ * the caller's own credentials (no upstream key), or the target's pool as a whole (all its keys
+ * belong to one account, so they share one model list). Unlike upstreamKeyFor, picks no key.
+ * Decided by src/routing/credentials.ts; a 403 for a client whose mapped keys are for other targets.
+ */
+export function upstreamIdentityFor (request: FastifyRequest, target: UpstreamTarget): { kind: 'key' | 'pool' | 'own', key: string | null } {
+  const credential = requireCredential(request, target)
+  if (credential.kind === 'mapped') return { kind: 'key', key: credential.key }
+  return { kind: credential.kind, key: null }
+}
+
+/**
+ * The key a request goes upstream with: the client's mapped key for this target, else the next
+ * key of the target's pool, else none (the caller's own credentials pass; an unknown caller let
+ * through by auth.passThroughUnknown never gets the gateway's key).
+ */
+export function upstreamKeyFor (request: FastifyRequest, target: UpstreamTarget): string | null {
+  const credential = requireCredential(request, target)
+  return credential.kind === 'mapped' ? credential.key : credential.kind === 'pool' ? credential.pool.pick().key : null
+}
+
+/**
+ * Configured target headers replace the client's (for the clients that get them:
+ * configuredHeadersFor); provider defaults only fill what is missing.
+ */
+export function addTargetHeaders (headers: Record<string, string | string[]>, target: UpstreamTarget, client: ClientIdentity | null): void {
+  const configured = configuredHeadersFor(client, target)
+  if (configured !== null) Object.assign(headers, configured)
+  if (target.defaultHeaders !== null) {
+    for (const name in target.defaultHeaders) if (headers[name] === undefined) headers[name] = target.defaultHeaders[name]
+  }
 }

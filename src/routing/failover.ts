@@ -22,7 +22,7 @@ export function switchKey (request: FastifyRequest, target: UpstreamTarget, pool
   headers: Record<string, string | string[]>, reason: string): PoolKey {
   const next = pool.pick(failed)
   Object.assign(headers, credentialHeaders(target.provider, next.key))
-  request.gw.upstreamKeyName = next.name
+  request.outcome.keyName = next.name
   request.log.warn({ upstream: target.name, key: failed.name, nextKey: next.name, reason }, 'upstream key failed: retrying once on the next key')
   return next
 }

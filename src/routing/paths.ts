@@ -113,6 +113,13 @@ export function azureDeploymentOf (segments: readonly string[]): string | null {
   return segments[0].toLowerCase() === 'openai' && segments[1].toLowerCase() === 'deployments' ? segments[2] : null
 }
 
+/** Joins the target's base path and the request path; `…/v1` + `/v1/x` does not become `/v1/v1/x`. */
+export function joinUpstreamPath (basePath: string, path: string): string {
+  if (basePath === '') return path
+  if (basePath.endsWith('/v1') && (path.startsWith('/v1/') || path === '/v1')) return basePath.slice(0, -3) + path
+  return basePath + path
+}
+
 export type UrlRewriter = (req: IncomingMessage) => string
 
 /** The `rewriteUrl` function for the Fastify server, or undefined when no path routing is configured. */

@@ -13,7 +13,7 @@ import { NoTargetError, TargetForbiddenError } from './errors.js'
  * client identity was set after the routing plugin's hooks.
  */
 export function requireTarget (request: FastifyRequest): UpstreamTarget {
-  const target = request.gw.target
+  const target = request.upstream.target
   if (target === null) throw new NoTargetError()
   assertAllowed(request, target)
   return target
@@ -21,7 +21,7 @@ export function requireTarget (request: FastifyRequest): UpstreamTarget {
 
 /** The client's key may use the target, and has upstream credentials for it (src/routing/credentials.ts). */
 export function assertAllowed (request: FastifyRequest, target: UpstreamTarget): void {
-  const allowed = request.gw.client?.allowedTargets
+  const allowed = request.client?.allowedTargets
   if (allowed !== undefined && !allowed.includes(target.name)) throw new TargetForbiddenError()
   requireCredential(request, target)
 }

@@ -59,32 +59,32 @@ export class UsageRecorder {
 
   /** The record of an HTTP request that ended (aborted: its client went away first). */
   fromRequest (request: FastifyRequest, reply: FastifyReply, aborted: boolean): UsageRecord {
-    const gw = request.gw
+    const outcome = request.outcome
     const incomplete = aborted && cutShort(request, reply)
     const counts = request.responseUsage?.counts() ?? NO_TOKENS
     return this.#build(request, {
       status: incomplete && !reply.raw.headersSent ? 499 : reply.statusCode,
       durationMs: reply.elapsedTime,
-      ttfbMs: gw.ttfbMs,
-      stream: gw.stream || request.responseUsage?.streamed === true,
-      errorClass: gw.errorClass ?? (incomplete ? 'client_abort' : null),
+      ttfbMs: outcome.ttfbMs,
+      stream: request.proxyBody?.wantsStream === true || request.responseUsage?.streamed === true,
+      errorClass: outcome.errorClass ?? (incomplete ? 'client_abort' : null),
       aborted: incomplete,
       counts
     })
   }
 
   #build (request: FastifyRequest, end: { status: number, durationMs: number, ttfbMs: number | null, stream: boolean, errorClass: string | null, aborted: boolean, counts: TokenCounts }): UsageRecord {
-    const gw = request.gw
+    const plan = request.upstream
     const c = end.counts
-    const path = pathOnly(request.url)
+    const path = pathOnly(plan.apiPath)
     const record: UsageRecord = {
       requestId: request.id,
-      client: gw.client?.name ?? null,
-      target: gw.target?.name ?? null,
+      client: request.client?.name ?? null,
+      target: plan.target?.name ?? null,
       method: request.method,
       path,
       // an Azure-style call names its model by the deployment in its path, not always in its body
-      model: gw.model ?? azureDeployment(path),
+      model: plan.model ?? azureDeployment(path),
       stream: end.stream,
       status: end.status,
       durationMs: round(end.durationMs),
@@ -104,7 +104,7 @@ export class UsageRecorder {
 
   /**
    * Writes one record to every destination. Never throws into the request. `stdout: false` when
-   * the record rides on the request's access line instead (`gw.logFields`).
+   * the record rides on the request's access line instead (`request.outcome.record`).
    */
   record (record: UsageRecord, stdout = true): void {
     const o = this.#opts
@@ -135,7 +135,7 @@ export class UsageRecorder {
     return this.#build(request, {
       status: end.status,
       durationMs: performance.now() - startedAt,
-      ttfbMs: request.gw.ttfbMs,
+      ttfbMs: request.outcome.ttfbMs,
       stream: true,
       errorClass: end.errorClass,
       aborted: end.aborted,
@@ -158,7 +158,7 @@ export class RealtimeUsage {
   constructor (recorder: UsageRecorder, request: FastifyRequest) {
     this.#recorder = recorder
     this.#request = request
-    this.#startedAt = request.gw.startedAt
+    this.#startedAt = request.outcome.startedAt
   }
 
   /** A parsed server event from the upstream; only `response.done` counts. */
@@ -177,7 +177,7 @@ export class RealtimeUsage {
     this.#ended = true
     this.#recorder.record(this.#recorder.sessionRecord(this.#request, this.#startedAt, this.#counts, {
       status: opts.status ?? 101,
-      errorClass: opts.errorClass ?? this.#request.gw.errorClass,
+      errorClass: opts.errorClass ?? this.#request.outcome.errorClass,
       aborted: opts.aborted ?? false
     }))
   }

@@ -109,8 +109,8 @@ async function appWithClients (t: TestContext, max: number): Promise<{ app: Fast
   await app.register(redisPlugin, { redis: config.redis })
   app.addHook('onRequest', async function standInAuth (request) {
     const name = request.headers['x-test-client']
-    if (name === 'small') request.gw.client = { name, rateLimit: { max: 2, timeWindowMs: 60_000 } }
-    else if (typeof name === 'string') request.gw.client = { name }
+    if (name === 'small') request.client = { name, rateLimit: { max: 2, timeWindowMs: 60_000 } }
+    else if (typeof name === 'string') request.client = { name }
   })
   await app.register(websocket)
   await app.register(rateLimit, { rateLimit: config.rateLimit, keyPrefix: 'test:', poolSize: config.upstream.connections })

@@ -8,6 +8,7 @@ import Fastify from 'fastify'
 import { captureLogs } from '../helper.js'
 import requestState from '../../plugins/request-state.js'
 import metrics from '../../plugins/metrics.js'
+import forwarder from '../../plugins/forwarder.js'
 import accessLog from '../../plugins/access-log.js'
 import usage from '../../plugins/usage.js'
 import { loadConfig } from '../../config/load.js'
@@ -19,6 +20,7 @@ test('a realtime session: one record, response.done usages summed, gauge up and 
   const fastify = Fastify({ logger: { level: 'info', stream } })
   t.after(() => fastify.close())
   await fastify.register(requestState)
+  await fastify.register(forwarder)
   await fastify.register(metrics, { metrics: config.metrics })
   // the usage record joins the access line
   await fastify.register(accessLog)
@@ -26,7 +28,7 @@ test('a realtime session: one record, response.done usages summed, gauge up and 
   // stands in for the relay: what it would do over a session's life
   fastify.get('/v1/realtime', async (request) => {
     fastify.metrics?.realtimeSessionOpened()
-    request.gw.model = 'gpt-4o-realtime-preview'
+    request.upstream.model = 'gpt-4o-realtime-preview'
     const session = fastify.usageRecorder?.realtimeSession(request)
     const done = (input: number, output: number): unknown => ({ type: 'response.done', response: { usage: { total_tokens: input + output, input_tokens: input, output_tokens: output } } })
     session?.event({ type: 'response.created', response: { usage: null } })

@@ -10,7 +10,7 @@ import { once } from 'node:events'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { gzipSync } from 'node:zlib'
 import OpenAI from 'openai'
-import { request } from 'undici'
+import { request, type Dispatcher } from 'undici'
 import { startGateway } from '../helper.js'
 import { UpstreamExchange } from '../../src/proxy/exchange.js'
 import { checkedBody, ERROR_BODY_BOUND, holdBody } from '../../src/proxy/answer-check.js'
@@ -141,21 +141,24 @@ test('the model list: an upstream error naming the key is checked the same way',
   })
 })
 
+/** undici's controller, as far as an exchange fed by hand needs one */
+const CONTROLLER = { pause () {}, resume () {}, abort () {}, aborted: false, paused: false, reason: null } as unknown as Dispatcher.DispatchController
+
 test('holdBody and checkedBody: a key split across two chunks is found; the bound holds', async () => {
   const filter = SecretFilter.of(SECRETS)!
   const text = `{"error":{"message":"Incorrect API key provided: ${POOL_KEY} (${SHORT})","n":${4}}}`
   for (let cut = 1; cut < text.length; cut++) {
     const exchange = new UpstreamExchange()
     const held = holdBody(exchange, 1024)
-    exchange.onData(Buffer.from(text.slice(0, cut)))
-    exchange.onData(Buffer.from(text.slice(cut)))
-    exchange.onComplete()
+    exchange.onResponseData(CONTROLLER, Buffer.from(text.slice(0, cut)))
+    exchange.onResponseData(CONTROLLER, Buffer.from(text.slice(cut)))
+    exchange.onResponseEnd()
     const out = checkedBody((await held)!, undefined, filter)!.toString()
     assert.equal(out, `{"error":{"message":"Incorrect API key provided: ${REDACTED} (${REDACTED})","n":4}}`, `cut at ${cut}`)
   }
   const over = new UpstreamExchange()
   const held = holdBody(over, 8)
-  over.onData(Buffer.from('123456789'))
+  over.onResponseData(CONTROLLER, Buffer.from('123456789'))
   assert.equal(await held, null)
   assert.equal(checkedBody(Buffer.from('x'), 'zstd', filter), null, 'an encoding the gateway cannot read')
 })

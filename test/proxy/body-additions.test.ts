@@ -6,7 +6,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { request } from 'undici'
-import { addJsonMembers } from '../../src/proxy/body.js'
+import { addJsonMembers } from '../../src/proxy/proxy-body.js'
 import { startGateway, startMock } from '../helper.js'
 
 const MEMBER = '"stream_options":{"include_usage":true}'

@@ -204,12 +204,13 @@ test('a response stage that throws on what the upstream sent: that response pass
   const gw = await startGateway(t, {
     env: { GATEWAY_UPSTREAM_URL: url },
     // a stage with a bug (as a plugin's could have): it throws on a chunk of the upstream's body
-    prepare: (app) => app.addHook('preHandler', (request, _reply, done) => {
-      request.gw.responseHooks.push(() => ({
+    prepare: (app) => app.forwarder.addStage({
+      name: 'buggy',
+      position: 'near-client',
+      make: () => ({
         write: (chunk: Buffer | string) => { if (String(chunk).includes('boom')) throw new Error('stage bug'); return chunk },
         end: () => ''
-      }))
-      done()
+      })
     })
   })
   // gzip: the decoder makes it a chain of streams, where the stage runs inside the decoder's callback

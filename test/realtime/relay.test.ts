@@ -231,17 +231,15 @@ test('maxPayload applies to upstream messages (1009)', async (t) => {
 test('an onRequest hook that refuses answers the upgrade with HTTP; no socket, no upstream dial', async (t) => {
   const mock = await startMock(t)
   const { config } = loadConfig({ env: { GATEWAY_UPSTREAM_URL: mock.url, GATEWAY_PORT: '0' }, argv: [], cwd: tempDir() })
-  const { stream } = captureLogs()
+  const { stream, lines } = captureLogs()
   const fastify = Fastify({ loggerInstance: pino({ level: 'info' }, stream) as FastifyBaseLogger })
-  const summaries: RealtimeSessionSummary[] = []
+  // the session's summary, as its closing line reports it
+  const summaries = (): Array<Partial<RealtimeSessionSummary>> => lines.map(l => JSON.parse(l)).filter(l => l.msg === 'realtime session closed')
   // stands in for the auth / IP / rate-limit plugins, which are root onRequest hooks
   // (registered before the app, so before @fastify/websocket: the worst order for socket cleanup)
   fastify.addHook('onRequest', async function refuse (req: FastifyRequest, reply: FastifyReply) {
     const status = Number(req.headers['x-test-refuse'] ?? 0)
     if (status > 0) return reply.code(status).send({ error: { message: 'refused by test hook', type: 'test', code: null } })
-  })
-  fastify.addHook('preHandler', async function observeSessions (req: FastifyRequest) {
-    req.gw.realtimeHooks.push((s) => summaries.push(s))
   })
   await fastify.register(app, { config })
   t.after(() => fastify.close())
@@ -260,11 +258,12 @@ test('an onRequest hook that refuses answers the upgrade with HTTP; no socket, n
   const ok = new Probe(wsUrl(url))
   await ok.received(1)
   ok.ws.close(4000, 'bye')
-  await waitFor(() => summaries.length === 1, 'the session summary')
-  assert.equal(summaries[0].closeCode, 4000)
-  assert.equal(summaries[0].closeReason, 'bye')
-  assert.equal(summaries[0].upstreamOpened, true)
-  assert.equal(summaries[0].messagesToClient, 1)
+  await waitFor(() => summaries().length === 1, 'the session summary')
+  const [summary] = summaries()
+  assert.equal(summary.closeCode, 4000)
+  assert.equal(summary.closeReason, 'bye')
+  assert.equal(summary.upstreamOpened, true)
+  assert.equal(summary.messagesToClient, 1)
 })
 
 test('a plain GET of /v1/realtime is told to upgrade (426 JSON)', async (t) => {

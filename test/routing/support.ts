@@ -112,7 +112,7 @@ export async function startGatewayWithClient (t: TestContext, input: GatewayInpu
   return await startGateway(t, {
     ...input,
     prepare (app) {
-      app.addHook('onRequest', async function standInAuth (request) { request.gw.client = client(request) })
+      app.addHook('onRequest', async function standInAuth (request) { request.client = client(request) })
     }
   })
 }

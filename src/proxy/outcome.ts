@@ -1,0 +1,32 @@
+/**
+ * What happened to a request: the attempt and deliver phases' record (`request.outcome`), written
+ * by the forwarder (and by whatever refused the request first), read once when the request
+ * settles: the usage record, the access line, the metrics.
+ */
+import type { StreamEndWatch } from '../lib/stream-end.js'
+
+export interface Outcome {
+  /** performance.now() when the request arrived */
+  readonly startedAt: number
+  /** the upstream's status (0: no upstream answered) */
+  status: number
+  /** upstream attempts made (a failover on another key is a second) */
+  attempts: number
+  /** name of the pool key of the last attempt (never the key), for logs and metrics */
+  keyName: string | null
+  /** ms from the request's start to the first upstream byte */
+  ttfbMs: number | null
+  /** short machine-readable class of the failure, for logs and metrics */
+  errorClass: string | null
+  /**
+   * For an event stream, what the client was sent of it: a client that closes once the stream's
+   * last event reached it left a complete stream (src/lib/stream-end.ts), not an aborted one.
+   */
+  streamEnd: StreamEndWatch | null
+  /** the request's usage record (plugins/usage.ts), which its access line becomes */
+  record: object | null
+}
+
+export function newOutcome (startedAt: number): Outcome {
+  return { startedAt, status: 0, attempts: 0, keyName: null, ttfbMs: null, errorClass: null, streamEnd: null, record: null }
+}

@@ -1,0 +1,32 @@
+/**
+ * Where a request goes: the plan phase's state (`request.upstream`), owned by the routing plugin
+ * (plugins/routing.ts). The forwarder reads it to make its attempts; nobody else writes it but
+ * the readers of a model the body does not carry (a form field, a realtime query).
+ */
+import type { UpstreamTarget } from './target.js'
+
+/** A form whose `model` field chooses the upstream path (a multipart upload to an Azure deployment). */
+export interface FormModel {
+  /** the API path to map again once the field is read */
+  url: string
+  /** the field's value as the form streams in (plugins/upload-limits.ts); the forwarder waits for it */
+  value: Promise<string | null> | null
+}
+
+export interface UpstreamPlan {
+  target: UpstreamTarget | null
+  /**
+   * The API path and query as the gateway's routes know it (`/v1/…`, `/openai/…`): the client's
+   * URL without a target or stage prefix. Refusals, usage dialects and checks read this.
+   */
+  apiPath: string
+  /** path and query to request from the target, relative to its base path ('' until mapped) */
+  path: string
+  /** the model the request names: the JSON `model`, a form's `model` field, a realtime `?model=` */
+  model: string | null
+  formModel: FormModel | null
+}
+
+export function newPlan (apiPath: string): UpstreamPlan {
+  return { target: null, apiPath, path: '', model: null, formModel: null }
+}
