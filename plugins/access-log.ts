@@ -76,7 +76,7 @@ const accessLog: FastifyPluginAsync = async (fastify) => {
     } else {
       line = {
         method: request.method,
-        path: pathOnly(request.url),
+        path: pathOnly(request.upstream?.apiPath ?? request.url),
         // nothing was answered: nginx's "client closed request" rather than a 200 never sent
         status: cutShort && !reply.raw.headersSent ? 499 : reply.statusCode,
         durationMs: Math.round(reply.elapsedTime * 10) / 10,

@@ -214,7 +214,7 @@ export function refuseGuessing (request: FastifyRequest, reply: FastifyReply, re
 function refuse (request: FastifyRequest, reply: FastifyReply, reason: string, refusals: RefusalLimit | null): never {
   refusals?.record(request.clientIp)
   // OpenAI clients expect the challenge; Anthropic's API does not send one
-  if (!isAnthropicPath(request.url)) reply.header('www-authenticate', 'Bearer')
+  if (!isAnthropicPath(request.upstream.apiPath)) reply.header('www-authenticate', 'Bearer')
   request.outcome.errorClass = reason
   throw new InvalidApiKeyError()
 }

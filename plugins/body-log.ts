@@ -81,7 +81,7 @@ const bodyLog: FastifyPluginAsync<BodyLogOptions> = async (fastify, { log }) => 
     fastify.addHook('preHandler', async function debugRequest (request) {
       const raw = request.proxyBody?.raw
       const body = raw != null ? truncate(raw.toString('utf8'), log.bodyMaxBytes) : undefined
-      request.log[requestLevel]({ method: request.method, path: pathOnly(request.url), headers: redactHeaders(request.headers), body }, 'request')
+      request.log[requestLevel]({ method: request.method, path: pathOnly(request.upstream.apiPath), headers: redactHeaders(request.headers), body }, 'request')
     })
   }
   if (logResponses) {

@@ -4,7 +4,7 @@
  * - `request.upstream`: where the request goes (plan: plugins/routing.ts);
  * - `request.outcome`: what happened (attempt and deliver: the forwarder; read when it settles);
  * - `request.proxyBody`: the body as it goes upstream (the body parsers, plugins/upload-limits.ts);
- * - `request.routeUrl`: the matched route's URL pattern, read once.
+ * - `request.routeUrl`: the matched route's URL pattern (without a target prefix), read once.
  * Plugin-private state lives under each plugin's own Symbol.
  */
 import fp from 'fastify-plugin'
@@ -13,6 +13,7 @@ import type { ClientIdentity } from '../src/auth/client.js'
 import { newPlan, type UpstreamPlan } from '../src/upstream/plan.js'
 import { newOutcome, type Outcome } from '../src/proxy/outcome.js'
 import type { ProxyBody } from '../src/proxy/proxy-body.js'
+import { apiRoutePattern } from '../src/routing/paths.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -20,7 +21,7 @@ declare module 'fastify' {
     upstream: UpstreamPlan
     outcome: Outcome
     proxyBody: ProxyBody | null
-    /** the matched route's URL pattern (undefined: no route matched) */
+    /** the matched route's URL pattern without a target prefix (undefined: no route matched) */
     routeUrl: string | undefined
   }
 }
@@ -36,7 +37,7 @@ const requestState: FastifyPluginAsync = async (fastify) => {
     request.outcome = newOutcome(performance.now())
     request.upstream = newPlan(request.url)
     // Fastify's `request.routeOptions` getter builds a fresh object on every read: read once
-    request.routeUrl = request.routeOptions.url
+    request.routeUrl = apiRoutePattern(request.routeOptions.url)
     done()
   })
 }

@@ -19,7 +19,7 @@ import { isIP } from 'node:net'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import type { UpstreamTarget } from '../src/upstream/target.js'
-import { isSafeRequestPath, mapUpstreamPath, pathNeedsModel, pathTargetOf } from '../src/routing/paths.js'
+import { isSafeRequestPath, mapUpstreamPath, pathNeedsModel, withoutFirstSegment } from '../src/routing/paths.js'
 import { isMultipart } from '../src/uploads/limiter.js'
 import { allowList, checkTargetHost, type AllowList } from '../src/routing/target-host.js'
 import { AmbiguousHostError, InvalidPathError, TargetHostRefusedError } from '../src/routing/errors.js'
@@ -84,10 +84,17 @@ const routing: FastifyPluginAsync<RoutingOptions> = async (fastify, { routing: o
     // 400). Health probes and the admin API are outside this plugin's scope: they forward nothing
     if (!isSafeRequestPath(request.url)) throw new InvalidPathError()
     if (hostLines(request.raw.rawHeaders) > 1) throw new AmbiguousHostError()
-    const named = pathTargetOf(request.raw)
-    let target = named !== undefined ? byName.get(named) : undefined
-    if (target === undefined && hosts !== null) target = hosts.match(hostnameOf(request))
-    request.upstream.target = target ?? fallback
+    const plan = request.upstream
+    // a `/{target}/…` route (TARGET_PREFIX): the API path is what follows the name
+    const named = (request.params as { target?: string } | undefined)?.target
+    let target: UpstreamTarget | undefined
+    if (named !== undefined) {
+      plan.apiPath = withoutFirstSegment(request.url)
+      target = byName.get(named)
+      // an unknown name is refused like an unknown route, after authentication (requireTarget)
+      if (target === undefined) plan.unknownTarget = true
+    } else if (hosts !== null) target = hosts.match(hostnameOf(request))
+    plan.target = target ?? (named === undefined ? fallback : null)
     done()
   })
 

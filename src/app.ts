@@ -9,8 +9,9 @@
  * - the admin scope holds every admin route (and the metrics page) behind its guard; the boot
  *   fails when an `/admin` route is registered anywhere else;
  * - the API scope registers its hook plugins once (authentication, rate limit, routing,
- *   transforms, usage, upload limits) and holds the API routes and the not-found handler, so an
- *   unknown path is refused like an API call (address, auth, limits) before its 404.
+ *   transforms, usage, upload limits) and holds the API routes, once per prefix (`''` and
+ *   `/:target`), and the not-found handler, so an unknown path is refused like an API call
+ *   (address, auth, limits) before its 404.
  * Within a scope, order is explicit: cheap refusals before anything reads a body.
  */
 import fp from 'fastify-plugin'
@@ -54,6 +55,7 @@ import { NotFoundError, errorBody, shapeError } from './errors.js'
 import { SecretFilter } from './lib/secret-filter.js'
 import { secretsOf } from '../config/secrets.js'
 import { HeldBytes } from './lib/json-transform.js'
+import { TARGET_PREFIX } from './routing/paths.js'
 
 export interface AppOptions {
   config: GatewayConfig
@@ -136,9 +138,12 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
       // what the admin API and operators read lives on the root
       expose(fastify, api, ['upstreams', 'clientAuth', 'rateLimitStats', 'usageStore', 'contextIdStore'])
 
-      await api.register(modelsRoutes)
-      await api.register(realtimeRoutes, { realtime: config.realtime })
-      await api.register(proxyRoutes)
+      // the API routes once per prefix: `/v1/…`, and `/{target}/v1/…` when a path may name the target
+      for (const prefix of config.routing.byPath ? ['', TARGET_PREFIX] : ['']) {
+        await api.register(modelsRoutes, { prefix })
+        await api.register(realtimeRoutes, { realtime: config.realtime, prefix })
+        await api.register(proxyRoutes, { prefix })
+      }
     })
 
     await checked.register(async function admin (scope) {

@@ -12,7 +12,7 @@ import app from './app.js'
 import { loggerOptions } from './logging.js'
 import { openLogOutputs } from './log-outputs.js'
 import { secretsOf } from '../config/secrets.js'
-import { createPathRouter } from './routing/paths.js'
+import { createStageStripper } from './routing/paths.js'
 import { BodyTooSlowError, HttpVersionError, errorBody, shapeError } from './errors.js'
 
 export interface BuildOptions {
@@ -222,8 +222,8 @@ export async function buildServer (config: GatewayConfig, opts: BuildOptions = {
     forceCloseConnections: 'idle',
     return503OnClosing: true,
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 500 },
-    // `/{target}/v1/…` and seed 003's `/release/…` are resolved before routing (src/routing/paths.ts)
-    rewriteUrl: createPathRouter(config),
+    // seed 003's `/release/…` stage is removed before routing (src/routing/paths.ts)
+    rewriteUrl: createStageStripper(config),
     clientErrorHandler: rejectMalformedRequest,
     // malformed percent-encoding (`%ff`) and over-long route parameters are refused by the router
     // before any hook runs: answered in the same JSON shape as every other gateway error

@@ -4,6 +4,7 @@
  * fixed list, so a client cannot create label values by inventing paths.
  */
 import type { FastifyRequest } from 'fastify'
+import { apiRoutePattern } from '../routing/paths.js'
 
 /** First path segment after /v1/ → label; segments whose second part matters map to a Map. */
 const ENDPOINTS = new Map<string, string | Map<string, string>>()
@@ -71,9 +72,10 @@ export function endpointLabel (path: string): string {
 
 export function routeLabel (request: FastifyRequest): string {
   // read once per request by plugins/request-state.ts (routeOptions builds an object per read)
-  const url = request.outcome != null ? request.routeUrl : request.routeOptions.url
+  const url = request.outcome != null ? request.routeUrl : apiRoutePattern(request.routeOptions.url)
   if (url === undefined) return 'unmatched'
   if (!url.endsWith('*')) return url
-  const q = request.url.indexOf('?')
-  return endpointLabel(q === -1 ? request.url : request.url.slice(0, q))
+  const path = request.upstream?.apiPath ?? request.url
+  const q = path.indexOf('?')
+  return endpointLabel(q === -1 ? path : path.slice(0, q))
 }

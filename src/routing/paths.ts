@@ -1,10 +1,10 @@
 /**
  * Request paths: which part of the URL selects a target, and which path the target is sent.
  *
- * `createPathRouter` runs before Fastify's router (the `rewriteUrl` server option), so
- * `/{target}/v1/…` and a cloud function's `/release/v1/…` reach the same routes as `/v1/…` — proxied
- * routes, the models route and the realtime WebSocket alike — and no route is registered twice.
- * The target a path prefix selected is remembered per raw request for the routing plugin.
+ * `/{target}/v1/…` is a route prefix: the API routes are registered once per prefix, `''` and
+ * `TARGET_PREFIX` (src/app.ts), and the routing plugin reads the `target` parameter. A cloud
+ * function's stage (`/release/v1/…`) is no part of the gateway's URL space: `createStageStripper`
+ * removes it before Fastify's router (the `rewriteUrl` server option), for every route.
  *
  * `mapUpstreamPath` applies a target's path rewrites (`pathRewrites`, `proxy_url_path` in files
  * that use that name) and Azure's
@@ -13,11 +13,18 @@
 import type { IncomingMessage } from 'node:http'
 import type { GatewayConfig } from '../../config/schema.js'
 
-/** raw request → target name chosen by its path prefix */
-const pathTargets = new WeakMap<IncomingMessage, string>()
+/** The route prefix that names a target (`routing.byPath`): `/{target}/v1/…`. */
+export const TARGET_PREFIX = '/:target'
 
-export function pathTargetOf (req: IncomingMessage): string | undefined {
-  return pathTargets.get(req)
+/** A route's URL pattern as the API knows it: without the target prefix (route labels, checks). */
+export function apiRoutePattern (pattern: string | undefined): string | undefined {
+  return pattern !== undefined && pattern.startsWith(`${TARGET_PREFIX}/`) ? pattern.slice(TARGET_PREFIX.length) : pattern
+}
+
+/** The client's URL without its first path segment (the target a `TARGET_PREFIX` route matched). */
+export function withoutFirstSegment (url: string): string {
+  const end = url.indexOf('/', 1)
+  return end === -1 ? '/' : url.slice(end)
 }
 
 /** Tencent SCF stage prefixes, removed only as a whole leading segment (never mid-path). */
@@ -32,11 +39,6 @@ export function stripStage (url: string): string {
     if (next === '?') return `/${url.slice(stage.length)}`
   }
   return url
-}
-
-/** What may follow a target prefix: the API itself, or Azure-style `/openai/…` paths. */
-function isApiPath (rest: string): boolean {
-  return rest.startsWith('/v1/') || rest === '/v1' || rest.startsWith('/v1?') || rest.startsWith('/openai/')
 }
 
 /**
@@ -122,24 +124,11 @@ export function joinUpstreamPath (basePath: string, path: string): string {
 
 export type UrlRewriter = (req: IncomingMessage) => string
 
-/** The `rewriteUrl` function for the Fastify server, or undefined when no path routing is configured. */
-export function createPathRouter (config: Pick<GatewayConfig, 'routing' | 'targets'>): UrlRewriter | undefined {
-  const names = new Set(config.routing.byPath ? ['default', ...Object.keys(config.targets)] : [])
-  const strip = config.routing.stripStagePrefixes
-  if (!strip && names.size === 0) return undefined
-  return function routeByPath (req) {
-    let url = req.url ?? '/'
-    if (strip) url = stripStage(url)
-    const end = url.indexOf('/', 1)
-    if (end > 1) {
-      const name = url.slice(1, end)
-      const rest = url.slice(end)
-      if (names.has(name) && isApiPath(rest)) {
-        pathTargets.set(req, name)
-        url = rest
-      }
-    }
-    return url
+/** The `rewriteUrl` function for the Fastify server, or undefined when stages are not stripped. */
+export function createStageStripper (config: Pick<GatewayConfig, 'routing'>): UrlRewriter | undefined {
+  if (!config.routing.stripStagePrefixes) return undefined
+  return function removeStage (req) {
+    return stripStage(req.url ?? '/')
   }
 }
 

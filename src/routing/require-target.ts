@@ -6,6 +6,7 @@ import type { FastifyRequest } from 'fastify'
 import type { UpstreamTarget } from '../upstream/target.js'
 import { requireCredential } from './credentials.js'
 import { NoTargetError, TargetForbiddenError } from './errors.js'
+import { NotFoundError } from '../errors.js'
 
 /**
  * The request's target, for route handlers: 404 when nothing matched, 403 when the client's key
@@ -13,7 +14,9 @@ import { NoTargetError, TargetForbiddenError } from './errors.js'
  * client identity was set after the routing plugin's hooks.
  */
 export function requireTarget (request: FastifyRequest): UpstreamTarget {
-  const target = request.upstream.target
+  const plan = request.upstream
+  if (plan.unknownTarget) throw new NotFoundError(request.method, request.url.split('?')[0])
+  const target = plan.target
   if (target === null) throw new NoTargetError()
   assertAllowed(request, target)
   return target

@@ -25,8 +25,10 @@ export interface UpstreamPlan {
   /** the model the request names: the JSON `model`, a form's `model` field, a realtime `?model=` */
   model: string | null
   formModel: FormModel | null
+  /** the path prefix named no target (`/{name}/v1/…`): refused as an unknown route */
+  unknownTarget: boolean
 }
 
 export function newPlan (apiPath: string): UpstreamPlan {
-  return { target: null, apiPath, path: '', model: null, formModel: null }
+  return { target: null, apiPath, path: '', model: null, formModel: null, unknownTarget: false }
 }
