@@ -13,6 +13,7 @@ import { spawnSync } from 'node:child_process'
 
 const UNIT = [
   'test/abuse/blacklist-sync.test.ts',
+  'test/abuse/fixed-window.test.ts',
   'test/abuse/ip.test.ts',
   'test/auth/key-extraction.test.ts',
   'test/config/auth-config.test.ts',
