@@ -32,7 +32,8 @@ const UNIT = [
   'test/observability/tokens.test.ts',
   'test/realtime/units.test.ts',
   'test/routing/config.test.ts',
-  'test/uploads/limiter-hold.test.ts'
+  'test/uploads/limiter-hold.test.ts',
+  'test/uploads/part-names.test.ts'
 ]
 
 const SYSTEM = [
