@@ -115,6 +115,15 @@ function readPart (lines: readonly string[]): 'skipped' | { name: string | null 
   return { name: names === 1 ? name : null }
 }
 
+/** How many of `buf`'s last bytes may be the start of a delimiter (a proper prefix of it). */
+function delimiterStart (buf: Buffer, delimiter: Buffer): number {
+  for (let k = Math.min(delimiter.length - 1, buf.length); k > 0; k--) {
+    const at = buf.length - k
+    if (buf[at] === DASH && buf.subarray(at).equals(delimiter.subarray(0, k))) return k
+  }
+  return 0
+}
+
 type State = 'body' | 'header' | 'closed'
 
 export class FormFraming {
@@ -204,8 +213,9 @@ export class FormFraming {
     }
     const i = buf.indexOf(delimiter)
     if (i === -1) {
-      // what may be the start of a delimiter stays
-      this.#consume(Math.max(0, buf.length - delimiter.length + 1))
+      // what may be the start of a delimiter stays (seldom anything: the next chunk is then read
+      // where it lies, not copied behind the rest)
+      this.#consume(buf.length - delimiterStart(buf, delimiter))
       return false
     }
     // after the closing delimiter, a delimiter is one a lenient parser might still follow

@@ -4,11 +4,13 @@
  * it) read no name. A part's name counts only where the gateway's own reading of its header
  * (form-framing.ts) gives the same plain name, so such a part is never the model field (the Azure
  * deployment, the usage record), while parts busboy skips (no disposition, not `form-data`) do not
- * put the parts after them out of step. The fork's size limits keep their meaning: a value or a
- * file of exactly the limit passes, one byte more is refused.
+ * put the parts after them out of step; random forms of such parts check it at large
+ * (HARDENING_FUZZ_FORM_RUNS raises the count). The fork's size limits keep their meaning: a value or
+ * a file of exactly the limit passes, one byte more is refused.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import fc from 'fast-check'
 import { UploadLimiter, type UploadLimits } from '../../src/uploads/limiter.js'
 import { UploadFieldTooLargeError, UploadFileTooLargeError } from '../../src/errors.js'
 import { rawForm, type RawPart } from './forms.js'
@@ -81,4 +83,44 @@ test('a value or a file of exactly the limit passes; one byte more is refused wi
   assert.ok(field101.error instanceof UploadFieldTooLargeError, String(field101.error))
   const file3001 = await read([{ ...FILE, content: Buffer.alloc(3001, 9) }], 512, limits)
   assert.ok(file3001.error instanceof UploadFileTooLargeError, String(file3001.error))
+})
+
+/** Header variants of a part: whether it names the model plainly, and whether its lines are plain (the pairing holds past it). */
+const VARIANTS: Array<{ headers: string[], plainModel: boolean, plainLines: boolean }> = [
+  { headers: ['Content-Disposition: form-data; name="model"'], plainModel: true, plainLines: true },
+  { headers: ['content-disposition: form-data; name=model', 'Content-Type: text/plain'], plainModel: true, plainLines: true },
+  { headers: ['Content-Disposition: form-data; name="prompt"'], plainModel: false, plainLines: true },
+  { headers: ['Content-Disposition: form-data; name="file"; filename="a.wav"', 'Content-Type: audio/wav'], plainModel: false, plainLines: true },
+  { headers: ["Content-Disposition: form-data; name*=UTF-8''model"], plainModel: false, plainLines: true },
+  { headers: ["Content-Disposition: form-data; name=\"x\"; name*=UTF-8''model"], plainModel: false, plainLines: true },
+  { headers: ['Content-Disposition: form-data; name="model"; name="x"'], plainModel: false, plainLines: true },
+  { headers: ['Content-Disposition: form-data; name="x"; name="model"'], plainModel: false, plainLines: true },
+  { headers: ['Content-Disposition: form-data; name="model"', 'Content-Disposition: form-data; name="x"'], plainModel: false, plainLines: true },
+  { headers: ['Content-Disposition: attachment; name="model"'], plainModel: false, plainLines: true },
+  { headers: ['Content-Disposition: form-data; name="model"; junk'], plainModel: false, plainLines: true },
+  { headers: ['Content-Disposition: form-data'], plainModel: false, plainLines: true },
+  { headers: ['Content-Type: text/plain'], plainModel: false, plainLines: true },
+  { headers: [], plainModel: false, plainLines: true },
+  { headers: ['Content-Disposition: form-data;', ' name="model"'], plainModel: false, plainLines: false },
+  { headers: ['X-Junk', 'Content-Disposition: form-data; name="model"'], plainModel: false, plainLines: false },
+  { headers: ['Content-Disposition: form-data; name="model"\nX: y'], plainModel: false, plainLines: false },
+  { headers: ["Content-Disposition: form-data; name=\"file\"; filename*=UTF-8''a%0d.wav"], plainModel: false, plainLines: false }
+]
+
+test('random forms: the model field is always a part that names it plainly, and the first such while the framing is plain', async () => {
+  await fc.assert(fc.asyncProperty(
+    fc.array(fc.nat(VARIANTS.length - 1), { minLength: 1, maxLength: 8 }),
+    fc.integer({ min: 1, max: 400 }),
+    async (picks, size) => {
+      const parts = picks.map((v, i) => ({ headers: VARIANTS[v].headers, content: `value-${i}` }))
+      const r = await read(parts, size)
+      const plainModels = picks.flatMap((v, i) => VARIANTS[v].plainModel ? [`value-${i}`] : [])
+      if (r.held !== null) assert.ok(plainModels.includes(r.held), `${r.held} is a part named model plainly`)
+      for (const told of r.told) assert.ok(plainModels.includes(told), `${told} is a part named model plainly`)
+      const firstOdd = picks.findIndex(v => !VARIANTS[v].plainLines)
+      const firstModel = picks.findIndex(v => VARIANTS[v].plainModel)
+      if (firstModel !== -1 && (firstOdd === -1 || firstModel < firstOdd)) assert.equal(r.held, `value-${firstModel}`)
+      assert.ok(r.out.equals(r.body), 'the bytes pass unchanged')
+    }
+  ), { numRuns: Number(process.env.HARDENING_FUZZ_FORM_RUNS ?? 200), seed: 18 })
 })
