@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import busboy from 'busboy'
+import { Busboy, type BusboyHeaders } from '@fastify/busboy'
 import type { MockFile, MockRequest } from './types.js'
 
 /** Bodies up to this size are kept as `bodyText` in the request record. */
@@ -97,12 +97,12 @@ export class MalformedBodyError extends Error {
 }
 
 function parseMultipart (req: IncomingMessage, record: MockRequest): Promise<void> {
-  const parser = busboy({ headers: req.headers })
+  const parser = Busboy({ headers: req.headers as BusboyHeaders })
   const files: MockFile[] = []
   const fields: Record<string, string> = {}
   const fileDone: Array<Promise<void>> = []
-  parser.on('file', (field, stream, info) => {
-    const file: MockFile = { field, filename: info.filename ?? '', mimeType: info.mimeType, bytes: 0, sha256: '' }
+  parser.on('file', (field, stream, filename: string | undefined, _encoding, mimeType) => {
+    const file: MockFile = { field, filename: filename ?? '', mimeType, bytes: 0, sha256: '' }
     files.push(file)
     fileDone.push(hashFile(stream, file))
   })
@@ -110,8 +110,9 @@ function parseMultipart (req: IncomingMessage, record: MockRequest): Promise<voi
   record.files = files
   record.fields = fields
   return new Promise<void>((resolve, reject) => {
-    parser.once('close', () => { Promise.all(fileDone).then(() => resolve(), reject) })
-    // busboy may report a malformed part header more than once: an unheard second 'error' would throw
+    // busboy's 'finish' comes once every part was reported
+    parser.once('finish', () => { Promise.all(fileDone).then(() => resolve(), reject) })
+    // an unheard second 'error' would throw
     parser.on('error', reject)
     req.once('error', reject)
     req.pipe(parser)

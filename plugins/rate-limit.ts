@@ -3,8 +3,8 @@
  * client key when the request is authenticated (`request.client`, set by the auth plugin's
  * onRequest, which is registered before this one), else per client address (IPv6 per /64). A key
  * may carry its own limit (`client.rateLimit`). Counters live in Redis when configured, so every
- * replica enforces the same limit, else in the plugin's bounded in-memory LRU (its LocalStore,
- * called directly from a sync hook: the same counting without the limiter's promises).
+ * replica enforces the same limit, else in this process (src/abuse/fixed-window.ts: a bounded LRU
+ * with @fastify/rate-limit's window arithmetic, counted from a sync hook without a promise).
  *
  * The limiter runs in an onRequest hook of the API scope rather than per route, so it also covers
  * the 404 handler (scanners, src/app.ts) and WebSocket upgrades; health probes and the admin API
@@ -21,15 +21,16 @@
  * or a key's own): a request that never ends (a body trickled a byte at a time, an answer never
  * read) holds an upstream connection, and without a cap one tenant could hold all of them. Over
  * the cap: 429 `concurrency_limit`. The slot is given back once, however the request ends.
+ * Both count per one scope key, computed once per request and kept on it (`kScope`).
  *
  * Seed 002 meant to do this and never did: its limiter read config keys that did not exist.
  */
 import fp from 'fastify-plugin'
-import { createRequire } from 'node:module'
 import fastifyRateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
 import { networkKey } from '../src/lib/ip.js'
+import { FixedWindowCounter } from '../src/abuse/fixed-window.js'
 import { InFlight } from '../src/abuse/in-flight.js'
 import { ConcurrencyLimitError, RateLimitedError, RateLimitUnavailableError } from '../src/errors.js'
 import { keyedClient } from '../src/auth/client.js'
@@ -55,9 +56,15 @@ export interface RateLimitStats {
   readonly inFlight: number
 }
 
+/** The request's rate-limit scope (`key:<client>` or `ip:<network>`), once computed: this plugin's own. */
+const kScope = Symbol('gateway.rateLimitScope')
+
 declare module 'fastify' {
   interface FastifyInstance {
     rateLimitStats: RateLimitStats
+  }
+  interface FastifyRequest {
+    [kScope]: string | null
   }
 }
 
@@ -87,14 +94,6 @@ interface Verdict {
   ttl: number
 }
 
-/** @fastify/rate-limit's in-memory store (bounded LRU, fixed window); its callback runs synchronously. */
-interface LocalStoreLike {
-  incr: (key: string, cb: (err: Error | null, res: { current: number, ttl: number }) => void, timeWindow: number, max: number) => void
-}
-type LocalStoreClass = new (continueExceeding: boolean, exponentialBackoff: boolean, cache: number) => LocalStoreLike
-// a CommonJS file of the package without its own types: loaded by path, typed above
-const LocalStore = createRequire(import.meta.url)('@fastify/rate-limit/store/LocalStore.js') as LocalStoreClass
-
 const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { rateLimit: cfg, keyPrefix, poolSize }) => {
   const inFlight = new InFlight()
   const stats: RateLimitStats = { limited: 0, unchecked: 0, refusedUnavailable: 0, concurrencyLimited: 0, get inFlight () { return inFlight.total } }
@@ -103,14 +102,21 @@ const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { 
 
   const redis = fastify.redis
   const health = fastify.redisHealth
+  fastify.decorateRequest(kScope, null)
   // a caller without a client key (pass-through, or an unknown caller let through) is counted by
-  // its address network: a credential it made up would give it a fresh count each time
-  const keyOf = (request: FastifyRequest): string => {
-    const client = keyedClient(request.client)
-    return client !== null ? `key:${client.name}` : `ip:${networkKey(request.clientIp, cfg.ipv6Subnet)}`
+  // its address network: a credential it made up would give it a fresh count each time. Read by
+  // the rate count and the in-flight cap alike: computed by the first, kept for the second.
+  const scopeOf = (request: FastifyRequest): string => {
+    let scope = request[kScope]
+    if (scope === null) {
+      const client = keyedClient(request.client)
+      scope = client !== null ? `key:${client.name}` : `ip:${networkKey(request.clientIp, cfg.ipv6Subnet)}`
+      request[kScope] = scope
+    }
+    return scope
   }
-  const maxOf = (request: FastifyRequest): number => request.client?.rateLimit?.max ?? cfg.max
-  const windowOf = (request: FastifyRequest): number => request.client?.rateLimit?.timeWindowMs ?? cfg.windowMs
+  const maxOf = (request: FastifyRequest): number => keyedClient(request.client)?.rateLimit?.max ?? cfg.max
+  const windowOf = (request: FastifyRequest): number => keyedClient(request.client)?.rateLimit?.timeWindowMs ?? cfg.windowMs
 
   /** Sets the answer's limit headers; throws the 429 when the count is over the limit. */
   function apply (request: FastifyRequest, reply: FastifyReply, v: Verdict): void {
@@ -137,22 +143,14 @@ const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { 
   }
 
   if (redis === null) {
-    // Counters in this process: @fastify/rate-limit's own LocalStore (the same LRU and window
-    // arithmetic its limiter uses), called directly. Its callback runs synchronously, so a sync
-    // hook does the whole count: the package's limiter would add a promise and four awaits per
-    // request (bench/RESULTS.md, chain profile).
-    const store = new LocalStore(false, false, cfg.maxTracked)
-    // one callback for every count (no closure per request): it hands the counter over
-    let counted: { current: number, ttl: number } | null = null
-    const take = (_err: Error | null, res: { current: number, ttl: number }): void => { counted = res }
+    // Counters in this process, counted synchronously: the package's limiter would add a promise
+    // and four awaits per request, for a store that needs none.
+    const counter = new FixedWindowCounter(cfg.maxTracked)
     fastify.addHook('onRequest', function enforceRateLimit (request, reply, done) {
-      const key = keyOf(request)
+      const key = scopeOf(request)
       const max = maxOf(request)
       const timeWindow = windowOf(request)
-      store.incr(key, take, timeWindow, max)
-      const res = counted as { current: number, ttl: number } | null
-      counted = null
-      if (res === null) throw new Error('rate limit store answered asynchronously')
+      const res = counter.hit(key, timeWindow)
       apply(request, reply, { key, max, timeWindow, remaining: Math.max(0, max - res.current), isExceeded: res.current > max, ttl: res.ttl })
       done()
     })
@@ -161,7 +159,7 @@ const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { 
       global: false, // no per-route hooks: the one root hook below covers every route
       max: maxOf,
       timeWindow: windowOf,
-      keyGenerator: keyOf,
+      keyGenerator: scopeOf,
       skipOnError: false, // store failures reach the hook below, which applies failClosed
       cache: cfg.maxTracked,
       redis,
@@ -195,7 +193,7 @@ const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { 
     })
   }
 
-  capConcurrency(fastify, inFlight, cfg.maxConcurrent, poolSize, keyOf, stats)
+  capConcurrency(fastify, inFlight, cfg.maxConcurrent, poolSize, scopeOf, stats)
 }
 
 /**
@@ -204,7 +202,7 @@ const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { 
  * client gone, the upstream failed, a stream abandoned) or its connection closed (a realtime
  * session ended, or a pipelined request whose connection went before its turn to answer).
  */
-function capConcurrency (fastify: FastifyInstance, inFlight: InFlight, maxConcurrent: number, poolSize: number, keyOf: (request: FastifyRequest) => string, stats: RateLimitStats): void {
+function capConcurrency (fastify: FastifyInstance, inFlight: InFlight, maxConcurrent: number, poolSize: number, scopeOf: (request: FastifyRequest) => string, stats: RateLimitStats): void {
   if (maxConcurrent === 0 || maxConcurrent >= poolSize) {
     fastify.log.warn({ maxConcurrent, upstreamConnections: poolSize }, 'rateLimit.maxConcurrent is not below upstream.connections: one client can hold every upstream connection')
   }
@@ -212,7 +210,7 @@ function capConcurrency (fastify: FastifyInstance, inFlight: InFlight, maxConcur
   fastify.addHook('onRequest', function capInFlight (request, reply, done) {
     const cap = keyedClient(request.client)?.maxConcurrent ?? maxConcurrent
     if (cap === 0) return done()
-    const scope = keyOf(request)
+    const scope = scopeOf(request)
     const release = inFlight.take(scope, cap)
     if (release === null) {
       stats.concurrencyLimited++

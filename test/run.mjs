@@ -13,6 +13,7 @@ import { spawnSync } from 'node:child_process'
 
 const UNIT = [
   'test/abuse/blacklist-sync.test.ts',
+  'test/abuse/fixed-window.test.ts',
   'test/abuse/ip.test.ts',
   'test/auth/key-extraction.test.ts',
   'test/config/auth-config.test.ts',
@@ -31,7 +32,8 @@ const UNIT = [
   'test/observability/tokens.test.ts',
   'test/realtime/units.test.ts',
   'test/routing/config.test.ts',
-  'test/uploads/limiter-hold.test.ts'
+  'test/uploads/limiter-hold.test.ts',
+  'test/uploads/part-names.test.ts'
 ]
 
 const SYSTEM = [

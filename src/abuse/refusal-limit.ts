@@ -5,12 +5,12 @@
  * its window, every request from it is refused with 429 until the window ends, one with a valid
  * key too: answering a right guess differently from a wrong one would let the guessing go on.
  *
- * Fixed windows from the first refusal, in an LRU with a fixed size (a flood from many addresses
- * cannot grow memory; the least recently refused lose their count). In this process only: the
- * check runs before every authentication, where a Redis round trip would cost every request.
+ * Fixed windows from the first refusal, counted by the same bounded counter as the in-memory rate
+ * limit (fixed-window.ts: a flood from many addresses cannot grow memory). In this process only:
+ * the check runs before every authentication, where a Redis round trip would cost every request.
  */
-import { LRUCache } from 'lru-cache'
 import { networkKey } from '../lib/ip.js'
+import { FixedWindowCounter } from './fixed-window.js'
 
 export interface RefusalLimitOptions {
   /** refusals allowed per window (rateLimit.max) */
@@ -22,31 +22,25 @@ export interface RefusalLimitOptions {
   maxTracked: number
 }
 
-interface Window { refused: number, endsAt: number }
-
 export class RefusalLimit {
-  readonly #windows: LRUCache<string, Window>
+  readonly #refused: FixedWindowCounter
   readonly #opts: RefusalLimitOptions
 
   constructor (opts: RefusalLimitOptions) {
     this.#opts = opts
-    // noUpdateTTL: the window runs from the first refusal and is not pushed back by later ones
-    this.#windows = new LRUCache({ max: opts.maxTracked, ttl: opts.windowMs, noUpdateTTL: true })
+    this.#refused = new FixedWindowCounter(opts.maxTracked)
   }
 
   /** ms until the address may try again; 0 while it is under the limit */
   blockedFor (ip: string, now = Date.now()): number {
     // nothing refused anywhere (the usual case): no address arithmetic
-    if (this.#windows.size === 0) return 0
-    const w = this.#windows.get(this.#scope(ip))
-    return w !== undefined && w.refused >= this.#opts.max ? Math.max(1, w.endsAt - now) : 0
+    if (this.#refused.size === 0) return 0
+    const w = this.#refused.peek(this.#scope(ip), now)
+    return w !== null && w.current >= this.#opts.max ? Math.max(1, w.ttl) : 0
   }
 
   record (ip: string, now = Date.now()): void {
-    const scope = this.#scope(ip)
-    const w = this.#windows.get(scope)
-    if (w !== undefined) w.refused++
-    else this.#windows.set(scope, { refused: 1, endsAt: now + this.#opts.windowMs })
+    this.#refused.hit(this.#scope(ip), this.#opts.windowMs, now)
   }
 
   #scope (ip: string): string {

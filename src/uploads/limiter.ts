@@ -1,8 +1,11 @@
 /**
  * A counting pass-through for streamed request bodies: every byte goes on unchanged, and the
  * stream errors with a coded 413 as soon as a limit is crossed, before the chunk that crossed it
- * is passed on. Multipart bodies are teed into busboy, which only counts (files are drained, not
- * kept), so file size, file count, field count and field size are known while the body streams.
+ * is passed on. Multipart bodies are teed into busboy (@fastify/busboy), which only counts (files
+ * are drained, not kept), so file size, file count, field count and field size are known while the
+ * body streams. A part's name is taken from busboy only where the gateway's own reading of the
+ * part's header (form-framing.ts) gives the same: busboy also reads an RFC 2231 `name*=` as the
+ * name, which other parsers ignore, so such a part names no field (no `model` field either).
  *
  * A body busboy cannot parse (no boundary, malformed parts) keeps streaming with only the total
  * size counted: the upstream is the judge of a malformed form, and the total limit still holds.
@@ -26,13 +29,13 @@
  */
 import { Transform, type TransformCallback } from 'node:stream'
 import type { IncomingHttpHeaders } from 'node:http'
-import busboy, { type Busboy } from 'busboy'
+import { Busboy, type BusboyHeaders, type BusboyInstance } from '@fastify/busboy'
 import {
   UploadCheckFailedError, UploadFieldTooLargeError, UploadFileTooLargeError, UploadModelFieldLateError, UploadTooManyFieldsError,
   UploadTooManyFilesError, UploadTotalTooLargeError
 } from '../errors.js'
 import { guarded } from '../lib/guarded.js'
-import { FormFraming } from './form-framing.js'
+import { FormFraming, MAX_HEADER_BYTES } from './form-framing.js'
 
 export interface UploadLimits {
   maxTotalBytes: number
@@ -64,11 +67,6 @@ export interface ModelFieldHold {
   maxBytes: number
 }
 
-/** A part's name as busboy reports it, when it is one: busboy gives undefined for a part it could not name. */
-function partName (name: string | undefined): string | null {
-  return typeof name === 'string' && name !== '' ? name : null
-}
-
 export function isMultipart (headers: IncomingHttpHeaders): boolean {
   return (headers['content-type'] ?? '').toLowerCase().startsWith('multipart/form-data')
 }
@@ -76,11 +74,11 @@ export function isMultipart (headers: IncomingHttpHeaders): boolean {
 export class UploadLimiter extends Transform {
   readonly counts: UploadCounts = { bytes: 0, files: 0, fields: 0 }
   readonly #limits: UploadLimits
-  #parser: Busboy | null = null
+  #parser: BusboyInstance | null = null
   /** the limit error busboy reported while parsing the current chunk */
   #tripped: Error | null = null
   readonly #check: FormCheck | null
-  /** with a check: the strict framing beside busboy (null when the content type names no single boundary) */
+  /** the gateway's own reading of the form beside busboy's (null when the content type names no single boundary) */
   readonly #framing: FormFraming | null = null
   /** with a check: the chunk kept back until the form's end was seen */
   #last: Buffer | null = null
@@ -104,11 +102,11 @@ export class UploadLimiter extends Transform {
     super({ highWaterMark: CHUNK })
     this.#limits = limits
     this.#check = check
-    if (isMultipart(headers)) this.#parser = this.#startParser(headers)
-    if (check !== null) {
+    if (isMultipart(headers)) {
+      this.#parser = this.#startParser(headers)
       this.#framing = FormFraming.for(headers)
-      if (this.#parser === null || this.#framing === null) this.#trip(check.unreadable())
     }
+    if (check !== null && (this.#parser === null || this.#framing === null)) this.#trip(check.unreadable())
     if (hold !== null) {
       if (this.#parser === null || hold.maxBytes === 0) {
         this.modelField = Promise.resolve(null)
@@ -122,20 +120,20 @@ export class UploadLimiter extends Transform {
     }
   }
 
-  #startParser (headers: IncomingHttpHeaders): Busboy | null {
+  #startParser (headers: IncomingHttpHeaders): BusboyInstance | null {
     const limits = this.#limits
-    let parser: Busboy
+    let parser: BusboyInstance
     try {
-      parser = busboy({
-        headers,
-        // busboy reports a size limit on *reaching* it: +1 lets a file or value of exactly max bytes
-        // pass. Its count limits fire on the first part past the limit, as wanted.
+      parser = Busboy({
+        headers: headers as BusboyHeaders,
+        // busboy reports a size limit once it is crossed, and its count limits on the first part
+        // past them: a file or value of exactly max bytes passes
         limits: {
-          fileSize: limits.maxFileBytes + 1,
-          fieldSize: limits.maxFieldBytes + 1,
+          fileSize: limits.maxFileBytes,
+          fieldSize: limits.maxFieldBytes,
           files: limits.maxFiles,
           fields: limits.maxFields,
-          fieldNameSize: 1024
+          headerSize: MAX_HEADER_BYTES
         }
       })
     } catch {
@@ -144,18 +142,18 @@ export class UploadLimiter extends Transform {
     const guard = <A extends unknown[]>(listener: (...args: A) => void): (...args: A) => void => guarded(listener, (err) => this.#failed(err))
     parser.on('file', guard((name: string | undefined, file: NodeJS.ReadableStream) => {
       this.counts.files++
+      const named = this.#partName(name)
       file.once('limit', guard(() => this.#trip(new UploadFileTooLargeError(limits.maxFileBytes))))
       file.on('error', () => {}) // a body cut short ends the file with an error: nothing to do
       file.resume() // counted by busboy, never kept
-      if (partName(name) === null) this.#unreadable()
+      if (named === null) this.#unreadable()
     }))
-    parser.on('field', guard((name: string | undefined, value: string, info: { valueTruncated: boolean }) => {
+    parser.on('field', guard((name: string | undefined, value: string, _nameTruncated: boolean, valueTruncated: boolean) => {
       this.counts.fields++
-      if (info.valueTruncated) this.#trip(new UploadFieldTooLargeError(limits.maxFieldBytes))
-      // busboy names a part only by a plain, non-empty name="…" (no name, name="" and a lone
-      // name*=… give undefined): such a field is no model field, and for a restricted key it is
-      // one an upstream may read otherwise
-      const named = partName(name)
+      if (valueTruncated) this.#trip(new UploadFieldTooLargeError(limits.maxFieldBytes))
+      // a part without a plain, non-empty name="…" (no name, name="", name*=…) is no model
+      // field, and for a restricted key it is one an upstream may read otherwise
+      const named = this.#partName(name)
       if (named === null) {
         this.#unreadable()
         return
@@ -174,6 +172,15 @@ export class UploadLimiter extends Transform {
       this.#unreadable()
     }))
     return parser
+  }
+
+  /**
+   * The name of the part busboy reports now, when the gateway's own reading of its header gives the
+   * same, plain and not empty; else null. Called once for each part busboy reports.
+   */
+  #partName (busboyName: string | undefined): string | null {
+    const plain = this.#framing?.nextName() ?? null
+    return plain !== null && plain !== '' && plain === busboyName ? plain : null
   }
 
   #trip (err: Error): void {
@@ -229,7 +236,7 @@ export class UploadLimiter extends Transform {
       return
     }
     // the write callback runs once busboy has parsed the chunk (and fired its limit events),
-    // possibly later, from busboy's own stack
+    // later, from busboy's own stack
     parser.write(chunk, guarded(() => {
       if (this.#tripped !== null) cb(this.#tripped)
       else if (this.#held === null) this.#pass(chunk, cb)
@@ -283,16 +290,23 @@ export class UploadLimiter extends Transform {
     }
     // a form cut short is the upstream's to refuse: parse errors only stop the counting (and, for
     // a restricted key, refuse the form)
-    parser.end(guarded((err?: Error | null) => {
+    const finished = guarded((err: unknown) => {
+      parser.off('finish', finished)
+      parser.off('error', finished)
       if (err != null) this.#unreadable()
       const framing = this.#framing
-      if (framing !== null && (!framing.end() || framing.parts !== this.counts.files + this.counts.fields)) this.#unreadable()
+      if (this.#check !== null && framing !== null && (!framing.end() || framing.parts !== this.counts.files + this.counts.fields)) this.#unreadable()
       if (this.#tripped === null && this.#held !== null) this.#release(this.#heldModel ?? null)
       this.#end(cb)
     }, (err) => {
       this.#failed(err)
       cb(this.#tripped)
-    }))
+    })
+    // busboy's 'finish' comes once every part was reported (end()'s callback may come before the
+    // last field); a form cut short is an 'error' instead
+    parser.once('finish', finished)
+    parser.once('error', finished)
+    parser.end()
   }
 
   /** The end of the body: the chunk kept back goes on, unless the form was refused at its end. */
