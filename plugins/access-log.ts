@@ -11,24 +11,12 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { pathOnly } from '../src/logging.js'
 import type { UpstreamPlan } from '../src/upstream/plan.js'
-import { cutShort, onAbandoned } from '../src/lib/abandoned.js'
-
-/**
- * Adds fields to a request's access line just before it is written (`request.outcome.record`), whichever
- * scope its plugin lives in: the usage record. `abandoned`: the response closed unfinished.
- */
-export type AccessLineFields = (request: FastifyRequest, reply: FastifyReply, abandoned: boolean) => void
+import { cutShort } from '../src/proxy/outcome.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** this request's access line is written */
-    accessLogged: boolean
     /** a probe's request: its line is written only when it failed (route option `accessLog`) */
     quietWhenHealthy: boolean
-  }
-  interface FastifyInstance {
-    /** run in order before each access line; plugins in child scopes add to this root list */
-    accessLineFields: AccessLineFields[]
   }
   interface FastifyContextConfig {
     /** 'failures': a line only for a failed request (health probes answer every few seconds) */
@@ -48,21 +36,14 @@ function withHook<T> (hooks: T | T[] | undefined, hook: T): T[] {
 
 const accessLog: FastifyPluginAsync = async (fastify) => {
   const accessFile = fastify.hasDecorator('logFiles') ? fastify.logFiles?.access ?? null : null
-  fastify.decorateRequest('accessLogged', false)
   fastify.decorateRequest('quietWhenHealthy', false)
-  const fieldWriters: AccessLineFields[] = []
-  fastify.decorate('accessLineFields', fieldWriters)
 
   // per-route behaviour decided once, when the route is registered (as @fastify/rate-limit does)
   fastify.addHook('onRoute', function quietRoutes (route: RouteOptions) {
     if (route.config?.accessLog === 'failures') route.onRequest = withHook(route.onRequest, markQuiet)
   })
 
-  function writeAccessLine (request: FastifyRequest, reply: FastifyReply, abandoned: boolean, cutShort: boolean): void {
-    // a response can both fail ('error') and close: one line
-    if (request.accessLogged) return
-    request.accessLogged = true
-    for (const write of fieldWriters) write(request, reply, abandoned)
+  function writeAccessLine (request: FastifyRequest, reply: FastifyReply, cutShort: boolean): void {
     if (request.quietWhenHealthy && reply.statusCode < 400 && !cutShort) return
     const plan = request.upstream as UpstreamPlan | null
     const record = request.outcome?.record as Record<string, unknown> | null | undefined
@@ -93,18 +74,10 @@ const accessLog: FastifyPluginAsync = async (fastify) => {
     accessFile?.info({ reqId: request.id, ...line }, 'request completed')
   }
 
-  // callback form: nothing to wait for, so no promise per request
-  fastify.addHook('onResponse', function accessLine (request, reply, done) {
-    writeAccessLine(request, reply, false, false)
-    done()
+  // the last step of settling: the usage record, written before, becomes this line
+  fastify.settle.add('log', 'access-line', function accessLine (request, reply, abandoned) {
+    writeAccessLine(request, reply, abandoned && cutShort(request, reply))
   })
-
-  // Fastify runs onResponse hooks on the response's 'finish' or 'error' only. A response cut short
-  // (the client left mid-stream, or the upstream failed mid-body and the client's connection was
-  // destroyed so it cannot take a truncated body for a whole one) only closes: without this the
-  // request would leave no line at all. WebSocket sessions have their own line (realtime). The
-  // usage record is written first (accessLineFields), so it is on this line too.
-  onAbandoned(fastify, (request, reply) => writeAccessLine(request, reply, true, cutShort(request, reply)))
 }
 
-export default fp(accessLog, { name: 'gateway-access-log', fastify: '5.x', dependencies: ['gateway-request-state'] })
+export default fp(accessLog, { name: 'gateway-access-log', fastify: '5.x', dependencies: ['gateway-request-state', 'gateway-settle'] })

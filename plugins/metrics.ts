@@ -15,9 +15,8 @@ import type { GatewayConfig } from '../config/schema.js'
 import { GatewayMetrics } from '../src/metrics/gateway-metrics.js'
 import { routeLabel } from '../src/metrics/routes.js'
 import { pathOnly } from '../src/logging.js'
-import { cutShort, onAbandoned } from '../src/lib/abandoned.js'
+import { cutShort, type Outcome } from '../src/proxy/outcome.js'
 import type { ResponseStart } from '../src/proxy/stages.js'
-import type { Outcome } from '../src/proxy/outcome.js'
 
 export interface MetricsOptions {
   metrics: GatewayConfig['metrics']
@@ -30,19 +29,13 @@ declare module 'fastify' {
     /** the separate metrics listener's address, when there is one and it listens */
     metricsAddress: () => AddressInfo | null
   }
-  interface FastifyRequest {
-    /** bit flags: an event stream was counted as active; the request was counted */
-    metricsFlags: number
-  }
 }
 
-const STREAM_OPEN = 1
-const COUNTED = 2
-
+/** this request's event stream is counted as open */
+const kStreamOpen = Symbol('metrics stream open')
+type Counted = FastifyRequest & { [kStreamOpen]: boolean }
 function observeEnd (metrics: GatewayMetrics, request: FastifyRequest, reply: FastifyReply, aborted: boolean): void {
-  if ((request.metricsFlags & COUNTED) !== 0) return
-  request.metricsFlags |= COUNTED
-  if ((request.metricsFlags & STREAM_OPEN) !== 0) metrics.streamEnded()
+  if ((request as Counted)[kStreamOpen]) metrics.streamEnded()
   const outcome = request.outcome as Outcome | null
   const incomplete = aborted && cutShort(request, reply)
   if (incomplete && outcome !== null) outcome.errorClass ??= 'client_abort'
@@ -101,7 +94,7 @@ const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async (fastify, { metr
   }
   const metrics = new GatewayMetrics(opts)
   fastify.decorate('metrics', metrics)
-  fastify.decorateRequest('metricsFlags', 0)
+  fastify.decorateRequest(kStreamOpen, false)
 
   const server = opts.separate ? startListener(fastify, metrics, opts) : null
   fastify.decorate('metricsAddress', () => (server?.listening === true ? server.address() as AddressInfo : null))
@@ -113,22 +106,18 @@ const metricsPlugin: FastifyPluginAsync<MetricsOptions> = async (fastify, { metr
     position: 'near-client',
     make (start: ResponseStart): null {
       if (start.isEventStream) {
-        start.request.metricsFlags |= STREAM_OPEN
+        (start.request as Counted)[kStreamOpen] = true
         metrics.streamStarted()
       }
       return null
     }
   })
-  // refusals end in onResponse too: it runs whichever onRequest hook threw. An upgrade that was
-  // answered over HTTP (a refused realtime session) is a request like any other; an accepted one
-  // is a session, counted by the realtime gauge and its own usage record
-  fastify.addHook('onResponse', function countRequest (request, reply, done) {
-    if (request.headers.upgrade === undefined || reply.statusCode !== 101) observeEnd(metrics, request, reply, false)
-    done()
+  // refusals are settled too, whichever hook refused. An upgrade that was answered over HTTP (a
+  // refused realtime session) is a request like any other; an accepted one is a session, counted
+  // by the realtime gauge and its own usage record
+  fastify.settle.add('account', 'metrics', function countRequest (request, reply, abandoned) {
+    if (abandoned || request.headers.upgrade === undefined || reply.statusCode !== 101) observeEnd(metrics, request, reply, abandoned)
   })
-
-  // a client that goes away ends the request without onResponse
-  onAbandoned(fastify, (request, reply) => observeEnd(metrics, request, reply, true))
 }
 
-export default fp(metricsPlugin, { name: 'gateway-metrics', fastify: '5.x', dependencies: ['gateway-request-state', 'gateway-forwarder'] })
+export default fp(metricsPlugin, { name: 'gateway-metrics', fastify: '5.x', dependencies: ['gateway-request-state', 'gateway-forwarder', 'gateway-settle'] })

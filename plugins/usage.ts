@@ -45,7 +45,6 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** token usage of this request's response, for requests to LLM endpoints */
     responseUsage: ResponseUsage | null
-    usageRecorded: boolean
     /** an API request (set by the API scope's request class; undefined elsewhere) */
     usageScoped: boolean | undefined
   }
@@ -73,7 +72,6 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
     fastify.decorate('usageStore', null)
     return
   }
-  fastify.decorateRequest('usageRecorded', false)
   // true for the requests of this plugin's scope, the API's, from the scope's own request class
   // (health probes and admin calls are not usage): decided at registration, not per request
   fastify.decorateRequest('usageScoped', true)
@@ -141,19 +139,17 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
 
   /** The record goes on the request's access line (written after this, by plugins/access-log.ts). */
   function writeRecord (request: FastifyRequest, reply: FastifyReply, aborted: boolean): void {
-    if (request.usageRecorded) return
-    request.usageRecorded = true
     const record = recorder.fromRequest(request, reply, aborted)
     request.outcome.record = record
     recorder.record(record, false)
   }
 
-  // The record goes on the access line, which the root writes for every request: written just
-  // before it, at the end of the response (refusals too) or when the client went away (the tokens
-  // seen so far count). A realtime session has its own record.
-  fastify.accessLineFields.push(function recordUsage (request, reply, abandoned) {
+  // Settled after the metrics (the record counts its tokens into them) and before the access line
+  // (which carries it): at the end of the response (refusals too) or when the client went away
+  // (the tokens seen so far count). A realtime session has its own record.
+  fastify.settle.add('record', 'usage', function recordUsage (request, reply, abandoned) {
     if (request.usageScoped === true && request.headers.upgrade === undefined) writeRecord(request, reply, abandoned)
   })
 }
 
-export default fp(usagePlugin, { name: 'gateway-usage', fastify: '5.x', dependencies: ['gateway-request-state', 'gateway-access-log', 'gateway-forwarder'] })
+export default fp(usagePlugin, { name: 'gateway-usage', fastify: '5.x', dependencies: ['gateway-request-state', 'gateway-settle', 'gateway-forwarder'] })

@@ -21,6 +21,7 @@ import { clientAuthMode } from '../config/sections/auth.js'
 import idleMemory from '../plugins/idle-memory.js'
 import requestState from '../plugins/request-state.js'
 import forwarder from '../plugins/forwarder.js'
+import settle from '../plugins/settle.js'
 import clientIp from '../plugins/client-ip.js'
 import cors from '../plugins/cors.js'
 import caches from '../plugins/caches.js'
@@ -87,8 +88,9 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
   await fastify.register(redis, { redis: config.redis })
   // reply.forward() and the response stages, which the plugins below register at boot
   await fastify.register(forwarder)
-  // settle, for every request: metrics first, so usage can count tokens into them; the usage
-  // record joins the access line (plugins/access-log.ts, accessLineFields)
+  // settle, once for every request (plugins/settle.ts): metrics first, so usage can count tokens
+  // into them; the usage record (API scope) becomes the access line
+  await fastify.register(settle)
   await fastify.register(metrics, { metrics: config.metrics })
   await fastify.register(accessLog)
 

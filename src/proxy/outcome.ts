@@ -3,6 +3,7 @@
  * by the forwarder (and by whatever refused the request first), read once when the request
  * settles: the usage record, the access line, the metrics.
  */
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { StreamEndWatch } from '../lib/stream-end.js'
 
 export interface Outcome {
@@ -29,4 +30,12 @@ export interface Outcome {
 
 export function newOutcome (startedAt: number): Outcome {
   return { startedAt, status: 0, attempts: 0, keyName: null, ttfbMs: null, errorClass: null, streamEnd: null, record: null }
+}
+
+/**
+ * The response was cut short: it closed before it finished, and it is not an event stream whose
+ * last event had reached the client (a client may close at `[DONE]` before the body's end).
+ */
+export function cutShort (request: FastifyRequest, reply: FastifyReply): boolean {
+  return !reply.raw.writableFinished && request.outcome?.streamEnd?.complete !== true
 }

@@ -9,6 +9,7 @@ import { captureLogs } from '../helper.js'
 import requestState from '../../plugins/request-state.js'
 import metrics from '../../plugins/metrics.js'
 import forwarder from '../../plugins/forwarder.js'
+import settle from '../../plugins/settle.js'
 import accessLog from '../../plugins/access-log.js'
 import usage from '../../plugins/usage.js'
 import { loadConfig } from '../../config/load.js'
@@ -21,6 +22,7 @@ test('a realtime session: one record, response.done usages summed, gauge up and 
   t.after(() => fastify.close())
   await fastify.register(requestState)
   await fastify.register(forwarder)
+  await fastify.register(settle)
   await fastify.register(metrics, { metrics: config.metrics })
   // the usage record joins the access line
   await fastify.register(accessLog)
