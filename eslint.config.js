@@ -21,6 +21,7 @@ export default [
           { target: ['./src/!(app|server|cli).ts', './src/*/**'], from: ['./plugins', './routes'], message: 'src/ is below plugins/ and routes/: only the composition roots (src/app.ts, src/server.ts, src/cli.ts) import them' },
           { target: './routes', from: './plugins', message: 'routes use decorators, and types from src/' },
           { target: './plugins', from: './routes', message: 'plugins/ never imports routes/' },
+          { target: './plugins', from: './plugins', message: 'a plugin uses another plugin through its decorators (declare it in dependencies), never its module' },
           // the embedded mock upstream is loaded only when asked (GATEWAY_UPSTREAM_URL=mock, the demo)
           { target: ['./src/!(cli|demo).ts', './src/*/**'], from: './mock', message: 'only src/cli.ts and src/demo.ts load the mock upstream' }
         ]

@@ -8,14 +8,15 @@
  * API is never open (seed 001 left its cache-clear endpoint open). The token is compared in
  * constant time (both sides hashed, then `timingSafeEqual`), and is read from the same headers as
  * a client key. A refused token counts toward the address's refused authentications, like a
- * refused client key (plugins/auth.ts, `refuseGuessing`).
+ * refused client key (src/auth/refusals.ts, `refuseGuessing`).
  */
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { AdminTokenError, NotFoundError } from '../src/errors.js'
 import { pathOnly } from '../src/logging.js'
 import type { RefusalLimit } from '../src/abuse/refusal-limit.js'
-import { presentedKeys, refuseGuessing, secretMatches, sha256 } from './auth.js'
+import { presentedKeys, secretMatches, sha256 } from '../src/auth/keys.js'
+import { refuseGuessing } from '../src/auth/refusals.js'
 
 export interface AdminAuthOptions {
   /** empty → the admin API is off (404) */

@@ -2,7 +2,7 @@
  * Limits on streamed request bodies (multipart uploads to /v1/files, /v1/audio/*, /v1/images/*,
  * /v1/uploads/{id}/parts, raw audio…): total size, file size, file count, field count and field
  * size, each refused with a 413 that names the limit; and, for a key restricted to some models, the
- * form's `model` field (plugins/auth.ts, `formModelCheck`).
+ * form's `model` field (src/auth/allowed-models.ts, `formModelCheck`).
  *
  * The body is not held: it flows from the client socket through a counting pass-through
  * (src/uploads/limiter.ts) into the upstream request. (One exception: a form whose `model` field
@@ -20,8 +20,8 @@ import type { GatewayConfig } from '../config/schema.js'
 import { UploadCheckFailedError, UploadTotalTooLargeError, isStreamedBodyRefusal } from '../src/errors.js'
 import { guarded, thrownSummary } from '../src/lib/guarded.js'
 import { UploadLimiter } from '../src/uploads/limiter.js'
+import { formModelCheck } from '../src/auth/allowed-models.js'
 import { ProxyBody } from '../src/proxy/proxy-body.js'
-import { formModelCheck } from './auth.js'
 
 export interface UploadLimitsOptions {
   uploads: GatewayConfig['uploads']

@@ -1,9 +1,9 @@
 /**
- * Unit tests of where a key is read from and how it is compared (plugins/auth.ts).
+ * Unit tests of where a key is read from and how it is compared (src/auth/keys.ts).
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { lookupKey, presentedKeys, secretMatches, sha256 } from '../../plugins/auth.js'
+import { lookupKey, presentedKeys, secretMatches, sha256 } from '../../src/auth/keys.js'
 
 test('presentedKeys: every place, in order, deduplicated; other schemes and empty values ignored', () => {
   assert.deepEqual(presentedKeys({}), [])
