@@ -180,7 +180,7 @@ const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (fastify,
   fastify.route({
     method: 'GET',
     url: '/v1/realtime',
-    // the session's model, for the allowed-models check (plugins/auth.ts) and the logs
+    // the session's model, for the allowed-models check (src/auth/allowed-models.ts) and the logs
     preValidation: async function realtimeModel (request) { request.upstream.model = modelOf(request.url) },
     // no target, or one this key may not use: refused over HTTP, before the upgrade
     preHandler: async function realtimeTarget (request) { requireTarget(request) },

@@ -83,7 +83,7 @@ const AMBIGUOUS_IN_PATH = /%(?:2f|5c|25)|\\/i
  * (`deployments%2Fgpt-4o`), a `\`, double encoding (`%2564eployments`), an empty segment inside
  * the path (`//`) or a malformed escape. One trailing `/` is no segment. Servers differ on all of
  * these (some decode once more, some merge or split segments), so a check that must agree with
- * every upstream on what a path names (plugins/auth.ts) reads only paths without them.
+ * every upstream on what a path names (src/auth/allowed-models.ts) reads only paths without them.
  */
 export function pathSegments (url: string): string[] | null {
   const q = url.indexOf('?')

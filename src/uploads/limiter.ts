@@ -54,7 +54,7 @@ export interface UploadCounts {
 
 const CHUNK = 64 * 1024
 
-/** The strict reading of a form for a restricted key (plugins/auth.ts, `formModelCheck`). */
+/** The strict reading of a form for a restricted key (src/auth/allowed-models.ts, `formModelCheck`). */
 export interface FormCheck {
   /** each named field as it is parsed: an error refuses the body before it is complete */
   field: (name: string, value: string) => Error | null
