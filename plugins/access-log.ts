@@ -14,19 +14,19 @@ import type { UpstreamPlan } from '../src/upstream/plan.js'
 import { cutShort } from '../src/proxy/outcome.js'
 
 declare module 'fastify' {
-  interface FastifyRequest {
-    /** a probe's request: its line is written only when it failed (route option `accessLog`) */
-    quietWhenHealthy: boolean
-  }
   interface FastifyContextConfig {
     /** 'failures': a line only for a failed request (health probes answer every few seconds) */
     accessLog?: 'failures'
   }
 }
 
+/** a probe's request: its line is written only when it failed (route option `accessLog`) */
+const kQuiet = Symbol('quiet when healthy')
+type Quiet = FastifyRequest & { [kQuiet]: boolean }
+
 /** The route-level hook of a quiet route: set at registration, nothing per request elsewhere. */
 function markQuiet (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
-  request.quietWhenHealthy = true
+  (request as Quiet)[kQuiet] = true
   done()
 }
 
@@ -36,7 +36,7 @@ function withHook<T> (hooks: T | T[] | undefined, hook: T): T[] {
 
 const accessLog: FastifyPluginAsync = async (fastify) => {
   const accessFile = fastify.hasDecorator('logFiles') ? fastify.logFiles?.access ?? null : null
-  fastify.decorateRequest('quietWhenHealthy', false)
+  fastify.decorateRequest(kQuiet, false)
 
   // per-route behaviour decided once, when the route is registered (as @fastify/rate-limit does)
   fastify.addHook('onRoute', function quietRoutes (route: RouteOptions) {
@@ -44,7 +44,7 @@ const accessLog: FastifyPluginAsync = async (fastify) => {
   })
 
   function writeAccessLine (request: FastifyRequest, reply: FastifyReply, cutShort: boolean): void {
-    if (request.quietWhenHealthy && reply.statusCode < 400 && !cutShort) return
+    if ((request as Quiet)[kQuiet] && reply.statusCode < 400 && !cutShort) return
     const plan = request.upstream as UpstreamPlan | null
     const record = request.outcome?.record as Record<string, unknown> | null | undefined
     let line: Record<string, unknown>

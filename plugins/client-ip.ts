@@ -15,15 +15,17 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** normal-form client address (IPv4-mapped IPv6 → IPv4, no brackets or zone) */
     readonly clientIp: string
-    /** memo of clientIp: several plugins read it, and request.ip walks X-Forwarded-For each time */
-    clientIpMemo: string | null
   }
 }
 
+/** memo of clientIp: several plugins read it, and request.ip walks X-Forwarded-For each time */
+const kMemo = Symbol('client ip')
+type Memo = FastifyRequest & { [kMemo]: string | null }
+
 const clientIp: FastifyPluginAsync = async (fastify) => {
-  fastify.decorateRequest('clientIpMemo', null)
+  fastify.decorateRequest(kMemo, null)
   fastify.decorateRequest('clientIp', {
-    getter (this: FastifyRequest) { return (this.clientIpMemo ??= clientIpOf(this.ip)) }
+    getter (this: FastifyRequest) { return ((this as Memo)[kMemo] ??= clientIpOf(this.ip)) }
   })
 }
 

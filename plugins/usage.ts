@@ -42,12 +42,6 @@ declare module 'fastify' {
     /** the totals behind /admin/usage; null when usage records are off */
     usageStore: UsageStore | null
   }
-  interface FastifyRequest {
-    /** token usage of this request's response, for requests to LLM endpoints */
-    responseUsage: ResponseUsage | null
-    /** an API request (set by the API scope's request class; undefined elsewhere) */
-    usageScoped: boolean | undefined
-  }
 }
 
 /**
@@ -64,9 +58,12 @@ function askForStreamUsage (body: ProxyBody, usage: ResponseUsage): void {
   else body.edit((json) => { json.stream_options = { ...(isObject(options) ? options : {}), include_usage: true }; return true })
 }
 
+/** an API request: set by the API scope's request class (health probes and admin calls are not usage) */
+const kApiScope = Symbol('usage scope')
+type Scoped = FastifyRequest & { [kApiScope]?: boolean }
+
 const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
   const settings = opts.usage
-  fastify.decorateRequest('responseUsage', null)
   if (!settings.enabled) {
     fastify.decorate('usageRecorder', null)
     fastify.decorate('usageStore', null)
@@ -74,7 +71,7 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
   }
   // true for the requests of this plugin's scope, the API's, from the scope's own request class
   // (health probes and admin calls are not usage): decided at registration, not per request
-  fastify.decorateRequest('usageScoped', true)
+  fastify.decorateRequest(kApiScope, true)
 
   const store: UsageStore = opts.redis != null
     ? new RedisUsageStore(opts.redis, {
@@ -102,7 +99,7 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
 
   /** Decided once the upstream answered, from its status and content type. */
   function usageStage (start: ResponseStart): ChunkStage | null {
-    const usage = start.request.responseUsage
+    const usage = start.request.outcome.usage
     if (usage === null || start.statusCode < 200 || start.statusCode >= 300) return null
     // a compressed body is decoded before the stages (src/proxy/forward.ts); one we cannot decode is not read
     const encoding = start.headers['content-encoding']
@@ -127,7 +124,7 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
     const dialect = usageDialect(path)
     if (dialect === null) return
     const usage = new ResponseUsage(dialect)
-    request.responseUsage = usage
+    request.outcome.usage = usage
     if (settings.streamUsage && body.wantsStream && dialect === 'openai' && takesStreamOptions(path) && request.upstream.target?.provider !== 'anthropic') {
       askForStreamUsage(body, usage)
     }
@@ -148,7 +145,7 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
   // (which carries it): at the end of the response (refusals too) or when the client went away
   // (the tokens seen so far count). A realtime session has its own record.
   fastify.settle.add('record', 'usage', function recordUsage (request, reply, abandoned) {
-    if (request.usageScoped === true && request.headers.upgrade === undefined) writeRecord(request, reply, abandoned)
+    if ((request as Scoped)[kApiScope] === true && request.headers.upgrade === undefined) writeRecord(request, reply, abandoned)
   })
 }
 

@@ -5,6 +5,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { StreamEndWatch } from '../lib/stream-end.js'
+import type { ResponseUsage } from '../usage/stages.js'
 
 export interface Outcome {
   /** performance.now() when the request arrived */
@@ -24,12 +25,14 @@ export interface Outcome {
    * last event reached it left a complete stream (src/lib/stream-end.ts), not an aborted one.
    */
   streamEnd: StreamEndWatch | null
+  /** the tokens the answer reported, read on its way to the client (plugins/usage.ts) */
+  usage: ResponseUsage | null
   /** the request's usage record (plugins/usage.ts), which its access line becomes */
   record: object | null
 }
 
 export function newOutcome (startedAt: number): Outcome {
-  return { startedAt, status: 0, attempts: 0, keyName: null, ttfbMs: null, errorClass: null, streamEnd: null, record: null }
+  return { startedAt, status: 0, attempts: 0, keyName: null, ttfbMs: null, errorClass: null, streamEnd: null, usage: null, record: null }
 }
 
 /**

@@ -61,12 +61,12 @@ export class UsageRecorder {
   fromRequest (request: FastifyRequest, reply: FastifyReply, aborted: boolean): UsageRecord {
     const outcome = request.outcome
     const incomplete = aborted && cutShort(request, reply)
-    const counts = request.responseUsage?.counts() ?? NO_TOKENS
+    const counts = request.outcome.usage?.counts() ?? NO_TOKENS
     return this.#build(request, {
       status: incomplete && !reply.raw.headersSent ? 499 : reply.statusCode,
       durationMs: reply.elapsedTime,
       ttfbMs: outcome.ttfbMs,
-      stream: request.proxyBody?.wantsStream === true || request.responseUsage?.streamed === true,
+      stream: request.proxyBody?.wantsStream === true || request.outcome.usage?.streamed === true,
       errorClass: outcome.errorClass ?? (incomplete ? 'client_abort' : null),
       aborted: incomplete,
       counts

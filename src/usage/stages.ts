@@ -32,7 +32,7 @@ export function mayCarryUsage (data: string): boolean {
   return data.charCodeAt(i) !== 110 /* n */ || data.indexOf('"usage"', at + 7) !== -1
 }
 
-/** What the gateway knows about one response's usage; lives on `request.responseUsage`. */
+/** What the gateway knows about one response's usage; lives on `request.outcome.usage`. */
 export class ResponseUsage extends UsageAccumulator {
   /** the gateway added `stream_options.include_usage`: the client must not see its results */
   hideStreamUsage = false
