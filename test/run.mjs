@@ -31,6 +31,8 @@ const UNIT = [
   'test/observability/tokens.test.ts',
   'test/realtime/units.test.ts',
   'test/routing/config.test.ts',
+  'test/unit/policies.test.ts',
+  'test/unit/proxy.test.ts',
   'test/uploads/limiter-hold.test.ts'
 ]
 
