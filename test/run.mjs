@@ -33,6 +33,7 @@ const UNIT = [
   'test/routing/config.test.ts',
   'test/unit/policies.test.ts',
   'test/unit/proxy.test.ts',
+  'test/unit/realtime.test.ts',
   'test/uploads/limiter-hold.test.ts'
 ]
 
