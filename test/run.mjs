@@ -34,6 +34,7 @@ const UNIT = [
   'test/unit/policies.test.ts',
   'test/unit/proxy.test.ts',
   'test/unit/realtime.test.ts',
+  'test/unit/redis.test.ts',
   'test/uploads/limiter-hold.test.ts'
 ]
 
