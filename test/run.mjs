@@ -35,6 +35,7 @@ const UNIT = [
   'test/unit/proxy.test.ts',
   'test/unit/realtime.test.ts',
   'test/unit/redis.test.ts',
+  'test/unit/uploads.test.ts',
   'test/uploads/limiter-hold.test.ts'
 ]
 
