@@ -33,10 +33,12 @@ const UNIT = [
   'test/realtime/units.test.ts',
   'test/routing/config.test.ts',
   'test/unit/coverage-config.test.ts',
+  'test/unit/files.test.ts',
   'test/unit/policies.test.ts',
   'test/unit/proxy.test.ts',
   'test/unit/realtime.test.ts',
   'test/unit/redis.test.ts',
+  'test/unit/target-host.test.ts',
   'test/unit/uploads.test.ts',
   'test/uploads/limiter-hold.test.ts'
 ]
