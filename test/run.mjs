@@ -34,6 +34,8 @@ const UNIT = [
   'test/routing/config.test.ts',
   'test/unit/coverage-config.test.ts',
   'test/unit/files.test.ts',
+  'test/unit/health-probe.test.ts',
+  'test/unit/limits.test.ts',
   'test/unit/policies.test.ts',
   'test/unit/proxy.test.ts',
   'test/unit/realtime.test.ts',
