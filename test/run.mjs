@@ -32,6 +32,7 @@ const UNIT = [
   'test/observability/tokens.test.ts',
   'test/realtime/units.test.ts',
   'test/routing/config.test.ts',
+  'test/unit/answers.test.ts',
   'test/unit/coverage-config.test.ts',
   'test/unit/files.test.ts',
   'test/unit/health-probe.test.ts',
