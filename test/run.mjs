@@ -34,6 +34,7 @@ const UNIT = [
   'test/routing/config.test.ts',
   'test/unit/answers.test.ts',
   'test/unit/coverage-config.test.ts',
+  'test/unit/describe.test.ts',
   'test/unit/files.test.ts',
   'test/unit/health-probe.test.ts',
   'test/unit/limits.test.ts',
