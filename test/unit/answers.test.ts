@@ -11,6 +11,7 @@ import { once } from 'node:events'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { gunzipSync, gzipSync } from 'node:zlib'
+import type { LightMyRequestResponse } from 'fastify'
 import { ERROR_BODY_BOUND } from '../../src/proxy/answer-check.js'
 import { REDACTED } from '../../src/lib/secret-filter.js'
 import { injectGateway, type InjectedGateway } from './gateway.js'
@@ -62,7 +63,7 @@ auth:
   })
 }
 
-function post (gw: InjectedGateway, url: string, headers: Record<string, string> = {}): ReturnType<InjectedGateway['app']['inject']> {
+function post (gw: InjectedGateway, url: string, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
   return gw.app.inject({ method: 'POST', url, payload: { model: 'gpt-4o-mini', messages: [] }, headers: { authorization: `Bearer ${CLIENT}`, ...headers } })
 }
 

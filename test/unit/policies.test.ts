@@ -47,7 +47,7 @@ auth:
     - { name: carol, key: ck-carol-unit-0003, enabled: false }
 `
   const gw = await injectGateway(t, { yaml })
-  for (const headers of [{ authorization: `Bearer ${ALICE}` }, { 'x-api-key': ALICE }, { 'api-key': BOB }, { 'x-client-token': BOB }, { 'x-client-token': `Bearer ${ALICE}` }]) {
+  for (const headers of [{ authorization: `Bearer ${ALICE}` }, { 'x-api-key': ALICE }, { 'api-key': BOB }, { 'x-client-token': BOB }, { 'x-client-token': `Bearer ${ALICE}` }] as Array<Record<string, string>>) {
     const res = await post(gw, '/v1/chat/completions', CHAT, headers)
     assert.equal(res.statusCode, 200, JSON.stringify(headers))
     const seen = mock.requests.at(-1)!.headers

@@ -7,6 +7,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { pino } from 'pino'
+import type { FastifyBaseLogger } from 'fastify'
 import { startMock } from '../helper.js'
 import { injectGateway } from './gateway.js'
 import { FakeRedisServer } from './fake-redis.js'
@@ -24,9 +25,9 @@ function entry (over: Partial<UsageEntry> = {}): UsageEntry {
   return { time: T0, client: 'alice', model: 'm1', target: 'default', counts: { promptTokens: 1, completionTokens: 2, totalTokens: 3, cacheReadTokens: 0, cacheCreationTokens: 0 }, error: false, ...over } as UsageEntry
 }
 
-function quietLog (): { log: ReturnType<typeof pino>, lines: Array<Record<string, unknown>> } {
+function quietLog (): { log: FastifyBaseLogger, lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = []
-  const log = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>) } })
+  const log: FastifyBaseLogger = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>) } })
   return { log, lines }
 }
 
