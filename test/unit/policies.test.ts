@@ -26,6 +26,13 @@ function admin (gw: InjectedGateway, method: 'GET' | 'POST' | 'DELETE', url: str
   return gw.app.inject({ method, url, headers: { authorization: `Bearer ${ADMIN}` }, ...(payload !== undefined ? { payload: payload as Record<string, unknown> } : {}) })
 }
 
+interface UsageAnswer {
+  object?: string
+  source?: string
+  totals: Record<string, number>
+  data: Array<{ model: string, requests: number }>
+}
+
 /** Requests are settled (usage, metrics) when the server saw the answer end: wait for that, bounded. */
 async function until (what: string, check: () => boolean | Promise<boolean>): Promise<void> {
   for (let i = 0; i < 300; i++) {
@@ -135,15 +142,15 @@ test('usage API: totals by model, target and key after traffic; bad queries are 
   await post(gw, '/v1/chat/completions', CHAT, headers)
   await post(gw, '/v1/chat/completions', { ...CHAT, model: 'gpt-4o', stream: true }, headers)
   await post(gw, '/v1/chat/completions', { ...CHAT, model: 'gpt-4o' }, { 'x-mock-status': '500' })
-  let body: Record<string, any> = {}
+  let body: UsageAnswer = { totals: { requests: 0 }, data: [] }
   await until('three requests counted', async () => {
-    body = (await admin(gw, 'GET', '/admin/usage?group=model&since=1h')).json()
-    return body.totals?.requests === 3
+    body = (await admin(gw, 'GET', '/admin/usage?group=model&since=1h')).json<UsageAnswer>()
+    return body.totals.requests === 3
   })
   assert.equal(body.object, 'usage')
   assert.equal(body.source, 'memory')
   assert.deepEqual(body.totals, { requests: 3, errors: 1, promptTokens: 20, completionTokens: 4, totalTokens: 24, cacheReadTokens: 0, cacheCreationTokens: 0 })
-  assert.deepEqual(body.data.map((r: { model: string, requests: number }) => [r.model, r.requests]), [['gpt-4o', 2], ['gpt-4o-mini', 1]])
+  assert.deepEqual(body.data.map(r => [r.model, r.requests]), [['gpt-4o', 2], ['gpt-4o-mini', 1]])
   assert.deepEqual((await admin(gw, 'GET', '/admin/usage?group=target')).json().data.map((r: { target: string }) => r.target), ['default'])
   assert.deepEqual((await admin(gw, 'GET', '/admin/usage?group=key')).json().data.map((r: { key: string }) => r.key), ['anonymous'])
   for (const query of ['?since=yesterday-ish', '?group=colour', '?since=1h&until=2h']) {
@@ -255,7 +262,7 @@ test('CORS: configured origins get preflight answers and exposed headers; other 
   assert.equal(stranger.headers['access-control-allow-origin'], undefined)
   const any = await injectGateway(t, { env: { GATEWAY_UPSTREAM_URL: mock.url, GATEWAY_CORS_ORIGINS: '*' } })
   const anyPre = await any.app.inject({ method: 'OPTIONS', url: '/v1/models', headers: { origin: 'https://x.example', 'access-control-request-method': 'GET' } })
-  assert.ok(['*', 'https://x.example'].includes(String(anyPre.headers['access-control-allow-origin'])))
+  assert.equal(anyPre.headers['access-control-allow-origin'], '*', '"*" answers any origin')
 })
 
 test('metrics page behind the admin token: requests, tokens, refusals and upstream errors counted', async (t) => {
