@@ -1,0 +1,66 @@
+/**
+ * The CLI's texts as functions (config/describe.ts): the help lists every settable option with
+ * its flags, env names and default; the effective config as `--check-config` prints it masks every
+ * secret and keeps names readable. test/cli.test.ts runs the same through the real command.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { allOptions, type GatewayConfig } from '../../config/schema.js'
+import { envDefault, flagForms, helpText, maskedConfig, settable } from '../../config/describe.js'
+import { loadConfig } from '../../config/load.js'
+import { tempDir } from '../helper.js'
+
+/** An option's lines: its head line and the indented lines under it. */
+function helpBlocks (text: string): string[] {
+  const blocks: string[] = []
+  for (const line of text.split('\n')) {
+    if (/^ {2}\S/.test(line)) blocks.push(line)
+    else if (/^ {3,}\S/.test(line) && blocks.length > 0) blocks[blocks.length - 1] += `\n${line}`
+  }
+  return blocks
+}
+
+test('the help lists every settable option with its description, flags, env names and default', () => {
+  const text = helpText()
+  const blocks = helpBlocks(text)
+  for (const o of settable(allOptions)) {
+    const head = flagForms(o).length > 0 ? flagForms(o).join(', ') : o.env[0]
+    const block = blocks.find(b => b.startsWith(`  ${head} `) || b.startsWith(`  ${head}\n`))
+    assert.ok(block !== undefined, `${o.path} is listed as ${head}`)
+    assert.ok(block.includes(o.doc), `${o.path}: its description`)
+    for (const name of o.env) assert.ok(block.includes(name), `${o.path}: env ${name}`)
+    const def = envDefault(o)
+    assert.ok(block.includes(`default ${def === '' ? '(empty)' : def}`), `${o.path}: default`)
+  }
+  for (const action of ['--check-config', '--version', '--config FILE']) assert.ok(text.includes(action), action)
+})
+
+test('the effective config masks every secret (keys, tokens, proxy and Redis passwords) and keeps names and normalised values', () => {
+  const dir = tempDir()
+  const secrets = ['sk-upstream-secret-1', 'sk-ant-secret-2', 'sk-ant-secret-3', 'proxypass', 'admin-secret-4', 'client-secret-5', 'sk-mapped-secret-6', 'redispass', 'proxy2pass']
+  writeFileSync(join(dir, 'gw.yaml'), [
+    'upstream: { url: https://api.openai.com, key: sk-upstream-secret-1 }',
+    'targets:',
+    '  claude:',
+    '    url: api.anthropic.com',
+    '    keys: [sk-ant-secret-2, { key: sk-ant-secret-3, name: backup }]',
+    '    proxy: http://user:proxypass@10.0.0.2:3128',
+    'auth:',
+    '  adminToken: admin-secret-4',
+    '  keys: [{ name: web, key: client-secret-5, upstreamKey: sk-mapped-secret-6, allowedModels: [gpt-4o-mini] }]',
+    'redis: { url: "redis://:redispass@redis:6379" }'
+  ].join('\n'))
+  const { config } = loadConfig({ argv: ['--config', join(dir, 'gw.yaml'), '-p', '9001'], env: { HTTPS_PROXY: 'http://u:proxy2pass@10.0.0.3:1' }, cwd: dir })
+  const text = JSON.stringify(maskedConfig(config))
+  for (const secret of secrets) assert.ok(!text.includes(secret), `${secret} is masked`)
+  const effective = JSON.parse(text) as GatewayConfig
+  assert.equal(effective.server.port, 9001, 'flags apply')
+  assert.equal(effective.targets.claude.provider, 'anthropic', 'the normalised values are shown')
+  assert.deepEqual(effective.targets.claude.keys.map(k => typeof k === 'string' ? k : k.name), ['key-1', 'backup'], 'key names stay readable')
+  assert.equal(effective.auth.keys[0].name, 'web')
+  assert.equal(effective.auth.keys[0].key, '[REDACTED]')
+  assert.equal(effective.redis.url, '[REDACTED]')
+  assert.equal(config.auth.keys[0].key, 'client-secret-5', 'the config itself is not changed')
+})
