@@ -37,6 +37,7 @@ const UNIT = [
   'test/unit/coverage-config.test.ts',
   'test/unit/describe.test.ts',
   'test/unit/files.test.ts',
+  'test/unit/forwarder.test.ts',
   'test/unit/health-probe.test.ts',
   'test/unit/limits.test.ts',
   'test/unit/policies.test.ts',

@@ -78,7 +78,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   static replay (body: Buffer): UpstreamExchange {
     const exchange = new UpstreamExchange()
     exchange.#answered = true
-    if (body.length > 0) exchange.#take({ kind: 'data', chunk: body })
+    if (body.length > 0) exchange.#take(body)
     exchange.#finish()
     return exchange
   }
@@ -147,14 +147,14 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   }
 
   /** A chunk to the sink, or to the queue until one is attached; false: the sink is full. */
-  #take (event: { kind: 'data', chunk: Buffer }): boolean {
+  #take (chunk: Buffer): boolean {
     if (this.#failed) return false
     const sink = this.#sink
     if (sink === null) {
-      (this.#queue ??= []).push(event)
+      (this.#queue ??= []).push({ kind: 'data', chunk })
       return true
     }
-    return this.#data(sink, event.chunk)
+    return this.#data(sink, chunk)
   }
 
   #finish (): void {
@@ -179,7 +179,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!this.#take({ kind: 'data', chunk }) && !this.#failed) controller.pause()
+    if (!this.#take(chunk) && !this.#failed) controller.pause()
   }
 
   onResponseEnd (): void {

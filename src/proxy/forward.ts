@@ -90,7 +90,8 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
     reply.raw.destroy()
   }
 
-  if (!await awaitFormModel(request, reply, target)) return undefined
+  // (no promise to wait on for every other request)
+  if (plan.formModel?.value != null && !await awaitFormModel(request, reply, target)) return undefined
 
   const { body, length } = requestBody(request)
   // the same choice as upstreamKeyFor, keeping the pool and its key for failover
