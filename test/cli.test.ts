@@ -189,10 +189,11 @@ test('stdout lines in both write modes (sync, the default, and async): access li
     let text = ''
     child.stdout.on('data', (c: Buffer) => { text += c.toString() })
     const lines = (): Array<{ msg?: string, url?: string, status?: number }> => text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg?: string })
-    const until = async (what: () => boolean): Promise<void> => {
-      for (let i = 0; i < 200 && !what(); i++) await new Promise(resolve => setTimeout(resolve, 25))
+    const until = async (what: () => boolean, tries = 200): Promise<void> => {
+      for (let i = 0; i < tries && !what(); i++) await new Promise(resolve => setTimeout(resolve, 25))
     }
-    await until(() => lines().some((l) => l.msg === 'gateway listening'))
+    // a cold start compiles the sources through tsx: on a loaded machine that takes seconds
+    await until(() => lines().some((l) => l.msg === 'gateway listening'), 1200)
     const listening = lines().find((l) => l.msg === 'gateway listening')
     if (listening?.url === undefined) throw new Error(`${mode}: the gateway did not start`)
     const url: string = listening.url
