@@ -65,9 +65,18 @@ function roundRatios (a: readonly number[], b: readonly number[]): string {
   return `${median(ratios).toFixed(2)}× (${ratios[0].toFixed(2)}–${ratios[ratios.length - 1].toFixed(2)})`
 }
 
+/** The peers given by BENCH_PEER_*; a usage error (none given) ends the run at once, before the build, without a stack. */
+function peersOrExit (): ReturnType<typeof choosePeers> {
+  try {
+    return choosePeers()
+  } catch (err) {
+    process.stderr.write(`bench:ablate: ${(err as Error).message}\n`)
+    process.exit(1)
+  }
+}
+
 async function main (): Promise<void> {
-  // before the build: a --peers run without a peer binary fails at once
-  const peers = values.peers ? choosePeers() : undefined
+  const peers = values.peers ? peersOrExit() : undefined
   if (!values['skip-build']) buildDist()
   const variants = (values.variant.length > 0 ? values.variant : DEFAULT_VARIANTS).map(parseVariant)
   const allKeys = clientKeys()
