@@ -5,7 +5,7 @@
  * (bench/fastify-floor.ts: the pipe as one bare Fastify route). For profiling rounds.
  *
  *   npm run bench:ablate -- [--stream] [--rounds 4] [--seconds 3] [--skip-build] [--trace]
- *                           [--variant 'name:KEY=V,KEY=V' ...] [--profile] [--before DIR]
+ *                           [--variant 'name:KEY=V,KEY=V' ...] [--profile] [--before DIR] [--peers]
  *
  * --profile: gateways and the Fastify floor under --cpu-prof (bench/out/profiles/ablate-<name>).
  * --trace: each round's figure as it is measured.
@@ -13,6 +13,8 @@
  * --variant reply-from (or reply-from-NAME:RF_STAGE=none): the forwarding built on @fastify/reply-from
  * (bench/reply-from.ts) instead of a gateway, for docs/adr/0001-forwarder.md.
  * --before DIR: also run a saved build (a copy of dist/, e.g. made before a change) as 'before'.
+ * --peers: also the Go proxies whose binaries BENCH_PEER_AIGC_PROXY / BENCH_PEER_JB_PROXY_LLM name
+ * (bench/peers.ts), and a second table: each path's per-round ratio to each peer.
  *
  * The table gives each path's CPU over all rounds and, more robust on a shared machine, the median
  * of its per-round ratios to the pipe measured in the same round.
@@ -25,6 +27,7 @@ import { buildDist, cpuMicros, ROOT, killAll, removeBenchDir, spawnBaseline, spa
 import { cannon, KeyRing, NON_STREAM_CHAT, STREAM_CHAT } from './load.js'
 import { clientKeys, gatewayEnv } from './gateway-env.js'
 import { parseVariant, spawnGatewayVariant } from './variants.js'
+import { choosePeers, peerLines, spawnPeer } from './peers.js'
 
 const { values } = parseArgs({
   options: {
@@ -37,6 +40,8 @@ const { values } = parseArgs({
     variant: { type: 'string', multiple: true, default: [] },
     /** a saved build (a copy of dist/) to run as the variant 'before', for before/after in one run */
     before: { type: 'string' },
+    /** also the Go peers given by BENCH_PEER_* (bench/peers.ts) */
+    peers: { type: 'boolean', default: false },
     /** each round's µs/request on stderr as it is measured */
     trace: { type: 'boolean', default: false }
   }
@@ -50,16 +55,38 @@ const DEFAULT_VARIANTS = [
   'bare-chain:GATEWAY_USAGE=false,GATEWAY_METRICS=false,GATEWAY_LOG_LEVEL=warn'
 ]
 
+function median (sorted: readonly number[]): number {
+  return sorted[Math.floor((sorted.length - 1) / 2)] / 2 + sorted[Math.ceil((sorted.length - 1) / 2)] / 2
+}
+
+/** `a`'s per-round µs/request over `b`'s, measured in the same rounds: median (min–max). */
+function roundRatios (a: readonly number[], b: readonly number[]): string {
+  const ratios = a.map((v, i) => v / b[i]).sort((x, y) => x - y)
+  return `${median(ratios).toFixed(2)}× (${ratios[0].toFixed(2)}–${ratios[ratios.length - 1].toFixed(2)})`
+}
+
+/** The peers given by BENCH_PEER_*; a usage error (none given) ends the run at once, before the build, without a stack. */
+function peersOrExit (): ReturnType<typeof choosePeers> {
+  try {
+    return choosePeers()
+  } catch (err) {
+    process.stderr.write(`bench:ablate: ${(err as Error).message}\n`)
+    process.exit(1)
+  }
+}
+
 async function main (): Promise<void> {
+  const peers = values.peers ? peersOrExit() : undefined
   if (!values['skip-build']) buildDist()
   const variants = (values.variant.length > 0 ? values.variant : DEFAULT_VARIANTS).map(parseVariant)
-  const keys = new KeyRing(clientKeys())
+  const allKeys = clientKeys()
+  const keys = new KeyRing(allKeys)
   const spec = values.stream ? STREAM_CHAT : NON_STREAM_CHAT
   const procs: ServerProcess[] = []
   try {
     const mock = await spawnMock('dist')
     procs.push(mock)
-    const paths: Array<{ name: string, proc: ServerProcess }> = []
+    const paths: Array<{ name: string, proc: ServerProcess, keys?: KeyRing, peer?: boolean }> = []
     const pipe = await spawnBaseline('pipe', 'dist', mock.url)
     procs.push(pipe)
     paths.push({ name: 'pipe', proc: pipe })
@@ -77,13 +104,18 @@ async function main (): Promise<void> {
       procs.push(gw)
       paths.push({ name: v.name, proc: gw })
     }
+    for (const choice of peers?.chosen ?? []) {
+      const peer = await spawnPeer(choice, mock.url, allKeys)
+      procs.push(peer.process)
+      paths.push({ name: peer.name, proc: peer.process, keys: peer.keys, peer: true })
+    }
     const opts = { connections: Number(values.connections), durationS: Number(values.seconds) }
-    for (const p of paths) await cannon(p.proc.url, [spec], keys, { ...opts, durationS: 2 })
+    for (const p of paths) await cannon(p.proc.url, [spec], p.keys ?? keys, { ...opts, durationS: 2 })
     const totals = new Map(paths.map((p) => [p.name, { cpu: 0, ok: 0, failed: 0, perRound: [] as number[] }]))
     for (let round = 0; round < Number(values.rounds); round++) {
       for (const p of paths) {
         const c0 = cpuMicros(p.proc.pid)
-        const r = await cannon(p.proc.url, [spec], keys, opts)
+        const r = await cannon(p.proc.url, [spec], p.keys ?? keys, opts)
         const t = totals.get(p.name)!
         const cpu = cpuMicros(p.proc.pid) - c0
         t.cpu += cpu
@@ -101,9 +133,20 @@ async function main (): Promise<void> {
       const us = t.cpu / Math.max(1, t.ok)
       // each round's ratio against the pipe's in the same round: a neighbour's burst that lands on
       // one round moves one ratio, not the total
-      const ratios = t.perRound.map((v, i) => v / base.perRound[i]).sort((a, b) => a - b)
-      const median = ratios[Math.floor((ratios.length - 1) / 2)] / 2 + ratios[Math.ceil((ratios.length - 1) / 2)] / 2
-      process.stdout.write(`| ${name} | ${us.toFixed(0)} | ${(us / pipeCpu).toFixed(2)}× | ${median.toFixed(2)}× (${ratios[0].toFixed(2)}–${ratios[ratios.length - 1].toFixed(2)}) | ${t.failed} |\n`)
+      process.stdout.write(`| ${name} | ${us.toFixed(0)} | ${(us / pipeCpu).toFixed(2)}× | ${roundRatios(t.perRound, base.perRound)} | ${t.failed} |\n`)
+    }
+    const peerPaths = paths.filter((p) => p.peer === true)
+    if (peers !== undefined) {
+      process.stdout.write(`\n${peerLines(peers.chosen, peers.notes).join('\n')}\n`)
+      if (peerPaths.length > 0) {
+        process.stdout.write('\nEach path against each peer: median of the per-round ratios of µs/request (min–max)\n\n' +
+          `| path | ${peerPaths.map((p) => `× ${p.name}`).join(' | ')} |\n| --- |${' ---: |'.repeat(peerPaths.length)}\n`)
+        for (const p of paths) {
+          if (p.peer === true) continue
+          const cells = peerPaths.map((q) => roundRatios(totals.get(p.name)!.perRound, totals.get(q.name)!.perRound))
+          process.stdout.write(`| ${p.name} | ${cells.join(' | ')} |\n`)
+        }
+      }
     }
   } finally {
     for (const p of procs.reverse()) await p.stop()

@@ -4,6 +4,7 @@
  */
 import type { MockUpstream } from '../mock/upstream.js'
 import type { KeyRing } from './load.js'
+import type { Peer } from './peers.js'
 import type { Row } from './report.js'
 import type { ServerProcess } from './processes.js'
 
@@ -87,6 +88,8 @@ export interface Group {
   /** bench/fastify-floor.ts: the bare pipe as one bare Fastify route (scenarios 1–3 measure it too) */
   floor: BenchPath
   gatewayProcess: ServerProcess
+  /** the Go proxies of `--peers` (bench/peers.ts), in front of the same mock: scenarios 1, 2 and 4 measure them too */
+  peers: Peer[]
   /** set when the mock runs inside the harness (scenarios that read its per-stream records) */
   mock?: MockUpstream
 }

@@ -96,9 +96,10 @@ function headersFor (spec: RequestSpec, key: string, extra: Record<string, strin
 
 /**
  * Latency of `n` sequential requests on one keep-alive connection (concurrency 1), in ms, each
- * measured from send to the last body byte.
+ * measured from send to the last body byte. A non-200 answer throws, unless `failed` is given:
+ * then it is counted there and left out of the samples (a peer's occasional 502, bench/peers.ts).
  */
-export async function sequentialLatencies (baseUrl: string, spec: RequestSpec, keys: KeyRing, n: number): Promise<number[]> {
+export async function sequentialLatencies (baseUrl: string, spec: RequestSpec, keys: KeyRing, n: number, failed?: { count: number }): Promise<number[]> {
   const pool = new Pool(baseUrl, { connections: 1 })
   const out: number[] = []
   try {
@@ -107,8 +108,9 @@ export async function sequentialLatencies (baseUrl: string, spec: RequestSpec, k
       const res = await pool.request({ method: spec.method, path: spec.path, body: spec.body, headers: headersFor(spec, keys.next()) })
       await res.body.arrayBuffer()
       const ms = performance.now() - started
-      if (res.statusCode !== 200) throw new Error(`latency probe got HTTP ${res.statusCode} from ${baseUrl}`)
-      out.push(ms)
+      if (res.statusCode === 200) out.push(ms)
+      else if (failed !== undefined) failed.count++
+      else throw new Error(`latency probe got HTTP ${res.statusCode} from ${baseUrl}`)
     }
   } finally {
     await pool.close()

@@ -6,7 +6,7 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { closeSync, existsSync, openSync, readFileSync, truncateSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { createServer as createNetServer, type AddressInfo } from 'node:net'
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
@@ -30,13 +30,21 @@ export interface ServerProcess {
 
 export interface SpawnSpec {
   name: string
-  /** node arguments: flags then the script */
+  /** the executable; node when absent (a peer proxy's binary otherwise) */
+  command?: string
+  /** node arguments: flags then the script (or the command's arguments) */
   args: string[]
+  /** working directory; the bench dir when absent */
+  cwd?: string
+  /** also send stderr to the log file (servers that log there, as Go's `log` package does) */
+  stderrToLog?: boolean
   env: Record<string, string>
   /** picks the URL out of one parsed stdout line; undefined when the line is not the ready line */
   readyUrl?: (line: Record<string, unknown>) => string | undefined
   /** or: the URL is known in advance, and the server is ready once GET `${url}/healthz` answers 200 */
   healthUrl?: string
+  /** or: the URL is known in advance, and the server is ready once its port accepts a connection (no health route) */
+  tcpUrl?: string
 }
 
 /** A free port on 127.0.0.1 for a server whose readiness does not depend on what it logs. */
@@ -56,6 +64,17 @@ async function healthy (url: string): Promise<boolean> {
   } catch {
     return false
   }
+}
+
+async function accepts (url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url)
+  return await new Promise((resolve) => {
+    const socket = connect(Number(port), hostname)
+    socket.setTimeout(1000)
+    socket.once('connect', () => { socket.destroy(); resolve(true) })
+    socket.once('error', () => resolve(false))
+    socket.once('timeout', () => { socket.destroy(); resolve(false) })
+  })
 }
 
 let workDir: string | undefined
@@ -104,10 +123,10 @@ export async function spawnServer (spec: SpawnSpec): Promise<ServerProcess> {
   const logFile = join(dir, `${spec.name}-${Date.now()}.log`)
   // append mode, so truncating the file between scenarios does not leave the writer's offset behind
   const fd = openSync(logFile, 'a')
-  const child = spawn(process.execPath, spec.args, {
-    cwd: dir,
+  const child = spawn(spec.command ?? process.execPath, spec.args, {
+    cwd: spec.cwd ?? dir,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dir, ...spec.env },
-    stdio: ['ignore', fd, 'pipe']
+    stdio: ['ignore', fd, spec.stderrToLog === true ? fd : 'pipe']
   })
   closeSync(fd)
   live.add(child)
@@ -120,13 +139,15 @@ export async function spawnServer (spec: SpawnSpec): Promise<ServerProcess> {
   const deadline = Date.now() + READY_TIMEOUT_MS
   let url: string | undefined
   while (url === undefined) {
-    if (exited !== undefined) throw new Error(`${spec.name} exited with ${String(exited)} before it was ready: ${stderr.trim()}`)
+    const said = (): string => (spec.stderrToLog === true ? readFileSync(logFile, 'utf8').slice(-20_000) : stderr).trim()
+    if (exited !== undefined) throw new Error(`${spec.name} exited with ${String(exited)} before it was ready: ${said()}`)
     if (Date.now() > deadline) {
       child.kill('SIGKILL')
-      throw new Error(`${spec.name} not ready after ${READY_TIMEOUT_MS} ms: ${stderr.trim()}`)
+      throw new Error(`${spec.name} not ready after ${READY_TIMEOUT_MS} ms: ${said()}`)
     }
     await sleep(50)
     if (spec.healthUrl !== undefined) url = await healthy(spec.healthUrl) ? spec.healthUrl : undefined
+    else if (spec.tcpUrl !== undefined) url = await accepts(spec.tcpUrl) ? spec.tcpUrl : undefined
     else if (spec.readyUrl !== undefined) url = findReadyUrl(readFileSync(logFile, 'utf8'), spec.readyUrl)
   }
   return {

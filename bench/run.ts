@@ -10,6 +10,8 @@
  *   npm run bench -- --profile          gateway and pipe under --cpu-prof (bench/out/profiles/{gateway,pipe})
  *   npm run bench -- --mode src         run the servers through tsx instead of the tsc build
  *   npm run bench -- --set K=V          override one gateway env setting (experiments; repeatable)
+ *   npm run bench -- --peers            also the Go proxies named by BENCH_PEER_AIGC_PROXY / BENCH_PEER_JB_PROXY_LLM
+ *                                       (bench/peers.ts) in scenarios 1, 2 and 4
  *
  * Everything is bounded: each scenario by count and time, the whole run by --max-minutes.
  */
@@ -23,6 +25,7 @@ import { sizes as sizesFor, type Group, type RunContext, type Scenario } from '.
 import { CHAIN, clientKeys, gatewayEnv } from './gateway-env.js'
 import { KeyRing } from './load.js'
 import { buildDist, freePort, removeBenchDir, ROOT, scriptArgs, spawnBaseline, spawnMock, spawnServer, type RunMode, type ServerProcess } from './processes.js'
+import { choosePeers, peerLines, spawnPeer, type Peer, type PeerChoice } from './peers.js'
 import { markdownTable, summary, type Row } from './report.js'
 import { latency, models, nonStreamChat, soak, streamChat } from './scenarios/throughput.js'
 import { abandonedStreams, openStreams, pacedChunkDelay } from './scenarios/streams.js'
@@ -44,6 +47,8 @@ interface Args {
   maxMinutes: number
   /** experiment overrides of the gateway's environment */
   set: Record<string, string>
+  /** --peers: the Go proxies given by BENCH_PEER_*, and a note for each one skipped */
+  peers?: { chosen: PeerChoice[], notes: string[] }
 }
 
 function parse (argv: string[]): Args {
@@ -58,7 +63,8 @@ function parse (argv: string[]): Args {
       mode: { type: 'string', default: 'dist' },
       'skip-build': { type: 'boolean', default: false },
       'max-minutes': { type: 'string', default: '30' },
-      set: { type: 'string', multiple: true, default: [] }
+      set: { type: 'string', multiple: true, default: [] },
+      peers: { type: 'boolean', default: false }
     }
   })
   const ids = new Set(SCENARIOS.map((s) => s.id))
@@ -75,7 +81,7 @@ function parse (argv: string[]): Args {
     if (eq < 1) throw new Error(`--set: KEY=VALUE, got '${pair}'`)
     set[pair.slice(0, eq)] = pair.slice(eq + 1)
   }
-  return { set, only, quick: values.quick, soak: soakN, write: values.write, profile: values.profile, mode: values.mode, skipBuild: values['skip-build'], maxMinutes }
+  return { set, peers: values.peers ? choosePeers() : undefined, only, quick: values.quick, soak: soakN, write: values.write, profile: values.profile, mode: values.mode, skipBuild: values['skip-build'], maxMinutes }
 }
 
 const log = (line: string): void => { process.stderr.write(line + '\n') }
@@ -86,7 +92,7 @@ interface Running {
   closeMock?: () => Promise<void>
 }
 
-async function startGroup (kind: Scenario['mock'], args: Args): Promise<Running> {
+async function startGroup (kind: Scenario['mock'], args: Args, keys: readonly string[]): Promise<Running> {
   const processes: ServerProcess[] = []
   let mockUrl: string
   let mockPid: number | undefined
@@ -120,6 +126,13 @@ async function startGroup (kind: Scenario['mock'], args: Args): Promise<Running>
     for (const s of started) if (s.status === 'fulfilled') processes.push(s.value)
     for (const s of started) if (s.status === 'rejected') throw s.reason
     const [gateway, pipe, floor] = processes.slice(-3)
+    // peers only where the mock is its own process: the scenarios that measure them (1, 2, 4) run there
+    const peers: Peer[] = []
+    for (const choice of kind === 'process' ? args.peers?.chosen ?? [] : []) {
+      const peer = await spawnPeer(choice, mockUrl, keys)
+      processes.push(peer.process)
+      peers.push(peer)
+    }
     return {
       group: {
         ...group,
@@ -127,7 +140,8 @@ async function startGroup (kind: Scenario['mock'], args: Args): Promise<Running>
         pipe: { name: 'pipe', url: pipe.url, pid: pipe.pid },
         gateway: { name: 'gateway', url: gateway.url, pid: gateway.pid },
         floor: { name: 'floor', url: floor.url, pid: floor.pid },
-        gatewayProcess: gateway
+        gatewayProcess: gateway,
+        peers
       },
       processes,
       closeMock
@@ -211,7 +225,7 @@ async function main (): Promise<void> {
     for (const kind of ['process', 'harness'] as const) {
       const scenarios = selected.filter((s) => s.mock === kind)
       if (scenarios.length === 0) continue
-      const running = await startGroup(kind, args)
+      const running = await startGroup(kind, args, keys.keys)
       try {
         if (chain.length === 0) chain = await probeChain(running.group, keys)
         for (const scenario of scenarios) {
@@ -232,6 +246,7 @@ async function main (): Promise<void> {
     ...machineLines(args, startLoad),
     '- Gateway chain for these numbers (bench/gateway-env.ts):',
     ...chain.map((line) => `  ${line}`),
+    ...(args.peers === undefined ? [] : peerLines(args.peers.chosen, args.peers.notes)),
     '',
     table,
     '',

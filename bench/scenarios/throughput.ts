@@ -5,12 +5,14 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { BenchPath, Group, RunContext, Scenario } from '../context.js'
-import { cannon, MODELS, NON_STREAM_CHAT, percentile, sequentialLatencies, sortedCopy, STREAM_CHAT, type RequestSpec } from '../load.js'
+import { cannon, type KeyRing, MODELS, NON_STREAM_CHAT, percentile, sequentialLatencies, sortedCopy, STREAM_CHAT, type RequestSpec } from '../load.js'
 import { cpuMicros, MiB, rssBytes, sampleRss } from '../processes.js'
 import { fmt, ratio, type Row } from '../report.js'
 
 const CPU_TARGET = 1.3
 const LATENCY_TARGET = 1.3
+/** against a peer (a Go proxy, bench/peers.ts): the gateway costs no more than it */
+const PEER_TARGET = 1.0
 const SOAK_RSS_TARGET = 1.10
 /**
  * seconds without load before RSS is read "after" the soak: past the gateway's default idle
@@ -22,19 +24,26 @@ const SOAK_EARLY_S = 10
 
 interface Totals { ok: number, failed: number, seconds: number, cpuUs: number }
 
-async function measureThroughput (group: Group, spec: RequestSpec, ctx: RunContext): Promise<Record<'direct' | 'pipe' | 'gateway' | 'floor', Totals> & { logLinesPerRequest: number }> {
+/** One path a throughput round drives: the harness's own paths, or a peer with the keys it accepts. */
+interface Driven { name: string, url: string, pid?: number, keys: KeyRing }
+
+type Measured = Record<'direct' | 'pipe' | 'gateway' | 'floor', Totals> & { peers: Map<string, Totals>, logLinesPerRequest: number }
+
+async function measureThroughput (group: Group, spec: RequestSpec, ctx: RunContext, withPeers: boolean): Promise<Measured> {
   const { sizes, keys } = ctx
-  const paths: BenchPath[] = [group.direct, group.pipe, group.floor, group.gateway]
-  const totals = { direct: zero(), pipe: zero(), gateway: zero(), floor: zero() }
+  const own: BenchPath[] = [group.direct, group.pipe, group.floor, group.gateway]
+  const peers = withPeers ? group.peers : []
+  const paths: Driven[] = [...own.map((p) => ({ ...p, keys })), ...peers]
+  const totals = new Map(paths.map((p) => [p.name, zero()]))
   // JIT warm-up, not counted
-  for (const path of paths) await cannon(path.url, [spec], keys, { connections: sizes.connections, durationS: sizes.warmS })
+  for (const path of paths) await cannon(path.url, [spec], path.keys, { connections: sizes.connections, durationS: sizes.warmS })
   group.gatewayProcess.truncateLog()
   for (let round = 0; round < sizes.rounds; round++) {
     for (const path of paths) {
       const cpu0 = path.pid !== undefined ? cpuMicros(path.pid) : 0
-      const r = await cannon(path.url, [spec], keys, { connections: sizes.connections, durationS: sizes.measureS })
+      const r = await cannon(path.url, [spec], path.keys, { connections: sizes.connections, durationS: sizes.measureS })
       const cpu1 = path.pid !== undefined ? cpuMicros(path.pid) : 0
-      const t = totals[path.name]
+      const t = totals.get(path.name)!
       t.ok += r.ok
       t.failed += r.non2xx + r.errors + r.timeouts
       t.seconds += r.seconds
@@ -43,23 +52,64 @@ async function measureThroughput (group: Group, spec: RequestSpec, ctx: RunConte
   }
   // the access log is written asynchronously: give it a moment to land before counting
   await sleep(300)
-  const logLinesPerRequest = group.gatewayProcess.logLines() / Math.max(1, totals.gateway.ok + totals.gateway.failed)
-  return { ...totals, logLinesPerRequest }
+  const of = (name: string): Totals => totals.get(name)!
+  const gateway = of('gateway')
+  const logLinesPerRequest = group.gatewayProcess.logLines() / Math.max(1, gateway.ok + gateway.failed)
+  return {
+    direct: of('direct'),
+    pipe: of('pipe'),
+    floor: of('floor'),
+    gateway,
+    peers: new Map(peers.map((p) => [p.name, of(p.name)])),
+    logLinesPerRequest
+  }
 }
 
 function zero (): Totals {
   return { ok: 0, failed: 0, seconds: 0, cpuUs: 0 }
 }
 
-function throughputScenario (id: number, title: string, spec: RequestSpec, cpuTarget: boolean, note?: string): Scenario {
+const rps = (x: Totals): number => x.ok / x.seconds
+const cpu = (x: Totals): number => x.cpuUs / Math.max(1, x.ok)
+
+/**
+ * Rows comparing the gateway with each peer (the peer's figure in the pipe column). `targetPeer`:
+ * the peer the issue sets a CPU target against in this scenario (gateway ≤ 1.0× its CPU per request).
+ */
+function peerRows (name: string, t: Measured, targetPeer: string | undefined): Row[] {
+  const rows: Row[] = []
+  for (const [peer, p] of t.peers) {
+    const cpuRatio = cpu(t.gateway) / cpu(p)
+    rows.push(
+      { scenario: name, measure: `vs ${peer}: requests/s (peer in the pipe column)`, pipe: fmt(rps(p), 0), gateway: fmt(rps(t.gateway), 0), ratio: ratio(rps(t.gateway), rps(p)) },
+      {
+        scenario: name,
+        measure: `vs ${peer}: proxy CPU µs/request (peer in the pipe column)`,
+        pipe: fmt(cpu(p), 0),
+        gateway: fmt(cpu(t.gateway), 0),
+        ratio: ratio(cpu(t.gateway), cpu(p)),
+        ...(peer === targetPeer ? { target: `≤ ${PEER_TARGET.toFixed(1)}× ${peer}`, pass: cpuRatio <= PEER_TARGET } : {})
+      },
+      { scenario: name, measure: `vs ${peer}: failed requests (peer in the pipe column)`, pipe: String(p.failed), gateway: String(t.gateway.failed) }
+    )
+  }
+  return rows
+}
+
+interface PeerUse {
+  /** the peers run in this scenario too */
+  withPeers: boolean
+  /** the one the issue's CPU target is against */
+  targetPeer?: string
+}
+
+function throughputScenario (id: number, title: string, spec: RequestSpec, cpuTarget: boolean, note?: string, peerUse: PeerUse = { withPeers: false }): Scenario {
   return {
     id,
     title,
     mock: 'process',
     async run (group, ctx) {
-      const t = await measureThroughput(group, spec, ctx)
-      const rps = (x: Totals): number => x.ok / x.seconds
-      const cpu = (x: Totals): number => x.cpuUs / Math.max(1, x.ok)
+      const t = await measureThroughput(group, spec, ctx, peerUse.withPeers)
       const cpuRatio = cpu(t.gateway) / cpu(t.pipe)
       const name = `${id}. ${title}`
       const rows: Row[] = [
@@ -89,15 +139,17 @@ function throughputScenario (id: number, title: string, spec: RequestSpec, cpuTa
           gateway: fmt(cpu(t.gateway), 0),
           ratio: ratio(cpu(t.gateway), cpu(t.floor))
         },
-        { scenario: name, measure: 'gateway log lines per request', gateway: fmt(t.logLinesPerRequest) }
+        { scenario: name, measure: 'gateway log lines per request', gateway: fmt(t.logLinesPerRequest) },
+        ...peerRows(name, t, peerUse.targetPeer)
       ]
       return rows
     }
   }
 }
 
-export const nonStreamChat = throughputScenario(1, 'non-streaming chat, small body', NON_STREAM_CHAT, true)
-export const streamChat = throughputScenario(2, 'streaming chat, 20 chunks', STREAM_CHAT, true)
+// issue 19's targets: non-streaming against jb-proxy-llm, streaming against aigc-proxy
+export const nonStreamChat = throughputScenario(1, 'non-streaming chat, small body', NON_STREAM_CHAT, true, undefined, { withPeers: true, targetPeer: 'jb-proxy-llm' })
+export const streamChat = throughputScenario(2, 'streaming chat, 20 chunks', STREAM_CHAT, true, undefined, { withPeers: true, targetPeer: 'aigc-proxy' })
 export const models = throughputScenario(3, '/v1/models', MODELS, false, 'none: a models-cache hit, no upstream request')
 
 /** Scenario 4: p50/p99 at concurrency 1, sequential requests, interleaved rounds per path. */
@@ -107,12 +159,15 @@ export const latency: Scenario = {
   mock: 'process',
   async run (group, ctx) {
     const { sizes, keys } = ctx
-    const paths = [group.direct, group.pipe, group.gateway]
-    const samples: Record<string, number[]> = { direct: [], pipe: [], gateway: [] }
-    for (const path of paths) await sequentialLatencies(path.url, NON_STREAM_CHAT, keys, Math.min(200, sizes.latencyRequests))
+    const paths: Driven[] = [...[group.direct, group.pipe, group.gateway].map((p) => ({ ...p, keys })), ...group.peers]
+    const samples: Record<string, number[]> = Object.fromEntries(paths.map((p) => [p.name, []]))
+    // a peer's failures are counted, not fatal: a Go client may reuse an upstream connection the
+    // mock is closing (its keep-alive ends after 5 s idle, Go's after 90 s) and answer 502
+    const peerFailed = new Map(group.peers.map((p) => [p.name, { count: 0 }]))
+    for (const path of paths) await sequentialLatencies(path.url, NON_STREAM_CHAT, path.keys, Math.min(200, sizes.latencyRequests), peerFailed.get(path.name))
     const perRound = Math.ceil(sizes.latencyRequests / sizes.latencyRounds)
     for (let round = 0; round < sizes.latencyRounds; round++) {
-      for (const path of paths) samples[path.name].push(...await sequentialLatencies(path.url, NON_STREAM_CHAT, keys, perRound))
+      for (const path of paths) samples[path.name].push(...await sequentialLatencies(path.url, NON_STREAM_CHAT, path.keys, perRound, peerFailed.get(path.name)))
     }
     const p = (name: string, q: number): number => percentile(sortedCopy(samples[name]), q)
     const added = (name: string, q: number): number => p(name, q) - p('direct', q)
@@ -137,7 +192,21 @@ export const latency: Scenario = {
         gateway: fmt(added('gateway', 99), 3),
         ratio: ratio(added('gateway', 99), added('pipe', 99))
       },
-      { scenario: name, measure: 'requests per path', direct: String(samples.direct.length), pipe: String(samples.pipe.length), gateway: String(samples.gateway.length) }
+      { scenario: name, measure: 'requests per path', direct: String(samples.direct.length), pipe: String(samples.pipe.length), gateway: String(samples.gateway.length) },
+      // issue 19: the gateway adds no more than either Go proxy
+      ...group.peers.flatMap((peer): Row[] => [
+        {
+          scenario: name,
+          measure: `vs ${peer.name}: added p50 ms (peer in the pipe column)`,
+          pipe: fmt(added(peer.name, 50), 3),
+          gateway: fmt(added('gateway', 50), 3),
+          ratio: ratio(added('gateway', 50), added(peer.name, 50)),
+          target: `≤ ${PEER_TARGET.toFixed(1)}× ${peer.name}`,
+          pass: added('gateway', 50) <= added(peer.name, 50) * PEER_TARGET
+        },
+        { scenario: name, measure: `vs ${peer.name}: added p99 ms (peer in the pipe column)`, pipe: fmt(added(peer.name, 99), 3), gateway: fmt(added('gateway', 99), 3), ratio: ratio(added('gateway', 99), added(peer.name, 99)) },
+        { scenario: name, measure: `vs ${peer.name}: requests / failed (peer in the pipe column)`, pipe: `${samples[peer.name].length} / ${peerFailed.get(peer.name)?.count ?? 0}`, gateway: `${samples.gateway.length} / 0` }
+      ])
     ]
   }
 }
