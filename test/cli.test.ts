@@ -15,7 +15,7 @@ import { allOptions, type GatewayConfig } from '../config/schema.js'
 import { envDefault, flagForms, settable } from '../config/describe.js'
 import { ConfigError, loadConfig } from '../config/load.js'
 import { preflight } from '../config/preflight.js'
-import { startMock } from './helper.js'
+import { SECRETS_YAML, helpBlocks, startMock } from './helper.js'
 import { tempDir } from './tmp.js'
 
 // absolute paths, so the command can run in an empty working directory (no stray .env or gateway.yaml)
@@ -44,16 +44,6 @@ test('bad configuration: exit code 2 and one line naming key, value and expected
   }
 })
 
-/** --help's option blocks: a line starting with the flags (or env name), then indented lines. */
-function helpBlocks (text: string): string[] {
-  const blocks: string[] = []
-  for (const line of text.split('\n')) {
-    if (/^ {2}\S/.test(line)) blocks.push(line)
-    else if (/^ {3,}\S/.test(line) && blocks.length > 0) blocks[blocks.length - 1] += `\n${line}`
-  }
-  return blocks
-}
-
 test('--help lists every option with its env names, flags and default; -h and seed 000\'s bare `help` ask for it too', () => {
   const help = runCli(['--help'])
   assert.equal(help.status, 0)
@@ -80,20 +70,9 @@ test('--version prints the package version', () => {
 
 test('--check-config prints the effective config as JSON with every secret masked, and exits 0', () => {
   const dir = tempDir()
-  const secrets = ['sk-upstream-secret-1', 'sk-ant-secret-2', 'sk-ant-secret-3', 'proxypass', 'admin-secret-4', 'client-secret-5', 'sk-mapped-secret-6', 'redispass', 'proxy2pass']
-  writeFileSync(join(dir, 'gw.yaml'), [
-    'upstream: { url: https://api.openai.com, key: sk-upstream-secret-1 }',
-    'targets:',
-    '  claude:',
-    '    url: api.anthropic.com',
-    '    keys: [sk-ant-secret-2, { key: sk-ant-secret-3, name: backup }]',
-    '    proxy: http://user:proxypass@10.0.0.2:3128',
-    'auth:',
-    '  adminToken: admin-secret-4',
-    '  keys: [{ name: web, key: client-secret-5, upstreamKey: sk-mapped-secret-6, allowedModels: [gpt-4o-mini] }]',
-    'redis: { url: "redis://:redispass@redis:6379" }'
-  ].join('\n'))
-  const check = runCli(['--check-config', '--config', join(dir, 'gw.yaml'), '-p', '9001'], { HTTPS_PROXY: 'http://u:proxy2pass@10.0.0.3:1' })
+  const { secrets } = SECRETS_YAML
+  writeFileSync(join(dir, 'gw.yaml'), SECRETS_YAML.yaml)
+  const check = runCli(['--check-config', '--config', join(dir, 'gw.yaml'), '-p', '9001'], SECRETS_YAML.env)
   assert.equal(check.status, 0, check.stderr)
   for (const secret of secrets) assert.ok(!check.stdout.includes(secret), `${secret} is masked`)
   const effective = JSON.parse(check.stdout) as GatewayConfig

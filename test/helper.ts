@@ -44,7 +44,8 @@ export function captureLogs (): { stream: Writable, lines: string[] } {
   return { stream, lines }
 }
 
-export async function startGateway (t: TestContext, input: GatewayInput = {}): Promise<GatewayHandle> {
+/** The gateway built from `input` (env, flags, YAML in a fresh temp dir), its log lines captured; not listening yet. */
+export async function buildGateway (t: TestContext, input: GatewayInput = {}): Promise<{ app: FastifyInstance, config: GatewayConfig, cwd: string, lines: string[] }> {
   const cwd = tempDir()
   const argv = [...(input.argv ?? [])]
   if (input.yaml !== undefined) {
@@ -57,12 +58,59 @@ export async function startGateway (t: TestContext, input: GatewayInput = {}): P
   const app = await buildServer(config, { logDestination: stream })
   input.prepare?.(app)
   t.after(() => app.close())
+  return { app, config, cwd, lines }
+}
+
+export async function startGateway (t: TestContext, input: GatewayInput = {}): Promise<GatewayHandle> {
+  const { app, config, lines } = await buildGateway(t, input)
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   return { url, app, config, logs: lines, logText: () => lines.join('\n') }
+}
+
+/** A config with a secret in every place one can go (upstream and pool keys, proxy and Redis passwords, tokens, a mapped key). */
+export const SECRETS_YAML = {
+  secrets: ['sk-upstream-secret-1', 'sk-ant-secret-2', 'sk-ant-secret-3', 'proxypass', 'admin-secret-4', 'client-secret-5', 'sk-mapped-secret-6', 'redispass', 'proxy2pass'],
+  yaml: [
+    'upstream: { url: https://api.openai.com, key: sk-upstream-secret-1 }',
+    'targets:',
+    '  claude:',
+    '    url: api.anthropic.com',
+    '    keys: [sk-ant-secret-2, { key: sk-ant-secret-3, name: backup }]',
+    '    proxy: http://user:proxypass@10.0.0.2:3128',
+    'auth:',
+    '  adminToken: admin-secret-4',
+    '  keys: [{ name: web, key: client-secret-5, upstreamKey: sk-mapped-secret-6, allowedModels: [gpt-4o-mini] }]',
+    'redis: { url: "redis://:redispass@redis:6379" }'
+  ].join('\n'),
+  /** the last secret comes from the environment */
+  env: { HTTPS_PROXY: 'http://u:proxy2pass@10.0.0.3:1' }
+}
+
+/** A default upstream at `a` and a target `b` at `b`, each adding its own `x-which` header. */
+export function twoTargets (a: string, b: string, extra = ''): string {
+  return `
+upstream:
+  url: ${a}
+  headers: { x-which: default }
+targets:
+  b:
+    url: ${b}
+    headers: { x-which: b }
+${extra}`
 }
 
 export async function startMock (t: TestContext, opts: MockOptions = {}): Promise<MockUpstream> {
   const mock = await startMockUpstream(opts)
   t.after(() => mock.close())
   return mock
+}
+
+/** --help's option blocks: a line starting with the flags (or env name), then its indented lines. */
+export function helpBlocks (text: string): string[] {
+  const blocks: string[] = []
+  for (const line of text.split('\n')) {
+    if (/^ {2}\S/.test(line)) blocks.push(line)
+    else if (/^ {3,}\S/.test(line) && blocks.length > 0) blocks[blocks.length - 1] += `\n${line}`
+  }
+  return blocks
 }

@@ -11,25 +11,13 @@ import { connect } from 'node:net'
 import { rootCertificates } from 'node:tls'
 import { join } from 'node:path'
 import { request } from 'undici'
-import { startGateway, startMock, tempDir } from '../helper.js'
+import { startGateway, startMock, tempDir, twoTargets } from '../helper.js'
 import { allowList, checkTargetHost, isPublicAddress, parseTargetHost, pinnedLookup, type Resolver } from '../../src/routing/target-host.js'
 import { dialUpstream, PinnedProxyAgent } from '../../src/realtime/upstream.js'
 import { createDispatcher } from '../../src/routing/outbound.js'
 import { startForwardProxy } from './support.js'
 import { selfSigned } from '../tls.js'
 import type { LookupFunction } from 'node:net'
-
-function twoTargets (a: string, b: string, extra = ''): string {
-  return `
-upstream:
-  url: ${a}
-  headers: { x-which: default }
-targets:
-  b:
-    url: ${b}
-    headers: { x-which: b }
-${extra}`
-}
 
 test('off by default: the header is ignored and never forwarded', async (t) => {
   const mock = await startMock(t)

@@ -10,17 +10,7 @@ import { join } from 'node:path'
 import { allOptions, type GatewayConfig } from '../../config/schema.js'
 import { envDefault, flagForms, helpText, maskedConfig, settable } from '../../config/describe.js'
 import { loadConfig } from '../../config/load.js'
-import { tempDir } from '../helper.js'
-
-/** An option's lines: its head line and the indented lines under it. */
-function helpBlocks (text: string): string[] {
-  const blocks: string[] = []
-  for (const line of text.split('\n')) {
-    if (/^ {2}\S/.test(line)) blocks.push(line)
-    else if (/^ {3,}\S/.test(line) && blocks.length > 0) blocks[blocks.length - 1] += `\n${line}`
-  }
-  return blocks
-}
+import { SECRETS_YAML, helpBlocks, tempDir } from '../helper.js'
 
 test('the help lists every settable option with its description, flags, env names and default', () => {
   const text = helpText()
@@ -39,20 +29,9 @@ test('the help lists every settable option with its description, flags, env name
 
 test('the effective config masks every secret (keys, tokens, proxy and Redis passwords) and keeps names and normalised values', () => {
   const dir = tempDir()
-  const secrets = ['sk-upstream-secret-1', 'sk-ant-secret-2', 'sk-ant-secret-3', 'proxypass', 'admin-secret-4', 'client-secret-5', 'sk-mapped-secret-6', 'redispass', 'proxy2pass']
-  writeFileSync(join(dir, 'gw.yaml'), [
-    'upstream: { url: https://api.openai.com, key: sk-upstream-secret-1 }',
-    'targets:',
-    '  claude:',
-    '    url: api.anthropic.com',
-    '    keys: [sk-ant-secret-2, { key: sk-ant-secret-3, name: backup }]',
-    '    proxy: http://user:proxypass@10.0.0.2:3128',
-    'auth:',
-    '  adminToken: admin-secret-4',
-    '  keys: [{ name: web, key: client-secret-5, upstreamKey: sk-mapped-secret-6, allowedModels: [gpt-4o-mini] }]',
-    'redis: { url: "redis://:redispass@redis:6379" }'
-  ].join('\n'))
-  const { config } = loadConfig({ argv: ['--config', join(dir, 'gw.yaml'), '-p', '9001'], env: { HTTPS_PROXY: 'http://u:proxy2pass@10.0.0.3:1' }, cwd: dir })
+  const { secrets } = SECRETS_YAML
+  writeFileSync(join(dir, 'gw.yaml'), SECRETS_YAML.yaml)
+  const { config } = loadConfig({ argv: ['--config', join(dir, 'gw.yaml'), '-p', '9001'], env: SECRETS_YAML.env, cwd: dir })
   const text = JSON.stringify(maskedConfig(config))
   for (const secret of secrets) assert.ok(!text.includes(secret), `${secret} is masked`)
   const effective = JSON.parse(text) as GatewayConfig

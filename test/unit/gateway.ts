@@ -4,14 +4,10 @@
  * `app.inject()` (and `app.injectWS()` for the realtime route). Where the gateway needs an
  * upstream, the tests start the embedded mock (test/helper.ts's startMock) on 127.0.0.1, port 0.
  */
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import type { FastifyInstance } from 'fastify'
-import { loadConfig } from '../../config/load.js'
 import type { GatewayConfig } from '../../config/schema.js'
-import { buildServer } from '../../src/server.js'
-import { captureLogs, tempDir, type GatewayInput } from '../helper.js'
+import { buildGateway, type GatewayInput } from '../helper.js'
 
 export interface InjectedGateway {
   app: FastifyInstance
@@ -23,18 +19,7 @@ export interface InjectedGateway {
 }
 
 export async function injectGateway (t: TestContext, input: GatewayInput = {}): Promise<InjectedGateway> {
-  const cwd = tempDir()
-  const argv = [...(input.argv ?? [])]
-  if (input.yaml !== undefined) {
-    const file = join(cwd, 'gateway.yaml')
-    writeFileSync(file, input.yaml)
-    argv.push('--config', file)
-  }
-  const { config } = loadConfig({ argv, env: { GATEWAY_PORT: '0', ...input.env }, cwd })
-  const { stream, lines } = captureLogs()
-  const app = await buildServer(config, { logDestination: stream })
-  input.prepare?.(app)
-  t.after(() => app.close())
+  const { app, config, cwd, lines } = await buildGateway(t, input)
   await app.ready()
   return { app, config, cwd, logs: () => lines.map(line => JSON.parse(line) as Record<string, unknown>) }
 }

@@ -4,20 +4,8 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startMock } from '../helper.js'
+import { startMock, twoTargets } from '../helper.js'
 import { injectGateway } from './gateway.js'
-
-function twoTargets (a: string, b: string, extra = ''): string {
-  return `
-upstream:
-  url: ${a}
-  headers: { x-which: default }
-targets:
-  b:
-    url: ${b}
-    headers: { x-which: b }
-${extra}`
-}
 
 test('off by default: the header is ignored and never forwarded', async (t) => {
   const mock = await startMock(t)
