@@ -1,0 +1,103 @@
+/**
+ * Instructions per request of the gateway, counted by valgrind's callgrind: a measure that does
+ * not move with the machine's load or clock (CPU time on a shared 2-core machine swings by a
+ * third between runs), for judging one change against another. The gateway runs the bench's
+ * production chain (bench/gateway-env.ts) in front of the mock; `--requests` requests are sent
+ * once to warm the JIT, the counters are zeroed, the same number is sent again and counted.
+ *
+ *   npm run bench:instructions -- [--stream] [--requests 200] [--build DIR] [--skip-build]
+ *
+ * --build DIR: a saved build (a copy of dist/) instead of this tree's. Needs valgrind
+ * (Debian's package); a run takes a few minutes. Everything stays on 127.0.0.1.
+ */
+import { execFileSync, spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { Pool } from 'undici'
+import { buildDist, freePort, killAll, ROOT, spawnMock } from './processes.js'
+import { clientKeys, gatewayEnv } from './gateway-env.js'
+import { KeyRing, NON_STREAM_CHAT, STREAM_CHAT, type RequestSpec } from './load.js'
+
+const { values } = parseArgs({
+  options: {
+    stream: { type: 'boolean', default: false },
+    requests: { type: 'string', default: '200' },
+    build: { type: 'string' },
+    'skip-build': { type: 'boolean', default: false }
+  }
+})
+
+const READY_TIMEOUT_MS = 180_000
+const CLIENTS = 4
+
+async function waitHealthy (url: string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS
+  for (;;) {
+    try {
+      const res = await fetch(`${url}/healthz`)
+      if (res.status === 200) return
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error(`the gateway under callgrind was not ready after ${READY_TIMEOUT_MS} ms`)
+    await new Promise(resolve => setTimeout(resolve, 250))
+  }
+}
+
+/** `n` requests over CLIENTS connections; any answer but 200 stops the run. */
+async function send (pool: Pool, spec: RequestSpec, keys: KeyRing, n: number): Promise<void> {
+  let next = 0
+  const client = async (): Promise<void> => {
+    while (next < n) {
+      next++
+      const res = await pool.request({ method: spec.method, path: spec.path, body: spec.body, headers: { ...spec.headers, authorization: `Bearer ${keys.next()}` } })
+      await res.body.text()
+      if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`)
+    }
+  }
+  await Promise.all(Array.from({ length: CLIENTS }, client))
+}
+
+/** The instruction total of the last dump callgrind wrote (the counted requests). */
+function countedInstructions (dir: string): number {
+  const dumps = readdirSync(dir).filter(name => /\.out\.\d+$/.test(name)).sort()
+  const last = dumps.at(-1)
+  if (last === undefined) throw new Error('callgrind wrote no dump')
+  const total = /^(?:summary|totals): (\d+)/m.exec(readFileSync(join(dir, last), 'utf8'))
+  if (total === null) throw new Error(`no total in ${last}`)
+  return Number(total[1])
+}
+
+async function main (): Promise<void> {
+  const build = values.build !== undefined ? resolve(values.build) : join(ROOT, 'dist')
+  if (values.build === undefined && !values['skip-build']) buildDist()
+  const n = Number(values.requests)
+  const spec = values.stream ? STREAM_CHAT : NON_STREAM_CHAT
+  const mock = await spawnMock('dist')
+  const port = await freePort()
+  const out = mkdtempSync(join(tmpdir(), 'gw-callgrind-'))
+  const gateway = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${join(out, 'cg.%p.out')}`, '--dump-line=no', process.execPath, join(build, 'src/cli.js')], {
+    env: { PATH: process.env.PATH ?? '', ...gatewayEnv(mock.url, port) },
+    stdio: 'ignore'
+  })
+  const url = `http://127.0.0.1:${port}`
+  const pool = new Pool(url, { connections: CLIENTS })
+  try {
+    await waitHealthy(url)
+    const keys = new KeyRing(clientKeys())
+    await send(pool, spec, keys, n)
+    execFileSync('callgrind_control', ['--zero', String(gateway.pid)], { stdio: 'ignore' })
+    await send(pool, spec, keys, n)
+    execFileSync('callgrind_control', ['--dump', String(gateway.pid)], { stdio: 'ignore' })
+    const perRequest = Math.round(countedInstructions(out) / n)
+    console.log(`| ${values.stream ? 'streaming chat, 17 chunks' : 'non-streaming chat'} | ${build} | ${n} | ${perRequest.toLocaleString('en-US')} |`)
+  } finally {
+    await pool.close()
+    gateway.kill('SIGKILL')
+    await mock.stop()
+    killAll()
+    rmSync(out, { recursive: true, force: true })
+  }
+}
+
+await main()
