@@ -75,9 +75,21 @@ export function loggerOptions (setup: LoggerSetup): LoggerOptions & { stream?: N
     serializers: {
       req (req: FastifyRequest) {
         return { method: req.method, url: pathOnly(req.url), remoteAddress: req.ip }
-      }
+      },
+      // every `{ err }` of every line: what failed, never where (no stack frames, no file paths)
+      err: errorSummary
     },
     hooks: { streamWrite: redact },
     ...(setup.destination !== undefined ? { stream: setup.destination } : {})
   }
+}
+
+/** An error as a log line shows it: its class, message, code and cause, without its stack. */
+export function errorSummary (err: unknown, depth = 0): Record<string, unknown> {
+  if (!(err instanceof Error)) return { type: typeof err, message: String(err).slice(0, 300) }
+  const out: Record<string, unknown> = { type: err.name, message: err.message.slice(0, 300) }
+  const code = (err as Error & { code?: unknown }).code
+  if (code !== undefined) out.code = code
+  if (err.cause !== undefined && depth < 2) out.cause = errorSummary(err.cause, depth + 1)
+  return out
 }

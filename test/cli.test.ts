@@ -11,11 +11,10 @@ import { fileURLToPath } from 'node:url'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { request, type Dispatcher } from 'undici'
-import { allOptions, type GatewayConfig } from '../config/schema.js'
-import { envDefault, flagForms, settable } from '../config/describe.js'
+import type { GatewayConfig } from '../config/schema.js'
 import { ConfigError, loadConfig } from '../config/load.js'
 import { preflight } from '../config/preflight.js'
-import { SECRETS_YAML, helpBlocks, startMock } from './helper.js'
+import { SECRETS_YAML, assertHelpListsEveryOption, startMock } from './helper.js'
 import { tempDir } from './tmp.js'
 
 // absolute paths, so the command can run in an empty working directory (no stray .env or gateway.yaml)
@@ -48,16 +47,7 @@ test('--help lists every option with its env names, flags and default; -h and se
   const help = runCli(['--help'])
   assert.equal(help.status, 0)
   assert.equal(help.stderr, '')
-  const blocks = helpBlocks(help.stdout)
-  for (const o of settable(allOptions)) {
-    const head = flagForms(o).length > 0 ? flagForms(o).join(', ') : o.env[0]
-    const block = blocks.find(b => b.startsWith(`  ${head} `) || b.startsWith(`  ${head}\n`))
-    assert.ok(block !== undefined, `${o.path} is listed as ${head}`)
-    assert.ok(block.includes(o.doc), `${o.path}: its description`)
-    for (const name of o.env) assert.ok(block.includes(name), `${o.path}: env ${name}`)
-    const def = envDefault(o)
-    assert.ok(block.includes(`default ${def === '' ? '(empty)' : def}`), `${o.path}: default in ${block}`)
-  }
+  assertHelpListsEveryOption(help.stdout)
   for (const action of ['--check-config', '--version', '--config FILE']) assert.ok(help.stdout.includes(action), action)
   for (const argv of [['-h'], ['help'], ['--help']]) assert.equal(loadConfig({ argv, env: {}, cwd: tempDir() }).actions.help, true, argv[0])
 })

@@ -8,7 +8,9 @@ import { Writable } from 'node:stream'
 import type { TestContext } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { loadConfig } from '../config/load.js'
-import type { GatewayConfig } from '../config/schema.js'
+import { allOptions, type GatewayConfig } from '../config/schema.js'
+import { envDefault, flagForms, settable } from '../config/describe.js'
+import assert from 'node:assert/strict'
 import { buildServer } from '../src/server.js'
 import { tempDir } from './tmp.js'
 import { startMockUpstream, type MockOptions, type MockUpstream } from '../mock/upstream.js'
@@ -105,8 +107,22 @@ export async function startMock (t: TestContext, opts: MockOptions = {}): Promis
   return mock
 }
 
+/** Every settable option is in the help text with its description, env names and default. */
+export function assertHelpListsEveryOption (text: string): void {
+  const blocks = helpBlocks(text)
+  for (const o of settable(allOptions)) {
+    const head = flagForms(o).length > 0 ? flagForms(o).join(', ') : o.env[0]
+    const block = blocks.find(b => b.startsWith(`  ${head} `) || b.startsWith(`  ${head}\n`))
+    assert.ok(block !== undefined, `${o.path} is listed as ${head}`)
+    assert.ok(block.includes(o.doc), `${o.path}: its description`)
+    for (const name of o.env) assert.ok(block.includes(name), `${o.path}: env ${name}`)
+    const def = envDefault(o)
+    assert.ok(block.includes(`default ${def === '' ? '(empty)' : def}`), `${o.path}: default in ${block}`)
+  }
+}
+
 /** --help's option blocks: a line starting with the flags (or env name), then its indented lines. */
-export function helpBlocks (text: string): string[] {
+function helpBlocks (text: string): string[] {
   const blocks: string[] = []
   for (const line of text.split('\n')) {
     if (/^ {2}\S/.test(line)) blocks.push(line)

@@ -197,7 +197,6 @@ function fromChain (ctx: DeliveryContext, exchange: UpstreamExchange, writer: Wr
     writer.onDrain(() => out.resume())
   })
   out.once('end', () => writer.end(''))
+  // a client that goes away aborts the exchange (forward.ts), which destroys the chain with it
   out.once('error', (err) => writer.fail(err, (event) => event))
-  // the client went away: stop reading, which aborts the upstream
-  ctx.reply.raw.once('close', () => { if (!source.destroyed) source.destroy() })
 }

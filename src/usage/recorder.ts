@@ -33,6 +33,10 @@ export interface UsageRecord extends TokenCounts {
   durationMs: number
   /** time to the upstream's response headers */
   ttfbMs: number | null
+  /** upstream requests made (a retry on the pool's next key is a second); 0: none was made */
+  attempts: number
+  /** name of the pool key the answer came with (never the key); null when no pool key was used */
+  upstreamKey: string | null
   errorClass: string | null
   /** the client went away first: the tokens are those seen until then */
   aborted: boolean
@@ -89,6 +93,8 @@ export class UsageRecorder {
       status: end.status,
       durationMs: round(end.durationMs),
       ttfbMs: end.ttfbMs === null ? null : round(end.ttfbMs),
+      attempts: request.outcome.attempts,
+      upstreamKey: request.outcome.keyName,
       promptTokens: c.promptTokens,
       completionTokens: c.completionTokens,
       totalTokens: c.totalTokens,

@@ -51,6 +51,9 @@ test('429 on one key → retried once on the next key; the client never sees the
   assert.equal(mock.count('/v1/chat/completions'), 1)
   assert.equal(mock.requests.at(-1)!.bodyText, chat(), 'the same JSON body was sent again')
   assert.match(gw.logText(), /"key":"key-1".*"nextKey":"key-2".*"reason":"upstream_429"/)
+  const line = gw.logs.map(l => JSON.parse(l) as Record<string, unknown>).find(l => l.msg === 'request completed' && l.path === '/v1/chat/completions')
+  assert.equal(line?.attempts, 2, 'the usage record counts both upstream requests')
+  assert.equal(line?.upstreamKey, 'key-2', 'and names the key that answered')
 })
 
 test('streaming through @anthropic-ai/sdk survives a 429 on the first key', async (t) => {

@@ -7,23 +7,14 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { allOptions, type GatewayConfig } from '../../config/schema.js'
-import { envDefault, flagForms, helpText, maskedConfig, settable } from '../../config/describe.js'
+import type { GatewayConfig } from '../../config/schema.js'
+import { helpText, maskedConfig } from '../../config/describe.js'
 import { loadConfig } from '../../config/load.js'
-import { SECRETS_YAML, helpBlocks, tempDir } from '../helper.js'
+import { SECRETS_YAML, assertHelpListsEveryOption, tempDir } from '../helper.js'
 
 test('the help lists every settable option with its description, flags, env names and default', () => {
   const text = helpText()
-  const blocks = helpBlocks(text)
-  for (const o of settable(allOptions)) {
-    const head = flagForms(o).length > 0 ? flagForms(o).join(', ') : o.env[0]
-    const block = blocks.find(b => b.startsWith(`  ${head} `) || b.startsWith(`  ${head}\n`))
-    assert.ok(block !== undefined, `${o.path} is listed as ${head}`)
-    assert.ok(block.includes(o.doc), `${o.path}: its description`)
-    for (const name of o.env) assert.ok(block.includes(name), `${o.path}: env ${name}`)
-    const def = envDefault(o)
-    assert.ok(block.includes(`default ${def === '' ? '(empty)' : def}`), `${o.path}: default`)
-  }
+  assertHelpListsEveryOption(text)
   for (const action of ['--check-config', '--version', '--config FILE']) assert.ok(text.includes(action), action)
 })
 
