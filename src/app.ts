@@ -41,6 +41,7 @@ import fieldAlias from '../plugins/field-alias.js'
 import uploadLimits from '../plugins/upload-limits.js'
 import metrics from '../plugins/metrics.js'
 import usage from '../plugins/usage.js'
+import translate from '../plugins/translate.js'
 import websocket from '@fastify/websocket'
 import health from '../routes/health.js'
 import adminRoutes from '../routes/admin/index.js'
@@ -135,6 +136,8 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
       await api.register(fieldAlias, { transforms: config.transforms, limits })
       await api.register(uploadLimits, { uploads: config.uploads })
       await api.register(usage, { usage: config.usage, maxEventSize: config.transforms.maxEventSize, redis: fastify.redis, redisKeyPrefix: config.redis.keyPrefix })
+      // after usage (read in the upstream's dialect), before the body log (the client's)
+      await api.register(translate, { limits: { maxJsonBytes: config.transforms.maxJsonBytes, maxEventSize: config.transforms.maxEventSize } })
       // last: its tap sees the answer as the client gets it
       await api.register(bodyLog, { log: config.log })
       // what the admin API and operators read lives on the root

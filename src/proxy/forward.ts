@@ -24,6 +24,7 @@ import { joinUpstreamPath, mapUpstreamPath } from '../routing/paths.js'
 import { addTargetHeaders, requireCredential } from '../routing/credentials.js'
 import { acceptsCoding, decodableCoding, decoderFor } from './response-rewrite.js'
 import { StreamEndWatch } from '../lib/stream-end.js'
+import { translateAttempt, translateHeaders } from '../translate/attempt.js'
 
 /** Options of `reply.forward()`, under @fastify/reply-from's names. */
 export interface ForwardOptions {
@@ -93,6 +94,8 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
   // (no promise to wait on for every other request)
   if (plan.formModel?.value != null && !await awaitFormModel(request, reply, target)) return undefined
 
+  // the attempt's dialect: the body and path in the target's, when it speaks another (src/translate/)
+  translateAttempt(request, target)
   const { body, length } = requestBody(request)
   // the same choice as upstreamKeyFor, keeping the pool and its key for failover
   const credential = requireCredential(request, target)
@@ -105,6 +108,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
     contentLength: length
   })
   if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(headers, target, request.client)
+  if (plan.translation !== null) translateHeaders(headers, plan.translation.direction, credential.kind === 'own')
   if (opts.rewriteRequestHeaders !== undefined) headers = opts.rewriteRequestHeaders(request, headers)
   if (poolKey !== null) outcome.keyName = poolKey.name
   // one retry on the next key, only when the body can be sent again (a Buffer, or none): a

@@ -4,6 +4,7 @@
  * the readers of a model the body does not carry (a form field, a realtime query).
  */
 import type { UpstreamTarget } from './target.js'
+import type { ActiveTranslation } from '../translate/types.js'
 
 /** A form whose `model` field chooses the upstream path (a multipart upload to an Azure deployment). */
 export interface FormModel {
@@ -27,8 +28,13 @@ export interface UpstreamPlan {
   formModel: FormModel | null
   /** the path prefix named no target (`/{name}/v1/…`): refused as an unknown route */
   unknownTarget: boolean
+  /**
+   * The dialect translation of the current attempt (src/translate/attempt.ts), null when the
+   * target speaks the client's dialect; the answer's stages read it
+   */
+  translation: ActiveTranslation | null
 }
 
 export function newPlan (apiPath: string): UpstreamPlan {
-  return { target: null, apiPath, path: '', model: null, formModel: null, unknownTarget: false }
+  return { target: null, apiPath, path: '', model: null, formModel: null, unknownTarget: false, translation: null }
 }

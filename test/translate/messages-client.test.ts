@@ -1,0 +1,164 @@
+/**
+ * Direction 1 end to end: the official `@anthropic-ai/sdk` against the gateway in front of the
+ * embedded mock speaking Chat Completions (a target with `provider: openai`).
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import Anthropic from '@anthropic-ai/sdk'
+import { startGateway, startMock } from '../helper.js'
+import type { MockUpstream } from '../../mock/upstream.js'
+import type { TestContext } from 'node:test'
+
+async function setup (t: TestContext): Promise<{ mock: MockUpstream, client: Anthropic, url: string, usage: () => unknown[] }> {
+  const mock = await startMock(t)
+  const gw = await startGateway(t, { env: { GATEWAY_UPSTREAM_URL: mock.url, GATEWAY_UPSTREAM_PROVIDER: 'openai', GATEWAY_UPSTREAM_KEY: 'sk-upstream-t1' } })
+  const client = new Anthropic({ baseURL: gw.url, apiKey: 'sk-client-t1', maxRetries: 0 })
+  const usage = (): unknown[] => gw.logs.map(l => JSON.parse(l) as { usage?: unknown, tokens?: unknown }).filter(l => l.tokens !== undefined).map(l => l.tokens)
+  return { mock, client, url: gw.url, usage }
+}
+
+const WEATHER = {
+  name: 'get_weather',
+  description: 'Weather of a city',
+  input_schema: { type: 'object' as const, properties: { city: { type: 'string' } }, required: ['city'] }
+}
+
+test('messages.create on a Chat upstream: the request arrives as Chat, the answer as a Message', async (t) => {
+  const { mock, client } = await setup(t)
+  const msg = await client.messages.create({
+    model: 'gpt-4o-mini',
+    max_tokens: 100,
+    system: [{ type: 'text', text: 'be brief' }],
+    temperature: 0.5,
+    stop_sequences: ['###'],
+    metadata: { user_id: 'u-1' },
+    messages: [{ role: 'user', content: 'hi' }]
+  }, { headers: { 'x-mock-chunks': '3', 'x-mock-cached-tokens': '4' } })
+  assert.equal(msg.type, 'message')
+  assert.equal(msg.role, 'assistant')
+  assert.deepEqual(msg.content, [{ type: 'text', text: 'tok0 tok1 tok2 ' }])
+  assert.equal(msg.stop_reason, 'end_turn')
+  assert.equal(msg.stop_sequence, null)
+  // 2 chat messages × 10 prompt tokens, 4 of them cached
+  assert.deepEqual(msg.usage, { input_tokens: 16, cache_creation_input_tokens: 0, cache_read_input_tokens: 4, output_tokens: 3 })
+  const seen = mock.requests.at(-1)
+  assert.equal(seen?.path, '/v1/chat/completions')
+  assert.equal(seen?.headers.authorization, 'Bearer sk-upstream-t1')
+  assert.equal(seen?.headers['anthropic-version'], undefined)
+  assert.deepEqual(seen?.json, {
+    model: 'gpt-4o-mini',
+    messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi' }],
+    max_completion_tokens: 100,
+    temperature: 0.5,
+    stop: ['###'],
+    user: 'u-1'
+  })
+})
+
+test('messages.stream with tool use: one block per tool call, arguments whole in finalMessage()', async (t) => {
+  const { mock, client } = await setup(t)
+  const events: string[] = []
+  const stream = client.messages.stream({
+    model: 'gpt-4o-mini',
+    max_tokens: 100,
+    tools: [WEATHER, { ...WEATHER, name: 'get_time' }],
+    tool_choice: { type: 'any' },
+    messages: [{ role: 'user', content: 'weather and time in Paris?' }]
+  }, { headers: { 'x-mock-reasoning': '2' } })
+  // (the SDK does not surface ping events; test/translate/golden/ pins the bytes)
+  stream.on('streamEvent', (e) => events.push(e.type === 'content_block_delta' ? `${e.type}:${e.delta.type}` : e.type))
+  const final = await stream.finalMessage()
+  assert.equal(final.stop_reason, 'tool_use')
+  assert.deepEqual(final.content, [
+    { type: 'thinking', thinking: 'think0 think1 ', signature: '' },
+    { type: 'tool_use', id: 'call_mock_0', name: 'get_weather', input: { city: 'mock-city' } },
+    { type: 'tool_use', id: 'call_mock_1', name: 'get_time', input: { city: 'mock-city' } }
+  ])
+  assert.deepEqual(events, [
+    'message_start',
+    'content_block_start', 'content_block_delta:thinking_delta', 'content_block_delta:thinking_delta', 'content_block_stop',
+    'content_block_start', 'content_block_delta:input_json_delta', 'content_block_delta:input_json_delta', 'content_block_delta:input_json_delta', 'content_block_stop',
+    'content_block_start', 'content_block_delta:input_json_delta', 'content_block_delta:input_json_delta', 'content_block_delta:input_json_delta', 'content_block_stop',
+    'message_delta', 'message_stop'
+  ])
+  assert.equal(final.usage.input_tokens, 10)
+  assert.equal(final.usage.output_tokens, 20)
+  const sent = mock.requests.at(-1)?.json as { tool_choice: unknown, stream_options: unknown, tools: unknown[] }
+  assert.equal(sent.tool_choice, 'required')
+  assert.deepEqual(sent.stream_options, { include_usage: true })
+  assert.deepEqual(sent.tools[0], { type: 'function', function: { name: 'get_weather', description: 'Weather of a city', parameters: WEATHER.input_schema } })
+})
+
+test('a tool_result conversation reaches the upstream as tool messages in order', async (t) => {
+  const { mock, client } = await setup(t)
+  const msg = await client.messages.create({
+    model: 'gpt-4o-mini',
+    max_tokens: 50,
+    tools: [WEATHER],
+    messages: [
+      { role: 'user', content: [{ type: 'text', text: 'weather?' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } }] },
+      { role: 'assistant', content: [{ type: 'text', text: 'checking' }, { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } }, { type: 'tool_use', id: 'toolu_2', name: 'get_weather', input: { city: 'Rome' } }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'sunny' }, { type: 'tool_result', tool_use_id: 'toolu_2', is_error: true, content: [{ type: 'text', text: 'no data' }] }, { type: 'text', text: 'thanks' }] }
+    ]
+  }, { headers: { 'x-mock-chunks': '1' } })
+  assert.equal(msg.content[0].type, 'text')
+  const sent = mock.requests.at(-1)?.json as { messages: unknown[] }
+  assert.deepEqual(sent.messages, [
+    { role: 'user', content: [{ type: 'text', text: 'weather?' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } }] },
+    {
+      role: 'assistant',
+      content: 'checking',
+      tool_calls: [
+        { id: 'toolu_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
+        { id: 'toolu_2', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Rome"}' } }
+      ]
+    },
+    { role: 'tool', tool_call_id: 'toolu_1', content: 'sunny' },
+    { role: 'tool', tool_call_id: 'toolu_2', content: '[tool error] no data' },
+    { role: 'user', content: [{ type: 'text', text: 'thanks' }] }
+  ])
+})
+
+test('countTokens is answered by the gateway with OpenAI\'s tokenizer', async (t) => {
+  const { mock, client } = await setup(t)
+  const before = mock.requests.length
+  const res = await client.messages.countTokens({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hello world' }] })
+  // "hello world" is 2 tokens in o200k_base, 3 per message, 3 before the answer
+  assert.equal(res.input_tokens, 8)
+  assert.equal(mock.requests.length, before, 'the upstream was not asked')
+})
+
+test('upstream errors reach the client as typed Anthropic errors', async (t) => {
+  const { client } = await setup(t)
+  const cases: Array<[string, new (...args: never[]) => Error, string]> = [
+    ['429', Anthropic.RateLimitError, 'rate_limit_error'],
+    ['503', Anthropic.InternalServerError, 'overloaded_error'],
+    ['401', Anthropic.AuthenticationError, 'authentication_error'],
+    ['400', Anthropic.BadRequestError, 'invalid_request_error']
+  ]
+  for (const [status, cls, type] of cases) {
+    await assert.rejects(
+      client.messages.create({ model: 'gpt-4o-mini', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }, { headers: { 'x-mock-status': status } }),
+      (err: unknown) => {
+        assert.ok(err instanceof cls, `${status} → ${cls.name}`)
+        assert.equal((err as InstanceType<typeof Anthropic.APIError>).status, Number(status))
+        assert.deepEqual(((err as InstanceType<typeof Anthropic.APIError>).error as { error: { type: string } }).error.type, type)
+        return true
+      }
+    )
+  }
+})
+
+test('a field the Chat API cannot carry is a 400 naming it, and the upstream is not called', async (t) => {
+  const { mock, client } = await setup(t)
+  const before = mock.requests.length
+  await assert.rejects(
+    client.messages.create({ model: 'gpt-4o-mini', max_tokens: 10, top_k: 5, messages: [{ role: 'user', content: 'hi' }] }),
+    (err: unknown) => err instanceof Anthropic.BadRequestError && /'top_k'/.test(err.message)
+  )
+  await assert.rejects(
+    client.messages.create({ model: 'gpt-4o-mini', max_tokens: 10, tools: [{ type: 'web_search_20250305', name: 'web_search' }], messages: [{ role: 'user', content: 'hi' }] }),
+    (err: unknown) => err instanceof Anthropic.BadRequestError && /'tools\[0\]\.type'/.test(err.message)
+  )
+  assert.equal(mock.requests.length, before)
+})
