@@ -33,6 +33,8 @@ const UNIT = [
   'test/observability/tokens.test.ts',
   'test/realtime/units.test.ts',
   'test/routing/config.test.ts',
+  'test/translate/golden.test.ts',
+  'test/translate/translators.test.ts',
   'test/unit/answers.test.ts',
   'test/unit/coverage-config.test.ts',
   'test/unit/describe.test.ts',

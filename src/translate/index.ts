@@ -39,3 +39,8 @@ export function translationFor (client: Dialect | null, target: UpstreamTarget):
   }
   return null
 }
+
+/** A direction by its dialects' names (the golden files' folders), or null. */
+export function directionByName (client: string, upstream: string): Direction | null {
+  return DIRECTIONS[client as Dialect]?.find(d => d.upstream === upstream) ?? null
+}

@@ -232,6 +232,12 @@ function chatToMessage (body: unknown, asked: Asked): unknown {
 
 type BlockKind = 'text' | 'thinking' | 'tool'
 
+/** The error types Anthropic's SDK knows; an OpenAI type (`server_error`) is none of them. */
+const ANTHROPIC_TYPES = new Set([
+  'invalid_request_error', 'authentication_error', 'billing_error', 'permission_error', 'not_found_error',
+  'request_too_large', 'rate_limit_error', 'api_error', 'timeout_error', 'overloaded_error'
+])
+
 /**
  * Chat chunks → Anthropic events. One block is open at a time: text, thinking, or one tool call
  * (each tool call is its own block with its own index). The end (`message_delta`, `message_stop`)
@@ -354,7 +360,7 @@ export class ChatToMessagesStream implements StreamTranslator {
   #fail (data: Json): string {
     this.#failed = true
     const error = isObject(data.error) ? data.error : {}
-    const type = typeof error.type === 'string' && /_error$/.test(error.type) ? error.type : 'api_error'
+    const type = typeof error.type === 'string' && ANTHROPIC_TYPES.has(error.type) ? error.type : error.type === 'requests' ? 'rate_limit_error' : 'api_error'
     const message = typeof error.message === 'string' ? error.message : 'The upstream stream failed'
     return namedEvent('error', { type: 'error', error: { type, message } })
   }
