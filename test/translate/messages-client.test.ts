@@ -5,16 +5,16 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import Anthropic from '@anthropic-ai/sdk'
-import { startGateway, startMock } from '../helper.js'
+import { startGateway, startMock, type GatewayHandle } from '../helper.js'
+import { recordOf } from '../observability/helpers.js'
 import type { MockUpstream } from '../../mock/upstream.js'
 import type { TestContext } from 'node:test'
 
-async function setup (t: TestContext): Promise<{ mock: MockUpstream, client: Anthropic, url: string, usage: () => unknown[] }> {
+async function setup (t: TestContext): Promise<{ mock: MockUpstream, client: Anthropic, gw: GatewayHandle }> {
   const mock = await startMock(t)
   const gw = await startGateway(t, { env: { GATEWAY_UPSTREAM_URL: mock.url, GATEWAY_UPSTREAM_PROVIDER: 'openai', GATEWAY_UPSTREAM_KEY: 'sk-upstream-t1' } })
   const client = new Anthropic({ baseURL: gw.url, apiKey: 'sk-client-t1', maxRetries: 0 })
-  const usage = (): unknown[] => gw.logs.map(l => JSON.parse(l) as { usage?: unknown, tokens?: unknown }).filter(l => l.tokens !== undefined).map(l => l.tokens)
-  return { mock, client, url: gw.url, usage }
+  return { mock, client, gw }
 }
 
 const WEATHER = {
@@ -24,12 +24,13 @@ const WEATHER = {
 }
 
 test('messages.create on a Chat upstream: the request arrives as Chat, the answer as a Message', async (t) => {
-  const { mock, client } = await setup(t)
+  const { mock, client, gw } = await setup(t)
   const msg = await client.messages.create({
     model: 'gpt-4o-mini',
     max_tokens: 100,
     system: [{ type: 'text', text: 'be brief' }],
-    temperature: 0.5,
+    // (sampling options the SDK's current types no longer list; the API still takes them)
+    ...({ temperature: 0.5 } as object),
     stop_sequences: ['###'],
     metadata: { user_id: 'u-1' },
     messages: [{ role: 'user', content: 'hi' }]
@@ -42,6 +43,10 @@ test('messages.create on a Chat upstream: the request arrives as Chat, the answe
   // 2 chat messages × 10 prompt tokens, 4 of them cached
   assert.deepEqual(msg.usage, { input_tokens: 16, cache_creation_input_tokens: 0, cache_read_input_tokens: 4, output_tokens: 3 })
   const seen = mock.requests.at(-1)
+  const record = await recordOf(gw, seen?.headers['x-request-id'] as string)
+  assert.equal(record.promptTokens, 20)
+  assert.equal(record.cacheReadTokens, 4)
+  assert.equal(record.completionTokens, 3)
   assert.equal(seen?.path, '/v1/chat/completions')
   assert.equal(seen?.headers.authorization, 'Bearer sk-upstream-t1')
   assert.equal(seen?.headers['anthropic-version'], undefined)
@@ -56,7 +61,7 @@ test('messages.create on a Chat upstream: the request arrives as Chat, the answe
 })
 
 test('messages.stream with tool use: one block per tool call, arguments whole in finalMessage()', async (t) => {
-  const { mock, client } = await setup(t)
+  const { mock, client, gw } = await setup(t)
   const events: string[] = []
   const stream = client.messages.stream({
     model: 'gpt-4o-mini',
@@ -87,6 +92,11 @@ test('messages.stream with tool use: one block per tool call, arguments whole in
   assert.equal(sent.tool_choice, 'required')
   assert.deepEqual(sent.stream_options, { include_usage: true })
   assert.deepEqual(sent.tools[0], { type: 'function', function: { name: 'get_weather', description: 'Weather of a city', parameters: WEATHER.input_schema } })
+  // usage is read from the upstream's stream, before translation
+  const record = await recordOf(gw, mock.requests.at(-1)?.headers['x-request-id'] as string)
+  assert.equal(record.promptTokens, 10)
+  assert.equal(record.completionTokens, 20)
+  assert.equal(record.path, '/v1/messages')
 })
 
 test('a tool_result conversation reaches the upstream as tool messages in order', async (t) => {
@@ -153,7 +163,7 @@ test('a field the Chat API cannot carry is a 400 naming it, and the upstream is 
   const { mock, client } = await setup(t)
   const before = mock.requests.length
   await assert.rejects(
-    client.messages.create({ model: 'gpt-4o-mini', max_tokens: 10, top_k: 5, messages: [{ role: 'user', content: 'hi' }] }),
+    client.messages.create({ model: 'gpt-4o-mini', max_tokens: 10, ...({ top_k: 5 } as object), messages: [{ role: 'user', content: 'hi' }] }),
     (err: unknown) => err instanceof Anthropic.BadRequestError && /'top_k'/.test(err.message)
   )
   await assert.rejects(
