@@ -7,6 +7,7 @@
 import type { UpstreamTarget } from '../upstream/target.js'
 import { messagesToChat } from './messages-to-chat.js'
 import { chatToMessages } from './chat-to-messages.js'
+import { responsesToChat } from './responses-to-chat.js'
 import type { Dialect, Direction } from './types.js'
 
 export type { Dialect, Direction } from './types.js'
@@ -26,7 +27,8 @@ export function clientDialect (apiPath: string): Dialect | null {
 /** Directions by client dialect, then by the upstream dialect they translate to, in order of preference. */
 const DIRECTIONS: Partial<Record<Dialect, readonly Direction[]>> = {
   messages: [messagesToChat],
-  chat: [chatToMessages]
+  chat: [chatToMessages],
+  responses: [responsesToChat]
 }
 
 /**
