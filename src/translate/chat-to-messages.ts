@@ -54,7 +54,7 @@ function userBlocks (content: unknown, field: string): Json[] {
     const p = obj(part, f)
     if (p.type === 'text') return { type: 'text', text: str(p.text, `${f}.text`) }
     if (p.type === 'image_url') return imageBlock(p, f)
-    refuse(`${f}.type`, `'${String(p.type)}' cannot be carried to an Anthropic Messages upstream`)
+    return refuse(`${f}.type`, `'${String(p.type)}' cannot be carried to an Anthropic Messages upstream`)
   })
 }
 
@@ -68,7 +68,7 @@ function assistantBlocks (m: Json, field: string): Json[] {
         const p = obj(part, `${field}.content[${i}]`)
         if (p.type === 'text') return str(p.text, `${field}.content[${i}].text`)
         if (p.type === 'refusal') return str(p.refusal, `${field}.content[${i}].refusal`)
-        refuse(`${field}.content[${i}].type`, `'${String(p.type)}' cannot be carried to an Anthropic Messages upstream`)
+        return refuse(`${field}.content[${i}].type`, `'${String(p.type)}' cannot be carried to an Anthropic Messages upstream`)
       }).join('')
     if (text !== '') blocks.push({ type: 'text', text })
   }

@@ -16,7 +16,10 @@ async function setup (t: TestContext, env: Record<string, string> = {}): Promise
 }
 
 const WEATHER: OpenAI.Responses.FunctionTool = {
-  type: 'function', name: 'get_weather', description: 'Weather of a city', strict: false,
+  type: 'function',
+  name: 'get_weather',
+  description: 'Weather of a city',
+  strict: false,
   parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] }
 }
 
