@@ -141,3 +141,14 @@ test('n > 1 and other untranslatable fields are refused with a 400 naming them; 
       })
   }
 })
+
+test('a translated chat stream whose upstream fails mid-way ends with an OpenAI error chunk, which the SDK throws', async (t) => {
+  const { client } = await setup(t)
+  const stream = await client.chat.completions.create({ model: 'c', stream: true, messages: [{ role: 'user', content: 'hi' }] }, { headers: { 'x-mock-fault': 'reset-mid-stream', 'x-mock-chunks': '10' } })
+  const roles: unknown[] = []
+  await assert.rejects((async () => {
+    for await (const chunk of stream) roles.push(chunk.choices[0]?.delta?.role)
+  })(), (err: unknown) => err instanceof OpenAI.APIError && /interrupted/.test(err.message))
+  // the mock fails after two events (message_start, content_block_start): the role chunk arrived
+  assert.deepEqual(roles, ['assistant'])
+})

@@ -172,3 +172,33 @@ test('a field the Chat API cannot carry is a 400 naming it, and the upstream is 
   )
   assert.equal(mock.requests.length, before)
 })
+
+test('a translated stream whose upstream fails mid-way ends with Anthropic\'s error event; an error status before it is a typed error', async (t) => {
+  const { client, gw } = await setup(t)
+  const res = await fetch(`${gw.url}/v1/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': 'sk-client-t1', 'anthropic-version': '2023-06-01', 'x-mock-fault': 'reset-mid-stream', 'x-mock-chunks': '10' },
+    body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] })
+  })
+  assert.equal(res.status, 200)
+  const text = await res.text()
+  assert.ok(text.startsWith('event: message_start\n'), text.slice(0, 80))
+  assert.ok(text.endsWith('event: error\ndata: {"type":"error","error":{"type":"api_error","message":"The upstream stream was interrupted"}}\n\n'), text.slice(-200))
+  assert.ok(!text.includes('message_stop'))
+  assert.ok(!text.includes('chat.completion.chunk'), 'no byte of the upstream\'s dialect')
+  await assert.rejects(
+    client.messages.create({ model: 'gpt-4o-mini', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] }, { headers: { 'x-mock-status': '529' } }),
+    (err: unknown) => err instanceof Anthropic.InternalServerError && err.status === 529 && (err.error as { error: { type: string } }).error.type === 'overloaded_error'
+  )
+})
+
+test('a target that speaks Messages gets the request byte for byte, as before translation', async (t) => {
+  const mock = await startMock(t)
+  const gw = await startGateway(t, { env: { GATEWAY_UPSTREAM_URL: mock.url, GATEWAY_UPSTREAM_PROVIDER: 'anthropic', GATEWAY_UPSTREAM_KEY: 'sk-ant-t1' } })
+  const body = '{"model": "claude-3-5-sonnet-latest",  "max_tokens": 10, "top_k": 3, "messages": [{"role": "user", "content": "hi"}]}'
+  const res = await fetch(`${gw.url}/v1/messages?beta=true`, { method: 'POST', headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' }, body })
+  assert.equal(res.status, 200)
+  assert.equal((await res.json() as { type: string }).type, 'message')
+  assert.equal(mock.requests.at(-1)?.url, '/v1/messages?beta=true')
+  assert.equal(mock.requests.at(-1)?.bodyText, body)
+})
