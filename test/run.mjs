@@ -34,6 +34,7 @@ const UNIT = [
   'test/realtime/units.test.ts',
   'test/routing/config.test.ts',
   'test/translate/golden.test.ts',
+  'test/translate/robustness.test.ts',
   'test/translate/translators.test.ts',
   'test/unit/answers.test.ts',
   'test/unit/coverage-config.test.ts',
