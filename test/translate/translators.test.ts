@@ -10,7 +10,7 @@ import { anthropicError, openAiError } from '../../src/translate/errors.js'
 import type { UpstreamTarget } from '../../src/upstream/target.js'
 import { chatToMessages, chatToMessagesRequest, DEFAULT_MAX_TOKENS, finishReason } from '../../src/translate/chat-to-messages.js'
 import { responsesToChat, responsesToChatRequest } from '../../src/translate/responses-to-chat.js'
-import { translateAttempt } from '../../src/translate/attempt.js'
+import { attemptTranslation, translateAttempt } from '../../src/translate/attempt.js'
 import { answerStage } from '../../src/translate/stage.js'
 import type { Json } from '../../src/translate/shared.js'
 import { newPlan } from '../../src/upstream/plan.js'
@@ -254,6 +254,12 @@ test('each attempt is translated from the client\'s own body: another dialect\'s
   assert.deepEqual(JSON.parse(request.proxyBody!.bytes().toString()), clientBody)
   translateAttempt(request, chatTarget)
   assert.deepEqual(JSON.parse(request.proxyBody!.bytes().toString()), { model: 'm', messages: [{ role: 'user', content: 'hi' }], max_completion_tokens: 5 })
+  // a model group's deployment names its own model; the request is left as it is
+  const attempt = attemptTranslation(request, chatTarget, 'gpt-x')
+  assert.equal(attempt?.body.model, 'gpt-x')
+  assert.equal(attempt?.path, '/v1/chat/completions')
+  assert.equal(JSON.parse(request.proxyBody!.bytes().toString()).model, 'm')
+  assert.equal(attemptTranslation(request, claudeTarget, 'claude-x'), null)
 })
 
 test('the answer stage: an error of any status in the client\'s shape; a JSON answer too large to hold is an error, not upstream bytes', () => {
