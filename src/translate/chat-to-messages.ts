@@ -252,6 +252,16 @@ function messageToChat (body: unknown, jsonTool: boolean): unknown {
   }
 }
 
+/** The end of a Chat stream, `data: [DONE]`. */
+export const DONE: unique symbol = Symbol('[DONE]')
+
+/** Takes one Chat chunk (or the end) and returns the text to send for it. */
+export type ChunkSink = (chunk: Json | typeof DONE) => string
+
+function chatSse (chunk: Json | typeof DONE): string {
+  return chunk === DONE ? 'data: [DONE]\n\n' : dataEvent(chunk)
+}
+
 type BlockRole = { kind: 'text' | 'thinking' | 'json' | 'other' } | { kind: 'tool', index: number }
 
 /** Anthropic events → Chat chunks, then `data: [DONE]`. */
@@ -267,9 +277,13 @@ export class MessagesToChatStream implements StreamTranslator {
   #over = false
   #finish = 'stop'
 
-  constructor (jsonTool: boolean, includeUsage: boolean) {
+  readonly #emit: ChunkSink
+
+  /** `emit`: where each chunk goes; by default the client's SSE text (another translator, composed) */
+  constructor (jsonTool: boolean, includeUsage: boolean, emit: ChunkSink = chatSse) {
     this.#jsonTool = jsonTool
     this.#includeUsage = includeUsage
+    this.#emit = emit
   }
 
   event (name: string | undefined, data: unknown): string {
@@ -340,8 +354,8 @@ export class MessagesToChatStream implements StreamTranslator {
   #stop (): string {
     let out = this.#chunk({}, this.#finish)
     this.#over = true
-    if (this.#includeUsage) out += dataEvent({ id: this.#id, object: 'chat.completion.chunk', created: this.#created, model: this.#model, choices: [], usage: this.#counts.chat() })
-    return out + 'data: [DONE]\n\n'
+    if (this.#includeUsage) out += this.#emit({ id: this.#id, object: 'chat.completion.chunk', created: this.#created, model: this.#model, choices: [], usage: this.#counts.chat() })
+    return out + this.#emit(DONE)
   }
 
   #chunk (delta: Json, finish: string | null): string {
@@ -353,15 +367,20 @@ export class MessagesToChatStream implements StreamTranslator {
       choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }]
     }
     if (this.#includeUsage) chunk.usage = null
-    return dataEvent(chunk)
+    return this.#emit(chunk)
   }
 
   #fail (data: Json): string {
     this.#over = true
     const error = isObject(data.error) ? data.error : {}
     const message = typeof error.message === 'string' ? error.message : 'The upstream stream failed'
-    return dataEvent({ error: { message, type: 'server_error', param: null, code: typeof error.type === 'string' ? error.type : null } })
+    return this.#emit({ error: { message, type: 'server_error', param: null, code: typeof error.type === 'string' ? error.type : null } })
   }
+}
+
+/** A whole Message → a chat completion (for a direction composed with this one). */
+export function messageAnswerToChat (value: unknown, jsonTool: boolean): unknown {
+  return messageToChat(value, jsonTool)
 }
 
 function translate (body: Json): TranslatedRequest {

@@ -8,6 +8,7 @@ import type { UpstreamTarget } from '../upstream/target.js'
 import { messagesToChat } from './messages-to-chat.js'
 import { chatToMessages } from './chat-to-messages.js'
 import { responsesToChat } from './responses-to-chat.js'
+import { responsesToMessages } from './responses-to-messages.js'
 import type { Dialect, Direction } from './types.js'
 
 export type { Dialect, Direction } from './types.js'
@@ -28,7 +29,7 @@ export function clientDialect (apiPath: string): Dialect | null {
 const DIRECTIONS: Partial<Record<Dialect, readonly Direction[]>> = {
   messages: [messagesToChat],
   chat: [chatToMessages],
-  responses: [responsesToChat]
+  responses: [responsesToChat, responsesToMessages]
 }
 
 /**

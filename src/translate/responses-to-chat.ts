@@ -193,7 +193,8 @@ function responseId (id: unknown): string {
   return `resp_${typeof id === 'string' ? id : 'gateway'}`
 }
 
-function chatToResponse (body: unknown, request: Json): unknown {
+/** A whole chat completion → a response object, echoing the client's `request`. */
+export function chatToResponse (body: unknown, request: Json): unknown {
   if (!isObject(body)) return body
   const id = typeof body.id === 'string' ? body.id : 'gateway'
   const choice = Array.isArray(body.choices) && isObject(body.choices[0]) ? body.choices[0] : {}
@@ -325,6 +326,7 @@ export class ChatToResponsesStream implements StreamTranslator {
         out += this.#emit('response.content_part.added', { item_id: item.id, output_index: index, content_index: 0, part: { type: 'output_text', text: '', annotations: [] } })
       } else {
         out += this.#emit('response.output_item.added', { output_index: index, item: { id: item.id, type: 'reasoning', summary: [] } })
+        out += this.#emit('response.content_part.added', { item_id: item.id, output_index: index, content_index: 0, part: { type: 'reasoning_text', text: '' } })
       }
     }
     item.text += delta
@@ -366,6 +368,7 @@ export class ChatToResponsesStream implements StreamTranslator {
       done = messageItem(item.id, item.text, 'completed')
     } else if (item.kind === 'reasoning') {
       out += this.#emit('response.reasoning_text.done', { item_id: item.id, output_index: item.index, content_index: 0, text: item.text })
+      out += this.#emit('response.content_part.done', { item_id: item.id, output_index: item.index, content_index: 0, part: { type: 'reasoning_text', text: item.text } })
       done = reasoningItem(item.id, item.text)
     } else {
       out += this.#emit('response.function_call_arguments.done', { item_id: item.id, output_index: item.index, name: item.name, arguments: item.text })

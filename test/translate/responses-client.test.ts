@@ -115,3 +115,28 @@ test('an upstream that offers Responses (dialects: [chat, responses]) gets the r
   assert.equal(mock.requests.at(-1)?.path, '/v1/responses')
   assert.deepEqual(mock.requests.at(-1)?.json, { model: 'm', input: 'x' })
 })
+
+test('responses.create and responses.stream on an Anthropic Messages upstream (the directions composed)', async (t) => {
+  const { mock, client, gw } = await setup(t, { GATEWAY_UPSTREAM_PROVIDER: 'anthropic' })
+  const res = await client.responses.create({ model: 'claude-3-5-sonnet-latest', instructions: 'be brief', input: 'hi' }, { headers: { 'x-mock-chunks': '2', 'x-mock-cached-tokens': '3' } })
+  assert.equal(res.output_text, 'tok0 tok1 ')
+  assert.equal(res.status, 'completed')
+  assert.deepEqual(res.usage, { input_tokens: 13, input_tokens_details: { cached_tokens: 3 }, output_tokens: 2, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: 15 })
+  const seen = mock.requests.at(-1)
+  assert.equal(seen?.path, '/v1/messages')
+  assert.equal(seen?.headers['x-api-key'], 'sk-upstream-t3')
+  assert.deepEqual(seen?.json, { model: 'claude-3-5-sonnet-latest', messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }], max_tokens: 4096, system: [{ type: 'text', text: 'be brief' }] })
+  const record = await recordOf(gw, seen?.headers['x-request-id'] as string)
+  assert.equal(record.promptTokens, 13)
+  assert.equal(record.cacheReadTokens, 3)
+
+  const stream = client.responses.stream({ model: 'claude-3-5-sonnet-latest', input: 'weather?', tools: [WEATHER], tool_choice: 'required' }, { headers: { 'x-mock-reasoning': '2' } })
+  const final = await stream.finalResponse()
+  assert.deepEqual(final.output.map(o => o.type), ['reasoning', 'function_call'])
+  const call = final.output[1]
+  assert.ok(call.type === 'function_call')
+  assert.equal(call.call_id, 'toolu_mock_0')
+  assert.deepEqual(JSON.parse(call.arguments), { city: 'mock-city' })
+  assert.equal(final.usage?.output_tokens, 20)
+  assert.deepEqual((mock.requests.at(-1)?.json as { tool_choice: unknown }).tool_choice, { type: 'any' })
+})

@@ -39,7 +39,7 @@ function value (depth: number): unknown {
   }
 }
 
-const DIRECTIONS = [['messages', 'chat'], ['chat', 'messages'], ['responses', 'chat']] as const
+const DIRECTIONS = [['messages', 'chat'], ['chat', 'messages'], ['responses', 'chat'], ['responses', 'messages']] as const
 
 test('random request bodies translate or are refused with a coded 400', () => {
   for (const [client, upstream] of DIRECTIONS) {

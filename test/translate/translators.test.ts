@@ -10,6 +10,7 @@ import { anthropicError, openAiError } from '../../src/translate/errors.js'
 import type { UpstreamTarget } from '../../src/upstream/target.js'
 import { chatToMessages, chatToMessagesRequest, DEFAULT_MAX_TOKENS, finishReason } from '../../src/translate/chat-to-messages.js'
 import { responsesToChat, responsesToChatRequest } from '../../src/translate/responses-to-chat.js'
+import { responsesToMessages } from '../../src/translate/responses-to-messages.js'
 import { attemptTranslation, translateAttempt } from '../../src/translate/attempt.js'
 import { answerStage } from '../../src/translate/stage.js'
 import type { Json } from '../../src/translate/shared.js'
@@ -30,6 +31,9 @@ test('the route decides the client dialect; the target\'s dialects decide whethe
   assert.equal(translationFor('messages', target(['messages', 'chat'])), null, 'same dialect: untouched')
   assert.equal(translationFor('chat', target(['chat', 'responses'])), null)
   assert.equal(translationFor(null, target(['chat'])), null)
+  assert.equal(translationFor('responses', target(['messages'])), responsesToMessages)
+  assert.equal(translationFor('responses', target(['messages', 'chat'])), responsesToChat, 'through Chat where the target offers it')
+  assert.equal(translationFor('chat', target(['messages'])), chatToMessages)
 })
 
 test('Messages request → Chat: system blocks, images by URL, tool choice, thinking, max tokens by provider', () => {
