@@ -8,7 +8,7 @@
 import type { Provider } from '../upstream/target.js'
 import { anthropicError } from './errors.js'
 import {
-  type Json, arr, copyGiven, given, isObject, namedEvent, obj, refuse, refuseUnknown, str, tokens
+  type Json, ToolCallKeys, arr, copyGiven, given, isObject, namedEvent, obj, refuse, refuseUnknown, str, tokens
 } from './shared.js'
 import type { AnswerTranslator, Direction, StreamTranslator, TranslatedRequest } from './types.js'
 
@@ -252,6 +252,7 @@ export class ChatToMessagesStream implements StreamTranslator {
   #nextIndex = 0
   /** Chat tool-call index → Anthropic block index */
   readonly #tools = new Map<number, number>()
+  readonly #keys = new ToolCallKeys()
   #openTool = -1
   #finish: unknown = null
   #stop: string | null = null
@@ -320,7 +321,7 @@ export class ChatToMessagesStream implements StreamTranslator {
   }
 
   #toolCall (call: Json): string {
-    const chatIndex = typeof call.index === 'number' ? call.index : 0
+    const chatIndex = this.#keys.of(call)
     const fn = isObject(call.function) ? call.function : {}
     let out = ''
     let index = this.#tools.get(chatIndex)

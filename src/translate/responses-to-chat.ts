@@ -8,7 +8,7 @@
 import type { Provider } from '../upstream/target.js'
 import { openAiError } from './errors.js'
 import {
-  type Json, arr, given, isObject, namedEvent, obj, refuse, refuseUnknown, str, tokens
+  type Json, ToolCallKeys, arr, given, isObject, namedEvent, obj, refuse, refuseUnknown, str, tokens
 } from './shared.js'
 import type { AnswerTranslator, Direction, StreamTranslator, TranslatedRequest } from './types.js'
 
@@ -243,6 +243,7 @@ export class ChatToResponsesStream implements StreamTranslator {
   #over = false
   #open: OpenItem | null = null
   readonly #calls = new Map<number, OpenItem>()
+  readonly #keys = new ToolCallKeys()
   readonly #output: Json[] = []
   #finish: unknown = null
   #usage: unknown = null
@@ -335,7 +336,7 @@ export class ChatToResponsesStream implements StreamTranslator {
   }
 
   #toolCall (call: Json): string {
-    const chatIndex = typeof call.index === 'number' ? call.index : 0
+    const chatIndex = this.#keys.of(call)
     const fn = isObject(call.function) ? call.function : {}
     let out = ''
     let item = this.#calls.get(chatIndex)

@@ -88,3 +88,30 @@ export function dataUrl (url: string): { mediaType: string, data: string } | nul
   const m = /^data:([^;,]+);base64,(.*)$/s.exec(url)
   return m === null ? null : { mediaType: m[1], data: m[2] }
 }
+
+/**
+ * Which tool call a streamed tool-call delta belongs to. OpenAI numbers them (`index`); some
+ * compatible servers leave `index` out and send each call whole with its own `id`: a new id is a
+ * new call; a delta with neither continues the last one.
+ */
+export class ToolCallKeys {
+  readonly #ids = new Map<string, number>()
+  #last = 0
+
+  of (call: Json): number {
+    if (typeof call.index === 'number') {
+      this.#last = call.index
+      if (typeof call.id === 'string') this.#ids.set(call.id, call.index)
+      return call.index
+    }
+    if (typeof call.id === 'string') {
+      let key = this.#ids.get(call.id)
+      if (key === undefined) {
+        key = -1 - this.#ids.size
+        this.#ids.set(call.id, key)
+      }
+      this.#last = key
+    }
+    return this.#last
+  }
+}
