@@ -7,7 +7,7 @@
  */
 import { openAiError } from './errors.js'
 import {
-  type Json, arr, dataEvent, dataUrl, given, isObject, obj, parseArguments, refuse, refuseUnknown, str, tokens
+  type Json, KEEP_ALIVE, arr, dataEvent, dataUrl, given, isObject, obj, parseArguments, refuse, refuseUnknown, str, tokens
 } from './shared.js'
 import type { AnswerTranslator, Direction, StreamTranslator, TranslatedRequest } from './types.js'
 
@@ -299,6 +299,8 @@ export class MessagesToChatStream implements StreamTranslator {
         return ''
       case 'message_stop': return this.#stop()
       case 'error': return this.#fail(data)
+      // Anthropic's keep-alive: a comment, which every SSE reader skips
+      case 'ping': return KEEP_ALIVE
       default: return ''
     }
   }

@@ -59,6 +59,9 @@ export function tokens (value: unknown): number {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : 0
 }
 
+/** A keep-alive in any dialect: an SSE comment, which every reader skips. */
+export const KEEP_ALIVE = ': keep-alive\n\n'
+
 /** One named SSE event (Anthropic's and the Responses API's framing). */
 export function namedEvent (name: string, data: unknown): string {
   return `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`

@@ -7,6 +7,7 @@
 import type { ChunkStage } from '../proxy/chunk-stages.js'
 import { SseEventSplitter, parseSseFields } from '../lib/sse-transform.js'
 import type { AnswerTranslator, Direction, StreamTranslator } from './types.js'
+import { KEEP_ALIVE } from './shared.js'
 
 export interface StageLimits {
   maxJsonBytes: number
@@ -35,15 +36,29 @@ export function streamStage (translator: StreamTranslator, maxEventSize: number)
     }
     out += translator.event(name, value)
   }
-  // comments and events over the bound carry nothing translatable: they are not passed on
+  // an event over the bound carries nothing a client of another dialect could read: it is not
+  // passed on (up to its blank line). A comment between events (a keep-alive) is one in every
+  // dialect: the client gets one, so a long wait stays alive on its side too
+  let oversize = false
   const events = new SseEventSplitter({
     event: (lines, terminated) => {
+      oversize = false
       if (!terminated) return
       const fields = parseSseFields(lines)
       onData(fields.event, fields.data)
     },
-    dataLine: (data) => onData(undefined, data),
-    raw: () => {}
+    dataLine: (data) => {
+      oversize = false
+      onData(undefined, data)
+    },
+    raw: (text) => {
+      if (oversize) {
+        if (text === '\n' || text === '\r\n' || text === '\r') oversize = false
+        return
+      }
+      if (text.charCodeAt(0) === 58) out += KEEP_ALIVE
+    },
+    oversize: () => { oversize = true }
   }, maxEventSize)
   return {
     write (chunk) {
