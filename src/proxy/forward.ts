@@ -108,7 +108,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
     contentLength: length
   })
   if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(headers, target, request.client)
-  if (plan.translation !== null) translateHeaders(headers, plan.translation.direction, credential.kind === 'own')
+  if (plan.translation !== null) translateHeaders(headers, plan.translation.direction, target.provider, credential.kind === 'own')
   if (opts.rewriteRequestHeaders !== undefined) headers = opts.rewriteRequestHeaders(request, headers)
   if (poolKey !== null) outcome.keyName = poolKey.name
   // one retry on the next key, only when the body can be sent again (a Buffer, or none): a

@@ -5,7 +5,7 @@
  * targets of different dialects in turn (a model group's deployments) is translated for each.
  */
 import type { FastifyRequest } from 'fastify'
-import type { UpstreamTarget } from '../upstream/target.js'
+import type { Provider, UpstreamTarget } from '../upstream/target.js'
 import { mapUpstreamPath } from '../routing/paths.js'
 import { clientDialect, translationFor } from './index.js'
 import type { Json } from './shared.js'
@@ -87,16 +87,19 @@ const CLIENT_DIALECT_HEADERS: Record<string, readonly string[]> = {
  * The attempt's headers for the upstream's dialect: the client's dialect headers go, and a client
  * credential passed through (no upstream key) moves to the header the upstream reads.
  */
-export function translateHeaders (headers: Record<string, string | string[]>, direction: Direction, passedThrough: boolean): void {
+export function translateHeaders (headers: Record<string, string | string[]>, direction: Direction, provider: Provider, passedThrough: boolean): void {
   for (const name of CLIENT_DIALECT_HEADERS[direction.client] ?? []) delete headers[name]
   if (!passedThrough) return
   if (direction.upstream === 'messages') {
     const auth = headers.authorization
     if (typeof auth === 'string' && /^bearer /i.test(auth) && headers['x-api-key'] === undefined) headers['x-api-key'] = auth.slice(7).trim()
     delete headers.authorization
-  } else {
-    const key = headers['x-api-key']
-    if (typeof key === 'string' && headers.authorization === undefined) headers.authorization = `Bearer ${key}`
-    delete headers['x-api-key']
+    return
   }
+  const key = headers['x-api-key']
+  delete headers['x-api-key']
+  if (typeof key !== 'string') return
+  // Azure reads its key from api-key, every other Chat upstream from a bearer token
+  if (provider === 'azure') headers['api-key'] ??= key
+  else headers.authorization ??= `Bearer ${key}`
 }

@@ -11,7 +11,7 @@ import type { UpstreamTarget } from '../../src/upstream/target.js'
 import { chatToMessages, chatToMessagesRequest, DEFAULT_MAX_TOKENS, finishReason } from '../../src/translate/chat-to-messages.js'
 import { responsesToChat, responsesToChatRequest } from '../../src/translate/responses-to-chat.js'
 import { responsesToMessages } from '../../src/translate/responses-to-messages.js'
-import { attemptTranslation, translateAttempt } from '../../src/translate/attempt.js'
+import { attemptTranslation, translateAttempt, translateHeaders } from '../../src/translate/attempt.js'
 import { answerStage } from '../../src/translate/stage.js'
 import type { Json } from '../../src/translate/shared.js'
 import { newPlan } from '../../src/upstream/plan.js'
@@ -279,4 +279,20 @@ test('the answer stage: an error of any status in the client\'s shape; a JSON an
   small.write('{"id":"chatcmpl-1","choices":[]}')
   assert.deepEqual(JSON.parse(String(small.end())), { type: 'error', error: { type: 'api_error', message: 'The upstream answer could not be translated' } })
   assert.equal(answerStage(messagesToChat, answer, { statusCode: 200, headers: { 'content-type': 'audio/mpeg' }, isEventStream: false }, { maxJsonBytes: 10, maxEventSize: 10 }), null)
+})
+
+test('headers of a translated attempt: the client dialect\'s go; a passed-through key moves to the upstream\'s header', () => {
+  const anthropicClient = (): Record<string, string> => ({ 'x-api-key': 'k1', 'anthropic-version': '2023-06-01', 'anthropic-beta': 'x', accept: 'text/event-stream' })
+  let h: Record<string, string | string[]> = anthropicClient()
+  translateHeaders(h, messagesToChat, 'openai', true)
+  assert.deepEqual(h, { accept: 'text/event-stream', authorization: 'Bearer k1' })
+  h = anthropicClient()
+  translateHeaders(h, messagesToChat, 'azure', true)
+  assert.deepEqual(h, { accept: 'text/event-stream', 'api-key': 'k1' })
+  h = { 'x-api-key': 'k1', 'anthropic-version': 'v', authorization: 'Bearer upstream' }
+  translateHeaders(h, messagesToChat, 'openai', false)
+  assert.deepEqual(h, { 'x-api-key': 'k1', authorization: 'Bearer upstream' }, 'with an upstream key, credentials are the forwarder\'s business')
+  h = { authorization: 'Bearer k2', 'openai-organization': 'org' }
+  translateHeaders(h, chatToMessages, 'anthropic', true)
+  assert.deepEqual(h, { 'x-api-key': 'k2' })
 })
