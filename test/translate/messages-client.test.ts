@@ -202,3 +202,18 @@ test('a target that speaks Messages gets the request byte for byte, as before tr
   assert.equal(mock.requests.at(-1)?.url, '/v1/messages?beta=true')
   assert.equal(mock.requests.at(-1)?.bodyText, body)
 })
+
+test('a translated request keeps the target\'s own path mapping: a /{target}/ prefix, an Azure deployment and api-version', async (t) => {
+  const mock = await startMock(t)
+  const targets = {
+    az: { url: mock.url, provider: 'azure', keys: ['az-key-1'], azure: { apiVersion: '2024-10-21', deployments: { 'gpt-4o-mini': 'prod-mini' } } }
+  }
+  const gw = await startGateway(t, { env: { GATEWAY_UPSTREAM_URL: mock.url, GATEWAY_TARGETS: JSON.stringify(targets) } })
+  const client = new Anthropic({ baseURL: `${gw.url}/az`, apiKey: 'sk-client-t1', maxRetries: 0 })
+  const msg = await client.messages.create({ model: 'gpt-4o-mini', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }, { headers: { 'x-mock-chunks': '1' } })
+  assert.deepEqual(msg.content, [{ type: 'text', text: 'tok0 ' }])
+  const seen = mock.requests.at(-1)
+  assert.equal(seen?.url, '/openai/deployments/prod-mini/chat/completions?api-version=2024-10-21')
+  assert.equal(seen?.headers['api-key'], 'az-key-1')
+  assert.equal((seen?.json as { max_completion_tokens: number }).max_completion_tokens, 10)
+})
