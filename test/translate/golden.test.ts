@@ -55,3 +55,28 @@ for (const dir of readdirSync(ROOT)) {
     })
   }
 }
+
+test('a translated stream parses each upstream event once, and nothing else', () => {
+  for (const dir of readdirSync(ROOT)) {
+    for (const file of readdirSync(join(ROOT, dir)).filter(f => f.endsWith('.upstream.sse'))) {
+      const name = file.slice(0, -'.upstream.sse'.length)
+      const bytes = readFileSync(join(ROOT, dir, file))
+      // data lines that hold JSON ([DONE] is compared, not parsed)
+      const events = bytes.toString('utf8').split(/\r?\n/).filter(l => l.startsWith('data: {')).length
+      const parse = JSON.parse
+      let calls = 0
+      JSON.parse = function counted (this: unknown, ...args: Parameters<typeof JSON.parse>) {
+        calls++
+        return parse.apply(this, args) as unknown
+      }
+      try {
+        run(dir, name, [bytes])
+      } finally {
+        JSON.parse = parse
+      }
+      // the golden's own request file is read before the run: only the stream's parses count
+      const requestParses = existsSync(join(ROOT, dir, `${name}.request.json`)) ? 1 : 0
+      assert.ok(calls - requestParses <= events, `${dir}/${name}: ${calls - requestParses} parses for ${events} events`)
+    }
+  }
+})
