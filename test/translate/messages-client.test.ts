@@ -217,3 +217,15 @@ test('a translated request keeps the target\'s own path mapping: a /{target}/ pr
   assert.equal(seen?.headers['api-key'], 'az-key-1')
   assert.equal((seen?.json as { max_completion_tokens: number }).max_completion_tokens, 10)
 })
+
+test('messages.stream after reasoning: the thinking block, then the whole text with its first delta', async (t) => {
+  const { client, mock } = await setup(t)
+  const texts: string[] = []
+  const stream = client.messages.stream({ model: 'gpt-4o-mini', max_tokens: 100, thinking: { type: 'enabled', budget_tokens: 2048 }, messages: [{ role: 'user', content: 'hi' }] }, { headers: { 'x-mock-reasoning': '3', 'x-mock-chunks': '4' } })
+  stream.on('text', (delta) => texts.push(delta))
+  const final = await stream.finalMessage()
+  assert.deepEqual(final.content, [{ type: 'thinking', thinking: 'think0 think1 think2 ', signature: '' }, { type: 'text', text: 'tok0 tok1 tok2 tok3 ' }])
+  assert.deepEqual(texts, ['tok0 ', 'tok1 ', 'tok2 ', 'tok3 '])
+  assert.equal(final.stop_reason, 'end_turn')
+  assert.equal((mock.requests.at(-1)?.json as { reasoning_effort: string }).reasoning_effort, 'low', 'a 2,048-token budget')
+})
