@@ -158,6 +158,8 @@ export function messagesToChatRequest (body: Json, provider: Provider): Json {
 /** What the answer's translation needs of the request. */
 interface Asked {
   stopSequences: readonly string[]
+  /** the model the client asked for: named where the upstream names none */
+  model: unknown
 }
 
 /** The stop sequence that ended the answer, where the upstream says (vLLM's `stop_reason`, SGLang's `matched_stop`). */
@@ -188,7 +190,7 @@ function anthropicUsage (usage: unknown): Json {
 }
 
 function messageId (id: unknown): string {
-  return `msg_${typeof id === 'string' ? id : 'gateway'}`
+  return `msg_${typeof id === 'string' && id !== '' ? id : 'gateway'}`
 }
 
 function reasoningOf (delta: Json): string {
@@ -222,7 +224,7 @@ function chatToMessage (body: unknown, asked: Asked): unknown {
     id: messageId(body.id),
     type: 'message',
     role: 'assistant',
-    model: body.model,
+    model: typeof body.model === 'string' && body.model !== '' ? body.model : asked.model,
     content,
     stop_reason: stopReason(choice.finish_reason, stop),
     stop_sequence: stop,
@@ -265,10 +267,12 @@ export class ChatToMessagesStream implements StreamTranslator {
   event (_name: string | undefined, data: unknown): string {
     if (this.#failed || this.#finished || !isObject(data)) return ''
     if (isObject(data.error) || data.type === 'error') return this.#fail(data)
-    let out = this.#start(data)
     if (isObject(data.usage)) this.#usage = data.usage
     const choice = Array.isArray(data.choices) && isObject(data.choices[0]) ? data.choices[0] : null
-    if (choice === null) return out
+    // a chunk without a choice (Azure's first, with its prompt filter results and an empty id and
+    // model; the usage-only last one) starts nothing
+    if (choice === null) return ''
+    let out = this.#start(data)
     const delta = isObject(choice.delta) ? choice.delta : {}
     const reasoning = reasoningOf(delta)
     if (reasoning !== '') out += this.#delta('thinking', { type: 'thinking_delta', thinking: reasoning })
@@ -299,7 +303,7 @@ export class ChatToMessagesStream implements StreamTranslator {
       id: messageId(data.id),
       type: 'message',
       role: 'assistant',
-      model: data.model,
+      model: typeof data.model === 'string' && data.model !== '' ? data.model : this.#asked.model,
       content: [],
       stop_reason: null,
       stop_sequence: null,
@@ -369,7 +373,7 @@ export class ChatToMessagesStream implements StreamTranslator {
 
 function translate (body: Json, provider: Provider): TranslatedRequest {
   const chat = messagesToChatRequest(body, provider)
-  const asked: Asked = { stopSequences: Array.isArray(chat.stop) ? chat.stop.filter((s): s is string => typeof s === 'string') : [] }
+  const asked: Asked = { stopSequences: Array.isArray(chat.stop) ? chat.stop.filter((s): s is string => typeof s === 'string') : [], model: body.model }
   const answer: AnswerTranslator = {
     json: (value) => chatToMessage(value, asked),
     stream: () => new ChatToMessagesStream(asked)

@@ -255,10 +255,11 @@ export class ChatToResponsesStream implements StreamTranslator {
   event (_name: string | undefined, data: unknown): string {
     if (this.#over || !isObject(data)) return ''
     if (isObject(data.error) || data.type === 'error') return this.#fail(data)
-    let out = this.#start(data)
     if (isObject(data.usage)) this.#usage = data.usage
     const choice = Array.isArray(data.choices) && isObject(data.choices[0]) ? data.choices[0] : null
-    if (choice === null) return out
+    // a chunk without a choice (Azure's first, with an empty id and model; the usage-only last one) starts nothing
+    if (choice === null) return ''
+    let out = this.#start(data)
     const delta = isObject(choice.delta) ? choice.delta : {}
     const reasoning = delta.reasoning_content ?? delta.reasoning
     if (typeof reasoning === 'string' && reasoning !== '') out += this.#text('reasoning', reasoning)
@@ -304,9 +305,9 @@ export class ChatToResponsesStream implements StreamTranslator {
   #start (data: Json): string {
     if (this.#started) return ''
     this.#started = true
-    if (typeof data.id === 'string') this.#chatId = data.id
-    this.#id = responseId(data.id)
-    this.#model = data.model ?? null
+    if (typeof data.id === 'string' && data.id !== '') this.#chatId = data.id
+    this.#id = responseId(this.#chatId)
+    this.#model = typeof data.model === 'string' && data.model !== '' ? data.model : this.#request.model ?? null
     if (typeof data.created === 'number') this.#created = data.created
     const response = this.#response('in_progress', { output: [] })
     return this.#emit('response.created', { response }) + this.#emit('response.in_progress', { response })
