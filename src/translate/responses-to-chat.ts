@@ -14,8 +14,18 @@ import type { AnswerTranslator, Direction, StreamTranslator, TranslatedRequest }
 
 const KNOWN = new Set([
   'model', 'input', 'instructions', 'tools', 'tool_choice', 'parallel_tool_calls', 'text', 'max_output_tokens',
-  'temperature', 'top_p', 'user', 'reasoning', 'stream', 'store', 'truncation', 'background', 'include', 'previous_response_id'
+  'temperature', 'top_p', 'user', 'reasoning', 'stream', 'store', 'truncation', 'background', 'include', 'previous_response_id',
+  'prompt_cache_key', 'safety_identifier', 'service_tier'
 ])
+
+/** Members Chat Completions has under the same name and meaning. */
+const SAME = ['temperature', 'top_p', 'user', 'parallel_tool_calls', 'prompt_cache_key', 'safety_identifier', 'service_tier']
+
+/**
+ * `include` values that ask only for output a Chat upstream never has: accepted, and nothing comes
+ * back for them (Codex asks for encrypted reasoning on every request).
+ */
+const EMPTY_INCLUDES = new Set(['reasoning.encrypted_content'])
 
 /** Members whose default asks for nothing: accepted at that value only. */
 const NEUTRAL: Record<string, unknown> = { store: false, truncation: 'disabled', background: false }
@@ -117,14 +127,18 @@ export function responsesToChatRequest (body: Json, provider: Provider): Json {
   for (const name in NEUTRAL) {
     if (given(body[name]) && body[name] !== NEUTRAL[name]) refuse(name, `other than ${String(NEUTRAL[name])} cannot be served on a Chat Completions upstream`)
   }
-  if (given(body.include) && arr(body.include, 'include').length > 0) refuse('include', 'cannot be served on a Chat Completions upstream')
+  if (given(body.include)) {
+    arr(body.include, 'include').forEach((value, i) => {
+      if (typeof value !== 'string' || !EMPTY_INCLUDES.has(value)) refuse(`include[${i}]`, 'cannot be served on a Chat Completions upstream')
+    })
+  }
   const messages: Json[] = []
   if (given(body.instructions)) messages.push({ role: 'system', content: str(body.instructions, 'instructions') })
   if (typeof body.input === 'string') messages.push({ role: 'user', content: body.input })
   else arr(body.input, 'input').forEach((item, i) => convertItem(obj(item, `input[${i}]`), `input[${i}]`, messages))
   const chat: Json = { model: body.model, messages }
   if (given(body.max_output_tokens)) chat[provider === 'openai-compatible' ? 'max_tokens' : 'max_completion_tokens'] = body.max_output_tokens
-  for (const name of ['temperature', 'top_p', 'user', 'parallel_tool_calls']) if (given(body[name])) chat[name] = body[name]
+  for (const name of SAME) if (given(body[name])) chat[name] = body[name]
   if (given(body.tools)) chat.tools = chatTools(body.tools)
   if (given(body.tool_choice)) chat.tool_choice = toolChoice(body.tool_choice)
   if (given(body.text)) responseFormat(obj(body.text, 'text'), chat)

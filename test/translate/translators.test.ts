@@ -216,7 +216,10 @@ test('Responses request → Chat: items, developer messages, text formats; previ
   }
   refused({ previous_response_id: 'resp_1' }, /'previous_response_id' cannot be served/)
   refused({ store: true }, /'store'/)
-  refused({ include: ['reasoning.encrypted_content'] }, /'include'/)
+  refused({ include: ['file_search_call.results'] }, /'include\[0\]'/)
+  // what Codex sends on every request
+  const codex = responsesToChatRequest({ model: 'm', input: 'x', store: false, include: ['reasoning.encrypted_content'], prompt_cache_key: 'k', reasoning: { effort: 'high', summary: 'auto' }, parallel_tool_calls: false }, 'openai')
+  assert.deepEqual(codex, { model: 'm', messages: [{ role: 'user', content: 'x' }], parallel_tool_calls: false, prompt_cache_key: 'k', reasoning_effort: 'high' })
   refused({ input: [{ type: 'input_file', file_id: 'f' }] }, /'input\[0\]\.type'/)
   refused({ input: [{ role: 'user', content: [{ type: 'input_image', file_id: 'f' }] }] }, /image_url/)
   refused({ conversation: 'conv_1' }, /'conversation'/)
