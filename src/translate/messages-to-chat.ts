@@ -44,21 +44,39 @@ function imagePart (block: Json, field: string): Json {
   refuse(`${field}.source.type`, `'${String(source.type)}' cannot be carried: images go as base64 or a URL`)
 }
 
-/** A tool result's content as the text of a `tool` message. */
-function toolResultText (block: Json, field: string): string {
+/**
+ * A tool result's content as the text of a `tool` message. A Chat tool message takes text only:
+ * its images go into `images`, for the user message that follows the tool messages.
+ */
+function toolResultText (block: Json, field: string, images: Json[]): string {
   let text: string
   const content = block.content
   if (content === undefined || content === null) text = ''
   else if (typeof content === 'string') text = content
   else {
-    text = arr(content, `${field}.content`).map((part, i) => {
-      const p = obj(part, `${field}.content[${i}]`)
-      if (p.type !== 'text') refuse(`${field}.content[${i}].type`, `'${String(p.type)}' cannot be carried: a Chat tool message takes text`)
-      return str(p.text, `${field}.content[${i}].text`)
-    }).join('\n')
+    const texts: string[] = []
+    arr(content, `${field}.content`).forEach((part, i) => {
+      const f = `${field}.content[${i}]`
+      const p = obj(part, f)
+      if (p.type === 'text') texts.push(str(p.text, `${f}.text`))
+      else if (p.type === 'image') images.push(imagePart(p, f))
+      else refuse(`${f}.type`, `'${String(p.type)}' cannot be carried: a Chat tool message takes text (and images, in the next user message)`)
+    })
+    text = texts.join('\n')
   }
   // Chat has no error flag on a tool message: the model is told in the text itself
   return block.is_error === true ? `[tool error] ${text}` : text
+}
+
+/** A document block: plain text as text, a base64 PDF as a Chat `file` part. */
+function documentPart (block: Json, field: string): Json {
+  const source = obj(block.source, `${field}.source`)
+  if (source.type === 'text') return { type: 'text', text: str(source.data, `${field}.source.data`) }
+  if (source.type === 'base64' && source.media_type === 'application/pdf') {
+    const name = typeof block.title === 'string' && block.title !== '' ? block.title : 'document.pdf'
+    return { type: 'file', file: { filename: name, file_data: `data:application/pdf;base64,${str(source.data, `${field}.source.data`)}` } }
+  }
+  refuse(`${field}.source`, 'cannot be carried: documents go as text or a base64 PDF')
 }
 
 function userMessages (content: unknown, field: string, out: Json[]): void {
@@ -73,8 +91,9 @@ function userMessages (content: unknown, field: string, out: Json[]): void {
     switch (b.type) {
       case 'text': parts.push({ type: 'text', text: str(b.text, `${f}.text`) }); break
       case 'image': parts.push(imagePart(b, f)); break
+      case 'document': parts.push(documentPart(b, f)); break
       // each result is its own tool message, before the user's text (Chat wants them right after the calls)
-      case 'tool_result': out.push({ role: 'tool', tool_call_id: str(b.tool_use_id, `${f}.tool_use_id`), content: toolResultText(b, f) }); break
+      case 'tool_result': out.push({ role: 'tool', tool_call_id: str(b.tool_use_id, `${f}.tool_use_id`), content: toolResultText(b, f, parts) }); break
       default: refuse(`${f}.type`, `'${String(b.type)}' cannot be carried to a Chat Completions upstream`)
     }
   })

@@ -70,6 +70,31 @@ test('Messages request → Chat: system blocks, images by URL, tool choice, thin
   assert.equal(none.tool_choice, 'none')
 })
 
+test('Messages request → Chat: a tool result\'s images follow the tool messages in a user message; documents as text or a PDF file part', () => {
+  const chat = messagesToChatRequest({
+    model: 'm',
+    messages: [{
+      role: 'user',
+      content: [
+        { type: 'tool_result', tool_use_id: 't1', content: [{ type: 'text', text: 'screenshot:' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'AAA' } }] },
+        { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'notes' } },
+        { type: 'document', title: 'spec.pdf', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBER' } }
+      ]
+    }]
+  }, 'openai')
+  assert.deepEqual(chat.messages, [
+    { role: 'tool', tool_call_id: 't1', content: 'screenshot:' },
+    {
+      role: 'user',
+      content: [
+        { type: 'image_url', image_url: { url: 'data:image/png;base64,AAA' } },
+        { type: 'text', text: 'notes' },
+        { type: 'file', file: { filename: 'spec.pdf', file_data: 'data:application/pdf;base64,JVBER' } }
+      ]
+    }
+  ])
+})
+
 test('Messages request → Chat: what cannot be carried is refused, naming the field', () => {
   const refused = (body: object, field: RegExp): void => {
     assert.throws(() => messagesToChatRequest({ model: 'm', messages: [], ...body }, 'openai'), (err: Error & { statusCode?: number }) => {
@@ -80,8 +105,9 @@ test('Messages request → Chat: what cannot be carried is refused, naming the f
   }
   refused({ top_k: 3 }, /'top_k'/)
   refused({ mcp_servers: [{}] }, /'mcp_servers'/)
-  refused({ messages: [{ role: 'user', content: [{ type: 'document', source: {} }] }] }, /'messages\[0\]\.content\[0\]\.type'/)
-  refused({ messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 'x', content: [{ type: 'image', source: {} }] }] }] }, /content\[0\]\.content\[0\]\.type/)
+  refused({ messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'url', url: 'https://x' } }] }] }, /'messages\[0\]\.content\[0\]\.source'/)
+  refused({ messages: [{ role: 'user', content: [{ type: 'search_result', source: 'x' }] }] }, /'messages\[0\]\.content\[0\]\.type'/)
+  refused({ messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 'x', content: [{ type: 'document', source: {} }] }] }] }, /content\[0\]\.content\[0\]\.type/)
   refused({ system: [{ type: 'image' }] }, /'system\[0\]\.type'/)
   refused({ messages: [{ role: 'system', content: 'x' }] }, /'messages\[0\]\.role'/)
   // explicit nulls are unset options, not features
