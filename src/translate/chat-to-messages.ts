@@ -47,6 +47,16 @@ function imageBlock (part: Json, field: string): Json {
   refuse(`${field}.image_url.url`, 'must be an http(s) or base64 data URL')
 }
 
+/** A `file` part with its data inline (a PDF) → a document block; a file id cannot be carried. */
+function documentBlock (part: Json, field: string): Json {
+  const file = obj(part.file, `${field}.file`)
+  const inline = typeof file.file_data === 'string' ? dataUrl(file.file_data) : null
+  if (inline === null || inline.mediaType !== 'application/pdf') refuse(`${field}.file`, 'cannot be carried: only a PDF as a base64 data URL in file_data can')
+  const block: Json = { type: 'document', source: { type: 'base64', media_type: inline.mediaType, data: inline.data } }
+  if (typeof file.filename === 'string' && file.filename !== '') block.title = file.filename
+  return block
+}
+
 function userBlocks (content: unknown, field: string): Json[] {
   if (typeof content === 'string') return [{ type: 'text', text: content }]
   return arr(content, field).map((part, i) => {
@@ -54,6 +64,7 @@ function userBlocks (content: unknown, field: string): Json[] {
     const p = obj(part, f)
     if (p.type === 'text') return { type: 'text', text: str(p.text, `${f}.text`) }
     if (p.type === 'image_url') return imageBlock(p, f)
+    if (p.type === 'file') return documentBlock(p, f)
     return refuse(`${f}.type`, `'${String(p.type)}' cannot be carried to an Anthropic Messages upstream`)
   })
 }

@@ -175,6 +175,9 @@ test('Chat request → Messages: the documented max_tokens default, reasoning_ef
   refused({ reasoning_effort: 'high', max_tokens: 800 }, /'max_tokens'/)
   refused({ messages: [{ role: 'user', content: 'x', name: 'bob' }] }, /'messages\[0\]\.name'/)
   refused({ messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: {} }] }] }, /'messages\[0\]\.content\[0\]\.type'/)
+  refused({ messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: 'file-1' } }] }] }, /'messages\[0\]\.content\[0\]\.file'/)
+  assert.deepEqual(chatToMessagesRequest({ ...base, messages: [{ role: 'user', content: [{ type: 'file', file: { filename: 'a.pdf', file_data: 'data:application/pdf;base64,JVBER' } }] }] }).body.messages,
+    [{ role: 'user', content: [{ type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBER' }, title: 'a.pdf' }] }])
   refused({ messages: [{ role: 'assistant', tool_calls: [{ id: 'a', type: 'function', function: { name: 'f', arguments: '{bad' } }] }] }, /arguments' is not valid JSON/)
   refused({ response_format: { type: 'json_object' }, tools: [{ type: 'function', function: { name: 'f' } }] }, /'response_format'/)
 })
