@@ -235,7 +235,10 @@ function respond (request: FastifyRequest, reply: FastifyReply, exchange: Upstre
     request,
     reply,
     sse,
-    anthropic: target.provider === 'anthropic' || isAnthropicPath(request.upstream.apiPath),
+    // a translated answer fails in the client's dialect (its stage passes such an event on as it is)
+    anthropic: request.upstream.translation !== null
+      ? request.upstream.translation.direction.client === 'messages'
+      : target.provider === 'anthropic' || isAnthropicPath(request.upstream.apiPath),
     noteFailure: (errorClass) => { outcome.errorClass = errorClass }
   }, exchange, res.statusCode, out, stages, outcome.streamEnd)
 }

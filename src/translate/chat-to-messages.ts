@@ -299,6 +299,11 @@ export class MessagesToChatStream implements StreamTranslator {
 
   event (name: string | undefined, data: unknown): string {
     if (this.#over || !isObject(data)) return ''
+    // an error in Chat's own shape (the gateway's, when the stream failed on its way): as it is
+    if (isObject(data.error) && data.type === undefined) {
+      this.#over = true
+      return this.#emit(data)
+    }
     switch (name ?? data.type) {
       case 'message_start': return this.#start(data)
       case 'content_block_start': return this.#blockStart(data)
