@@ -17,6 +17,9 @@ export const DEFAULT_MAX_TOKENS = 4096
 /** `reasoning_effort` → thinking budget (Anthropic's minimum budget is 1024). */
 const BUDGETS: Record<string, number> = { minimal: 1024, low: 1024, medium: 4096, high: 16384 }
 
+/** Tool choices that ask for nothing when there are no tools. */
+const NO_OP_CHOICES = new Set<unknown>(['auto', 'none'])
+
 /** The forced tool that carries a `response_format` answer. */
 const JSON_TOOL = 'json_response'
 
@@ -57,16 +60,21 @@ function documentBlock (part: Json, field: string): Json {
   return block
 }
 
+/** Anthropic refuses empty text blocks; Chat clients send empty strings freely. */
+function nonEmpty (blocks: Json[]): Json[] {
+  return blocks.filter(b => b.type !== 'text' || b.text !== '')
+}
+
 function userBlocks (content: unknown, field: string): Json[] {
-  if (typeof content === 'string') return [{ type: 'text', text: content }]
-  return arr(content, field).map((part, i) => {
+  if (typeof content === 'string') return nonEmpty([{ type: 'text', text: content }])
+  return nonEmpty(arr(content, field).map((part, i) => {
     const f = `${field}[${i}]`
     const p = obj(part, f)
     if (p.type === 'text') return { type: 'text', text: str(p.text, `${f}.text`) }
     if (p.type === 'image_url') return imageBlock(p, f)
     if (p.type === 'file') return documentBlock(p, f)
     return refuse(`${f}.type`, `'${String(p.type)}' cannot be carried to an Anthropic Messages upstream`)
-  })
+  }))
 }
 
 function assistantBlocks (m: Json, field: string): Json[] {
@@ -180,7 +188,8 @@ export function chatToMessagesRequest (body: Json): { body: Json, jsonTool: bool
   if (given(body.top_p)) out.top_p = body.top_p
   if (typeof body.user === 'string') out.metadata = { user_id: body.user }
   const tools = given(body.tools) ? anthropicTools(body.tools) : []
-  if (given(body.tool_choice)) out.tool_choice = toolChoice(body.tool_choice)
+  // `auto` or `none` without tools asks for nothing, and Anthropic refuses a choice without tools
+  if (given(body.tool_choice) && (tools.length > 0 || !NO_OP_CHOICES.has(body.tool_choice))) out.tool_choice = toolChoice(body.tool_choice)
   if (body.parallel_tool_calls === false && tools.length > 0) out.tool_choice = { ...(isObject(out.tool_choice) ? out.tool_choice : { type: 'auto' }), disable_parallel_tool_use: true }
   const forced = given(body.response_format) ? jsonTool(obj(body.response_format, 'response_format'), tools.length > 0) : null
   if (forced !== null) {

@@ -164,7 +164,9 @@ export function messagesToChatRequest (body: Json, provider: Provider): Json {
   if (given(body.stop_sequences)) chat.stop = arr(body.stop_sequences, 'stop_sequences')
   if (isObject(body.metadata) && typeof body.metadata.user_id === 'string') chat.user = body.metadata.user_id
   if (given(body.tools)) chat.tools = chatTools(body.tools)
-  if (given(body.tool_choice)) toolChoice(obj(body.tool_choice, 'tool_choice'), chat)
+  // `auto` or `none` without tools asks for nothing, and OpenAI refuses a choice without tools
+  const choice = given(body.tool_choice) ? obj(body.tool_choice, 'tool_choice') : null
+  if (choice !== null && (chat.tools !== undefined || (choice.type !== 'auto' && choice.type !== 'none'))) toolChoice(choice, chat)
   if (isObject(body.thinking) && body.thinking.type === 'enabled') chat.reasoning_effort = effortForBudget(tokens(body.thinking.budget_tokens))
   if (body.stream === true) {
     chat.stream = true

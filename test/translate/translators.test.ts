@@ -68,6 +68,7 @@ test('Messages request → Chat: system blocks, images by URL, tool choice, thin
   assert.equal(effortForBudget(32000), 'high')
   const none = messagesToChatRequest({ model: 'm', messages: [], tool_choice: { type: 'none' }, tools: [] }, 'openai')
   assert.equal(none.tool_choice, 'none')
+  assert.equal(messagesToChatRequest({ model: 'm', messages: [], tool_choice: { type: 'auto' } }, 'openai').tool_choice, undefined, 'no tools: nothing to choose')
 })
 
 test('Messages request → Chat: a tool result\'s images follow the tool messages in a user message; documents as text or a PDF file part', () => {
@@ -166,6 +167,9 @@ test('Chat request → Messages: the documented max_tokens default, reasoning_ef
   assert.deepEqual(chatToMessagesRequest({ ...base, reasoning_effort: 'high', max_tokens: 5000 }).body.thinking, { type: 'enabled', budget_tokens: 4999 })
   assert.equal(chatToMessagesRequest({ ...base, reasoning_effort: 'none' }).body.thinking, undefined)
   assert.deepEqual(chatToMessagesRequest({ ...base, stop: 'X', n: 1, store: false }).body.stop_sequences, ['X'])
+  assert.equal(chatToMessagesRequest({ ...base, tool_choice: 'auto' }).body.tool_choice, undefined, 'no tools: nothing to choose')
+  assert.deepEqual(chatToMessagesRequest({ ...base, messages: [{ role: 'user', content: [{ type: 'text', text: '' }, { type: 'text', text: 'x' }] }] }).body.messages,
+    [{ role: 'user', content: [{ type: 'text', text: 'x' }] }], 'empty text blocks are not sent (Anthropic refuses them)')
   const refused = (body: object, field: RegExp): void => {
     assert.throws(() => chatToMessagesRequest({ ...base, ...body }), (err: Error & { statusCode?: number }) => err.statusCode === 400 && field.test(err.message))
   }
