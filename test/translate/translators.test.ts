@@ -13,6 +13,7 @@ import { responsesToChat, responsesToChatRequest } from '../../src/translate/res
 import { responsesToMessages } from '../../src/translate/responses-to-messages.js'
 import { attemptTranslation, translateAttempt, translateHeaders } from '../../src/translate/attempt.js'
 import { answerStage } from '../../src/translate/stage.js'
+import { countMessageTokens } from '../../src/translate/count-tokens.js'
 import type { Json } from '../../src/translate/shared.js'
 import { newPlan } from '../../src/upstream/plan.js'
 import { ProxyBody } from '../../src/proxy/proxy-body.js'
@@ -331,4 +332,16 @@ test('headers of a translated attempt: the client dialect\'s go; a passed-throug
   h = { authorization: 'Bearer k2', 'openai-organization': 'org' }
   translateHeaders(h, chatToMessages, 'anthropic', true)
   assert.deepEqual(h, { 'x-api-key': 'k2' })
+})
+
+test('count_tokens: OpenAI\'s tokenizer by model, messages framed, tools and images counted', async () => {
+  const body = { model: 'gpt-4o', messages: [{ role: 'user', content: 'hello world' }] }
+  assert.deepEqual(await countMessageTokens(body, 'openai'), { input_tokens: 8 })
+  // GPT-4 counts with cl100k_base: the same two tokens here
+  assert.deepEqual(await countMessageTokens({ ...body, model: 'gpt-4-0613' }, 'openai'), { input_tokens: 8 })
+  const withImage = await countMessageTokens({ ...body, messages: [{ role: 'user', content: [{ type: 'text', text: 'hello world' }, { type: 'image', source: { type: 'url', url: 'https://x/y.png' } }] }] }, 'openai')
+  assert.equal(withImage.input_tokens, 8 + 85)
+  const withTools = await countMessageTokens({ ...body, tools: [{ name: 'f', input_schema: { type: 'object' } }] }, 'openai')
+  assert.ok(withTools.input_tokens > 8)
+  await assert.rejects(countMessageTokens({ ...body, top_k: 2 }, 'openai'), (err: Error & { statusCode?: number }) => err.statusCode === 400)
 })
