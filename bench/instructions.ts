@@ -1,7 +1,7 @@
 /**
- * Instructions per request of the gateway, counted by valgrind's callgrind: a measure that does
- * not move with the machine's load or clock (CPU time on a shared 2-core machine swings by a
- * third between runs), for judging one change against another. The gateway runs the bench's
+ * Instructions per request of the gateway, counted by valgrind's callgrind: a measure that moves
+ * far less with the machine's load or clock than CPU time (which swings by a third between runs on
+ * a shared 2-core machine), for judging one change against another. The gateway runs the bench's
  * production chain (bench/gateway-env.ts) in front of the mock; `--requests` requests are sent
  * once to warm the JIT, the counters are zeroed, the same number is sent again and counted. On a
  * loaded machine the count moves too: V8 times some collections and compilations by the clock.
