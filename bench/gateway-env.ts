@@ -78,9 +78,7 @@ export function gatewayEnv (upstreamUrl: string, port: number, keys: readonly st
     // scenario 6 holds 1,000 streams open at once; the default (256 sockets per origin) would queue the rest
     GATEWAY_UPSTREAM_CONNECTIONS: '1100',
     // the harness stops the gateway between groups; do not wait 30 s for aborted streams
-    GATEWAY_SHUTDOWN_GRACE_MS: '2000',
-    // scenario 10: the same mock as a target that speaks Chat only, so Messages requests are translated
-    GATEWAY_TARGETS: JSON.stringify({ chatonly: { url: upstreamUrl, provider: 'openai-compatible', keys: [UPSTREAM_KEY] } })
+    GATEWAY_SHUTDOWN_GRACE_MS: '2000'
   }
   for (const part of CHAIN) if (part.on) Object.assign(env, part.env(keys))
   return env

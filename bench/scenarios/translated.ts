@@ -8,10 +8,20 @@
 import type { Group, RunContext, Scenario } from '../context.js'
 import { cannon, type RequestSpec } from '../load.js'
 import { cpuMicros } from '../processes.js'
+import { UPSTREAM_KEY } from '../gateway-env.js'
 import { fmt, ratio, type Row } from '../report.js'
 
-/** the target that speaks Chat only (bench/gateway-env.ts) */
+/** the target that speaks Chat only */
 const CHAT_ONLY_TARGET = 'chatonly'
+
+/**
+ * The gateway settings this scenario needs on top of bench/gateway-env.ts: the same mock as a
+ * target that speaks Chat only. Added only when the scenario runs, so the others measure the
+ * configuration they always did.
+ */
+export function translatedTargetEnv (upstreamUrl: string): Record<string, string> {
+  return { GATEWAY_TARGETS: JSON.stringify({ [CHAT_ONLY_TARGET]: { url: upstreamUrl, provider: 'openai-compatible', keys: [UPSTREAM_KEY] } }) }
+}
 
 const MESSAGES_BODY = JSON.stringify({
   model: 'gpt-4o-mini',
