@@ -85,6 +85,16 @@ export class ProxyBody {
     this.#additions = this.#additions === null ? member : `${this.#additions},${member}`
   }
 
+  /**
+   * What goes upstream with the top-level member `name` set to `value`, leaving this body as it is:
+   * each attempt of a model group starts from the same body and names its own model.
+   */
+  bytesWith (name: string, value: unknown): Buffer {
+    const json = this.#json
+    if (json === null) return this.bytes()
+    return Buffer.from(JSON.stringify({ ...json, [name]: value }))
+  }
+
   /** What goes upstream: the client's bytes, with added members, or the edited object serialised. */
   bytes (): Buffer {
     if (this.#edited && this.#json !== null) return Buffer.from(JSON.stringify(this.#json))

@@ -1,0 +1,47 @@
+/**
+ * One attempt of a model group: what is sent to a deployment — its target, the path, the body with
+ * the deployment's model — built from the request as the client sent it (and as the request
+ * plugins prepared it), never from a previous attempt. The one place that decides how a request
+ * becomes a request for a given deployment: a module that adapts requests for a target of
+ * another dialect (translation) extends this function.
+ */
+import type { FastifyRequest } from 'fastify'
+import type { UpstreamTarget } from './target.js'
+import type { Deployment } from '../routing/model-groups.js'
+import { mapUpstreamPath } from '../routing/paths.js'
+import { isAnthropicPath } from '../errors.js'
+
+export interface AttemptRequest {
+  target: UpstreamTarget
+  /** path and query relative to the target's base path */
+  path: string
+  body: Buffer
+  /** the model the deployment is asked for */
+  model: string
+}
+
+/** The dialect a target speaks: Anthropic's Messages API, or OpenAI's (Azure and compatibles too). */
+function dialectOf (target: UpstreamTarget): 'anthropic' | 'openai' {
+  return target.provider === 'anthropic' ? 'anthropic' : 'openai'
+}
+
+/**
+ * The request for `deployment`, or null when this deployment cannot take it: a target of another
+ * dialect than the client's (there is no translation between dialects here), logged once per attempt.
+ */
+export function attemptRequest (request: FastifyRequest, deployment: Deployment): AttemptRequest | null {
+  const plan = request.upstream
+  const target = deployment.target
+  const client = isAnthropicPath(plan.apiPath) ? 'anthropic' : 'openai'
+  if (dialectOf(target) !== client) {
+    request.log.warn({ group: plan.group?.name, deployment: deployment.id, clientDialect: client, targetDialect: dialectOf(target) }, 'deployment skipped: its target speaks another dialect than the request')
+    return null
+  }
+  const body = request.proxyBody
+  return {
+    target,
+    path: mapUpstreamPath(target, plan.apiPath, deployment.model),
+    body: body !== null ? body.bytesWith('model', deployment.model) : Buffer.alloc(0),
+    model: deployment.model
+  }
+}
