@@ -240,3 +240,53 @@ modelGroups:
   assert.equal((await post('only429')).status, 500)
   assert.equal(u.good.count(CHAT), 0, 'the next deployment was never asked')
 })
+
+test('/v1/models lists the groups; allowedModels names groups; an Azure deployment and a key per target', async (t) => {
+  const mock = await startMock(t)
+  const azure = await startMock(t)
+  const claude = await startMock(t)
+  const gw = await startGateway(t, {
+    yaml: `
+upstream: { url: "${mock.url}", key: sk-default-upstream-1 }
+targets:
+  az:
+    url: "${azure.url}"
+    provider: azure
+    keys: [azure-upstream-key-1]
+    azure: { apiVersion: 2024-10-21, deployments: { gpt-4o: prod-4o } }
+  claude: { url: "${claude.url}", provider: anthropic, keys: [sk-ant-upstream-1] }
+modelGroups:
+  smart:
+    deployments:
+      - { target: claude, model: claude-sonnet-4-5 }
+      - { target: az, model: gpt-4o }
+      - { target: default, model: gpt-4o-mini }
+  other: { deployments: [{ target: default, model: gpt-4o }] }
+auth:
+  keys:
+    - { name: limited, key: gwk-limited-to-smart-1, allowedModels: [smart] }
+    - { name: free, key: gwk-free-key-0001 }
+`
+  })
+  const limited = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'gwk-limited-to-smart-1', maxRetries: 0 })
+  const free = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'gwk-free-key-0001', maxRetries: 0 })
+  const ids = (await free.models.list()).data.map(m => m.id)
+  assert.ok(ids.includes('gpt-4o-mini'), 'the upstream\'s models')
+  assert.ok(ids.includes('smart') && ids.includes('other'), 'and the groups')
+  assert.deepEqual((await limited.models.list()).data.map(m => m.id), ['smart'], 'a restricted key sees what it may use')
+  assert.equal((await free.models.retrieve('smart')).id, 'smart')
+
+  // the group's first deployment speaks Anthropic, the client OpenAI: skipped (no translation)
+  const { response } = await limited.chat.completions.create({ model: 'smart', messages: [{ role: 'user', content: 'hi' }] }).withResponse()
+  assert.equal(response.headers.get('x-gateway-target'), 'az')
+  assert.equal(claude.requests.length, 0)
+  const sent = azure.requests.at(-1)!
+  assert.equal(sent.path, '/openai/deployments/prod-4o/chat/completions', 'the deployment model maps to its Azure deployment')
+  assert.equal(sent.headers['api-key'], 'azure-upstream-key-1', 'the key of the deployment\'s target')
+  assert.equal(sent.headers.authorization, undefined, 'no header of the client or of another target')
+  assert.equal((sent.json as { model: string }).model, 'gpt-4o')
+  assert.match(gw.logText(), /deployment skipped: its target speaks another dialect/)
+
+  await assert.rejects(limited.chat.completions.create({ model: 'other', messages: [] }), (err: InstanceType<typeof OpenAI.APIError>) => err.status === 403)
+  await assert.rejects(limited.chat.completions.create({ model: 'gpt-4o', messages: [] }), (err: InstanceType<typeof OpenAI.APIError>) => err.status === 403)
+})
