@@ -51,6 +51,7 @@ import realtimeRoutes from '../routes/v1/realtime.js'
 import proxyRoutes from '../routes/v1/proxy.js'
 import metricsRoute from '../routes/metrics.js'
 import usageRoute from '../routes/admin/usage.js'
+import targetsRoute from '../routes/admin/targets.js'
 import { websocketPluginOptions } from './realtime/websocket-options.js'
 import { RefusalLimit } from './abuse/refusal-limit.js'
 import { NotFoundError, errorBody, shapeError } from './errors.js'
@@ -157,6 +158,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
       await scope.register(adminRoutes, { prefix: '/admin' })
       await scope.register(blacklistRoutes)
       await scope.register(usageRoute, { usage: config.usage })
+      await scope.register(targetsRoute)
       await scope.register(metricsRoute, { metrics: config.metrics })
     })
   })

@@ -60,6 +60,7 @@ export class ModelRouter {
   readonly deployments: ReadonlyMap<string, Deployment>
   readonly health: HealthBoard
   readonly #byGlob: ReadonlyArray<{ pattern: RegExp, target: UpstreamTarget }>
+  readonly #globs = new Map<UpstreamTarget, readonly string[]>()
 
   constructor (config: Pick<GatewayConfig, 'modelGroups' | 'targets' | 'upstream'>, byName: ReadonlyMap<string, UpstreamTarget>, health: HealthBoard) {
     this.health = health
@@ -68,6 +69,7 @@ export class ModelRouter {
       const globs = name === 'default' ? config.upstream.models : config.targets[name]?.models ?? []
       const pattern = globPattern(globs)
       if (pattern !== null) byGlob.push({ pattern, target })
+      this.#globs.set(target, globs)
     }
     this.#byGlob = byGlob
     const deployments = new Map<string, Deployment>()
@@ -120,6 +122,11 @@ export class ModelRouter {
   /** `targetFor`, for a form whose model field arrives later (src/upstream/plan.ts: FormModel) */
   readonly formRoute = (model: string): UpstreamTarget | null => this.targetFor(model)
 
+  /** A target's `models` globs as configured. */
+  globsOf (target: UpstreamTarget): string[] {
+    return [...this.#globs.get(target) ?? []]
+  }
+
   /** Whether some target declares `models`. */
   get byGlob (): boolean {
     return this.#byGlob.length > 0
@@ -157,4 +164,60 @@ export function planByModel (request: FastifyRequest, router: ModelRouter): void
   }
   const target = router.targetFor(model)
   if (target !== null) plan.target = target
+}
+
+export interface DeploymentView {
+  id: string
+  model: string
+  groups: string[]
+  healthy: boolean
+  /** ISO time the cooldown ends; null when in rotation */
+  coolingUntil: string | null
+  recentFailures: Array<{ at: string, errorClass: string }>
+  /** moving average of the time to the first byte (this process), ms */
+  latencyMs: number | null
+  inFlight: number
+  successes: number
+  failures: number
+}
+
+export interface TargetView {
+  name: string
+  provider: string
+  /** the target's own state: its health check; a target without one is always healthy */
+  healthy: boolean
+  coolingUntil: string | null
+  models: string[]
+  deployments: DeploymentView[]
+}
+
+function isoOrNull (until: number, now: number): string | null {
+  return until > now ? new Date(until).toISOString() : null
+}
+
+/** Every target and the deployments on it, with their health: what `GET /admin/targets` shows. */
+export function targetsView (router: ModelRouter, byName: ReadonlyMap<string, UpstreamTarget>, now = Date.now()): TargetView[] {
+  const health = router.health
+  const groupsOf = new Map<string, string[]>()
+  for (const g of router.groups.values()) for (const d of g.deployments) groupsOf.set(d.id, [...groupsOf.get(d.id) ?? [], g.name])
+  return [...byName.values()].map(target => {
+    const own = health.cooldowns.until(`@${target.name}`)
+    const deployments = [...router.deployments.values()].filter(d => d.target === target).map(d => {
+      const until = health.coolingUntil(d.id, target.name)
+      const s = health.stats(d.id)
+      return {
+        id: d.id,
+        model: d.model,
+        groups: groupsOf.get(d.id) ?? [],
+        healthy: until <= now,
+        coolingUntil: isoOrNull(until, now),
+        recentFailures: s.recentFailures.map(f => ({ at: new Date(f.at).toISOString(), errorClass: f.errorClass })),
+        latencyMs: s.latencyMs === null ? null : Math.round(s.latencyMs * 10) / 10,
+        inFlight: s.inFlight,
+        successes: s.successes,
+        failures: s.failures
+      }
+    })
+    return { name: target.name, provider: target.provider, healthy: own <= now, coolingUntil: isoOrNull(own, now), models: router.globsOf(target), deployments }
+  })
 }
