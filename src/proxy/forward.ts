@@ -262,7 +262,7 @@ async function startsWithError (failover: DeploymentFailover, exchange: Upstream
 async function nextAfterAnswer (request: FastifyRequest, failover: DeploymentFailover, exchange: UpstreamExchange, res: UpstreamAnswer, errorFirst: boolean): Promise<AttemptRequest | null> {
   const status = res.statusCode
   if (status < 400 && !errorFirst) {
-    failover.answered(status, performance.now() - request.outcome.startedAt)
+    failover.answered(status)
     return null
   }
   const errorClass = errorFirst ? 'upstream_stream_error' : status === 429 ? 'upstream_429' : status >= 500 ? 'upstream_5xx' : 'upstream_4xx'
