@@ -46,6 +46,9 @@ export interface ForwardOptions {
 
 const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE'])
 
+/** Until the first attempt builds its own (no object per request for a placeholder). */
+const NO_HEADERS: Record<string, string | string[]> = Object.freeze({}) as Record<string, string | string[]>
+
 function requestBody (request: FastifyRequest): { body: Dispatcher.DispatchOptions['body'], length?: number } {
   const proxyBody = request.proxyBody
   if (proxyBody?.raw != null) {
@@ -119,7 +122,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
   let fresh = true
   let pool: KeyPool | null = null
   let poolKey: PoolKey | null = null
-  let headers: Record<string, string | string[]> = {}
+  let headers = NO_HEADERS
   let dispatchOptions: Dispatcher.DispatchOptions | null = null
   let exchange: UpstreamExchange
   let res: UpstreamAnswer
