@@ -29,7 +29,7 @@ const groupSchema = Type.Object({
   allowedFails: Type.Integer({ default: 3, minimum: 1, description: 'failures within cooldownMs before a deployment cools down' }),
   cooldownMs: Type.Integer({ default: 30_000, minimum: 100, description: 'how long a failing deployment is out of rotation (a longer Retry-After wins)' }),
   contextWindowFallback: Type.String({ default: '', description: 'group tried when an upstream says the context is too long; "" = none' }),
-  streamResume: Type.Boolean({ default: false, description: 'continue a broken stream on the next deployment (not implemented yet: refused when true)' })
+  streamResume: Type.Boolean({ default: false, description: 'continue a chat stream that broke midway on the next deployment (docs/fallback.md)' })
 }, { additionalProperties: false })
 
 export type ModelGroupConfig = Static<typeof groupSchema>
@@ -56,7 +56,6 @@ function normalizeModelGroups (config: GatewayConfig): void {
     if (next !== '' && (next === name || config.modelGroups[next] === undefined)) {
       throw new ConfigError(`${where}.contextWindowFallback = ${JSON.stringify(next)}: expected the name of another model group`)
     }
-    if (group.streamResume) throw new ConfigError(`${where}.streamResume: stream continuation is not available in this version (docs/fallback.md)`)
   }
 }
 

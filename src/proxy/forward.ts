@@ -24,6 +24,7 @@ import type { KeyPool, PoolKey } from '../routing/key-pool.js'
 import { retryAfterMs } from '../routing/health.js'
 import { assertAllowed } from '../routing/require-target.js'
 import type { AttemptRequest } from '../upstream/attempt.js'
+import { ResumingStream, mayResume } from './stream-resume.js'
 import { joinUpstreamPath, mapUpstreamPath } from '../routing/paths.js'
 import { addTargetHeaders, requireCredential } from '../routing/credentials.js'
 import { acceptsCoding, decodableCoding, decoderFor } from './response-rewrite.js'
@@ -135,14 +136,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
       const credential = requireCredential(request, target)
       pool = credential.kind === 'pool' ? credential.pool : null
       poolKey = pool !== null ? pool.pick() : null
-      headers = upstreamRequestHeaders(request.headers, {
-        provider: target.provider,
-        key: poolKey !== null ? poolKey.key : credential.kind === 'mapped' ? credential.key : null,
-        requestId: request.id,
-        contentLength: length
-      })
-      if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(headers, target, request.client)
-      if (opts.rewriteRequestHeaders !== undefined) headers = opts.rewriteRequestHeaders(request, headers)
+      headers = attemptHeaders(request, target, poolKey !== null ? poolKey.key : credential.kind === 'mapped' ? credential.key : null, length, opts)
       outcome.keyName = poolKey !== null ? poolKey.name : null
       outcome.target = target
       keyFailover &&= pool !== null && pool.size > 1
@@ -224,6 +218,11 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
 
   outcome.ttfbMs = performance.now() - outcome.startedAt
   outcome.status = res.statusCode
+  if (failover !== null && mayResume(request, failover, res)) {
+    // a stream that breaks midway goes on at the next deployment (src/proxy/stream-resume.ts)
+    exchange = new ResumingStream(request, failover, exchange, res, (attempt, next) => { dispatchAttempt(request, attempt, next, opts) }, onFault).out
+    client.exchange = exchange
+  }
   // (a HEAD answer has no body to check, and its length describes what a GET would get)
   if (target.secrets !== null && isErrorStatus(res.statusCode) && request.method !== 'HEAD') {
     try {
@@ -243,6 +242,31 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
   }
   respond(request, reply, exchange, res, stages, opts)
   return reply
+}
+
+/** The headers of one attempt to `target` with upstream `key` (null: the client's own credentials pass). */
+function attemptHeaders (request: FastifyRequest, target: UpstreamTarget, key: string | null, length: number | undefined, opts: ForwardOptions): Record<string, string | string[]> {
+  let headers = upstreamRequestHeaders(request.headers, { provider: target.provider, key, requestId: request.id, contentLength: length })
+  if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(headers, target, request.client)
+  if (opts.rewriteRequestHeaders !== undefined) headers = opts.rewriteRequestHeaders(request, headers)
+  return headers
+}
+
+/** One attempt outside the attempt loop (a stream continuation): its own credential, headers and timeouts. */
+function dispatchAttempt (request: FastifyRequest, attempt: AttemptRequest, exchange: UpstreamExchange, opts: ForwardOptions): void {
+  const target = attempt.target
+  const credential = requireCredential(request, target)
+  const key = credential.kind === 'pool' ? credential.pool.pick().key : credential.kind === 'mapped' ? credential.key : null
+  request.outcome.attempts++
+  target.dispatcher.dispatch({
+    origin: target.origin,
+    path: joinUpstreamPath(target.basePath, attempt.path),
+    method: request.method as Dispatcher.HttpMethod,
+    headers: attemptHeaders(request, target, key, attempt.body.length, opts),
+    body: attempt.body,
+    headersTimeout: opts.firstByteTimeoutMs ?? target.firstByteTimeoutMs,
+    bodyTimeout: opts.idleTimeoutMs ?? target.idleTimeoutMs
+  }, exchange)
 }
 
 /** The first event of a stream may only be read that far: an error event is short. */

@@ -77,6 +77,8 @@ export class DeploymentFailover {
   #made = 0
   #current: Deployment | null = null
   #startedAt = 0
+  /** the deployment whose answer went to the client, until its stream broke */
+  #answered: Deployment | null = null
   /** a context-window fallback group was taken already (only once) */
   #widened = false
 
@@ -91,13 +93,16 @@ export class DeploymentFailover {
     return this.#group
   }
 
-  /** The next attempt, or null when no deployment is left or `maxAttempts` were made. */
-  next (): AttemptRequest | null {
+  /**
+   * The next attempt, or null when no deployment is left or `maxAttempts` were made;
+   * `continuation`: the text a broken stream had sent, which the attempt continues
+   */
+  next (continuation: string | null = null): AttemptRequest | null {
     if (this.#made >= this.#group.maxAttempts) return null
     while (this.#index < this.#order.length) {
       const d = this.#order[this.#index++]
       if (!mayUse(this.#request, d.target)) continue
-      const attempt = attemptRequest(this.#request, d)
+      const attempt = attemptRequest(this.#request, d, continuation)
       if (attempt === null) continue
       if (this.#made > 0) this.#group.health.events?.failover(this.#group.name)
       this.#made++
@@ -145,8 +150,22 @@ export class DeploymentFailover {
     if (d === null) return
     this.#current = null
     this.#log(d, status, null)
+    this.#answered = d
     // this attempt's own time to the first byte, not the request's (earlier attempts took theirs)
     this.#group.health.succeeded(d.id, d.target.name, performance.now() - this.#startedAt)
+  }
+
+  /**
+   * The answer that went to the client broke midway (stream continuation): its record says so,
+   * and it counts as a failure of its deployment.
+   */
+  brokeMidStream (errorClass: string): void {
+    const d = this.#answered
+    if (d === null) return
+    this.#answered = null
+    const entry = this.#request.outcome.attemptLog?.findLast(a => a.target === d.target.name && a.model === d.model)
+    if (entry !== undefined) entry.errorClass = errorClass
+    this.#group.health.failedLater(d.id, d.target.name, errorClass, this.#group, 0)
   }
 
   /** The client left during the current attempt. */

@@ -243,8 +243,13 @@ export class HealthBoard {
 
   /** An attempt failed with `errorClass`; returns the end of the cooldown it started, or 0. */
   failed (id: string, target: string, errorClass: string, rules: CooldownRules, retryAfterMs: number, now = Date.now()): number {
+    this.stats(id).inFlight--
+    return this.failedLater(id, target, errorClass, rules, retryAfterMs, now)
+  }
+
+  /** An answer that had counted as a success failed after all (a stream that broke midway). */
+  failedLater (id: string, target: string, errorClass: string, rules: CooldownRules, retryAfterMs: number, now = Date.now()): number {
     const s = this.stats(id)
-    s.inFlight--
     s.failures++
     s.recentFailures.push({ at: now, errorClass })
     if (s.recentFailures.length > RECENT) s.recentFailures.shift()

@@ -41,6 +41,8 @@ export interface ModelGroup {
   readonly cooldownMs: number
   /** the group tried when an upstream says the context is too long; null = none */
   contextWindowFallback: ModelGroup | null
+  /** a stream that breaks midway continues on the next deployment (src/proxy/stream-resume.ts) */
+  readonly streamResume: boolean
   /** requests routed so far (least-latency's exploration turn) */
   routed: number
   /** the deployments' health and cooldowns (one board for every group) */
@@ -98,6 +100,7 @@ export class ModelRouter {
         allowedFails: g.allowedFails,
         cooldownMs: g.cooldownMs,
         contextWindowFallback: null,
+        streamResume: g.streamResume,
         routed: 0,
         health
       })

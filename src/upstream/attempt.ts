@@ -29,7 +29,7 @@ function dialectOf (target: UpstreamTarget): 'anthropic' | 'openai' {
  * The request for `deployment`, or null when this deployment cannot take it: a target of another
  * dialect than the client's (there is no translation between dialects here), logged once per attempt.
  */
-export function attemptRequest (request: FastifyRequest, deployment: Deployment): AttemptRequest | null {
+export function attemptRequest (request: FastifyRequest, deployment: Deployment, continuation: string | null = null): AttemptRequest | null {
   const plan = request.upstream
   const target = deployment.target
   const client = isAnthropicPath(plan.apiPath) ? 'anthropic' : 'openai'
@@ -41,7 +41,21 @@ export function attemptRequest (request: FastifyRequest, deployment: Deployment)
   return {
     target,
     path: mapUpstreamPath(target, plan.apiPath, deployment.model),
-    body: body !== null ? body.bytesWith('model', deployment.model) : Buffer.alloc(0),
+    body: body === null ? Buffer.alloc(0) : continuation !== null ? continuationBody(body.json ?? {}, deployment.model, continuation) : body.bytesWith('model', deployment.model),
     model: deployment.model
   }
+}
+
+/** What a stream continuation asks the next deployment (src/proxy/stream-resume.ts). */
+export const CONTINUE_INSTRUCTION = 'Your previous message was cut off. Continue it exactly where it stopped: do not repeat any of it, add no preamble.'
+
+/**
+ * A chat completion request continuing `received`, the text a broken stream had sent: the
+ * conversation, then that text as the assistant's message and the instruction to go on (nothing
+ * added when nothing was received: the request as it was).
+ */
+function continuationBody (json: Readonly<Record<string, unknown>>, model: string, received: string): Buffer {
+  const messages = Array.isArray(json.messages) ? json.messages : []
+  const more = received === '' ? [] : [{ role: 'assistant', content: received }, { role: 'user', content: CONTINUE_INSTRUCTION }]
+  return Buffer.from(JSON.stringify({ ...json, model, messages: [...messages, ...more] }))
 }
