@@ -9,6 +9,7 @@ import type { GatewayConfig } from '../../config/schema.js'
 import type { UpstreamTarget } from '../upstream/target.js'
 import type { HealthBoard } from './health.js'
 import { mayUse } from './require-target.js'
+import { takesRequest } from '../upstream/attempt.js'
 
 export type Strategy = GatewayConfig['modelGroups'][string]['strategy']
 
@@ -152,8 +153,9 @@ function queryModel (url: string): string | null {
  * The plan of a request whose target no header, path or Host fixed (`plan.byModel`): a model
  * group its model names (a JSON body on a `/v1/` path: the gateway rewrites the model of each
  * attempt), else the first target whose `models` globs match, else the target planned already
- * (`routing.defaultTarget`). A group's `target` is the first deployment the client may use
- * (or, when it may use none, the first, whose refusal it then gets).
+ * (`routing.defaultTarget`). A group's `target` is the first deployment the client may use and
+ * that takes the request (its dialect: refusals and request plugins read it), or, when it may use
+ * none, the first, whose refusal it then gets.
  */
 export function planByModel (request: FastifyRequest, router: ModelRouter): void {
   const plan = request.upstream
@@ -162,7 +164,9 @@ export function planByModel (request: FastifyRequest, router: ModelRouter): void
   const group = router.group(model)
   if (group !== undefined && request.proxyBody?.json != null && plan.apiPath.startsWith('/v1/')) {
     plan.group = group
-    plan.target = group.deployments.find(d => mayUse(request, d.target))?.target ?? group.deployments[0].target
+    const first = group.deployments.find(d => mayUse(request, d.target) && takesRequest(request, d.target)) ??
+      group.deployments.find(d => mayUse(request, d.target)) ?? group.deployments[0]
+    plan.target = first.target
     return
   }
   const target = router.targetFor(model)

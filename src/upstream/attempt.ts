@@ -25,15 +25,20 @@ function dialectOf (target: UpstreamTarget): 'anthropic' | 'openai' {
   return target.provider === 'anthropic' ? 'anthropic' : 'openai'
 }
 
+/** Whether `target` can take this request: it speaks the client's dialect (there is no translation here). */
+export function takesRequest (request: FastifyRequest, target: UpstreamTarget): boolean {
+  return dialectOf(target) === (isAnthropicPath(request.upstream.apiPath) ? 'anthropic' : 'openai')
+}
+
 /**
- * The request for `deployment`, or null when this deployment cannot take it: a target of another
- * dialect than the client's (there is no translation between dialects here), logged once per attempt.
+ * The request for `deployment`, or null when this deployment cannot take it (`takesRequest`),
+ * logged once per attempt.
  */
 export function attemptRequest (request: FastifyRequest, deployment: Deployment, continuation: string | null = null): AttemptRequest | null {
   const plan = request.upstream
   const target = deployment.target
-  const client = isAnthropicPath(plan.apiPath) ? 'anthropic' : 'openai'
-  if (dialectOf(target) !== client) {
+  if (!takesRequest(request, target)) {
+    const client = isAnthropicPath(plan.apiPath) ? 'anthropic' : 'openai'
     request.log.warn({ group: plan.group?.name, deployment: deployment.id, clientDialect: client, targetDialect: dialectOf(target) }, 'deployment skipped: its target speaks another dialect than the request')
     return null
   }

@@ -290,3 +290,23 @@ auth:
   await assert.rejects(limited.chat.completions.create({ model: 'other', messages: [] }), (err: InstanceType<typeof OpenAI.APIError>) => err.status === 403)
   await assert.rejects(limited.chat.completions.create({ model: 'gpt-4o', messages: [] }), (err: InstanceType<typeof OpenAI.APIError>) => err.status === 403)
 })
+
+test('every deployment unreachable: the gateway\'s 502 in the SDK\'s shape, still saying where it went', async (t) => {
+  const down = `http://127.0.0.1:${await freePort()}`
+  const gw = await startGateway(t, {
+    yaml: `
+targets:
+  one: { url: "${down}" }
+  two: { url: "${down}" }
+modelGroups:
+  gone: { deployments: [{ target: one, model: a }, { target: two, model: b }] }
+`
+  })
+  const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'client', maxRetries: 0 })
+  const err = await client.chat.completions.create({ model: 'gone', messages: [] }).then(() => null, (e: unknown) => e as InstanceType<typeof OpenAI.APIError>)
+  assert.equal(err?.status, 502)
+  assert.equal(err?.headers?.get('x-gateway-attempts'), '2')
+  assert.equal(err?.headers?.get('x-gateway-target'), 'two')
+  const [line] = completed(gw)
+  assert.deepEqual((line.attemptLog as Array<{ errorClass: string }>).map(a => a.errorClass), ['upstream_refused', 'upstream_refused'])
+})
