@@ -91,7 +91,8 @@ export class ProxyBody {
    */
   bytesWith (name: string, value: unknown): Buffer {
     const json = this.#json
-    if (json === null) return this.bytes()
+    // (a member that already has this value: the bytes as they are, not serialised again)
+    if (json === null || json[name] === value) return this.bytes()
     return Buffer.from(JSON.stringify({ ...json, [name]: value }))
   }
 

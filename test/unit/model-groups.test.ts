@@ -8,6 +8,7 @@ import { globPattern, ModelRouter } from '../../src/routing/model-groups.js'
 import { HealthBoard, MemoryCooldowns, retryAfterMs } from '../../src/routing/health.js'
 import { attemptOrder, EXPLORE_EVERY } from '../../src/routing/deployment-picker.js'
 import { overlapLength } from '../../src/proxy/stream-resume.js'
+import { ProxyBody } from '../../src/proxy/proxy-body.js'
 import type { UpstreamTarget } from '../../src/upstream/target.js'
 import { loadConfig } from '../../config/load.js'
 import type { GatewayConfig } from '../../config/schema.js'
@@ -87,4 +88,13 @@ test('config: deployments name known targets, contextWindowFallback another grou
   assert.throws(() => config('{"g":{"deployments":[]}}'))
   const ok = config('{"g":{"deployments":[{"target":"a","model":"m"}]}}').modelGroups.g
   assert.deepEqual([ok.strategy, ok.maxAttempts, ok.allowedFails, ok.cooldownMs, ok.deployments[0].weight], ['fallback', 3, 3, 30_000, 1])
+})
+
+test('each attempt\'s body: the model replaced, the body itself untouched; the same model keeps the client\'s bytes', () => {
+  const raw = Buffer.from('{ "model": "smart", "messages": [ {"role":"user","content":"hi"} ] }')
+  const body = ProxyBody.json(raw, JSON.parse(raw.toString()) as Record<string, unknown>)
+  body.addMember('stream_options', { include_usage: true })
+  assert.deepEqual(JSON.parse(body.bytesWith('model', 'gpt-4o').toString()), { model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }], stream_options: { include_usage: true } })
+  assert.equal(body.model, 'smart', 'the next attempt starts from the same body')
+  assert.deepEqual(body.bytesWith('model', 'smart'), body.bytes())
 })
