@@ -286,7 +286,12 @@ export class ResumingStream {
     this.#decoder = new StringDecoder('utf8')
     const exchange = new UpstreamExchange()
     this.#current = exchange
-    this.#dispatch(next, exchange)
+    try {
+      this.#dispatch(next, exchange)
+    } catch (thrown) {
+      this.#giveUp(thrown instanceof Error ? thrown : new Error('the continuation could not be sent'), null)
+      return
+    }
     exchange.answer.then((res) => {
       if (exchange !== this.#current || this.#ended) return
       if (res.statusCode !== 200 || !isEventStream(res.headers['content-type'])) {
@@ -304,6 +309,10 @@ export class ResumingStream {
       const errorClassOf = classifyUpstreamError(error).errorClass
       this.#failover.failed(errorClassOf, 0, 0)
       this.#broke(errorClassOf, error, null)
+    }).catch((thrown: unknown) => {
+      // nothing an upstream answers may take the process down: the stream ends with its error
+      this.#request.log.error({ err: thrown }, 'stream continuation failed')
+      if (!this.#ended) this.#giveUp(new Error('the stream continuation failed'), null)
     })
   }
 
