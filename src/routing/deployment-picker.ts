@@ -24,12 +24,12 @@ export function attemptOrder (group: ModelGroup, health: HealthBoard, now = Date
   const ready: Deployment[] = []
   let cooling: Deployment[] | null = null
   for (const d of group.deployments) {
-    if (health.coolingUntil(d.id, d.target.name) > now) (cooling ??= []).push(d)
+    if (health.coolingUntil(d.id, d.targetId) > now) (cooling ??= []).push(d)
     else ready.push(d)
   }
   if (ready.length === 0) {
     const list = cooling ?? []
-    return list.sort((a, b) => health.coolingUntil(a.id, a.target.name) - health.coolingUntil(b.id, b.target.name))
+    return list.sort((a, b) => health.coolingUntil(a.id, a.targetId) - health.coolingUntil(b.id, b.targetId))
   }
   if (ready.length === 1) return ready
   if (group.strategy === 'weighted') return weightedFirst(ready)

@@ -217,10 +217,10 @@ export class HealthBoard {
     return s
   }
 
-  /** Until when a deployment on `target` is out of rotation: its own cooldown or its target's. */
-  coolingUntil (id: string, target: string): number {
+  /** Until when deployment `id` is out of rotation: its own cooldown or its target's (`targetId`, `@{target}`). */
+  coolingUntil (id: string, targetId: string): number {
     const own = this.cooldowns.until(id)
-    const t = this.cooldowns.until(`@${target}`)
+    const t = this.cooldowns.until(targetId)
     return own > t ? own : t
   }
 

@@ -16,6 +16,8 @@ export type Strategy = GatewayConfig['modelGroups'][string]['strategy']
 export interface Deployment {
   /** `target/model`: the key of its health (one state however many groups list it) */
   readonly id: string
+  /** `@{target}`: the target's own health (its health check) */
+  readonly targetId: string
   readonly target: UpstreamTarget
   readonly model: string
   readonly weight: number
@@ -86,7 +88,7 @@ export class ModelRouter {
           // one object per target and model: strategy state and health are shared
           const known = deployments.get(id)
           if (known !== undefined) return known
-          const made: Deployment = { id, target: byName.get(d.target) as UpstreamTarget, model: d.model, weight: d.weight, current: 0 }
+          const made: Deployment = { id, targetId: `@${d.target}`, target: byName.get(d.target) as UpstreamTarget, model: d.model, weight: d.weight, current: 0 }
           deployments.set(id, made)
           return made
         }),
@@ -210,7 +212,7 @@ export function targetsView (router: ModelRouter, byName: ReadonlyMap<string, Up
   return [...byName.values()].map(target => {
     const own = health.cooldowns.until(`@${target.name}`)
     const deployments = [...router.deployments.values()].filter(d => d.target === target).map(d => {
-      const until = health.coolingUntil(d.id, target.name)
+      const until = health.coolingUntil(d.id, d.targetId)
       const s = health.stats(d.id)
       return {
         id: d.id,
