@@ -157,7 +157,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
       outcome.attempts++
       target.dispatcher.dispatch(dispatchOptions as Dispatcher.DispatchOptions, exchange)
       res = await exchange.answer
-      if (failover !== null) errorFirst = await startsWithError(failover, exchange, res)
+      errorFirst = failover !== null && readsFirstEvent(failover, res) && reportsFailure(await exchange.firstEvent(FIRST_EVENT_BOUND))
     } catch (err) {
       if (client.gone) {
         // the client is gone: nothing to answer
@@ -198,7 +198,8 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
     }
     if (pool !== null && poolKey !== null && res.statusCode === 401) noteKeyRefused(request, target, pool, poolKey)
     if (failover !== null) {
-      const next = await nextAfterAnswer(request, failover, exchange, res, errorFirst)
+      // (an answer that goes to the client, the usual case, waits for nothing)
+      const next = res.statusCode < 400 && !errorFirst ? failover.answered(res.statusCode) : await nextAfterAnswer(request, failover, exchange, res, errorFirst)
       if (next === null) {
         failover.headers(reply, target)
         break
@@ -273,25 +274,20 @@ function dispatchAttempt (request: FastifyRequest, attempt: AttemptRequest, exch
 const FIRST_EVENT_BOUND = 16 * 1024
 
 /**
- * Whether a model group's `200` event stream begins with an error event (upstreams do answer
- * `200` and then fail): read before anything reaches the client, when the group retries on it.
+ * Whether a model group's answer is a `200` event stream whose first event is read before anything
+ * reaches the client (upstreams do answer `200` and then fail): when the group retries on it.
  */
-async function startsWithError (failover: DeploymentFailover, exchange: UpstreamExchange, res: UpstreamAnswer): Promise<boolean> {
-  if (res.statusCode !== 200 || !isEventStream(res.headers['content-type']) || !failover.retryable('upstream_stream_error', 0)) return false
-  return reportsFailure(await exchange.firstEvent(FIRST_EVENT_BOUND))
+function readsFirstEvent (failover: DeploymentFailover, res: UpstreamAnswer): boolean {
+  return res.statusCode === 200 && isEventStream(res.headers['content-type']) && failover.retryable('upstream_stream_error', 0)
 }
 
 /**
- * After a model group's attempt answered: the next attempt when the answer is a failure the group
+ * After a model group's attempt answered with an error status or an error event first: the next attempt when the answer is a failure the group
  * retries on (429, 5xx, an error event first) or says the context is too long (the context-window
  * fallback group), and a deployment is left; else null, and the answer goes to the client as it is.
  */
 async function nextAfterAnswer (request: FastifyRequest, failover: DeploymentFailover, exchange: UpstreamExchange, res: UpstreamAnswer, errorFirst: boolean): Promise<AttemptRequest | null> {
   const status = res.statusCode
-  if (status < 400 && !errorFirst) {
-    failover.answered(status)
-    return null
-  }
   const errorClass = errorFirst ? 'upstream_stream_error' : status === 429 ? 'upstream_429' : status >= 500 ? 'upstream_5xx' : 'upstream_4xx'
   if (!failover.retryable(errorClass, status)) {
     if (status === 400 && failover.group.contextWindowFallback !== null) return await contextFallback(request, failover, exchange, res)

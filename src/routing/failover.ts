@@ -144,15 +144,16 @@ export class DeploymentFailover {
     if (until > 0) this.#request.log.warn({ group: this.#group.name, deployment: d.id, until: new Date(until).toISOString() }, 'deployment cooling down: out of rotation')
   }
 
-  /** The current attempt's answer (its headers arrived now) goes to the client. */
-  answered (status: number): void {
+  /** The current attempt's answer (its headers arrived now) goes to the client: no next attempt (null). */
+  answered (status: number): null {
     const d = this.#current
-    if (d === null) return
+    if (d === null) return null
     this.#current = null
     this.#log(d, status, null)
     this.#answered = d
     // this attempt's own time to the first byte, not the request's (earlier attempts took theirs)
     this.#group.health.succeeded(d.id, d.target.name, performance.now() - this.#startedAt)
+    return null
   }
 
   /**
