@@ -200,10 +200,8 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
     if (failover !== null) {
       // (an answer that goes to the client, the usual case, waits for nothing)
       const next = res.statusCode < 400 && !errorFirst ? failover.answered(res.statusCode) : await nextAfterAnswer(request, failover, exchange, res, errorFirst)
-      if (next === null) {
-        failover.headers(reply, target)
-        break
-      }
+      // (the answer's x-gateway-* headers are added with its own: respond())
+      if (next === null) break
       target = next.target
       path = next.path
       body = next.body
@@ -373,6 +371,12 @@ function respond (request: FastifyRequest, reply: FastifyReply, exchange: Upstre
     outcome.streamEnd = new StreamEndWatch(() => { outcome.errorClass ??= 'upstream_stream_error' })
   }
   if (changesBody(stages)) delete out['content-length']
+  const attempts = outcome.attemptLog
+  if (attempts !== null) {
+    // a model group's answer says where it came from (set here, not on the reply: cheaper)
+    out['x-gateway-target'] = target.name
+    out['x-gateway-attempts'] = String(attempts.length)
+  }
   if (opts.rewriteHeaders !== undefined) out = opts.rewriteHeaders(out, request)
   deliver({
     request,

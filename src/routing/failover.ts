@@ -191,7 +191,7 @@ export class DeploymentFailover {
     return true
   }
 
-  /** Attempts made, the first included, and where the last went: the response headers say so. */
+  /** Attempts made, the first included, and where the last went, on a refusal (an answer gets them in respond()). */
   headers (reply: FastifyReply, target: UpstreamTarget): void {
     reply.header('x-gateway-target', target.name)
     reply.header('x-gateway-attempts', String(this.#request.outcome.attemptLog?.length ?? 0))

@@ -38,7 +38,12 @@ export interface UsageRecord extends TokenCounts {
   attempts: number
   /** name of the pool key the answer came with (never the key); null when no pool key was used */
   upstreamKey: string | null
-  /** a model group request's attempts, in order (target, model, status or error class, duration) */
+  /** a model group request: the model the last attempt asked its deployment for */
+  upstreamModel?: string
+  /**
+   * a model group request that took more than one attempt: every attempt in order (target, model,
+   * status or error class, duration); one attempt is the record's own target, upstreamModel, status
+   */
   attemptLog?: AttemptRecord[]
   errorClass: string | null
   /** the client went away first: the tokens are those seen until then */
@@ -110,7 +115,12 @@ export class UsageRecorder {
     }
     if (!this.#opts.privacy) record.ip = request.ip
     const attemptLog = request.outcome.attemptLog
-    if (attemptLog !== null) record.attemptLog = attemptLog
+    if (attemptLog !== null && attemptLog.length > 0) {
+      const last = attemptLog[attemptLog.length - 1]
+      record.upstreamModel = last.model
+      // (a nested list costs the log line a slow serialisation: only when it says more)
+      if (attemptLog.length > 1 || last.errorClass !== undefined) record.attemptLog = attemptLog
+    }
     return record
   }
 

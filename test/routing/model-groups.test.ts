@@ -286,6 +286,8 @@ auth:
   assert.equal(sent.headers.authorization, undefined, 'no header of the client or of another target')
   assert.equal((sent.json as { model: string }).model, 'gpt-4o')
   assert.match(gw.logText(), /deployment skipped: its target speaks another dialect/)
+  const [line] = completed(gw)
+  assert.deepEqual([line.model, line.target, line.upstreamModel, line.attempts, line.attemptLog], ['smart', 'az', 'gpt-4o', 1, undefined], 'one attempt: the record itself says it all')
 
   await assert.rejects(limited.chat.completions.create({ model: 'other', messages: [] }), (err: InstanceType<typeof OpenAI.APIError>) => err.status === 403)
   await assert.rejects(limited.chat.completions.create({ model: 'gpt-4o', messages: [] }), (err: InstanceType<typeof OpenAI.APIError>) => err.status === 403)
