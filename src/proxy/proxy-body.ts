@@ -93,7 +93,16 @@ export class ProxyBody {
     const json = this.#json
     // (a member that already has this value: the bytes as they are, not serialised again)
     if (json === null || json[name] === value) return this.bytes()
-    return Buffer.from(JSON.stringify({ ...json, [name]: value }))
+    if (!(name in json)) return Buffer.from(JSON.stringify({ ...json, [name]: value }))
+    // swapped in for the serialisation and back (no copy of the object): synchronous, so no
+    // one else sees it
+    const was = json[name]
+    json[name] = value
+    try {
+      return Buffer.from(JSON.stringify(json))
+    } finally {
+      json[name] = was
+    }
   }
 
   /** What goes upstream: the client's bytes, with added members, or the edited object serialised. */
