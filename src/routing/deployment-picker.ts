@@ -19,8 +19,10 @@ export const EXPLORE_EVERY = 10
 /** When each deployment was last put first (least-latency's exploration), by id. */
 const lastFirst = new WeakMap<Deployment, number>()
 
-export function attemptOrder (group: ModelGroup, health: HealthBoard, now = Date.now()): Deployment[] {
+export function attemptOrder (group: ModelGroup, health: HealthBoard, now = Date.now()): readonly Deployment[] {
   const turn = group.routed++
+  // the usual case, every deployment in rotation, in order: the group's own list, no copy
+  if (group.strategy === 'fallback' && allReady(group.deployments, health, now)) return group.deployments
   const ready: Deployment[] = []
   let cooling: Deployment[] | null = null
   for (const d of group.deployments) {
@@ -35,6 +37,11 @@ export function attemptOrder (group: ModelGroup, health: HealthBoard, now = Date
   if (group.strategy === 'weighted') return weightedFirst(ready)
   if (group.strategy === 'least-latency') return fastestFirst(ready, health, turn)
   return ready
+}
+
+function allReady (deployments: readonly Deployment[], health: HealthBoard, now: number): boolean {
+  for (const d of deployments) if (health.coolingUntil(d.id, d.targetId) > now) return false
+  return true
 }
 
 function weightedFirst (ready: Deployment[]): Deployment[] {

@@ -72,7 +72,7 @@ function retryKind (errorClass: string, status: number): keyof RetryRules | null
 export class DeploymentFailover {
   readonly #request: FastifyRequest
   #group: ModelGroup
-  #order: Deployment[]
+  #order: readonly Deployment[]
   #index = 0
   #made = 0
   #current: Deployment | null = null
