@@ -23,6 +23,7 @@ import { usage, usageSchema } from './sections/usage.js'
 import { metrics, metricsSchema } from './sections/metrics.js'
 import { realtime, realtimeSchema } from './sections/realtime.js'
 import { uploads, uploadsSchema } from './sections/uploads.js'
+import { modelGroups, modelGroupsSchema } from './sections/model-groups.js'
 
 export const sections: ConfigSection[] = [
   server,
@@ -32,6 +33,7 @@ export const sections: ConfigSection[] = [
   storage,
   targets,
   routing,
+  modelGroups,
   outbound,
   auth,
   models,
@@ -57,6 +59,7 @@ export const ConfigSchema = Type.Object({
   storage: storageSchema,
   targets: targetsSchema,
   routing: routingSchema,
+  modelGroups: modelGroupsSchema,
   outbound: outboundSchema,
   auth: authSchema,
   models: modelsSchema,
