@@ -108,3 +108,14 @@ test('a deployment no direction translates is skipped with its log line: embeddi
   assert.equal(chat.requests.at(-1)?.path, '/v1/embeddings')
   assert.match(gw.logText(), /deployment skipped: its target speaks another dialect/)
 })
+
+test('a field no deployment\'s dialect can carry: each is skipped with its log line, and the client gets the 400 naming it', async (t) => {
+  const { gw, failing, chat } = await setup(t)
+  const client = new Anthropic({ baseURL: gw.url, apiKey: 'sk-client-g4', maxRetries: 0 })
+  await assert.rejects(
+    client.messages.create({ model: 'chats', max_tokens: 20, ...({ top_k: 4 } as object), messages: [{ role: 'user', content: 'hi' }] }),
+    (err: unknown) => err instanceof Anthropic.BadRequestError && /'top_k'/.test(err.message)
+  )
+  assert.equal(failing.requests.length + chat.requests.length, 0, 'no upstream was asked')
+  assert.match(gw.logText(), /deployment skipped: the request cannot be translated to its dialect/)
+})
