@@ -23,6 +23,7 @@ import { usage, usageSchema } from './sections/usage.js'
 import { metrics, metricsSchema } from './sections/metrics.js'
 import { realtime, realtimeSchema } from './sections/realtime.js'
 import { uploads, uploadsSchema } from './sections/uploads.js'
+import { pricing, pricingSchema } from './sections/pricing.js'
 
 export const sections: ConfigSection[] = [
   server,
@@ -44,7 +45,8 @@ export const sections: ConfigSection[] = [
   usage,
   metrics,
   realtime,
-  uploads
+  uploads,
+  pricing
 ]
 
 export const ConfigSchema = Type.Object({
@@ -69,7 +71,8 @@ export const ConfigSchema = Type.Object({
   usage: usageSchema,
   metrics: metricsSchema,
   realtime: realtimeSchema,
-  uploads: uploadsSchema
+  uploads: uploadsSchema,
+  pricing: pricingSchema
 }, { additionalProperties: false })
 
 export type GatewayConfig = Static<typeof ConfigSchema>

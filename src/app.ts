@@ -57,6 +57,7 @@ import { SecretFilter } from './lib/secret-filter.js'
 import { secretsOf } from '../config/secrets.js'
 import { HeldBytes } from './lib/json-transform.js'
 import { TARGET_PREFIX } from './routing/paths.js'
+import { deploymentModels } from './usage/prices.js'
 
 export interface AppOptions {
   config: GatewayConfig
@@ -134,7 +135,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
       await api.register(contextId, { contextId: config.transforms.contextId, limits, redis: fastify.redis, redisHealth: fastify.redisHealth, keyPrefix: config.redis.keyPrefix })
       await api.register(fieldAlias, { transforms: config.transforms, limits })
       await api.register(uploadLimits, { uploads: config.uploads })
-      await api.register(usage, { usage: config.usage, maxEventSize: config.transforms.maxEventSize, redis: fastify.redis, redisKeyPrefix: config.redis.keyPrefix })
+      await api.register(usage, { usage: config.usage, pricing: config.pricing, deployments: deploymentModels([config.upstream, ...Object.values(config.targets)]), maxEventSize: config.transforms.maxEventSize, redis: fastify.redis, redisKeyPrefix: config.redis.keyPrefix })
       // last: its tap sees the answer as the client gets it
       await api.register(bodyLog, { log: config.log })
       // what the admin API and operators read lives on the root

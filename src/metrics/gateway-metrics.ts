@@ -100,6 +100,8 @@ export class GatewayMetrics {
   readonly duration = new FastHistogram({ name: 'gateway_request_duration_seconds', help: 'Time from request start to the last byte of the response', labelNames: ['target', 'route'], buckets: SECONDS_BUCKETS, registers: [this.registry] })
   readonly ttfb = new FastHistogram({ name: 'gateway_upstream_ttfb_seconds', help: 'Time from request start to the upstream response headers', labelNames: ['target'], buckets: SECONDS_BUCKETS, registers: [this.registry] })
   readonly tokens = new FastCounter({ name: 'gateway_tokens_total', help: 'Tokens reported by the upstream, by client key name, model and kind (cache tokens are part of prompt tokens)', labelNames: ['client', 'model', 'kind'], registers: [this.registry] })
+  readonly spend = new FastCounter({ name: 'gateway_spend_usd_total', help: 'What the answered tokens cost in USD at the price table, by client key name, target and model', labelNames: ['client', 'target', 'model'], registers: [this.registry] })
+  readonly costUnknown = new FastCounter({ name: 'gateway_cost_unknown_total', help: 'Requests whose model is not in the price table (their cost is null, never 0), by model', labelNames: ['model'], registers: [this.registry] })
   readonly activeStreams = new Gauge({
     name: 'gateway_active_streams',
     help: 'Event-stream responses being sent right now',
@@ -144,6 +146,15 @@ export class GatewayMetrics {
     if (counts.completionTokens !== null && counts.completionTokens > 0) this.tokens.inc([c, m, 'completion'], counts.completionTokens)
     if (counts.cacheReadTokens !== null && counts.cacheReadTokens > 0) this.tokens.inc([c, m, 'cache_read'], counts.cacheReadTokens)
     if (counts.cacheCreationTokens !== null && counts.cacheCreationTokens > 0) this.tokens.inc([c, m, 'cache_creation'], counts.cacheCreationTokens)
+  }
+
+  /** The cost of one request; null: its model is not in the price table. */
+  countCost (client: string | null, target: string | null, model: string | null, costUsd: number | null): void {
+    if (costUsd === null) {
+      this.costUnknown.inc([this.models.label(model)])
+      return
+    }
+    if (costUsd > 0) this.spend.inc([this.clients.label(client, 'anonymous'), target ?? 'none', this.models.label(model)], costUsd)
   }
 
   streamStarted (): void { this.#openStreams++ }

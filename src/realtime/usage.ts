@@ -4,6 +4,7 @@
  * is billed), so the session's usage is their sum.
  */
 import type { RealtimeUsage } from './summary.js'
+import { addCounts, NO_TOKENS, realtimeEventCounts } from '../usage/tokens.js'
 
 const MARKER = Buffer.from('"response.done"')
 
@@ -36,8 +37,10 @@ export class UsageCounter {
     }
     if (typeof event !== 'object' || event === null || (event as { type?: unknown }).type !== 'response.done') return
     const usage = (event as { response?: { usage?: UsageFields | null } }).response?.usage
-    const total = this.#usage ??= { responses: 0, inputTokens: 0, outputTokens: 0, totalTokens: 0 }
+    const total = this.#usage ??= { responses: 0, inputTokens: 0, outputTokens: 0, totalTokens: 0, counts: NO_TOKENS }
     total.responses++
+    const counts = realtimeEventCounts(event)
+    if (counts !== null) total.counts = addCounts(total.counts, counts)
     if (usage === undefined || usage === null) return
     const input = count(usage.input_tokens)
     const output = count(usage.output_tokens)
