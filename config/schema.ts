@@ -24,6 +24,7 @@ import { metrics, metricsSchema } from './sections/metrics.js'
 import { realtime, realtimeSchema } from './sections/realtime.js'
 import { uploads, uploadsSchema } from './sections/uploads.js'
 import { pricing, pricingSchema } from './sections/pricing.js'
+import { budgets, budgetsSchema } from './sections/budgets.js'
 
 export const sections: ConfigSection[] = [
   server,
@@ -46,7 +47,8 @@ export const sections: ConfigSection[] = [
   metrics,
   realtime,
   uploads,
-  pricing
+  pricing,
+  budgets
 ]
 
 export const ConfigSchema = Type.Object({
@@ -72,7 +74,8 @@ export const ConfigSchema = Type.Object({
   metrics: metricsSchema,
   realtime: realtimeSchema,
   uploads: uploadsSchema,
-  pricing: pricingSchema
+  pricing: pricingSchema,
+  budgets: budgetsSchema
 }, { additionalProperties: false })
 
 export type GatewayConfig = Static<typeof ConfigSchema>

@@ -41,6 +41,7 @@ import fieldAlias from '../plugins/field-alias.js'
 import uploadLimits from '../plugins/upload-limits.js'
 import metrics from '../plugins/metrics.js'
 import usage from '../plugins/usage.js'
+import budgets from '../plugins/budgets.js'
 import websocket from '@fastify/websocket'
 import health from '../routes/health.js'
 import adminRoutes from '../routes/admin/index.js'
@@ -50,6 +51,7 @@ import realtimeRoutes from '../routes/v1/realtime.js'
 import proxyRoutes from '../routes/v1/proxy.js'
 import metricsRoute from '../routes/metrics.js'
 import usageRoute from '../routes/admin/usage.js'
+import budgetRoute from '../routes/v1/budget.js'
 import { websocketPluginOptions } from './realtime/websocket-options.js'
 import { RefusalLimit } from './abuse/refusal-limit.js'
 import { NotFoundError, errorBody, shapeError } from './errors.js'
@@ -136,12 +138,22 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
       await api.register(fieldAlias, { transforms: config.transforms, limits })
       await api.register(uploadLimits, { uploads: config.uploads })
       await api.register(usage, { usage: config.usage, pricing: config.pricing, deployments: deploymentModels([config.upstream, ...Object.values(config.targets)]), maxEventSize: config.transforms.maxEventSize, redis: fastify.redis, redisKeyPrefix: config.redis.keyPrefix })
+      // after usage (prices) and every check that may refuse for free: a refusal reserves nothing
+      await api.register(budgets, {
+        budgets: config.budgets,
+        keys: config.auth.keys,
+        targets: { default: config.upstream.budgets, ...Object.fromEntries(Object.entries(config.targets).map(([name, t]) => [name, t.budgets])) },
+        redis: fastify.redis,
+        redisHealth: fastify.redisHealth,
+        keyPrefix: config.redis.keyPrefix
+      })
       // last: its tap sees the answer as the client gets it
       await api.register(bodyLog, { log: config.log })
       // what the admin API and operators read lives on the root
       expose(fastify, api, ['upstreams', 'clientAuth', 'rateLimitStats', 'usageStore', 'contextIdStore'])
 
       // the API routes once per prefix: `/v1/…`, and `/{target}/v1/…` when a path may name the target
+      await api.register(budgetRoute)
       for (const prefix of config.routing.byPath ? ['', TARGET_PREFIX] : ['']) {
         await api.register(modelsRoutes, { prefix })
         await api.register(realtimeRoutes, { realtime: config.realtime, prefix })

@@ -36,7 +36,10 @@ export class LabelLimiter {
 // LLM requests run from milliseconds to minutes
 const SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
 
-export type RefusalReason = 'rate_limited' | 'unauthorised' | 'blacklisted' | 'ip_denied' | 'forbidden'
+export type RefusalReason = 'rate_limited' | 'unauthorised' | 'blacklisted' | 'ip_denied' | 'forbidden' | 'budget_exceeded' | 'route_not_budgeted' | 'budget_unavailable'
+
+/** Budget refusals (src/budget/errors.ts) are told apart by their error class. */
+const BUDGET_REFUSALS = new Set<RefusalReason>(['budget_exceeded', 'route_not_budgeted', 'budget_unavailable'])
 
 const BLACKLISTED = new Set(['ip_blacklisted', 'blacklisted'])
 const IP_DENIED = new Set(['ip_not_allowed', 'ip_denied'])
@@ -47,6 +50,7 @@ const IP_DENIED = new Set(['ip_not_allowed', 'ip_denied'])
  */
 export function refusalReason (status: number, errorClass: string | null, upstreamStatus: number): RefusalReason | null {
   if (upstreamStatus !== 0) return null
+  if (errorClass !== null && BUDGET_REFUSALS.has(errorClass as RefusalReason)) return errorClass as RefusalReason
   if (status === 429) return 'rate_limited'
   if (status === 401) return 'unauthorised'
   if (status !== 403) return null

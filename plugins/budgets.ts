@@ -1,0 +1,243 @@
+/**
+ * Budgets: admission reserves, settlement corrects (docs/money.md).
+ *
+ * Admission (a `preHandler` of the API scope, once the body is parsed and the target chosen):
+ * the budgets a request falls under are its client key's and its target's. A priced request
+ * reserves its worst case (src/budget/estimate.ts) on every one of them, all or nothing, or is
+ * refused: `429 budget_exceeded` naming the budget, with `Retry-After` when its period resets. A
+ * free request passes; any other is refused (`403 route_not_budgeted`) unless
+ * `budgets.allowUnpriced`, then it reserves nothing and its tokens are counted at settlement.
+ *
+ * Settlement (a settle step, plugins/settle.ts, so once per request whatever happened) replaces
+ * the reservation with what the answer's usage cost (0 when no upstream answered). The store is
+ * keyed by a reservation id made at admission, so a replay of the same settlement is a no-op
+ * and a client choosing its request id cannot collide with another request's.
+ *
+ * Nothing runs per request when no budget is configured (no hook is added), and nothing but two
+ * Map lookups for a request no budget applies to; the tokenizer runs only for budgeted requests.
+ */
+import fp from 'fastify-plugin'
+import { randomUUID } from 'node:crypto'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { Redis } from 'ioredis'
+import type { GatewayConfig } from '../config/schema.js'
+import type { BudgetConfig } from '../config/sections/budgets.js'
+import { keyedClient } from '../src/auth/client.js'
+import { pathOnly } from '../src/logging.js'
+import { azureDeployment } from '../src/metrics/routes.js'
+import type { RedisHealth } from '../src/redis/health.js'
+import { BudgetExceededError, BudgetUnavailableError, RouteNotBudgetedError } from '../src/budget/errors.js'
+import { countersOf, describe, holdsOf, tightestUsd, viewOf, type BudgetView } from '../src/budget/counters.js'
+import { estimate, type EstimateOptions } from '../src/budget/estimate.js'
+import { MemoryBudgetStore } from '../src/budget/memory-store.js'
+import { BudgetMetrics } from '../src/budget/metrics.js'
+import { secondsUntil } from '../src/budget/periods.js'
+import { RedisBudgetStore } from '../src/budget/redis-store.js'
+import { routeKind } from '../src/budget/routes.js'
+import { toNanos, type BudgetStore, type Charge, type Counter, type Hold, type ReserveResult } from '../src/budget/store.js'
+import { loadTokenizer } from '../src/budget/tokenizer.js'
+import { requestCost } from '../src/usage/cost.js'
+import { NO_TOKENS, type TokenCounts } from '../src/usage/tokens.js'
+
+export interface BudgetsOptions {
+  budgets: GatewayConfig['budgets']
+  /** client keys with their budgets */
+  keys: ReadonlyArray<{ name: string, budgets?: BudgetConfig[] }>
+  /** target name → its budgets (`default`: the upstream section) */
+  targets: Record<string, BudgetConfig[] | undefined>
+  redis?: Redis | null
+  redisHealth?: RedisHealth
+  keyPrefix?: string
+}
+
+/** What a client reads at `GET /v1/gateway/budget`. */
+export interface BudgetService {
+  forKey: (name: string) => Promise<BudgetView[]>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** budgets of client keys; null when no budget is configured */
+    budgets: BudgetService | null
+  }
+}
+
+interface Reservation {
+  id: string
+  holds: Hold[]
+  store: BudgetStore
+}
+
+const kReservation = Symbol('budget reservation')
+type Reserving = FastifyRequest & { [kReservation]: Reservation | null }
+
+function tokensOf (c: TokenCounts): number {
+  return c.totalTokens ?? (c.promptTokens ?? 0) + (c.completionTokens ?? 0)
+}
+
+const budgetsPlugin: FastifyPluginAsync<BudgetsOptions> = async (fastify, opts) => {
+  const settings = opts.budgets
+  const keyCounters = new Map<string, Counter[]>()
+  for (const k of opts.keys) if ((k.budgets?.length ?? 0) > 0) keyCounters.set(k.name, countersOf('key', k.name, k.budgets))
+  const targetCounters = new Map<string, Counter[]>()
+  for (const [name, list] of Object.entries(opts.targets)) if ((list?.length ?? 0) > 0) targetCounters.set(name, countersOf('target', name, list))
+  if (keyCounters.size === 0 && targetCounters.size === 0) {
+    fastify.decorate('budgets', null)
+    return
+  }
+
+  const tokenize = await loadTokenizer()
+  const estimateOpts: EstimateOptions = { defaultMaxOutputTokens: settings.defaultMaxOutputTokens, tokenizeMaxBytes: settings.tokenizeMaxBytes, tokenize }
+  const ttlMs = settings.reservationTtlSeconds * 1000
+  const local = new MemoryBudgetStore()
+  const shared = opts.redis != null ? new RedisBudgetStore(opts.redis, { keyPrefix: opts.keyPrefix ?? 'llm-gateway:' }) : null
+  const health = opts.redisHealth
+  const metrics = fastify.hasDecorator('metrics') && fastify.metrics !== null ? new BudgetMetrics(fastify.metrics.registry) : null
+  const prices = fastify.priceTable
+  let degradedTold = false
+
+  fastify.decorateRequest(kReservation, null)
+  fastify.log.info({ keys: keyCounters.size, targets: targetCounters.size, store: shared === null ? 'memory' : 'redis', failMode: settings.failMode }, 'budgets enforced')
+
+  /** The store to use now; null: Redis is down and budgets fail closed. */
+  function storeNow (): BudgetStore | null {
+    if (shared === null) return local
+    if (health?.bypassed !== true) return shared
+    return openFallback()
+  }
+
+  function openFallback (): BudgetStore | null {
+    if (settings.failMode === 'closed') return null
+    if (!degradedTold) {
+      degradedTold = true
+      fastify.log.warn('budgets: redis unreachable, counting in this process only (budgets.failMode open) until it is back')
+    }
+    metrics?.degraded.set(1)
+    return local
+  }
+
+  function countersFor (request: FastifyRequest): Counter[] | null {
+    const client = keyedClient(request.client)
+    const byKey = client === null ? undefined : keyCounters.get(client.name)
+    const target = request.upstream?.target?.name
+    const byTarget = target === undefined ? undefined : targetCounters.get(target)
+    if (byKey === undefined) return byTarget ?? null
+    return byTarget === undefined ? byKey : [...byKey, ...byTarget]
+  }
+
+  /** The charge to reserve, or a refusal for a route or model without a price. */
+  function chargeOf (request: FastifyRequest): Charge | null {
+    const path = pathOnly(request.upstream.apiPath)
+    const kind = routeKind(request.method, path)
+    if (kind === 'free') return null
+    const body = request.proxyBody
+    const model = request.upstream.model ?? azureDeployment(path)
+    if (kind === 'priced' && body?.json != null && body.raw !== null) {
+      const entry = model === null ? null : prices.lookup(model, request.upstream.target?.provider ?? null)
+      if (entry !== null || !settings.allowUnpriced) {
+        if (entry === null) throw new RouteNotBudgetedError(model === null ? 'this request names no model to price' : `the model ${JSON.stringify(model.slice(0, 100))} has no price (add it under pricing.models)`)
+        const e = estimate(body.raw, body.json, path, model, entry, estimateOpts)
+        return { nanos: Math.ceil((e.usd ?? 0) * 1e9), tokens: e.inputTokens + e.outputTokens }
+      }
+    }
+    if (!settings.allowUnpriced) throw new RouteNotBudgetedError(`the gateway cannot price ${request.method} ${path.slice(0, 100)} requests`)
+    // unpriced but allowed: nothing reserved, its tokens counted when it settles
+    return { nanos: 0, tokens: 0 }
+  }
+
+  function admitted (request: FastifyRequest, reply: FastifyReply, store: BudgetStore, id: string, holds: Hold[], result: ReserveResult): void {
+    if (!result.ok) {
+      const after = secondsUntil(result.refused.window.end, Date.now())
+      if (after !== null) reply.header('retry-after', String(after))
+      throw new BudgetExceededError(describe(result.refused.counter))
+    }
+    ;(request as Reserving)[kReservation] = { id, holds, store }
+    const left = tightestUsd(holds, result.states)
+    if (left !== null) reply.header('x-gateway-budget-remaining-usd', left.toFixed(6))
+    if (metrics !== null) holds.forEach((h, i) => { if (h.counter.limitNanos !== null) metrics.remaining(h.counter, Math.max(0, h.counter.limitNanos - result.states[i].spentNanos - result.states[i].reservedNanos) / 1e9) })
+  }
+
+  // after the body parsers and the allowed-models check; callback form: the memory store answers
+  // synchronously, so no promise per request there
+  fastify.addHook('preHandler', function reserveBudget (request, reply, done) {
+    const counters = countersFor(request)
+    if (counters === null) return done()
+    const charge = chargeOf(request)
+    if (charge === null) return done()
+    const store = storeNow()
+    if (store === null) throw new BudgetUnavailableError()
+    const id = randomUUID()
+    const holds = holdsOf(counters, Date.now())
+    let result: ReserveResult | Promise<ReserveResult>
+    try {
+      result = store.reserve(id, holds, charge, ttlMs)
+    } catch (err) {
+      return done(err as Error)
+    }
+    if (!(result instanceof Promise)) {
+      admitted(request, reply, store, id, holds, result)
+      return done()
+    }
+    result.then((r) => {
+      health?.recovered()
+      if (degradedTold) {
+        degradedTold = false
+        metrics?.degraded.set(0)
+      }
+      admitted(request, reply, store, id, holds, r)
+      done()
+    }, (err: unknown) => {
+      health?.failed(err, 'budget reserve')
+      const fallback = openFallback()
+      if (fallback === null) return done(new BudgetUnavailableError())
+      try {
+        admitted(request, reply, fallback, id, holds, fallback.reserve(id, holds, charge, ttlMs) as ReserveResult)
+        done()
+      } catch (refusal) {
+        done(refusal as Error)
+      }
+    }).catch((err: unknown) => done(err as Error))
+  })
+
+  // accounting, before the usage record: the request's cost, whatever happened to it
+  fastify.settle.add('account', 'budgets', function settleBudget (request) {
+    const reservation = (request as Reserving)[kReservation]
+    if (reservation === null) return
+    ;(request as Reserving)[kReservation] = null
+    const counts = request.outcome.usage?.counts() ?? NO_TOKENS
+    const path = pathOnly(request.upstream.apiPath)
+    const cost = requestCost(prices, request.upstream.model ?? azureDeployment(path), request.upstream.target?.provider ?? null, counts)
+    const actual: Charge = { nanos: cost === null ? 0 : toNanos(cost), tokens: tokensOf(counts) }
+    let settled: void | Promise<void>
+    try {
+      settled = reservation.store.settle(reservation.id, reservation.holds, actual)
+    } catch (err) {
+      settleFailed(request, err)
+      return
+    }
+    if (settled instanceof Promise) settled.catch((err: unknown) => settleFailed(request, err))
+  })
+
+  function settleFailed (request: FastifyRequest, err: unknown): void {
+    metrics?.settleFailures.inc()
+    request.log.warn({ cause: (err as Error)?.message }, 'budget settlement failed: the reservation expires instead')
+  }
+
+  fastify.decorate('budgets', {
+    async forKey (name: string): Promise<BudgetView[]> {
+      const counters = keyCounters.get(name)
+      if (counters === undefined) return []
+      const holds = holdsOf(counters, Date.now())
+      const store = storeNow() ?? local
+      const states = await store.read(holds)
+      return holds.map((h, i) => viewOf(h, states[i]))
+    }
+  } satisfies BudgetService)
+
+  fastify.addHook('onClose', async () => {
+    await local.close()
+    await shared?.close()
+  })
+}
+
+export default fp(budgetsPlugin, { name: 'gateway-budgets', fastify: '5.x', dependencies: ['gateway-request-state', 'gateway-settle', 'gateway-usage'] })

@@ -1,0 +1,172 @@
+/**
+ * Budgets in Redis, so that any number of replicas enforce one budget: a reservation and a
+ * settlement are each one Lua script, atomic over every budget the request falls under.
+ *
+ * Layout, per counter and window (`<prefix>budget:<scope>:<name>:<period>:<window start>`):
+ * - the hash itself: `sn`/`st` spent nano-USD and tokens, `rn`/`rt` reserved;
+ * - `…:r`, a sorted set of the live reservation ids by expiry time (Redis' own clock);
+ * - `…:a`, a hash of reservation id → `<nanos>:<tokens>` reserved.
+ * Every reservation first gives back the expired ones (a replica that died mid-request), so a
+ * budget recovers by itself. The keys expire a day after their window ends (`total` never).
+ * `<prefix>budget:settled:<id>` makes a settlement happen once.
+ *
+ * Amounts go to HINCRBY as the strings they came in: Lua's numbers are doubles and print large
+ * integers in exponent form. All keys of a request are used in one script, so in a Redis
+ * Cluster they would need one hash slot; the gateway uses one Redis (or a primary with replicas).
+ */
+import type { Redis } from 'ioredis'
+import { type BudgetStore, type Charge, type CounterState, type Hold, type ReserveResult } from './store.js'
+
+const GIVE_BACK = `
+local function giveBack (h, z, a, now)
+  local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now)
+  for _, rid in ipairs(expired) do
+    local amt = redis.call('HGET', a, rid)
+    if amt then
+      local sep = string.find(amt, ':')
+      local n, t = string.sub(amt, 1, sep - 1), string.sub(amt, sep + 1)
+      if n ~= '0' then redis.call('HINCRBY', h, 'rn', '-' .. n) end
+      if t ~= '0' then redis.call('HINCRBY', h, 'rt', '-' .. t) end
+      redis.call('HDEL', a, rid)
+    end
+  end
+  if #expired > 0 then redis.call('ZREMRANGEBYSCORE', z, '-inf', now) end
+end
+`
+
+// KEYS: per hold h, z, a. ARGV: id, ttlMs, nanos, tokens, then per hold: limitNanos, limitTokens (-1: none), keyTtlMs (-1: none)
+const RESERVE = GIVE_BACK + `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local id, ttl, cn, ct = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local n = #KEYS / 3
+local states = {}
+for i = 1, n do
+  local h, z, a = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  giveBack(h, z, a, now)
+  local v = redis.call('HMGET', h, 'sn', 'st', 'rn', 'rt')
+  local sn, st, rn, rt = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0
+  local ln, lt = tonumber(ARGV[2 + 3 * i]), tonumber(ARGV[3 + 3 * i])
+  if ln >= 0 and (sn + rn >= ln or sn + rn + cn > ln) then return { i } end
+  if lt >= 0 and (st + rt >= lt or st + rt + ct > lt) then return { i } end
+  states[i] = { sn, st, rn, rt }
+end
+local out = { 0 }
+for i = 1, n do
+  local h, z, a = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  if ARGV[3] ~= '0' then redis.call('HINCRBY', h, 'rn', ARGV[3]) end
+  if ARGV[4] ~= '0' then redis.call('HINCRBY', h, 'rt', ARGV[4]) end
+  redis.call('ZADD', z, now + ttl, id)
+  redis.call('HSET', a, id, ARGV[3] .. ':' .. ARGV[4])
+  local kt = tonumber(ARGV[4 + 3 * i])
+  if kt > 0 then
+    redis.call('PEXPIRE', h, kt)
+    redis.call('PEXPIRE', z, kt)
+    redis.call('PEXPIRE', a, kt)
+  end
+  local s = states[i]
+  table.insert(out, s[1])
+  table.insert(out, s[2])
+  table.insert(out, s[3] + cn)
+  table.insert(out, s[4] + ct)
+end
+return out
+`
+
+// KEYS: the settled marker, then per hold h, z, a. ARGV: id, nanos, tokens, markerTtlMs, then per hold keyTtlMs
+const SETTLE = `
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[4]) then return 0 end
+local id = ARGV[1]
+for i = 1, (#KEYS - 1) / 3 do
+  local h, z, a = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
+  local amt = redis.call('HGET', a, id)
+  if amt then
+    local sep = string.find(amt, ':')
+    local n, t = string.sub(amt, 1, sep - 1), string.sub(amt, sep + 1)
+    if n ~= '0' then redis.call('HINCRBY', h, 'rn', '-' .. n) end
+    if t ~= '0' then redis.call('HINCRBY', h, 'rt', '-' .. t) end
+    redis.call('HDEL', a, id)
+    redis.call('ZREM', z, id)
+  end
+  if ARGV[2] ~= '0' then redis.call('HINCRBY', h, 'sn', ARGV[2]) end
+  if ARGV[3] ~= '0' then redis.call('HINCRBY', h, 'st', ARGV[3]) end
+  local kt = tonumber(ARGV[4 + i])
+  if kt > 0 then redis.call('PEXPIRE', h, kt) end
+end
+return 1
+`
+
+/** how long after its window ends a counter's keys are kept (for /v1/gateway/budget and audits) */
+const KEEP_AFTER_END_MS = 86_400_000
+
+interface BudgetCommands {
+  budgetReserve: (numKeys: number, ...args: string[]) => Promise<number[]>
+  budgetSettle: (numKeys: number, ...args: string[]) => Promise<number>
+}
+
+export class RedisBudgetStore implements BudgetStore {
+  readonly kind = 'redis'
+  readonly #redis: Redis & BudgetCommands
+  readonly #prefix: string
+
+  constructor (redis: Redis, opts: { keyPrefix: string }) {
+    this.#prefix = opts.keyPrefix + 'budget:'
+    if (!('budgetReserve' in redis)) {
+      redis.defineCommand('budgetReserve', { lua: RESERVE })
+      redis.defineCommand('budgetSettle', { lua: SETTLE })
+    }
+    this.#redis = redis as Redis & BudgetCommands
+  }
+
+  #keys (h: Hold): [string, string, string] {
+    const base = this.#prefix + h.counter.id + ':' + h.window.id
+    return [base, base + ':r', base + ':a']
+  }
+
+  #keyTtl (h: Hold, now: number): string {
+    return Number.isFinite(h.window.end) ? String(Math.max(1, h.window.end - now + KEEP_AFTER_END_MS)) : '-1'
+  }
+
+  async reserve (id: string, holds: readonly Hold[], charge: Charge, ttlMs: number): Promise<ReserveResult> {
+    const now = Date.now()
+    const keys: string[] = []
+    const args: string[] = [id, String(ttlMs), String(charge.nanos), String(charge.tokens)]
+    for (const h of holds) {
+      keys.push(...this.#keys(h))
+      args.push(String(h.counter.limitNanos ?? -1), String(h.counter.limitTokens ?? -1), this.#keyTtl(h, now))
+    }
+    const out = await this.#redis.budgetReserve(keys.length, ...keys, ...args)
+    if (out[0] !== 0) {
+      const refused = holds[out[0] - 1]
+      if (refused === undefined) throw new Error('budget reserve: unexpected answer')
+      return { ok: false, refused }
+    }
+    const states = holds.map((_, i) => ({ spentNanos: out[1 + 4 * i], spentTokens: out[2 + 4 * i], reservedNanos: out[3 + 4 * i], reservedTokens: out[4 + 4 * i] }))
+    return { ok: true, states }
+  }
+
+  async settle (id: string, holds: readonly Hold[], actual: Charge, markerTtlMs = 2 * 86_400_000): Promise<void> {
+    const now = Date.now()
+    const keys: string[] = [this.#prefix + 'settled:' + id]
+    const args: string[] = [id, String(actual.nanos), String(actual.tokens), String(markerTtlMs)]
+    for (const h of holds) {
+      keys.push(...this.#keys(h))
+      args.push(this.#keyTtl(h, now))
+    }
+    await this.#redis.budgetSettle(keys.length, ...keys, ...args)
+  }
+
+  async read (holds: readonly Hold[]): Promise<CounterState[]> {
+    const pipeline = this.#redis.pipeline()
+    for (const h of holds) pipeline.hmget(this.#keys(h)[0], 'sn', 'st', 'rn', 'rt')
+    const results = await pipeline.exec()
+    return holds.map((_, i) => {
+      const [err, values] = results?.[i] ?? [new Error('no answer'), null]
+      if (err !== null) throw err
+      const v = (values as Array<string | null>).map(x => Number(x ?? 0))
+      return { spentNanos: v[0], spentTokens: v[1], reservedNanos: v[2], reservedTokens: v[3] }
+    })
+  }
+
+  async close (): Promise<void> {}
+}
