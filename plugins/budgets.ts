@@ -228,8 +228,15 @@ const budgetsPlugin: FastifyPluginAsync<BudgetsOptions> = async (fastify, opts) 
       const counters = keyCounters.get(name)
       if (counters === undefined) return []
       const holds = holdsOf(counters, Date.now())
-      const store = storeNow() ?? local
-      const states = await store.read(holds)
+      const store = storeNow()
+      if (store === null) throw new BudgetUnavailableError()
+      let states
+      try {
+        states = await store.read(holds)
+      } catch (err) {
+        health?.failed(err, 'budget read')
+        throw new BudgetUnavailableError()
+      }
       return holds.map((h, i) => viewOf(h, states[i]))
     }
   } satisfies BudgetService)

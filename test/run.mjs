@@ -56,6 +56,7 @@ const SYSTEM = [
   // Redis (scripts/ensure-redis.sh)
   'test/abuse/redis-shared.test.ts',
   'test/abuse/redis-stall.test.ts',
+  'test/budget/budgets-redis.test.ts',
   'test/hardening/redis-fuzz.test.ts',
   'test/lib/context-store.test.ts',
   'test/observability/usage-redis.test.ts',

@@ -96,12 +96,26 @@ end
 return 1
 `
 
+// KEYS: per hold h, z, a. What each window has spent and reserved, expired reservations given back first.
+const READ = GIVE_BACK + `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+for i = 1, #KEYS / 3 do
+  giveBack(KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i], now)
+  local v = redis.call('HMGET', KEYS[3 * i - 2], 'sn', 'st', 'rn', 'rt')
+  for j = 1, 4 do table.insert(out, tonumber(v[j]) or 0) end
+end
+return out
+`
+
 /** how long after its window ends a counter's keys are kept (for /v1/gateway/budget and audits) */
 const KEEP_AFTER_END_MS = 86_400_000
 
 interface BudgetCommands {
   budgetReserve: (numKeys: number, ...args: string[]) => Promise<number[]>
   budgetSettle: (numKeys: number, ...args: string[]) => Promise<number>
+  budgetRead: (numKeys: number, ...args: string[]) => Promise<number[]>
 }
 
 export class RedisBudgetStore implements BudgetStore {
@@ -114,6 +128,7 @@ export class RedisBudgetStore implements BudgetStore {
     if (!('budgetReserve' in redis)) {
       redis.defineCommand('budgetReserve', { lua: RESERVE })
       redis.defineCommand('budgetSettle', { lua: SETTLE })
+      redis.defineCommand('budgetRead', { lua: READ })
     }
     this.#redis = redis as Redis & BudgetCommands
   }
@@ -157,15 +172,9 @@ export class RedisBudgetStore implements BudgetStore {
   }
 
   async read (holds: readonly Hold[]): Promise<CounterState[]> {
-    const pipeline = this.#redis.pipeline()
-    for (const h of holds) pipeline.hmget(this.#keys(h)[0], 'sn', 'st', 'rn', 'rt')
-    const results = await pipeline.exec()
-    return holds.map((_, i) => {
-      const [err, values] = results?.[i] ?? [new Error('no answer'), null]
-      if (err !== null) throw err
-      const v = (values as Array<string | null>).map(x => Number(x ?? 0))
-      return { spentNanos: v[0], spentTokens: v[1], reservedNanos: v[2], reservedTokens: v[3] }
-    })
+    const keys = holds.flatMap(h => this.#keys(h))
+    const out = await this.#redis.budgetRead(keys.length, ...keys)
+    return holds.map((_, i) => ({ spentNanos: out[4 * i], spentTokens: out[1 + 4 * i], reservedNanos: out[2 + 4 * i], reservedTokens: out[3 + 4 * i] }))
   }
 
   async close (): Promise<void> {}
