@@ -34,7 +34,7 @@ import { BudgetMetrics } from '../src/budget/metrics.js'
 import { secondsUntil } from '../src/budget/periods.js'
 import { RedisBudgetStore } from '../src/budget/redis-store.js'
 import { routeKind } from '../src/budget/routes.js'
-import { toNanos, type BudgetStore, type Charge, type Counter, type Hold, type ReserveResult } from '../src/budget/store.js'
+import { fits, toNanos, type BudgetStore, type Charge, type Counter, type Hold, type ReserveResult } from '../src/budget/store.js'
 import { loadTokenizer } from '../src/budget/tokenizer.js'
 import { requestCost } from '../src/usage/cost.js'
 import { NO_TOKENS, type TokenCounts } from '../src/usage/tokens.js'
@@ -50,9 +50,14 @@ export interface BudgetsOptions {
   keyPrefix?: string
 }
 
-/** What a client reads at `GET /v1/gateway/budget`. */
+/** Charges one realtime response; resolves false once the budget is gone. */
+export type RealtimeCharge = (counts: TokenCounts) => Promise<boolean>
+
 export interface BudgetService {
+  /** what a client reads at `GET /v1/gateway/budget` */
   forKey: (name: string) => Promise<BudgetView[]>
+  /** the charge of an admitted realtime session's responses; null when no budget applies to it */
+  realtimeCharge: (request: FastifyRequest) => RealtimeCharge | null
 }
 
 declare module 'fastify' {
@@ -69,7 +74,11 @@ interface Reservation {
 }
 
 const kReservation = Symbol('budget reservation')
-type Reserving = FastifyRequest & { [kReservation]: Reservation | null }
+const kSession = Symbol('budget realtime session')
+type Reserving = FastifyRequest & { [kReservation]: Reservation | null, [kSession]: { holds: Hold[], store: BudgetStore } | null }
+
+/** the charge of a realtime session's admission: nothing, but the budget must not be exhausted */
+const REALTIME: Charge = Object.freeze({ nanos: 0, tokens: 0 })
 
 function tokensOf (c: TokenCounts): number {
   return c.totalTokens ?? (c.promptTokens ?? 0) + (c.completionTokens ?? 0)
@@ -97,6 +106,7 @@ const budgetsPlugin: FastifyPluginAsync<BudgetsOptions> = async (fastify, opts) 
   let degradedTold = false
 
   fastify.decorateRequest(kReservation, null)
+  fastify.decorateRequest(kSession, null)
   fastify.log.info({ keys: keyCounters.size, targets: targetCounters.size, store: shared === null ? 'memory' : 'redis', failMode: settings.failMode }, 'budgets enforced')
 
   /** The store to use now; null: Redis is down and budgets fail closed. */
@@ -132,6 +142,13 @@ const budgetsPlugin: FastifyPluginAsync<BudgetsOptions> = async (fastify, opts) 
     if (kind === 'free') return null
     const body = request.proxyBody
     const model = request.upstream.model ?? azureDeployment(path)
+    if (kind === 'realtime') {
+      if (!settings.allowUnpriced && (model === null || prices.lookup(model, request.upstream.target?.provider ?? null) === null)) {
+        throw new RouteNotBudgetedError(model === null ? 'this realtime session names no model (?model=) to price' : `the model ${JSON.stringify(model.slice(0, 100))} has no price (add it under pricing.models)`)
+      }
+      // nothing reserved up front: each response is charged when it is done
+      return REALTIME
+    }
     if (kind === 'priced' && body?.json != null && body.raw !== null) {
       const entry = model === null ? null : prices.lookup(model, request.upstream.target?.provider ?? null)
       if (entry !== null || !settings.allowUnpriced) {
@@ -166,8 +183,9 @@ const budgetsPlugin: FastifyPluginAsync<BudgetsOptions> = async (fastify, opts) 
     if (charge === null) return done()
     const store = storeNow()
     if (store === null) throw new BudgetUnavailableError()
-    const id = randomUUID()
     const holds = holdsOf(counters, Date.now())
+    if (charge === REALTIME) return admitSession(request, reply, store, holds, done)
+    const id = randomUUID()
     let result: ReserveResult | Promise<ReserveResult>
     try {
       result = store.reserve(id, holds, charge, ttlMs)
@@ -198,6 +216,36 @@ const budgetsPlugin: FastifyPluginAsync<BudgetsOptions> = async (fastify, opts) 
       }
     }).catch((err: unknown) => done(err as Error))
   })
+
+  /** A realtime session is admitted while none of its budgets is exhausted. */
+  function admitSession (request: FastifyRequest, reply: FastifyReply, store: BudgetStore, holds: Hold[], done: (err?: Error) => void): void {
+    Promise.resolve(store.read(holds)).then((states) => {
+      const refused = holds.find((h, i) => !fits(states[i], h.counter, REALTIME))
+      if (refused !== undefined) admitted(request, reply, store, '', holds, { ok: false, refused })
+      ;(request as Reserving)[kSession] = { holds, store }
+      const left = tightestUsd(holds, states)
+      if (left !== null) reply.header('x-gateway-budget-remaining-usd', left.toFixed(6))
+      done()
+    }, (err: unknown) => {
+      health?.failed(err, 'budget read')
+      done(new BudgetUnavailableError())
+    }).catch((err: unknown) => done(err as Error))
+  }
+
+  function realtimeCharge (request: FastifyRequest): RealtimeCharge | null {
+    const session = (request as Reserving)[kSession]
+    if (session === null) return null
+    const model = request.upstream.model
+    const provider = request.upstream.target?.provider ?? null
+    return async (counts) => {
+      const cost = requestCost(prices, model, provider, counts)
+      const actual: Charge = { nanos: cost === null ? 0 : toNanos(cost), tokens: tokensOf(counts) }
+      // a settlement without a reservation adds what was spent
+      await session.store.settle(randomUUID(), session.holds, actual)
+      const states = await session.store.read(session.holds)
+      return session.holds.every((h, i) => fits(states[i], h.counter, REALTIME))
+    }
+  }
 
   // accounting, before the usage record: the request's cost, whatever happened to it
   fastify.settle.add('account', 'budgets', function settleBudget (request) {
@@ -238,7 +286,8 @@ const budgetsPlugin: FastifyPluginAsync<BudgetsOptions> = async (fastify, opts) 
         throw new BudgetUnavailableError()
       }
       return holds.map((h, i) => viewOf(h, states[i]))
-    }
+    },
+    realtimeCharge
   } satisfies BudgetService)
 
   fastify.addHook('onClose', async () => {

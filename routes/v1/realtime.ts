@@ -144,6 +144,7 @@ const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (fastify,
     const relay = new RealtimeRelay(socket, {
       limits: realtime,
       log: request.log,
+      budget: fastify.hasDecorator('budgets') ? fastify.budgets?.realtimeCharge(request) : null,
       dial: () => dialUpstream({
         url: realtimeUrl(target, plan.path),
         // the key sub-protocol is the client's gateway credential: never offered upstream
