@@ -52,6 +52,7 @@ import proxyRoutes from '../routes/v1/proxy.js'
 import metricsRoute from '../routes/metrics.js'
 import usageRoute from '../routes/admin/usage.js'
 import budgetRoute from '../routes/v1/budget.js'
+import spendRoute from '../routes/admin/spend.js'
 import { websocketPluginOptions } from './realtime/websocket-options.js'
 import { RefusalLimit } from './abuse/refusal-limit.js'
 import { NotFoundError, errorBody, shapeError } from './errors.js'
@@ -167,6 +168,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
       await scope.register(adminRoutes, { prefix: '/admin' })
       await scope.register(blacklistRoutes)
       await scope.register(usageRoute, { usage: config.usage })
+      await scope.register(spendRoute, { usage: config.usage })
       await scope.register(metricsRoute, { metrics: config.metrics })
     })
   })

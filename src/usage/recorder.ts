@@ -132,7 +132,8 @@ export class UsageRecorder {
         model: record.model,
         target: record.target,
         counts: record,
-        error: record.status >= 400 || record.errorClass !== null
+        error: record.status >= 400 || record.errorClass !== null,
+        costUsd: record.costUsd
       })
       if (record.totalTokens !== null || record.promptTokens !== null) o.metrics?.countTokens(record.client, record.model, record)
       o.metrics?.countCost(record.client, record.target, record.model, record.costUsd)

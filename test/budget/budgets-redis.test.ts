@@ -20,6 +20,7 @@ import { startRedis } from '../redis.js'
 import type { MockUpstream } from '../../mock/types.js'
 
 const ALICE = 'sk-alice-redis-budget-0000'
+const ADMIN = 'admin-redis-budget-SECRET-01'
 const PRICES = '{"m-test":{"input":0,"output":1000}}'
 const keys = (usd: number): string => JSON.stringify([{ name: 'alice', key: ALICE, budgets: [{ usd, period: 'day' }] }])
 
@@ -39,6 +40,7 @@ function env (mock: MockUpstream, redisUrl: string, usd: number, extra: Record<s
     GATEWAY_PRICING_MODELS: PRICES,
     GATEWAY_RATE_LIMIT_ENABLED: 'false',
     GATEWAY_REDIS_COOL_DOWN_MS: '100',
+    GATEWAY_ADMIN_TOKEN: ADMIN,
     ...extra
   }
 }
@@ -72,7 +74,14 @@ test('two replicas, one budget: a few hundred concurrent SDK requests never spen
   const view = await budgetOf(b)
   assert.ok(Math.abs(view.spentUsd - 1) < 1e-9, `spent ${view.spentUsd}`)
   assert.ok(view.spentUsd <= 1)
-  assert.equal(view.spentTokens, 100 * 10 + 50 * 10 + 50 * 10, 'OpenAI answers 10 + 10 tokens, Anthropic 10 + 10 (one message each)')
+  assert.equal(view.spentTokens, 100 * 20, 'each answer: 10 prompt tokens (one message) and 10 completion tokens')
+  // /admin/spend on either replica reads the spend of both (usage totals in Redis)
+  await until('both replicas\' usage totals are in Redis', async () => {
+    const res = await request(`${a.url}/admin/spend?since=1h&group=key`, { headers: { authorization: `Bearer ${ADMIN}` } })
+    const body = await res.body.json() as { source: string, totals: { costUsd: number, requests: number } }
+    // the budget reads are requests too (free ones)
+    return body.source === 'redis' && body.totals.requests >= 300 && Math.abs(body.totals.costUsd - 1) < 1e-9
+  }, 200, 50)
 })
 
 test('an aborted stream settles its partial usage in Redis', async (t) => {
