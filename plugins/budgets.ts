@@ -14,7 +14,9 @@
  * and a client choosing its request id cannot collide with another request's.
  *
  * Nothing runs per request when no budget is configured (no hook is added), and nothing but two
- * Map lookups for a request no budget applies to; the tokenizer runs only for budgeted requests.
+ * Map lookups for a request no budget applies to. A budgeted request first reserves the byte
+ * bound of its input; the tokenizer runs only when that is refused (near a limit), so the exact
+ * count decides there and costs nothing elsewhere.
  */
 import fp from 'fastify-plugin'
 import { randomUUID } from 'node:crypto'
@@ -135,8 +137,12 @@ const budgetsPlugin: FastifyPluginAsync<BudgetsOptions> = async (fastify, opts) 
     return byTarget === undefined ? byKey : [...byKey, ...byTarget]
   }
 
-  /** The charge to reserve, or a refusal for a route or model without a price. */
-  function chargeOf (request: FastifyRequest): Charge | null {
+  /**
+   * The charge to reserve (null: a free request), or a refusal for a route or model without a
+   * price. `exact`: the tighter charge with the input counted by the tokenizer, tried only when
+   * the byte bound is refused (the tokenizer is the costliest step of an admission).
+   */
+  function chargeOf (request: FastifyRequest): { charge: Charge, exact: (() => Charge) | null } | null {
     const path = pathOnly(request.upstream.apiPath)
     const kind = routeKind(request.method, path)
     if (kind === 'free') return null
@@ -147,19 +153,35 @@ const budgetsPlugin: FastifyPluginAsync<BudgetsOptions> = async (fastify, opts) 
         throw new RouteNotBudgetedError(model === null ? 'this realtime session names no model (?model=) to price' : `the model ${JSON.stringify(model.slice(0, 100))} has no price (add it under pricing.models)`)
       }
       // nothing reserved up front: each response is charged when it is done
-      return REALTIME
+      return { charge: REALTIME, exact: null }
     }
     if (kind === 'priced' && body?.json != null && body.raw !== null) {
       const entry = model === null ? null : prices.lookup(model, request.upstream.target?.provider ?? null)
       if (entry !== null || !settings.allowUnpriced) {
         if (entry === null) throw new RouteNotBudgetedError(model === null ? 'this request names no model to price' : `the model ${JSON.stringify(model.slice(0, 100))} has no price (add it under pricing.models)`)
-        const e = estimate(body.raw, body.json, path, model, entry, estimateOpts)
-        return { nanos: Math.ceil((e.usd ?? 0) * 1e9), tokens: e.inputTokens + e.outputTokens }
+        const raw = body.raw
+        const json = body.json
+        const charge = (exact: boolean): Charge => {
+          const e = estimate(raw, json, path, model, entry, estimateOpts, exact)
+          return { nanos: Math.ceil((e.usd ?? 0) * 1e9), tokens: e.inputTokens + e.outputTokens }
+        }
+        return { charge: charge(false), exact: () => charge(true) }
       }
     }
     if (!settings.allowUnpriced) throw new RouteNotBudgetedError(`the gateway cannot price ${request.method} ${path.slice(0, 100)} requests`)
     // unpriced but allowed: nothing reserved, its tokens counted when it settles
-    return { nanos: 0, tokens: 0 }
+    return { charge: { nanos: 0, tokens: 0 }, exact: null }
+  }
+
+  /** Reserves the byte-bound charge; refused, the tokenizer's tighter one when it is smaller. */
+  function reserveIn (store: BudgetStore, id: string, holds: Hold[], charge: Charge, exact: (() => Charge) | null): ReserveResult | Promise<ReserveResult> {
+    const again = (first: ReserveResult): ReserveResult | Promise<ReserveResult> => {
+      if (first.ok || exact === null) return first
+      const tight = exact()
+      return tight.nanos < charge.nanos || tight.tokens < charge.tokens ? store.reserve(id, holds, tight, ttlMs) : first
+    }
+    const first = store.reserve(id, holds, charge, ttlMs)
+    return first instanceof Promise ? first.then(again) : again(first)
   }
 
   function admitted (request: FastifyRequest, reply: FastifyReply, store: BudgetStore, id: string, holds: Hold[], result: ReserveResult): void {
@@ -179,16 +201,16 @@ const budgetsPlugin: FastifyPluginAsync<BudgetsOptions> = async (fastify, opts) 
   fastify.addHook('preHandler', function reserveBudget (request, reply, done) {
     const counters = countersFor(request)
     if (counters === null) return done()
-    const charge = chargeOf(request)
-    if (charge === null) return done()
+    const priced = chargeOf(request)
+    if (priced === null) return done()
     const store = storeNow()
     if (store === null) throw new BudgetUnavailableError()
     const holds = holdsOf(counters, Date.now())
-    if (charge === REALTIME) return admitSession(request, reply, store, holds, done)
+    if (priced.charge === REALTIME) return admitSession(request, reply, store, holds, done)
     const id = randomUUID()
     let result: ReserveResult | Promise<ReserveResult>
     try {
-      result = store.reserve(id, holds, charge, ttlMs)
+      result = reserveIn(store, id, holds, priced.charge, priced.exact)
     } catch (err) {
       return done(err as Error)
     }
@@ -209,7 +231,7 @@ const budgetsPlugin: FastifyPluginAsync<BudgetsOptions> = async (fastify, opts) 
       const fallback = openFallback()
       if (fallback === null) return done(new BudgetUnavailableError())
       try {
-        admitted(request, reply, fallback, id, holds, fallback.reserve(id, holds, charge, ttlMs) as ReserveResult)
+        admitted(request, reply, fallback, id, holds, reserveIn(fallback, id, holds, priced.charge, priced.exact) as ReserveResult)
         done()
       } catch (refusal) {
         done(refusal as Error)

@@ -1,10 +1,12 @@
 /**
  * A request's worst case, reserved before it is forwarded (docs/money.md, "The estimate"):
  *
- * - input tokens: the JSON body counted with the model's tokenizer for OpenAI models that
- *   gpt-tokenizer knows (the whole body, so the JSON around each message stands in for the
- *   chat format's per-message tokens), when the body is at most `tokenizeMaxBytes`; otherwise
- *   its length in bytes, an upper bound for byte-pair tokenizers (every token covers a byte or more);
+ * - input tokens: the body's length in bytes, an upper bound for byte-pair tokenizers (every
+ *   token covers a byte or more); or, asked for `exact` (plugins/budgets.ts does when the byte
+ *   bound does not fit, so the tokenizer's CPU is spent only near a limit), the JSON body counted
+ *   with the model's tokenizer for OpenAI models that gpt-tokenizer knows (the whole body, so the
+ *   JSON around each message stands in for the chat format's per-message tokens), when the body
+ *   is at most `tokenizeMaxBytes`;
  * - output tokens: the request's cap (`max_completion_tokens`, `max_tokens`, `max_output_tokens`),
  *   else `defaultMaxOutputTokens`, never above the model's context window when the table knows
  *   it, times the choices asked for (`n`, `best_of`); embeddings have none;
@@ -34,8 +36,8 @@ function positiveInt (value: unknown): number | null {
   return typeof value === 'number' && Number.isInteger(value) && value > 0 ? value : null
 }
 
-export function inputTokens (raw: Buffer, model: string | null, opts: EstimateOptions): number {
-  if (model !== null && opts.tokenize !== null && raw.length <= opts.tokenizeMaxBytes) {
+export function inputTokens (raw: Buffer, model: string | null, opts: EstimateOptions, exact = true): number {
+  if (exact && model !== null && opts.tokenize !== null && raw.length <= opts.tokenizeMaxBytes) {
     const counted = opts.tokenize(model, raw.toString('utf8'))
     if (counted !== null) return counted
   }
@@ -75,8 +77,9 @@ export function involvesAudio (json: Json, raw: Buffer): boolean {
   return (Array.isArray(json.modalities) && json.modalities.includes('audio')) || raw.includes('"input_audio"')
 }
 
-export function estimate (raw: Buffer, json: Json, path: string, model: string | null, price: { price: ModelPrice, contextWindow: number | null } | null, opts: EstimateOptions): Estimate {
-  const input = inputTokens(raw, model, opts)
+/** `exact`: count the input with the tokenizer where one is known (else: bytes). */
+export function estimate (raw: Buffer, json: Json, path: string, model: string | null, price: { price: ModelPrice, contextWindow: number | null } | null, opts: EstimateOptions, exact = true): Estimate {
+  const input = inputTokens(raw, model, opts, exact)
   const output = outputTokens(json, path, price?.contextWindow ?? null, opts)
   return { inputTokens: input, outputTokens: output, usd: price === null ? null : worstCaseUsd(input, output, price.price, involvesAudio(json, raw)) }
 }

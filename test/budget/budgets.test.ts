@@ -14,6 +14,7 @@ import { request } from 'undici'
 import { startGateway, startMock, type GatewayHandle } from '../helper.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { eventually } from '../observability/helpers.js'
+import { loadTokenizer } from '../../src/budget/tokenizer.js'
 
 const ALICE = 'sk-alice-budget-0000aaaa'
 const BOB = 'sk-bob-nobudget-0000bbbb'
@@ -221,4 +222,24 @@ test('concurrent requests: the reservations alone decide, so no more are admitte
   const view = await settledBudget(gw)
   near(view.budgets[0].spentUsd, admitted.length * (10 * 0.001 + 5 * 0.002), 'settled: the actual costs')
   assert.ok(view.budgets[0].spentUsd <= budget)
+})
+
+test('the byte bound first; near the limit the tokenizer count decides (OpenAI models)', async (t) => {
+  const tokenize = await loadTokenizer()
+  const body = JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 1, messages: [{ role: 'user', content: 'The quick brown fox jumps over the lazy dog, again and again.' }] })
+  const tokens = tokenize('gpt-4o-mini', body) as number
+  assert.ok(tokens < body.length / 2, 'far fewer tokens than bytes')
+  // $0.001 per input token, output free: the worst case is the input count in thousandths of a dollar
+  const gw = await startGateway(t, {
+    env: { GATEWAY_UPSTREAM_URL: (await startMock(t)).url, GATEWAY_PRICING_MODELS: '{"gpt-4o-mini":{"input":1000,"output":0}}' },
+    yaml: yaml(`[{ usd: ${(tokens + 0.5) / 1000}, period: day }]`)
+  })
+  const admitted = await post(gw, body)
+  assert.equal(admitted.statusCode, 200, 'the byte bound did not fit, the token count did')
+  near(Number(admitted.headers['x-gateway-budget-remaining-usd']), 0.0005, 'the tokenizer count was reserved')
+  await admitted.body.dump()
+  await settledBudget(gw)
+  const refused = await post(gw, body)
+  assert.equal(refused.statusCode, 429, 'what is left is below one request\'s token count')
+  await refused.body.dump()
 })
