@@ -73,25 +73,36 @@ end
 return out
 `
 
-// KEYS: the settled marker, then per hold h, z, a. ARGV: id, nanos, tokens, markerTtlMs, then per hold keyTtlMs
+// Settlements made in one turn of the event loop, in one script (one command for many requests).
+// ARGV[1]: how many; then per settlement: id, nanos, tokens, markerTtlMs, holds, then a keyTtlMs per hold.
+// KEYS: per settlement its settled marker, then per hold h, z, a.
 const SETTLE = `
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[4]) then return 0 end
-local id = ARGV[1]
-for i = 1, (#KEYS - 1) / 3 do
-  local h, z, a = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
-  local amt = redis.call('HGET', a, id)
-  if amt then
-    local sep = string.find(amt, ':')
-    local n, t = string.sub(amt, 1, sep - 1), string.sub(amt, sep + 1)
-    if n ~= '0' then redis.call('HINCRBY', h, 'rn', '-' .. n) end
-    if t ~= '0' then redis.call('HINCRBY', h, 'rt', '-' .. t) end
-    redis.call('HDEL', a, id)
-    redis.call('ZREM', z, id)
+local ki, ai = 1, 2
+for s = 1, tonumber(ARGV[1]) do
+  local id, n, t, mttl, holds = ARGV[ai], ARGV[ai + 1], ARGV[ai + 2], ARGV[ai + 3], tonumber(ARGV[ai + 4])
+  ai = ai + 5
+  local fresh = redis.call('SET', KEYS[ki], '1', 'NX', 'PX', mttl)
+  ki = ki + 1
+  for i = 1, holds do
+    if fresh then
+      local h, z, a = KEYS[ki], KEYS[ki + 1], KEYS[ki + 2]
+      local amt = redis.call('HGET', a, id)
+      if amt then
+        local sep = string.find(amt, ':')
+        local rn, rt = string.sub(amt, 1, sep - 1), string.sub(amt, sep + 1)
+        if rn ~= '0' then redis.call('HINCRBY', h, 'rn', '-' .. rn) end
+        if rt ~= '0' then redis.call('HINCRBY', h, 'rt', '-' .. rt) end
+        redis.call('HDEL', a, id)
+        redis.call('ZREM', z, id)
+      end
+      if n ~= '0' then redis.call('HINCRBY', h, 'sn', n) end
+      if t ~= '0' then redis.call('HINCRBY', h, 'st', t) end
+      local kt = tonumber(ARGV[ai])
+      if kt > 0 then redis.call('PEXPIRE', h, kt) end
+    end
+    ki = ki + 3
+    ai = ai + 1
   end
-  if ARGV[2] ~= '0' then redis.call('HINCRBY', h, 'sn', ARGV[2]) end
-  if ARGV[3] ~= '0' then redis.call('HINCRBY', h, 'st', ARGV[3]) end
-  local kt = tonumber(ARGV[4 + i])
-  if kt > 0 then redis.call('PEXPIRE', h, kt) end
 end
 return 1
 `
@@ -109,6 +120,11 @@ end
 return out
 `
 
+/** how long a settlement is remembered (a replay later than this is not expected) */
+const SETTLED_MARKER_MS = 2 * 86_400_000
+
+interface SettleBatch { keys: string[], args: string[], count: number, done: Promise<void> }
+
 /** how long after its window ends a counter's keys are kept (for /v1/gateway/budget and audits) */
 const KEEP_AFTER_END_MS = 86_400_000
 
@@ -122,6 +138,7 @@ export class RedisBudgetStore implements BudgetStore {
   readonly kind = 'redis'
   readonly #redis: Redis & BudgetCommands
   readonly #prefix: string
+  #batch: SettleBatch | null = null
 
   constructor (redis: Redis, opts: { keyPrefix: string }) {
     this.#prefix = opts.keyPrefix + 'budget:'
@@ -160,15 +177,31 @@ export class RedisBudgetStore implements BudgetStore {
     return { ok: true, states }
   }
 
-  async settle (id: string, holds: readonly Hold[], actual: Charge, markerTtlMs = 2 * 86_400_000): Promise<void> {
+  /**
+   * Settlements wait for the end of the current turn of the event loop and go to Redis together,
+   * in one script: under load one command settles many requests.
+   */
+  settle (id: string, holds: readonly Hold[], actual: Charge): Promise<void> {
     const now = Date.now()
     const keys: string[] = [this.#prefix + 'settled:' + id]
-    const args: string[] = [id, String(actual.nanos), String(actual.tokens), String(markerTtlMs)]
+    const args: string[] = [id, String(actual.nanos), String(actual.tokens), String(SETTLED_MARKER_MS), String(holds.length)]
     for (const h of holds) {
       keys.push(...this.#keys(h))
       args.push(this.#keyTtl(h, now))
     }
-    await this.#redis.budgetSettle(keys.length, ...keys, ...args)
+    let batch = this.#batch
+    if (batch === null) {
+      const next: SettleBatch = { keys: [], args: [], count: 0, done: Promise.resolve() }
+      next.done = new Promise<void>(resolve => setImmediate(resolve)).then(async () => {
+        this.#batch = null
+        await this.#redis.budgetSettle(next.keys.length, ...next.keys, String(next.count), ...next.args)
+      })
+      batch = this.#batch = next
+    }
+    batch.keys.push(...keys)
+    batch.args.push(...args)
+    batch.count++
+    return batch.done
   }
 
   async read (holds: readonly Hold[]): Promise<CounterState[]> {
@@ -177,5 +210,8 @@ export class RedisBudgetStore implements BudgetStore {
     return holds.map((_, i) => ({ spentNanos: out[4 * i], spentTokens: out[1 + 4 * i], reservedNanos: out[2 + 4 * i], reservedTokens: out[3 + 4 * i] }))
   }
 
-  async close (): Promise<void> {}
+  /** Sends the settlements still waiting for their turn. */
+  async close (): Promise<void> {
+    await this.#batch?.done.catch(() => {})
+  }
 }

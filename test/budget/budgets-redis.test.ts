@@ -16,7 +16,9 @@ import Anthropic from '@anthropic-ai/sdk'
 import { request } from 'undici'
 import { startGateway, startMock, tempDir, type GatewayHandle } from '../helper.js'
 import { until } from '../poll.js'
-import { startRedis } from '../redis.js'
+import { startRedis, startRedisClient } from '../redis.js'
+import { RedisBudgetStore } from '../../src/budget/redis-store.js'
+import { countersOf, holdsOf } from '../../src/budget/counters.js'
 import type { MockUpstream } from '../../mock/types.js'
 
 const ALICE = 'sk-alice-redis-budget-0000'
@@ -178,4 +180,35 @@ test('Redis stopped: failMode closed refuses with 503 budget_unavailable, open s
   await until('the open replica counts in Redis again', async () => (await status(open)).status === 200 && (await open.app.metrics?.text() ?? '').includes('gateway_budget_degraded 0'), 200, 50)
   // Redis came back empty (no persistence here): what is spent from now on is shared again
   await until('settled in redis', async () => (await budgetOf(closed)).spentUsd > 0)
+})
+
+test('the Redis store: all or nothing, settlements batched per turn and taken once, expiry on Redis\' clock', async (t) => {
+  const redis = await startRedisClient(t)
+  const store = new RedisBudgetStore(redis, { keyPrefix: 'unit:' })
+  const now = Date.now()
+  const holds = holdsOf([...countersOf('key', 'a', [{ usd: 1, period: 'day' }]), ...countersOf('target', 't', [{ tokens: 25, period: 'hour' }])], now)
+  const charge = { nanos: 100_000_000, tokens: 10 }
+  assert.equal((await store.reserve('r1', holds, charge, 60_000)).ok, true)
+  assert.equal((await store.reserve('r2', holds, charge, 60_000)).ok, true)
+  const third = await store.reserve('r3', holds, charge, 60_000)
+  assert.equal(third.ok, false)
+  assert.equal(!third.ok && third.refused.counter.scope, 'target', 'the token budget refused')
+  assert.deepEqual((await store.read(holds))[0], { spentNanos: 0, spentTokens: 0, reservedNanos: 200_000_000, reservedTokens: 20 }, 'nothing of r3')
+  // one turn: three settlements, one of them a replay, in one script
+  await Promise.all([store.settle('r1', holds, { nanos: 5, tokens: 1 }), store.settle('r1', holds, { nanos: 5, tokens: 1 }), store.settle('r2', holds, { nanos: 7, tokens: 2 })])
+  await store.settle('r1', holds, { nanos: 5, tokens: 1 })
+  assert.deepEqual(await store.read(holds), [
+    { spentNanos: 12, spentTokens: 3, reservedNanos: 0, reservedTokens: 0 },
+    { spentNanos: 12, spentTokens: 3, reservedNanos: 0, reservedTokens: 0 }
+  ])
+  // a reservation nobody settles is given back after its ttl
+  assert.equal((await store.reserve('r4', holds, charge, 50)).ok, true)
+  await until('r4 expired', async () => (await store.read(holds))[0].reservedNanos === 0)
+  // large amounts stay exact (Lua numbers are doubles and print large integers in exponent form:
+  // amounts travel as strings); a $5M budget is 5e15 nano-USD, below 2^53
+  const big = holdsOf(countersOf('key', 'big', [{ usd: 5_000_000, period: 'total' }]), now)
+  assert.equal((await store.reserve('b1', big, { nanos: 5_000_000_000_000_001, tokens: 0 }, 60_000)).ok, false, 'above the limit')
+  assert.equal((await store.reserve('b2', big, { nanos: 4_567_890_123_456_789, tokens: 0 }, 60_000)).ok, true)
+  await store.settle('b2', big, { nanos: 4_567_890_123_456_789, tokens: 0 })
+  assert.equal((await store.read(big))[0].spentNanos, 4_567_890_123_456_789)
 })
