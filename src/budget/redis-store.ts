@@ -34,41 +34,60 @@ local function giveBack (h, z, a, now)
 end
 `
 
-// KEYS: per hold h, z, a. ARGV: id, ttlMs, nanos, tokens, then per hold: limitNanos, limitTokens (-1: none), keyTtlMs (-1: none)
+// Reservations made in one turn of the event loop, in one script, each all or nothing, in order.
+// ARGV[1]: how many; then per reservation: id, ttlMs, nanos, tokens, holds, then per hold
+// limitNanos, limitTokens (-1: none), keyTtlMs (-1: none). KEYS: per reservation, per hold h, z, a.
+// Answer, per reservation: 0 and four numbers per hold (spent and reserved after it), or the
+// 1-based index of the hold that refused it.
 const RESERVE = GIVE_BACK + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local id, ttl, cn, ct = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local n = #KEYS / 3
-local states = {}
-for i = 1, n do
-  local h, z, a = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-  giveBack(h, z, a, now)
-  local v = redis.call('HMGET', h, 'sn', 'st', 'rn', 'rt')
-  local sn, st, rn, rt = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0
-  local ln, lt = tonumber(ARGV[2 + 3 * i]), tonumber(ARGV[3 + 3 * i])
-  if ln >= 0 and (sn + rn >= ln or sn + rn + cn > ln) then return { i } end
-  if lt >= 0 and (st + rt >= lt or st + rt + ct > lt) then return { i } end
-  states[i] = { sn, st, rn, rt }
-end
-local out = { 0 }
-for i = 1, n do
-  local h, z, a = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-  if ARGV[3] ~= '0' then redis.call('HINCRBY', h, 'rn', ARGV[3]) end
-  if ARGV[4] ~= '0' then redis.call('HINCRBY', h, 'rt', ARGV[4]) end
-  redis.call('ZADD', z, now + ttl, id)
-  redis.call('HSET', a, id, ARGV[3] .. ':' .. ARGV[4])
-  local kt = tonumber(ARGV[4 + 3 * i])
-  if kt > 0 then
-    redis.call('PEXPIRE', h, kt)
-    redis.call('PEXPIRE', z, kt)
-    redis.call('PEXPIRE', a, kt)
+local out = {}
+local ki, ai = 1, 2
+for r = 1, tonumber(ARGV[1]) do
+  local id, ttl, sn_, st_ = ARGV[ai], tonumber(ARGV[ai + 1]), ARGV[ai + 2], ARGV[ai + 3]
+  local cn, ct, holds = tonumber(sn_), tonumber(st_), tonumber(ARGV[ai + 4])
+  ai = ai + 5
+  local states = {}
+  local refused = 0
+  for i = 1, holds do
+    local k, a = ki + 3 * (i - 1), ai + 3 * (i - 1)
+    giveBack(KEYS[k], KEYS[k + 1], KEYS[k + 2], now)
+    local v = redis.call('HMGET', KEYS[k], 'sn', 'st', 'rn', 'rt')
+    local sn, st, rn, rt = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0
+    local ln, lt = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+    if (ln >= 0 and (sn + rn >= ln or sn + rn + cn > ln)) or (lt >= 0 and (st + rt >= lt or st + rt + ct > lt)) then
+      refused = i
+      break
+    end
+    states[i] = { sn, st, rn, rt }
   end
-  local s = states[i]
-  table.insert(out, s[1])
-  table.insert(out, s[2])
-  table.insert(out, s[3] + cn)
-  table.insert(out, s[4] + ct)
+  if refused > 0 then
+    table.insert(out, refused)
+  else
+    table.insert(out, 0)
+    for i = 1, holds do
+      local k, a = ki + 3 * (i - 1), ai + 3 * (i - 1)
+      local h, z, am = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+      if sn_ ~= '0' then redis.call('HINCRBY', h, 'rn', sn_) end
+      if st_ ~= '0' then redis.call('HINCRBY', h, 'rt', st_) end
+      redis.call('ZADD', z, now + ttl, id)
+      redis.call('HSET', am, id, sn_ .. ':' .. st_)
+      local kt = tonumber(ARGV[a + 2])
+      if kt > 0 then
+        redis.call('PEXPIRE', h, kt)
+        redis.call('PEXPIRE', z, kt)
+        redis.call('PEXPIRE', am, kt)
+      end
+      local s = states[i]
+      table.insert(out, s[1])
+      table.insert(out, s[2])
+      table.insert(out, s[3] + cn)
+      table.insert(out, s[4] + ct)
+    end
+  end
+  ki = ki + 3 * holds
+  ai = ai + 3 * holds
 end
 return out
 `
@@ -124,6 +143,26 @@ return out
 const SETTLED_MARKER_MS = 2 * 86_400_000
 
 interface SettleBatch { keys: string[], args: string[], count: number, done: Promise<void> }
+interface ReserveBatch { keys: string[], args: string[], holds: Array<readonly Hold[]>, done: Promise<ReserveResult[]> }
+
+/** The reserve script's answer, one result per reservation of the batch. */
+function parseReservations (out: number[], batch: ReadonlyArray<readonly Hold[]>): ReserveResult[] {
+  let at = 0
+  return batch.map((holds) => {
+    const status = out[at++]
+    if (status !== 0) {
+      const refused = holds[status - 1]
+      if (refused === undefined) throw new Error('budget reserve: unexpected answer')
+      return { ok: false, refused }
+    }
+    const states = holds.map(() => {
+      const state = { spentNanos: out[at], spentTokens: out[at + 1], reservedNanos: out[at + 2], reservedTokens: out[at + 3] }
+      at += 4
+      return state
+    })
+    return { ok: true, states }
+  })
+}
 
 /** how long after its window ends a counter's keys are kept (for /v1/gateway/budget and audits) */
 const KEEP_AFTER_END_MS = 86_400_000
@@ -139,6 +178,7 @@ export class RedisBudgetStore implements BudgetStore {
   readonly #redis: Redis & BudgetCommands
   readonly #prefix: string
   #batch: SettleBatch | null = null
+  #reserving: ReserveBatch | null = null
 
   constructor (redis: Redis, opts: { keyPrefix: string }) {
     this.#prefix = opts.keyPrefix + 'budget:'
@@ -159,22 +199,30 @@ export class RedisBudgetStore implements BudgetStore {
     return Number.isFinite(h.window.end) ? String(Math.max(1, h.window.end - now + KEEP_AFTER_END_MS)) : '-1'
   }
 
-  async reserve (id: string, holds: readonly Hold[], charge: Charge, ttlMs: number): Promise<ReserveResult> {
+  /**
+   * Reservations wait for the end of the current turn of the event loop and go to Redis together,
+   * in one script (each still all or nothing): under load one command serves many requests.
+   */
+  reserve (id: string, holds: readonly Hold[], charge: Charge, ttlMs: number): Promise<ReserveResult> {
     const now = Date.now()
-    const keys: string[] = []
-    const args: string[] = [id, String(ttlMs), String(charge.nanos), String(charge.tokens)]
+    let batch = this.#reserving
+    if (batch === null) {
+      const next: ReserveBatch = { keys: [], args: [], holds: [], done: Promise.resolve([]) }
+      next.done = new Promise<void>(resolve => setImmediate(resolve)).then(async () => {
+        this.#reserving = null
+        const out = await this.#redis.budgetReserve(next.keys.length, ...next.keys, String(next.holds.length), ...next.args)
+        return parseReservations(out, next.holds)
+      })
+      batch = this.#reserving = next
+    }
+    const index = batch.holds.length
+    batch.holds.push(holds)
+    batch.args.push(id, String(ttlMs), String(charge.nanos), String(charge.tokens), String(holds.length))
     for (const h of holds) {
-      keys.push(...this.#keys(h))
-      args.push(String(h.counter.limitNanos ?? -1), String(h.counter.limitTokens ?? -1), this.#keyTtl(h, now))
+      batch.keys.push(...this.#keys(h))
+      batch.args.push(String(h.counter.limitNanos ?? -1), String(h.counter.limitTokens ?? -1), this.#keyTtl(h, now))
     }
-    const out = await this.#redis.budgetReserve(keys.length, ...keys, ...args)
-    if (out[0] !== 0) {
-      const refused = holds[out[0] - 1]
-      if (refused === undefined) throw new Error('budget reserve: unexpected answer')
-      return { ok: false, refused }
-    }
-    const states = holds.map((_, i) => ({ spentNanos: out[1 + 4 * i], spentTokens: out[2 + 4 * i], reservedNanos: out[3 + 4 * i], reservedTokens: out[4 + 4 * i] }))
-    return { ok: true, states }
+    return batch.done.then(results => results[index])
   }
 
   /**
