@@ -199,6 +199,8 @@ const budgetsPlugin: FastifyPluginAsync<BudgetsOptions> = async (fastify, opts) 
   // after the body parsers and the allowed-models check; callback form: the memory store answers
   // synchronously, so no promise per request there
   fastify.addHook('preHandler', function reserveBudget (request, reply, done) {
+    // an unknown route is answered 404 and costs nothing
+    if (request.is404) return done()
     const counters = countersFor(request)
     if (counters === null) return done()
     const priced = chargeOf(request)

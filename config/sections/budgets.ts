@@ -24,7 +24,7 @@ export const budgetsSchema = Type.Object({
   failMode: StringEnum(['closed', 'open'] as const, { default: 'closed', description: 'Redis unreachable: closed refuses budgeted requests (503 budget_unavailable), open serves them and counts in this process' }),
   allowUnpriced: Type.Boolean({ default: false, description: 'let budgeted keys use routes and models without a price (counted in tokens only); false refuses them with 403 route_not_budgeted' }),
   defaultMaxOutputTokens: Type.Integer({ default: 4096, minimum: 1, description: 'output tokens reserved for a request that sets no cap' }),
-  tokenizeMaxBytes: Type.Integer({ default: 32 * 1024, minimum: 0, description: 'largest body counted with a tokenizer for the estimate; larger ones count a token per byte' }),
+  tokenizeMaxBytes: Type.Integer({ default: 32 * 1024, minimum: 0, description: 'largest body counted with a tokenizer when its byte bound does not fit a budget; larger ones count a token per byte' }),
   reservationTtlSeconds: Type.Integer({ default: 900, minimum: 1, description: 'a reservation not settled by then (its gateway died) is given back' })
 }, { additionalProperties: false, default: {} })
 
