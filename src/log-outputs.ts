@@ -16,6 +16,7 @@ import { join } from 'node:path'
 import { pino, type DestinationStream, type Logger } from 'pino'
 import type { GatewayConfig } from '../config/schema.js'
 import { loggerOptions } from './logging.js'
+import { LineBatch } from './lib/line-batch.js'
 
 export interface LogFiles {
   dir: string
@@ -135,36 +136,29 @@ function hasPinoPretty (): boolean {
 
 /**
  * stdout, buffered: lines are written in batches of about 4 KiB (a dozen access lines) instead of
- * one write each, which cost ~4 µs per request on the benchmark's 2 cores (bench/RESULTS.md); a
- * quiet gateway still writes its lines within 200 ms, and pino flushes what is left when the
+ * one write each (src/lib/line-batch.ts gathers them; sonic-boom writes each batch as it comes);
+ * a quiet gateway still writes its lines within 200 ms, and what is left is flushed when the
  * process exits.
  *
  * `sync` (the default, as pino's own): each batch is written on the event loop. `async` hands
- * each batch to libuv's thread pool and its completion back, which measured about 5 µs more CPU
- * per request (bench/RESULTS.md round 5) but never blocks: where stdout
- * can stop draining for long (a stalled log collector), `async` lets memory grow instead of
- * stalling every request.
+ * each batch to libuv's thread pool and its completion back, which costs more CPU per request
+ * but never blocks: where stdout can stop draining for long (a stalled log collector), `async`
+ * lets memory grow instead of stalling every request.
  */
-function stdoutLogOptions (writes: GatewayConfig['log']['stdoutWrites']): { dest: number, sync: boolean, minLength: number, periodicFlush: number } {
-  return { dest: 1, sync: writes === 'sync', minLength: 4096, periodicFlush: 200 }
-}
-
 function stdoutStream (log: GatewayConfig['log'], problems: string[]): DestinationStream {
   const pretty = log.format === 'pretty' || (log.format === 'auto' && process.stdout.isTTY === true)
   if (pretty && hasPinoPretty()) {
     return pino.transport({ target: 'pino-pretty', options: { destination: 1, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } })
   }
   if (log.format === 'pretty') problems.push('log.format is pretty but pino-pretty is not installed (a dev dependency): JSON lines instead')
-  const options = stdoutLogOptions(log.stdoutWrites)
-  const stream = pino.destination(options)
-  if (options.sync) flushAtExit(stream)
+  const stream = new LineBatch(pino.destination({ dest: 1, sync: log.stdoutWrites === 'sync', minLength: 0 }))
+  flushAtExit(stream)
   return stream
 }
 
 /**
- * pino flushes an asynchronous destination when the process exits, but not a synchronous one (it
- * assumes those hold nothing): with a batch buffer, the last lines (the shutdown line among
- * them) would be lost. One 'exit' listener for every such stream.
+ * pino does not know the batch in front of its destination: without this, the last lines (the
+ * shutdown line among them) would be lost at exit. One 'exit' listener for every such stream.
  */
 const heldAtExit = new Set<{ flushSync: () => void, destroyed?: boolean }>()
 function flushAtExit (stream: { flushSync: () => void, destroyed?: boolean }): void {

@@ -36,14 +36,18 @@ export const UNKNOWN_CLIENT = '(unknown)'
 const WS_KEY_PROTOCOL = 'openai-insecure-api-key.'
 
 export interface KeyEntry {
-  digest: Buffer
   enabled: boolean
   identity: ClientIdentity
 }
 
 export function sha256 (text: string): Buffer {
-  // the one-shot form: no Hash object per call (one per request on the hot path)
+  // the one-shot form: no Hash object per call
   return hash('sha256', text, 'buffer')
+}
+
+/** The hex digest straight from the one-shot hash: no Buffer made and then encoded (once per request). */
+function sha256Hex (text: string): string {
+  return hash('sha256', text, 'hex')
 }
 
 function firstValue (value: string | string[] | undefined): string | undefined {
@@ -141,18 +145,17 @@ export function summaryOf (k: ClientKeyConfig, defaultTarget: string): KeySummar
 export function keyTable (keys: readonly ClientKeyConfig[], defaultTarget: string): Map<string, KeyEntry> {
   const table = new Map<string, KeyEntry>()
   for (const k of keys) {
-    const digest = k.keySha256 !== undefined ? Buffer.from(k.keySha256, 'hex') : sha256(k.key as string)
-    table.set(digest.toString('hex'), { digest, enabled: k.enabled, identity: identityOf(k, defaultTarget) })
+    const digest = k.keySha256 !== undefined ? k.keySha256.toLowerCase() : sha256Hex(k.key as string)
+    table.set(digest, { enabled: k.enabled, identity: identityOf(k, defaultTarget) })
   }
   return table
 }
 
-const DUMMY_DIGEST = sha256('no key configured with this digest')
-
-/** Finds the entry for a presented key; the same work whether it matches or not. */
+/**
+ * Finds the entry for a presented key; the same work whether it matches or not. The table is
+ * looked up by the presented key's digest, never by the key: a lookup that compares strings
+ * compares digests, whose prefixes say nothing about any key.
+ */
 export function lookupKey (table: ReadonlyMap<string, KeyEntry>, presented: string): KeyEntry | null {
-  const digest = sha256(presented)
-  const candidate = table.get(digest.toString('hex'))
-  const equal = digestsEqual(candidate?.digest ?? DUMMY_DIGEST, digest)
-  return candidate !== undefined && equal ? candidate : null
+  return table.get(sha256Hex(presented)) ?? null
 }
