@@ -9,7 +9,8 @@
  *   is at most `tokenizeMaxBytes`;
  * - output tokens: the request's cap (`max_completion_tokens`, `max_tokens`, `max_output_tokens`),
  *   else `defaultMaxOutputTokens`, never above the model's context window when the table knows
- *   it, times the choices asked for (`n`, `best_of`); embeddings have none;
+ *   it, times the choices asked for (`n`, `best_of`) and the prompts of a legacy completions
+ *   list; embeddings have none;
  * - priced at the dearest rate each side can be billed at: input as a cache write when that is
  *   dearer (Anthropic), output as reasoning when that is dearer, audio rates when the request
  *   carries or asks for audio.
@@ -49,7 +50,9 @@ export function outputTokens (json: Json, path: string, contextWindow: number | 
   let cap = positiveInt(json.max_completion_tokens) ?? positiveInt(json.max_tokens) ?? positiveInt(json.max_output_tokens) ?? opts.defaultMaxOutputTokens
   if (contextWindow !== null) cap = Math.min(cap, contextWindow)
   const choices = Math.max(positiveInt(json.n) ?? 1, positiveInt(json.best_of) ?? 1)
-  return cap * choices
+  // legacy completions: a list of prompts gets a completion (or n) for each
+  const prompts = Array.isArray(json.prompt) && json.prompt.length > 0 && typeof json.prompt[0] === 'string' ? json.prompt.length : 1
+  return cap * choices * prompts
 }
 
 function top (rate: Rate, input: number): number {

@@ -47,6 +47,7 @@ test('the estimate: tokenizer for OpenAI models, bytes otherwise; the output cap
   assert.equal(outputTokens({ max_completion_tokens: 7 }, '/v1/chat/completions', null, opts), 7)
   assert.equal(outputTokens({ max_output_tokens: 9 }, '/v1/responses', null, opts), 9)
   assert.equal(outputTokens({ max_tokens: 9 }, '/v1/embeddings', null, opts), 0)
+  assert.equal(outputTokens({ max_tokens: 9, n: 2, prompt: ['a', 'b', 'c'] }, '/v1/completions', null, opts), 54, 'a completion per prompt')
   // Anthropic's input may be written to a one-hour cache at twice the input price
   assert.equal(worstCaseUsd(100, 10, { input: 3, output: 15, cacheWrite: 3.75, cacheWrite1h: 6 }, false), (100 * 6 + 10 * 15) / 1e6)
   assert.equal(worstCaseUsd(100, 10, { input: 4, output: 16, audioInput: 32, audioOutput: 64 }, true), (100 * 32 + 10 * 64) / 1e6)
