@@ -154,8 +154,8 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
       expose(fastify, api, ['upstreams', 'clientAuth', 'rateLimitStats', 'usageStore', 'contextIdStore'])
 
       // the API routes once per prefix: `/v1/…`, and `/{target}/v1/…` when a path may name the target
-      await api.register(budgetRoute)
       for (const prefix of config.routing.byPath ? ['', TARGET_PREFIX] : ['']) {
+        await api.register(budgetRoute, { prefix })
         await api.register(modelsRoutes, { prefix })
         await api.register(realtimeRoutes, { realtime: config.realtime, prefix })
         await api.register(proxyRoutes, { prefix })

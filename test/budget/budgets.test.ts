@@ -140,6 +140,14 @@ test('all or nothing across budgets: a tokens-per-minute budget beside a USD one
   assert.ok(Number(bobs.headers['x-gateway-budget-remaining-usd']) < 50, 'the target budget is the tightest USD budget')
   await bobs.body.dump()
   assert.deepEqual((await budgetOf(gw, BOB)).budgets, [], 'a key reads its own budgets only')
+  // under a target prefix too: answered by the gateway, never forwarded
+  const prefixed = await request(`${gw.url}/default/v1/gateway/budget`, { headers: { authorization: `Bearer ${ALICE}` } })
+  assert.equal(prefixed.statusCode, 200)
+  assert.equal(((await prefixed.body.json()) as { key: string }).key, 'alice')
+  assert.equal(mock.requests.filter(r => r.path.includes('gateway/budget')).length, 0)
+  const nowhere = await request(`${gw.url}/nope/v1/gateway/budget`, { headers: { authorization: `Bearer ${ALICE}` } })
+  assert.equal(nowhere.statusCode, 404)
+  await nowhere.body.dump()
 })
 
 test('settled once whatever happened: an upstream error costs nothing, an aborted stream its partial usage', async (t) => {
