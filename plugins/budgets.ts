@@ -58,6 +58,8 @@ export type RealtimeCharge = (counts: TokenCounts) => Promise<boolean>
 export interface BudgetService {
   /** what a client reads at `GET /v1/gateway/budget` */
   forKey: (name: string) => Promise<BudgetView[]>
+  /** every budget, of keys and targets (`GET /admin/budgets`) */
+  all: () => Promise<BudgetView[]>
   /** the charge of an admitted realtime session's responses; null when no budget applies to it */
   realtimeCharge: (request: FastifyRequest) => RealtimeCharge | null
 }
@@ -295,22 +297,26 @@ const budgetsPlugin: FastifyPluginAsync<BudgetsOptions> = async (fastify, opts) 
     request.log.warn({ cause: (err as Error)?.message }, 'budget settlement failed: the reservation expires instead')
   }
 
+  const everyCounter = [...keyCounters.values(), ...targetCounters.values()].flat()
+
+  async function viewsOf (counters: Counter[]): Promise<BudgetView[]> {
+    if (counters.length === 0) return []
+    const holds = holdsOf(counters, Date.now())
+    const store = storeNow()
+    if (store === null) throw new BudgetUnavailableError()
+    let states
+    try {
+      states = await store.read(holds)
+    } catch (err) {
+      health?.failed(err, 'budget read')
+      throw new BudgetUnavailableError()
+    }
+    return holds.map((h, i) => viewOf(h, states[i]))
+  }
+
   fastify.decorate('budgets', {
-    async forKey (name: string): Promise<BudgetView[]> {
-      const counters = keyCounters.get(name)
-      if (counters === undefined) return []
-      const holds = holdsOf(counters, Date.now())
-      const store = storeNow()
-      if (store === null) throw new BudgetUnavailableError()
-      let states
-      try {
-        states = await store.read(holds)
-      } catch (err) {
-        health?.failed(err, 'budget read')
-        throw new BudgetUnavailableError()
-      }
-      return holds.map((h, i) => viewOf(h, states[i]))
-    },
+    forKey: async (name: string) => await viewsOf(keyCounters.get(name) ?? []),
+    all: async () => await viewsOf(everyCounter),
     realtimeCharge
   } satisfies BudgetService)
 

@@ -53,6 +53,7 @@ import metricsRoute from '../routes/metrics.js'
 import usageRoute from '../routes/admin/usage.js'
 import budgetRoute from '../routes/v1/budget.js'
 import spendRoute from '../routes/admin/spend.js'
+import budgetsRoute from '../routes/admin/budgets.js'
 import { websocketPluginOptions } from './realtime/websocket-options.js'
 import { RefusalLimit } from './abuse/refusal-limit.js'
 import { NotFoundError, errorBody, shapeError } from './errors.js'
@@ -151,7 +152,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
       // last: its tap sees the answer as the client gets it
       await api.register(bodyLog, { log: config.log })
       // what the admin API and operators read lives on the root
-      expose(fastify, api, ['upstreams', 'clientAuth', 'rateLimitStats', 'usageStore', 'contextIdStore'])
+      expose(fastify, api, ['upstreams', 'clientAuth', 'rateLimitStats', 'usageStore', 'contextIdStore', 'budgets'])
 
       // the API routes once per prefix: `/v1/…`, and `/{target}/v1/…` when a path may name the target
       for (const prefix of config.routing.byPath ? ['', TARGET_PREFIX] : ['']) {
@@ -169,6 +170,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
       await scope.register(blacklistRoutes)
       await scope.register(usageRoute, { usage: config.usage })
       await scope.register(spendRoute, { usage: config.usage })
+      await scope.register(budgetsRoute)
       await scope.register(metricsRoute, { metrics: config.metrics })
     })
   })

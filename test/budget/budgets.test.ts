@@ -124,7 +124,7 @@ test('all or nothing across budgets: a tokens-per-minute budget beside a USD one
   const body = chat(5, { stream: true })
   const tokensEach = body.length + 5
   // the key's token budget holds two reservations; its USD budget and the target's many more
-  const { gw, mock } = await gateway(t, `[{ usd: 100, period: day }, { tokens: ${2 * tokensEach + 1}, period: minute }]`, 'upstream:\n  budgets: [{ usd: 50, period: month }]\n')
+  const { gw, mock } = await gateway(t, `[{ usd: 100, period: day }, { tokens: ${2 * tokensEach + 1}, period: minute }]`, 'upstream:\n  budgets: [{ usd: 50, period: month }]\n', { GATEWAY_ADMIN_TOKEN: 'admin-budgets-SECRET-01' })
   const held = [await post(gw, body, { 'x-mock-hold': 'tpm' }), await post(gw, body, { 'x-mock-hold': 'tpm' })]
   for (const r of held) assert.equal(r.statusCode, 200)
   const third = await post(gw, body)
@@ -145,6 +145,10 @@ test('all or nothing across budgets: a tokens-per-minute budget beside a USD one
   assert.equal(prefixed.statusCode, 200)
   assert.equal(((await prefixed.body.json()) as { key: string }).key, 'alice')
   assert.equal(mock.requests.filter(r => r.path.includes('gateway/budget')).length, 0)
+  // operators see every budget, keys' and targets'
+  const admin = await request(`${gw.url}/admin/budgets`, { headers: { authorization: 'Bearer admin-budgets-SECRET-01' } })
+  const all = ((await admin.body.json()) as { data: Array<{ scope: string, name: string, period: string }> }).data
+  assert.deepEqual(all.map(b => `${b.scope}:${b.name}:${b.period}`), ['key:alice:day', 'key:alice:minute', 'target:default:month'])
   const nowhere = await request(`${gw.url}/nope/v1/gateway/budget`, { headers: { authorization: `Bearer ${ALICE}` } })
   assert.equal(nowhere.statusCode, 404)
   await nowhere.body.dump()
