@@ -20,7 +20,7 @@
  */
 import fp from 'fastify-plugin'
 import { randomUUID } from 'node:crypto'
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { GatewayConfig } from '../config/schema.js'
 import type { BudgetConfig } from '../config/sections/budgets.js'
@@ -76,6 +76,17 @@ interface Reservation {
   holds: Hold[]
   store: BudgetStore
 }
+
+interface Settlement {
+  store: BudgetStore
+  id: string
+  holds: readonly Hold[]
+  actual: Charge
+}
+
+/** settlements kept for another try while Redis does not take them */
+const MAX_UNSETTLED = 10_000
+const RETRY_SETTLE_MS = 1000
 
 const kReservation = Symbol('budget reservation')
 const kSession = Symbol('budget realtime session')
@@ -282,19 +293,43 @@ const budgetsPlugin: FastifyPluginAsync<BudgetsOptions> = async (fastify, opts) 
     const path = pathOnly(request.upstream.apiPath)
     const cost = requestCost(prices, request.upstream.model ?? azureDeployment(path), request.upstream.target?.provider ?? null, counts)
     const actual: Charge = { nanos: cost === null ? 0 : toNanos(cost), tokens: tokensOf(counts) }
-    let settled: void | Promise<void>
-    try {
-      settled = reservation.store.settle(reservation.id, reservation.holds, actual)
-    } catch (err) {
-      settleFailed(request, err)
-      return
-    }
-    if (settled instanceof Promise) settled.catch((err: unknown) => settleFailed(request, err))
+    settleIn({ store: reservation.store, id: reservation.id, holds: reservation.holds, actual }, request.log)
   })
 
-  function settleFailed (request: FastifyRequest, err: unknown): void {
+  /**
+   * Settlements Redis did not take are kept (bounded) and sent again until it takes them: the
+   * reservation may have expired by then, what the request spent still counts (the scripts are
+   * idempotent by reservation id).
+   */
+  const unsettled: Settlement[] = []
+  function settleIn (s: Settlement, log: FastifyBaseLogger): void {
+    let settled: void | Promise<void>
+    try {
+      settled = s.store.settle(s.id, s.holds, s.actual)
+    } catch (err) {
+      settleFailed(s, err, log)
+      return
+    }
+    if (settled instanceof Promise) settled.catch((err: unknown) => settleFailed(s, err, log))
+  }
+
+  function settleFailed (s: Settlement, err: unknown, log: FastifyBaseLogger): void {
     metrics?.settleFailures.inc()
-    request.log.warn({ cause: (err as Error)?.message }, 'budget settlement failed: the reservation expires instead')
+    if (unsettled.length < MAX_UNSETTLED) {
+      unsettled.push(s)
+      log.warn({ cause: (err as Error)?.message }, 'budget settlement failed: sent again when the budget store answers')
+    } else {
+      log.error({ cause: (err as Error)?.message }, 'budget settlement failed and too many are waiting: this one is dropped, its reservation expires')
+    }
+  }
+
+  if (shared !== null) {
+    const retry = setInterval(() => {
+      if (unsettled.length === 0 || health?.bypassed === true) return
+      for (const s of unsettled.splice(0)) settleIn(s, fastify.log)
+    }, RETRY_SETTLE_MS)
+    retry.unref()
+    fastify.addHook('onClose', async () => { clearInterval(retry) })
   }
 
   const everyCounter = [...keyCounters.values(), ...targetCounters.values()].flat()

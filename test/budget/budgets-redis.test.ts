@@ -212,3 +212,30 @@ test('the Redis store: all or nothing, settlements batched per turn and taken on
   await store.settle('b2', big, { nanos: 4_567_890_123_456_789, tokens: 0 })
   assert.equal((await store.read(big))[0].spentNanos, 4_567_890_123_456_789)
 })
+
+test('a settlement Redis could not take is sent again once it is back', async (t) => {
+  const mock = await startMock(t)
+  const redis = await startRedis(t)
+  const gw = await startGateway(t, { env: env(mock, redis.url, 5) })
+  const res = await request(`${gw.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ALICE}`, 'content-type': 'application/json', 'x-mock-hold': 'late', 'x-mock-chunks': '10' },
+    body: JSON.stringify({ model: 'm-test', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] })
+  })
+  assert.equal(res.statusCode, 200, 'reserved in Redis')
+  await redis.stop()
+  mock.release('late')
+  await res.body.dump()
+  await until('the settlement failed', async () => ((await gw.app.metrics?.text()) ?? '').includes('gateway_budget_settle_failures_total 1'))
+  // Redis comes back empty here (no persistence): the retried settlement adds what was spent
+  await redis.start()
+  await until('settled after all', async () => {
+    const r = await request(`${gw.url}/v1/gateway/budget`, { headers: { authorization: `Bearer ${ALICE}` } })
+    if (r.statusCode !== 200) {
+      await r.body.dump()
+      return false
+    }
+    const view = ((await r.body.json()) as { budgets: View[] }).budgets[0]
+    return Math.abs(view.spentUsd - 0.01) < 1e-12
+  }, 200, 50)
+})
