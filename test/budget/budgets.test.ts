@@ -145,6 +145,11 @@ test('all or nothing across budgets: a tokens-per-minute budget beside a USD one
   assert.equal(prefixed.statusCode, 200)
   assert.equal(((await prefixed.body.json()) as { key: string }).key, 'alice')
   assert.equal(mock.requests.filter(r => r.path.includes('gateway/budget')).length, 0)
+  // the key list shows a key's budgets (never its key)
+  const keyList = await request(`${gw.url}/admin/keys`, { headers: { authorization: 'Bearer admin-budgets-SECRET-01' } })
+  const listed = await keyList.body.text()
+  assert.match(listed, /"budgets":\[\{"usd":100,"period":"day"\}/)
+  assert.ok(!listed.includes(ALICE))
   // operators see every budget, keys' and targets'
   const admin = await request(`${gw.url}/admin/budgets`, { headers: { authorization: 'Bearer admin-budgets-SECRET-01' } })
   const all = ((await admin.body.json()) as { data: Array<{ scope: string, name: string, period: string }> }).data
