@@ -265,7 +265,9 @@ const budgetsPlugin: FastifyPluginAsync<BudgetsOptions> = async (fastify, opts) 
       done()
     }, (err: unknown) => {
       health?.failed(err, 'budget read')
-      done(new BudgetUnavailableError())
+      const fallback = openFallback()
+      if (fallback === null || fallback === store) return done(new BudgetUnavailableError())
+      admitSession(request, reply, fallback, holds, done)
     }).catch((err: unknown) => done(err as Error))
   }
 
