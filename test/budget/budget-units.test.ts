@@ -10,7 +10,9 @@ import { MemoryBudgetStore } from '../../src/budget/memory-store.js'
 import { countersOf, holdsOf } from '../../src/budget/counters.js'
 import { loadTokenizer } from '../../src/budget/tokenizer.js'
 import { routeKind } from '../../src/budget/routes.js'
-import { loadConfig } from '../../config/load.js'
+import { join } from 'node:path'
+import { loadConfig, ConfigError } from '../../config/load.js'
+import { preflight } from '../../config/preflight.js'
 import { tempDir } from '../tmp.js'
 
 test('periods are calendar windows in UTC; weeks start on Monday; total never ends', () => {
@@ -106,4 +108,10 @@ test('configuration: budgets on keys (YAML or the env JSON form) and targets; ea
   assert.throws(() => loadConfig({ argv: [], env: { GATEWAY_CLIENT_KEYS: JSON.stringify([{ name: 'a', key: 'sk-a-0000', budgets: [{ period: 'day' }] }]) }, cwd }), /expected usd or tokens/)
   assert.throws(() => loadConfig({ argv: [], env: { GATEWAY_CLIENT_KEYS: JSON.stringify([{ name: 'a', key: 'sk-a-0000', budgets: [{ usd: 1, period: 'fortnight' }] }]) }, cwd }))
   assert.throws(() => loadConfig({ argv: [], env: { GATEWAY_CLIENT_KEYS: keys, GATEWAY_USAGE: 'false' }, cwd }), /usage must be on/)
+})
+
+test('pricing.file: a file that cannot be read stops the boot with one line, before anything starts', () => {
+  const cwd = tempDir()
+  const { config, origins } = loadConfig({ argv: [], env: { GATEWAY_PRICING_FILE: join(cwd, 'missing.yaml') }, cwd })
+  assert.throws(() => preflight(config, origins), (err: unknown) => err instanceof ConfigError && /pricing\.file \(env GATEWAY_PRICING_FILE\).*cannot be read \(ENOENT/.test(err.message))
 })
