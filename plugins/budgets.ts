@@ -201,6 +201,8 @@ const budgetsPlugin: FastifyPluginAsync<BudgetsOptions> = async (fastify, opts) 
     if (!result.ok) {
       const after = secondsUntil(result.refused.window.end, Date.now())
       if (after !== null) reply.header('retry-after', String(after))
+      // the SDKs retry a 429 by themselves; not worth it when the budget resets in more than a minute
+      if (after === null || after > 60) reply.header('x-should-retry', 'false')
       throw new BudgetExceededError(describe(result.refused.counter))
     }
     ;(request as Reserving)[kReservation] = { id, holds, store }

@@ -80,6 +80,7 @@ test('reserve the worst case, settle the actual cost; refused with 429 budget_ex
       assert.match(err.error.message, /key "alice": \$0\.20 per day/)
       const retryAfter = Number(res.headers['retry-after'])
       assert.ok(retryAfter >= 1 && retryAfter <= 86_400, 'Retry-After: until the day ends')
+      if (retryAfter > 60) assert.equal(res.headers['x-should-retry'], 'false', 'the SDKs do not retry a refusal that lasts')
       break
     }
     assert.equal(res.statusCode, 200)
