@@ -38,7 +38,7 @@ import { RedisBudgetStore } from '../src/budget/redis-store.js'
 import { routeKind } from '../src/budget/routes.js'
 import { fits, toNanos, type BudgetStore, type Charge, type Counter, type Hold, type ReserveResult } from '../src/budget/store.js'
 import { loadTokenizer } from '../src/budget/tokenizer.js'
-import { requestCost } from '../src/usage/cost.js'
+import { pricedAs, requestCost } from '../src/usage/cost.js'
 import { NO_TOKENS, type TokenCounts } from '../src/usage/tokens.js'
 
 export interface BudgetsOptions {
@@ -276,8 +276,7 @@ const budgetsPlugin: FastifyPluginAsync<BudgetsOptions> = async (fastify, opts) 
   function realtimeCharge (request: FastifyRequest): RealtimeCharge | null {
     const session = (request as Reserving)[kSession]
     if (session === null) return null
-    const model = request.upstream.model
-    const provider = request.upstream.target?.provider ?? null
+    const { model, provider } = pricedAs(request)
     return async (counts) => {
       const cost = requestCost(prices, model, provider, counts)
       const actual: Charge = { nanos: cost === null ? 0 : toNanos(cost), tokens: tokensOf(counts) }
@@ -294,8 +293,8 @@ const budgetsPlugin: FastifyPluginAsync<BudgetsOptions> = async (fastify, opts) 
     if (reservation === null) return
     ;(request as Reserving)[kReservation] = null
     const counts = request.outcome.usage?.counts() ?? NO_TOKENS
-    const path = pathOnly(request.upstream.apiPath)
-    const cost = requestCost(prices, request.upstream.model ?? azureDeployment(path), request.upstream.target?.provider ?? null, counts)
+    const { model, provider } = pricedAs(request)
+    const cost = requestCost(prices, model, provider, counts)
     const actual: Charge = { nanos: cost === null ? 0 : toNanos(cost), tokens: tokensOf(counts) }
     settleIn({ store: reservation.store, id: reservation.id, holds: reservation.holds, actual }, request.log)
   })

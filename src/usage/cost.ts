@@ -13,8 +13,11 @@
  *
  * Tiered rates (a dearer price above some input size) take the tier of the request's whole input.
  */
+import type { FastifyRequest } from 'fastify'
 import type { ModelPrice, Rate } from './prices.js'
 import type { TokenCounts } from './tokens.js'
+import { pathOnly } from '../logging.js'
+import { azureDeployment } from '../metrics/routes.js'
 
 function rateAt (rate: Rate, input: number): number {
   if (typeof rate === 'number') return rate
@@ -68,4 +71,13 @@ export function requestCost (prices: PriceLookup, model: string | null, provider
   if (model === null) return noTokens(counts) ? 0 : null
   const entry = prices.lookup(model, provider)
   return entry === null ? null : costOf(counts, entry.price)
+}
+
+/**
+ * The model and provider a request's answer is priced by: the model it named (an Azure-style
+ * call may name it by the deployment in its path only) at its target's provider.
+ */
+export function pricedAs (request: FastifyRequest): { model: string | null, provider: string | null } {
+  const plan = request.upstream
+  return { model: plan.model ?? azureDeployment(pathOnly(plan.apiPath)), provider: plan.target?.provider ?? null }
 }

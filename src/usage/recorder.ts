@@ -14,7 +14,7 @@ import { pathOnly } from '../logging.js'
 import { cutShort } from '../proxy/outcome.js'
 import { azureDeployment } from '../metrics/routes.js'
 import type { UsageStore } from './store.js'
-import { requestCost, type PriceLookup } from './cost.js'
+import { pricedAs, requestCost, type PriceLookup } from './cost.js'
 import { NO_TOKENS, addCounts, realtimeEventCounts, type TokenCounts } from './tokens.js'
 
 /** One request, as written to stdout and the usage file (the time is added by the logger). */
@@ -81,6 +81,11 @@ export class UsageRecorder {
     })
   }
 
+  #cost (request: FastifyRequest, counts: TokenCounts): number | null {
+    const { model, provider } = pricedAs(request)
+    return requestCost(this.#opts.prices, model, provider, counts)
+  }
+
   #build (request: FastifyRequest, end: { status: number, durationMs: number, ttfbMs: number | null, stream: boolean, errorClass: string | null, aborted: boolean, counts: TokenCounts }): UsageRecord {
     const plan = request.upstream
     const c = end.counts
@@ -111,7 +116,7 @@ export class UsageRecorder {
       audioOutputTokens: c.audioOutputTokens,
       errorClass: end.errorClass,
       aborted: end.aborted,
-      costUsd: requestCost(this.#opts.prices, model, plan.target?.provider ?? null, c)
+      costUsd: this.#cost(request, c)
     }
     if (!this.#opts.privacy) record.ip = request.ip
     return record
