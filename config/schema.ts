@@ -25,6 +25,7 @@ import { realtime, realtimeSchema } from './sections/realtime.js'
 import { uploads, uploadsSchema } from './sections/uploads.js'
 import { pricing, pricingSchema } from './sections/pricing.js'
 import { budgets, budgetsSchema } from './sections/budgets.js'
+import { modelGroups, modelGroupsSchema } from './sections/model-groups.js'
 
 export const sections: ConfigSection[] = [
   server,
@@ -34,6 +35,7 @@ export const sections: ConfigSection[] = [
   storage,
   targets,
   routing,
+  modelGroups,
   outbound,
   auth,
   models,
@@ -61,6 +63,7 @@ export const ConfigSchema = Type.Object({
   storage: storageSchema,
   targets: targetsSchema,
   routing: routingSchema,
+  modelGroups: modelGroupsSchema,
   outbound: outboundSchema,
   auth: authSchema,
   models: modelsSchema,

@@ -42,7 +42,7 @@ function observeEnd (metrics: GatewayMetrics, request: FastifyRequest, reply: Fa
   const route = routeLabel(request)
   metrics.observe({
     // routing picks a target for every request; an unknown route never used it
-    target: route === 'unmatched' ? 'none' : request.upstream?.target?.name ?? 'none',
+    target: route === 'unmatched' ? 'none' : (request.outcome?.target ?? request.upstream?.target)?.name ?? 'none',
     route,
     // nginx's 499: the client closed the connection before it got an answer
     status: incomplete && !reply.raw.headersSent ? 499 : reply.statusCode,

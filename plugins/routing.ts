@@ -24,6 +24,7 @@ import { isMultipart } from '../src/uploads/limiter.js'
 import { allowList, checkTargetHost, type AllowList } from '../src/routing/target-host.js'
 import { AmbiguousHostError, InvalidPathError, TargetHostRefusedError } from '../src/routing/errors.js'
 import { assertAllowed } from '../src/routing/require-target.js'
+import { planByModel, type ModelRouter } from '../src/routing/model-groups.js'
 
 export interface RoutingOptions {
   routing: GatewayConfig['routing']
@@ -76,6 +77,8 @@ const routing: FastifyPluginAsync<RoutingOptions> = async (fastify, { routing: o
   const hosts = opts.byHost ? createHostRouter(byName) : null
   const override = opts.targetHeader.enabled ? targetHeaderResolver(byName, opts.targetHeader.allowHosts, fastify.upstreams.forHost) : null
   if (override !== null) fastify.log.info({ allowHosts: override.entries }, 'X-Target-Host override enabled')
+  // null when no target declares `models` and no group is configured: nothing routes by model
+  const models = fastify.modelRouting.active ? fastify.modelRouting : null
 
   // callback form: a sync lookup, no promise per request
   fastify.addHook('onRequest', function selectTarget (request, _reply, done) {
@@ -95,34 +98,46 @@ const routing: FastifyPluginAsync<RoutingOptions> = async (fastify, { routing: o
       if (target === undefined) plan.unknownTarget = true
     } else if (hosts !== null) target = hosts.match(hostnameOf(request))
     plan.target = target ?? (named === undefined ? fallback : null)
+    // neither path nor Host chose it: the model may (after the body is read: preValidation)
+    if (models !== null && target === undefined && named === undefined) plan.byModel = true
     done()
   })
 
   if (override === null) {
     // no X-Target-Host override: nothing to wait for, so the sync callback form
     fastify.addHook('preValidation', function authorizeTarget (request, _reply, done) {
-      mapTarget(request)
+      mapTarget(request, models)
       done()
     })
     return
   }
   fastify.addHook('preValidation', async function authorizeTargetOverride (request) {
     const value = request.headers['x-target-host']
-    if (value !== undefined) request.upstream.target = await override.resolve(value, request.upstream.target)
-    mapTarget(request)
+    if (value !== undefined) {
+      request.upstream.target = await override.resolve(value, request.upstream.target)
+      request.upstream.byModel = false
+    }
+    mapTarget(request, models)
   })
 }
 
-/** Checks the client may use the chosen target and maps the upstream path for it. */
-function mapTarget (request: FastifyRequest): void {
+/**
+ * Routes by model when nothing else chose the target, checks the client may use the chosen
+ * target and maps the upstream path for it.
+ */
+function mapTarget (request: FastifyRequest, models: ModelRouter | null): void {
   const plan = request.upstream
+  if (plan.byModel) planByModel(request, models as ModelRouter)
   const target = plan.target
   if (target === null) return
   assertAllowed(request, target)
   const url = plan.apiPath
   plan.path = mapUpstreamPath(target, url, plan.model)
-  // a form names its model in a field: the path is mapped again once the field was read
-  if (plan.model === null && pathNeedsModel(target, url) && isMultipart(request.headers)) plan.formModel = { url, value: null }
+  // a form names its model in a field: the path is mapped (and, routed by model, the target
+  // chosen) again once the field was read
+  if (plan.model !== null || !isMultipart(request.headers)) return
+  const route = plan.byModel && models !== null && models.byGlob ? models.formRoute : null
+  if (route !== null || pathNeedsModel(target, url)) plan.formModel = { url, value: null, route }
 }
 
 interface TargetHeaderResolver {
@@ -156,4 +171,4 @@ function targetHeaderResolver (
   }
 }
 
-export default fp(routing, { name: 'gateway-routing', fastify: '5.x', dependencies: ['gateway-request-state', 'gateway-upstreams'] })
+export default fp(routing, { name: 'gateway-routing', fastify: '5.x', dependencies: ['gateway-request-state', 'gateway-upstreams', 'gateway-model-groups'] })

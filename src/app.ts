@@ -30,6 +30,7 @@ import ipFilter from '../plugins/ip-filter.js'
 import autoBlacklist from '../plugins/auto-blacklist.js'
 import upstreams from '../plugins/upstreams.js'
 import routing from '../plugins/routing.js'
+import modelGroups from '../plugins/model-groups.js'
 import auth from '../plugins/auth.js'
 import adminAuth, { isAdminPath } from '../plugins/admin-auth.js'
 import rateLimit from '../plugins/rate-limit.js'
@@ -54,6 +55,7 @@ import usageRoute from '../routes/admin/usage.js'
 import budgetRoute from '../routes/v1/budget.js'
 import spendRoute from '../routes/admin/spend.js'
 import budgetsRoute from '../routes/admin/budgets.js'
+import targetsRoute from '../routes/admin/targets.js'
 import { websocketPluginOptions } from './realtime/websocket-options.js'
 import { RefusalLimit } from './abuse/refusal-limit.js'
 import { NotFoundError, errorBody, shapeError } from './errors.js'
@@ -126,6 +128,8 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
       // after the plugins that may stop the boot (an unusable data directory): the embedded mock
       // upstream it may start is not left running by a failed boot
       await api.register(upstreams, { upstream: config.upstream, targets: config.targets, outbound: config.outbound, secrets: SecretFilter.of(secretsOf(config)) })
+      // routing by model: the targets' model globs, model groups and their deployments' health
+      await api.register(modelGroups, { config, keyPrefix: config.redis.keyPrefix })
       // target and path first: they shape every refusal's body (the target's dialect)
       await api.register(routing, { routing: config.routing })
       await api.register(auth, { auth: config.auth, mode: clientAuthMode(config), defaultTarget: config.routing.defaultTarget, refusals })
@@ -152,7 +156,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
       // last: its tap sees the answer as the client gets it
       await api.register(bodyLog, { log: config.log })
       // what the admin API and operators read lives on the root
-      expose(fastify, api, ['upstreams', 'clientAuth', 'rateLimitStats', 'usageStore', 'contextIdStore', 'budgets'])
+      expose(fastify, api, ['upstreams', 'modelRouting', 'clientAuth', 'rateLimitStats', 'usageStore', 'contextIdStore', 'budgets'])
 
       // the API routes once per prefix: `/v1/…`, and `/{target}/v1/…` when a path may name the target
       for (const prefix of config.routing.byPath ? ['', TARGET_PREFIX] : ['']) {
@@ -171,6 +175,7 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
       await scope.register(usageRoute, { usage: config.usage })
       await scope.register(spendRoute, { usage: config.usage })
       await scope.register(budgetsRoute)
+      await scope.register(targetsRoute)
       await scope.register(metricsRoute, { metrics: config.metrics })
     })
   })

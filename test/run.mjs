@@ -48,6 +48,7 @@ const UNIT = [
   'test/unit/redis.test.ts',
   'test/unit/target-host.test.ts',
   'test/unit/uploads.test.ts',
+  'test/unit/model-groups.test.ts',
   'test/uploads/limiter-hold.test.ts',
   'test/uploads/part-names.test.ts'
 ]
@@ -61,6 +62,7 @@ const SYSTEM = [
   'test/lib/context-store.test.ts',
   'test/observability/usage-redis.test.ts',
   'test/plugins/context-id-redis.test.ts',
+  'test/routing/cooldowns-redis.test.ts',
   // Chromium (scripts/ensure-chromium.sh)
   'test/proxy/browser-sdk.test.ts',
   'test/realtime/browser.test.ts',

@@ -54,6 +54,11 @@ export const targetFields = {
   azure: Type.Object({
     apiVersion: Type.String({ default: '2024-10-21', description: 'api-version query added to every request; "" = none (Azure v1 API)' }),
     deployments: Type.Record(Type.String(), Type.String({ minLength: 1 }), { default: {}, description: 'model → deployment; unlisted models use their own name' })
+  }, { additionalProperties: false, default: {} }),
+  models: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'models this target serves, as globs (* and ?, any case): a request no header, path or Host routes goes to the first target matching its model, before routing.defaultTarget' }),
+  healthCheck: Type.Object({
+    path: Type.String({ default: '', description: 'path probed with GET (e.g. /v1/models); "" = no active check' }),
+    intervalMs: Type.Integer({ default: 30_000, minimum: 1000, description: 'time between two probes' })
   }, { additionalProperties: false, default: {} })
 }
 
@@ -231,6 +236,10 @@ function normalizeTargetFields (t: TargetShape, where: string, origins: Map<stri
     }
   }
   t.hostPrefixes = t.hostPrefixes.map(p => p.toLowerCase())
+  for (const glob of t.models) {
+    if (/[\s[\]{}]/.test(glob)) throw new ConfigError(`${where}.models: ${JSON.stringify(glob)}: expected a model name or a glob with * and ? only`)
+  }
+  if (t.healthCheck.path !== '' && !t.healthCheck.path.startsWith('/')) throw new ConfigError(`${where}.healthCheck.path: expected a path starting with /`)
   const names = new Set<string>()
   for (const name of Object.keys(t.headers)) {
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw new ConfigError(`${where}.headers: ${JSON.stringify(name)} is not a valid header name`)

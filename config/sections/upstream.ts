@@ -44,6 +44,7 @@ export const upstream: ConfigSection = {
     { path: 'upstream.provider', env: ['GATEWAY_UPSTREAM_PROVIDER'], type: 'string', doc: 'openai | anthropic | azure | openai-compatible | auto' },
     { path: 'upstream.proxy', env: ['GATEWAY_UPSTREAM_PROXY'], type: 'string', secret: true, doc: 'outbound proxy for the default target ("direct" = none)', seed: '004 proxy' },
     { path: 'upstream.headers', env: [], type: 'json', secret: true, doc: 'extra request headers of the default target: their values are secrets (they often carry credentials)' },
+    { path: 'upstream.models', env: ['GATEWAY_UPSTREAM_MODELS'], type: 'list', doc: 'model globs the default target serves (routing by model; see docs/fallback.md)' },
     { path: 'upstream.keyCooldownMs', env: ['GATEWAY_KEY_COOLDOWN_MS'], type: 'integer', doc: 'how long a key that got a 401 is set aside' }
   ]
 }

@@ -159,7 +159,9 @@ function assertEndpointCheckable (request: FastifyRequest, api: readonly string[
  * deployment of an allowed model (the target's `azure.deployments` map, or the model's name).
  */
 function assertDeploymentsAllowed (request: FastifyRequest, allowed: readonly string[], path: UpstreamPath): void {
-  const inPath = azureDeploymentOf(path.sent)
+  // a model group's request names the group (checked above): the deployments in its paths are
+  // the gateway's own choice from the group's configuration, not the client's
+  const inPath = request.upstream.group === null ? azureDeploymentOf(path.sent) : null
   if (inPath !== null) assertDeploymentAllowed(request, allowed, inPath)
   for (const named of path.deploymentParams) assertDeploymentAllowed(request, allowed, named)
 }

@@ -26,6 +26,11 @@ const FAILURE = /^(?:event: ?(?:error|response\.failed)\r?$|data: ?\{"(?:type": 
 
 const CR = 13
 
+/** Whether an event's text reports an upstream failure (an error event, `response.failed`). */
+export function reportsFailure (event: string): boolean {
+  return FAILURE.test(event)
+}
+
 type Chunk = Buffer | string
 
 function codeAt (chunk: Chunk, i: number): number {

@@ -117,6 +117,9 @@ export class GatewayMetrics {
   readonly refusals = new FastCounter({ name: 'gateway_refusals_total', help: 'Requests the gateway refused itself, by reason', labelNames: ['reason'], registers: [this.registry] })
   readonly cache = new FastCounter({ name: 'gateway_cache_requests_total', help: 'Cache lookups (X-Cache: HIT or MISS), by route and result', labelNames: ['route', 'result'], registers: [this.registry] })
   readonly upstreamErrors = new FastCounter({ name: 'gateway_upstream_errors_total', help: 'Upstream failures by target and class (transport failures, 429 and 5xx answers)', labelNames: ['target', 'class'], registers: [this.registry] })
+  readonly attempts = new FastCounter({ name: 'gateway_upstream_attempts_total', help: 'Upstream attempts of model group requests, by target and outcome (success, or the failure class)', labelNames: ['target', 'outcome'], registers: [this.registry] })
+  readonly cooldowns = new FastCounter({ name: 'gateway_deployment_cooldowns_total', help: 'Times a deployment (target/model) was taken out of rotation', labelNames: ['deployment'], registers: [this.registry] })
+  readonly failovers = new FastCounter({ name: 'gateway_failovers_total', help: 'Attempts sent to another deployment of a model group after one failed', labelNames: ['group'], registers: [this.registry] })
   readonly clientAborts = new FastCounter({ name: 'gateway_client_aborts_total', help: 'Requests whose client went away before the response was complete', labelNames: ['target', 'route'], registers: [this.registry] })
 
   /** streams open right now; the gauge reads it at scrape time (no prom-client call per stream) */

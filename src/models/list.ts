@@ -30,3 +30,10 @@ export interface ModelsCache {
   /** Empties the cache (in-flight fetches are not stored afterwards); returns the entries dropped. */
   clear: () => number
 }
+
+/** A model group as a model list entry, in the list's dialect (Anthropic's lists have `first_id`). */
+export function groupEntry (name: string, anthropic: boolean): Record<string, unknown> {
+  return anthropic
+    ? { type: 'model', id: name, display_name: name, created_at: '1970-01-01T00:00:00Z' }
+    : { id: name, object: 'model', created: 0, owned_by: 'gateway' }
+}

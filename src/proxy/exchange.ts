@@ -61,6 +61,8 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   /** a sink failed: nothing more is delivered */
   #failed = false
   readonly #onFault: (err: unknown) => void
+  /** a wait for the body's first event (`firstEvent`), before any sink is attached */
+  #peek: { resolve: (text: string) => void, reject: (err: Error) => void, max: number } | null = null
 
   /** `onFault`: the last resort when a sink's own `error` threw (log it, end the response) */
   constructor (onFault: (err: unknown) => void = () => {}) {
@@ -93,6 +95,37 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   /** Continues a body paused by a sink's `false`. */
   resume (): void {
     this.#controller?.resume()
+  }
+
+  /**
+   * The body's start up to its first blank line (an event stream's first event), or all of it when
+   * it ends first or passes `max` bytes; rejects when the body fails first. Reads nothing away:
+   * what arrived stays queued for the sink attached next. Only before a sink is attached.
+   */
+  firstEvent (max: number): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      this.#peek = { resolve, reject, max }
+      this.#checkPeek()
+    })
+  }
+
+  #checkPeek (): void {
+    const peek = this.#peek
+    if (peek === null) return
+    let text = ''
+    let ended = false
+    let failure: Error | null = null
+    for (const event of this.#queue ?? []) {
+      if (event.kind === 'data') text += event.chunk.toString('latin1')
+      else if (event.kind === 'end') ended = true
+      else failure = event.err
+    }
+    const boundary = text.search(/\r?\n\r?\n/)
+    if (boundary !== -1) peek.resolve(text.slice(0, boundary))
+    else if (failure !== null) peek.reject(failure)
+    else if (ended || text.length >= peek.max) peek.resolve(text)
+    else return
+    this.#peek = null
   }
 
   /** Where the body goes from now on; what arrived already is handed over first. */
@@ -152,6 +185,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     const sink = this.#sink
     if (sink === null) {
       (this.#queue ??= []).push({ kind: 'data', chunk })
+      if (this.#peek !== null) this.#checkPeek()
       return true
     }
     return this.#data(sink, chunk)
@@ -160,8 +194,10 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   #finish (): void {
     if (this.#failed) return
     this.#done = true
-    if (this.#sink === null) (this.#queue ??= []).push({ kind: 'end' })
-    else this.#end(this.#sink)
+    if (this.#sink === null) {
+      (this.#queue ??= []).push({ kind: 'end' })
+      if (this.#peek !== null) this.#checkPeek()
+    } else this.#end(this.#sink)
   }
 
   // ---- undici's handler interface ------------------------------------------------------------
@@ -194,8 +230,10 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
       this.#reject(err)
       return
     }
-    if (this.#sink === null) (this.#queue ??= []).push({ kind: 'error', err })
-    else this.#error(this.#sink, err)
+    if (this.#sink === null) {
+      (this.#queue ??= []).push({ kind: 'error', err })
+      if (this.#peek !== null) this.#checkPeek()
+    } else this.#error(this.#sink, err)
   }
 }
 

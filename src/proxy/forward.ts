@@ -19,11 +19,16 @@ import type { StageRegistry } from './stages.js'
 import type { SecretFilter } from '../lib/secret-filter.js'
 import type { UpstreamTarget } from '../upstream/target.js'
 import { UpstreamProtocolError, isAnthropicPath, isStreamedBodyRefusal } from '../errors.js'
-import { isRetryableFailure, noteKeyRefused, switchKey } from '../routing/failover.js'
+import { DeploymentFailover, isRetryableFailure, noteKeyRefused, switchKey } from '../routing/failover.js'
+import type { KeyPool, PoolKey } from '../routing/key-pool.js'
+import { retryAfterMs } from '../routing/health.js'
+import { assertAllowed } from '../routing/require-target.js'
+import type { AttemptRequest } from '../upstream/attempt.js'
+import { ResumingStream, mayResume } from './stream-resume.js'
 import { joinUpstreamPath, mapUpstreamPath } from '../routing/paths.js'
 import { addTargetHeaders, requireCredential } from '../routing/credentials.js'
 import { acceptsCoding, decodableCoding, decoderFor } from './response-rewrite.js'
-import { StreamEndWatch } from '../lib/stream-end.js'
+import { StreamEndWatch, reportsFailure } from '../lib/stream-end.js'
 
 /** Options of `reply.forward()`, under @fastify/reply-from's names. */
 export interface ForwardOptions {
@@ -41,6 +46,9 @@ export interface ForwardOptions {
 }
 
 const NO_BODY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE'])
+
+/** Until the first attempt builds its own (no object per request for a placeholder). */
+const NO_HEADERS: Record<string, string | string[]> = Object.freeze({}) as Record<string, string | string[]>
 
 function requestBody (request: FastifyRequest): { body: Dispatcher.DispatchOptions['body'], length?: number } {
   const proxyBody = request.proxyBody
@@ -80,8 +88,7 @@ class ClientWatch {
 export async function forward (request: FastifyRequest, reply: FastifyReply, stages: StageRegistry, opts: ForwardOptions = {}): Promise<FastifyReply | undefined> {
   const plan = request.upstream
   const outcome = request.outcome
-  const target = plan.target
-  if (target === null) throw new Error('forward() called without a target')
+  if (plan.target === null) throw new Error('forward() called without a target')
   const client = new ClientWatch(request, reply)
   // a stage failed on the upstream's body and so did its error handling: the response ends here
   const onFault = (err: unknown): void => {
@@ -91,48 +98,70 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
   }
 
   // (no promise to wait on for every other request)
-  if (plan.formModel?.value != null && !await awaitFormModel(request, reply, target)) return undefined
+  if (plan.formModel?.value != null && !await awaitFormModel(request, reply)) return undefined
 
-  const { body, length } = requestBody(request)
-  // the same choice as upstreamKeyFor, keeping the pool and its key for failover
-  const credential = requireCredential(request, target)
-  const pool = credential.kind === 'pool' ? credential.pool : null
-  let poolKey = pool !== null ? pool.pick() : null
-  let headers = upstreamRequestHeaders(request.headers, {
-    provider: target.provider,
-    key: poolKey !== null ? poolKey.key : credential.kind === 'mapped' ? credential.key : null,
-    requestId: request.id,
-    contentLength: length
-  })
-  if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(headers, target, request.client)
-  if (opts.rewriteRequestHeaders !== undefined) headers = opts.rewriteRequestHeaders(request, headers)
-  if (poolKey !== null) outcome.keyName = poolKey.name
-  // one retry on the next key, only when the body can be sent again (a Buffer, or none): a
-  // streamed body (request.raw, or an upload counted on its way) is consumed by the first try
-  let failover = pool !== null && pool.size > 1 && (body === null || body === undefined || Buffer.isBuffer(body))
-
-  const dispatchOptions: Dispatcher.DispatchOptions = {
-    origin: target.origin,
-    path: joinUpstreamPath(target.basePath, plan.path),
-    method: request.method as Dispatcher.HttpMethod,
-    headers,
-    body,
-    headersTimeout: opts.firstByteTimeoutMs ?? target.firstByteTimeoutMs,
-    bodyTimeout: opts.idleTimeoutMs ?? target.idleTimeoutMs
+  let target = plan.target
+  let path = plan.path
+  let { body, length } = requestBody(request)
+  // a model group: its deployments, one attempt each (src/routing/failover.ts); null for a plain target
+  const failover = plan.group !== null ? new DeploymentFailover(request, plan.group) : null
+  if (failover !== null) {
+    const first = failover.next()
+    if (first === null) throw failover.noneUsable()
+    target = first.target
+    path = first.path
+    body = first.body
+    length = first.body.length
   }
+  // one retry on the next key of a plain target's pool, only when the body can be sent again (a
+  // Buffer, or none): a streamed body (request.raw, or an upload counted on its way) is consumed
+  // by the first try
+  let keyFailover = failover === null && (body === null || body === undefined || Buffer.isBuffer(body))
+
+  // the attempt loop: each pass sends one attempt. A new target (the next deployment) gets its own
+  // headers, credential and timeouts; the next key of the same pool only its credential
+  let fresh = true
+  let pool: KeyPool | null = null
+  let poolKey: PoolKey | null = null
+  let headers = NO_HEADERS
+  let dispatchOptions: Dispatcher.DispatchOptions | null = null
   let exchange: UpstreamExchange
   let res: UpstreamAnswer
+  /** a group's 200 event stream began with an error event */
+  let errorFirst = false
   for (;;) {
+    if (fresh) {
+      fresh = false
+      // the same choice as upstreamKeyFor, keeping the pool and its key for failover
+      const credential = requireCredential(request, target)
+      pool = credential.kind === 'pool' ? credential.pool : null
+      poolKey = pool !== null ? pool.pick() : null
+      headers = attemptHeaders(request, target, poolKey !== null ? poolKey.key : credential.kind === 'mapped' ? credential.key : null, length, opts)
+      outcome.keyName = poolKey !== null ? poolKey.name : null
+      outcome.target = target
+      keyFailover &&= pool !== null && pool.size > 1
+      dispatchOptions = {
+        origin: target.origin,
+        path: joinUpstreamPath(target.basePath, path),
+        method: request.method as Dispatcher.HttpMethod,
+        headers,
+        body,
+        headersTimeout: opts.firstByteTimeoutMs ?? target.firstByteTimeoutMs,
+        bodyTimeout: opts.idleTimeoutMs ?? target.idleTimeoutMs
+      }
+    }
     try {
       if (client.gone) throw new Error('client gone before the upstream request')
       exchange = new UpstreamExchange(onFault)
       client.exchange = exchange
       outcome.attempts++
-      target.dispatcher.dispatch(dispatchOptions, exchange)
+      target.dispatcher.dispatch(dispatchOptions as Dispatcher.DispatchOptions, exchange)
       res = await exchange.answer
+      errorFirst = failover !== null && readsFirstEvent(failover, res) && reportsFailure(await exchange.firstEvent(FIRST_EVENT_BOUND))
     } catch (err) {
       if (client.gone) {
         // the client is gone: nothing to answer
+        failover?.abandoned()
         outcome.errorClass = 'client_abort'
         reply.hijack()
         return undefined
@@ -141,8 +170,21 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
       // request with our 4xx
       if (isStreamedBodyRefusal(err)) throw err
       const failure = classifyUpstreamError(err)
-      if (failover && pool !== null && poolKey !== null && isRetryableFailure(failure.errorClass)) {
-        failover = false
+      if (failover !== null) {
+        failover.failed(failure.errorClass, 0, 0)
+        const next = failover.retryable(failure.errorClass, 0) ? failover.next() : null
+        if (next !== null) {
+          request.log.warn({ group: failover.group.name, upstream: target.name, errorClass: failure.errorClass, cause: failure.detail, next: next.target.name }, 'upstream attempt failed: trying the next deployment')
+          target = next.target
+          path = next.path
+          body = next.body
+          length = next.body.length
+          fresh = true
+          continue
+        }
+        failover.headers(reply, target)
+      } else if (keyFailover && pool !== null && poolKey !== null && isRetryableFailure(failure.errorClass)) {
+        keyFailover = false
         poolKey = switchKey(request, target, pool, poolKey, headers, failure.errorClass)
         continue
       }
@@ -154,16 +196,32 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
       }
       throw failure.error
     }
-    if (pool === null || poolKey === null) break
-    if (res.statusCode === 401) noteKeyRefused(request, target, pool, poolKey)
-    if (res.statusCode !== 429 || !failover) break
-    failover = false
+    if (pool !== null && poolKey !== null && res.statusCode === 401) noteKeyRefused(request, target, pool, poolKey)
+    if (failover !== null) {
+      // (an answer that goes to the client, the usual case, waits for nothing)
+      const next = res.statusCode < 400 && !errorFirst ? failover.answered(res.statusCode) : await nextAfterAnswer(request, failover, exchange, res, errorFirst)
+      // (the answer's x-gateway-* headers are added with its own: respond())
+      if (next === null) break
+      target = next.target
+      path = next.path
+      body = next.body
+      length = next.body.length
+      fresh = true
+      continue
+    }
+    if (pool === null || poolKey === null || res.statusCode !== 429 || !keyFailover) break
+    keyFailover = false
     exchange.attach(DISCARD)
     poolKey = switchKey(request, target, pool, poolKey, headers, 'upstream_429')
   }
 
   outcome.ttfbMs = performance.now() - outcome.startedAt
   outcome.status = res.statusCode
+  if (failover !== null && mayResume(request, failover, res)) {
+    // a stream that breaks midway goes on at the next deployment (src/proxy/stream-resume.ts)
+    exchange = new ResumingStream(request, failover, exchange, res, (attempt, next) => { dispatchAttempt(request, attempt, next, opts) }, onFault).out
+    client.exchange = exchange
+  }
   // (a HEAD answer has no body to check, and its length describes what a GET would get)
   if (target.secrets !== null && isErrorStatus(res.statusCode) && request.method !== 'HEAD') {
     try {
@@ -185,11 +243,91 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
   return reply
 }
 
+/** The headers of one attempt to `target` with upstream `key` (null: the client's own credentials pass). */
+function attemptHeaders (request: FastifyRequest, target: UpstreamTarget, key: string | null, length: number | undefined, opts: ForwardOptions): Record<string, string | string[]> {
+  let headers = upstreamRequestHeaders(request.headers, { provider: target.provider, key, requestId: request.id, contentLength: length })
+  if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(headers, target, request.client)
+  if (opts.rewriteRequestHeaders !== undefined) headers = opts.rewriteRequestHeaders(request, headers)
+  return headers
+}
+
+/** One attempt outside the attempt loop (a stream continuation): its own credential, headers and timeouts. */
+function dispatchAttempt (request: FastifyRequest, attempt: AttemptRequest, exchange: UpstreamExchange, opts: ForwardOptions): void {
+  const target = attempt.target
+  const credential = requireCredential(request, target)
+  const key = credential.kind === 'pool' ? credential.pool.pick().key : credential.kind === 'mapped' ? credential.key : null
+  request.outcome.attempts++
+  target.dispatcher.dispatch({
+    origin: target.origin,
+    path: joinUpstreamPath(target.basePath, attempt.path),
+    method: request.method as Dispatcher.HttpMethod,
+    headers: attemptHeaders(request, target, key, attempt.body.length, opts),
+    body: attempt.body,
+    headersTimeout: opts.firstByteTimeoutMs ?? target.firstByteTimeoutMs,
+    bodyTimeout: opts.idleTimeoutMs ?? target.idleTimeoutMs
+  }, exchange)
+}
+
+/** The first event of a stream may only be read that far: an error event is short. */
+const FIRST_EVENT_BOUND = 16 * 1024
+
+/**
+ * Whether a model group's answer is a `200` event stream whose first event is read before anything
+ * reaches the client (upstreams do answer `200` and then fail): when the group retries on it.
+ */
+function readsFirstEvent (failover: DeploymentFailover, res: UpstreamAnswer): boolean {
+  return res.statusCode === 200 && isEventStream(res.headers['content-type']) && failover.retryable('upstream_stream_error', 0)
+}
+
+/**
+ * After a model group's attempt answered with an error status or an error event first: the next attempt when the answer is a failure the group
+ * retries on (429, 5xx, an error event first) or says the context is too long (the context-window
+ * fallback group), and a deployment is left; else null, and the answer goes to the client as it is.
+ */
+async function nextAfterAnswer (request: FastifyRequest, failover: DeploymentFailover, exchange: UpstreamExchange, res: UpstreamAnswer, errorFirst: boolean): Promise<AttemptRequest | null> {
+  const status = res.statusCode
+  const errorClass = errorFirst ? 'upstream_stream_error' : status === 429 ? 'upstream_429' : status >= 500 ? 'upstream_5xx' : 'upstream_4xx'
+  if (!failover.retryable(errorClass, status)) {
+    if (status === 400 && failover.group.contextWindowFallback !== null) return await contextFallback(request, failover, exchange, res)
+    failover.failed(errorClass, status, 0)
+    return null
+  }
+  failover.failed(errorClass, status, retryAfterMs(res.headers['retry-after']))
+  const next = failover.next()
+  if (next !== null) {
+    exchange.abort()
+    exchange.attach(DISCARD)
+    request.log.warn({ group: failover.group.name, upstream: request.outcome.target?.name, status, errorClass, next: next.target.name }, 'upstream attempt failed: trying the next deployment')
+  }
+  return next
+}
+
+/** Bytes of a 400 answer read to see whether it says the context is too long. */
+const CONTEXT_ERROR_BOUND = 64 * 1024
+
+/**
+ * A 400 from a group with a context-window fallback: held (bounded) and read; when it says the
+ * context is too long (OpenAI's `context_length_exceeded`, Anthropic's "prompt is too long"), the
+ * fallback group is tried; otherwise the held answer goes to the client as it came.
+ */
+async function contextFallback (request: FastifyRequest, failover: DeploymentFailover, exchange: UpstreamExchange, res: UpstreamAnswer): Promise<AttemptRequest | null> {
+  const text = await exchange.firstEvent(CONTEXT_ERROR_BOUND)
+  const tooLong = /context_length_exceeded|prompt is too long|maximum context length/i.test(text)
+  failover.failed(tooLong ? 'context_length_exceeded' : 'upstream_4xx', res.statusCode, 0)
+  if (!tooLong || !failover.widen()) return null
+  const next = failover.next()
+  if (next !== null) {
+    exchange.abort()
+    exchange.attach(DISCARD)
+  }
+  return next
+}
+
 /**
  * A form whose model field names an Azure deployment: the path waits for the field. False when
  * the client left before it arrived (nothing to answer).
  */
-async function awaitFormModel (request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget): Promise<boolean> {
+async function awaitFormModel (request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
   const plan = request.upstream
   const formModel = plan.formModel
   if (formModel?.value == null) return true
@@ -206,14 +344,21 @@ async function awaitFormModel (request: FastifyRequest, reply: FastifyReply, tar
     return false
   }
   if (model !== null) plan.model ??= model
-  plan.path = mapUpstreamPath(target, formModel.url, model)
+  // a form routed by its model (the targets' `models` globs): the target is chosen now
+  const routed = model !== null && formModel.route !== null ? formModel.route(model) : null
+  if (routed !== null && routed !== plan.target) {
+    assertAllowed(request, routed)
+    plan.target = routed
+  }
+  plan.path = mapUpstreamPath(plan.target as UpstreamTarget, formModel.url, model)
   return true
 }
 
 /** The answer's headers and stages, then the deliver phase. */
 function respond (request: FastifyRequest, reply: FastifyReply, exchange: UpstreamExchange, res: UpstreamAnswer, registry: StageRegistry, opts: ForwardOptions): void {
   const outcome = request.outcome
-  const target = request.upstream.target as UpstreamTarget
+  // the attempt's target: for a model group, the deployment that answered
+  const target = outcome.target as UpstreamTarget
   // the upstream's limit headers say when to retry its 429; the gateway's own stay under theirs
   if (res.statusCode === 429) yieldLimitHeaders(reply)
   const sse = isEventStream(res.headers['content-type'])
@@ -226,6 +371,12 @@ function respond (request: FastifyRequest, reply: FastifyReply, exchange: Upstre
     outcome.streamEnd = new StreamEndWatch(() => { outcome.errorClass ??= 'upstream_stream_error' })
   }
   if (changesBody(stages)) delete out['content-length']
+  const attempts = outcome.attemptLog
+  if (attempts !== null) {
+    // a model group's answer says where it came from (set here, not on the reply: cheaper)
+    out['x-gateway-target'] = target.name
+    out['x-gateway-attempts'] = String(attempts.length)
+  }
   if (opts.rewriteHeaders !== undefined) out = opts.rewriteHeaders(out, request)
   deliver({
     request,

@@ -6,6 +6,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { StreamEndWatch } from '../lib/stream-end.js'
 import type { ResponseUsage } from '../usage/stages.js'
+import type { UpstreamTarget } from '../upstream/target.js'
+import type { AttemptRecord } from '../routing/failover.js'
 
 export interface Outcome {
   /** performance.now() when the request arrived */
@@ -14,6 +16,13 @@ export interface Outcome {
   status: number
   /** upstream attempts made (a failover on another key is a second) */
   attempts: number
+  /**
+   * the target of the current (in the end: the last) attempt; for a model group, the deployment's,
+   * which the response side reads (its dialect, its secrets); null before the first attempt
+   */
+  target: UpstreamTarget | null
+  /** every attempt of a model group request, in order (target, model, status or error class, duration); null otherwise */
+  attemptLog: AttemptRecord[] | null
   /** name of the pool key of the last attempt (never the key), for logs and metrics */
   keyName: string | null
   /** ms from the request's start to the first upstream byte */
@@ -32,7 +41,7 @@ export interface Outcome {
 }
 
 export function newOutcome (startedAt: number): Outcome {
-  return { startedAt, status: 0, attempts: 0, keyName: null, ttfbMs: null, errorClass: null, streamEnd: null, usage: null, record: null }
+  return { startedAt, status: 0, attempts: 0, target: null, attemptLog: null, keyName: null, ttfbMs: null, errorClass: null, streamEnd: null, usage: null, record: null }
 }
 
 /**

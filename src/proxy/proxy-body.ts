@@ -85,6 +85,26 @@ export class ProxyBody {
     this.#additions = this.#additions === null ? member : `${this.#additions},${member}`
   }
 
+  /**
+   * What goes upstream with the top-level member `name` set to `value`, leaving this body as it is:
+   * each attempt of a model group starts from the same body and names its own model.
+   */
+  bytesWith (name: string, value: unknown): Buffer {
+    const json = this.#json
+    // (a member that already has this value: the bytes as they are, not serialised again)
+    if (json === null || json[name] === value) return this.bytes()
+    if (!(name in json)) return Buffer.from(JSON.stringify({ ...json, [name]: value }))
+    // swapped in for the serialisation and back (no copy of the object): synchronous, so no
+    // one else sees it
+    const was = json[name]
+    json[name] = value
+    try {
+      return Buffer.from(JSON.stringify(json))
+    } finally {
+      json[name] = was
+    }
+  }
+
   /** What goes upstream: the client's bytes, with added members, or the edited object serialised. */
   bytes (): Buffer {
     if (this.#edited && this.#json !== null) return Buffer.from(JSON.stringify(this.#json))

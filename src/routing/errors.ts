@@ -10,3 +10,4 @@ export const TargetHostRefusedError = coded('GW_TARGET_HOST_REFUSED', 'X-Target-
 export const InvalidPathError = coded('GW_INVALID_PATH', 'The request target must be a path without "." or ".." segments', 400, 'invalid_request_error', 'invalid_path')
 export const AmbiguousHostError = coded('GW_AMBIGUOUS_HOST', 'The request has more than one Host header', 400, 'invalid_request_error', 'invalid_host')
 export const UpstreamKeyScopeError = coded('GW_UPSTREAM_KEY_SCOPE', 'This API key has no upstream credentials for this upstream', 403, 'permission_error', 'upstream_key_not_for_target')
+export const NoDeploymentError = coded('GW_NO_DEPLOYMENT', 'No deployment of this model can take this request on this endpoint', 400, 'invalid_request_error', 'model_not_available')

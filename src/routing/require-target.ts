@@ -4,7 +4,7 @@
  */
 import type { FastifyRequest } from 'fastify'
 import type { UpstreamTarget } from '../upstream/target.js'
-import { requireCredential } from './credentials.js'
+import { requireCredential, upstreamCredential } from './credentials.js'
 import { NoTargetError, TargetForbiddenError } from './errors.js'
 import { NotFoundError } from '../errors.js'
 
@@ -27,4 +27,11 @@ export function assertAllowed (request: FastifyRequest, target: UpstreamTarget):
   const allowed = request.client?.allowedTargets
   if (allowed !== undefined && !allowed.includes(target.name)) throw new TargetForbiddenError()
   requireCredential(request, target)
+}
+
+/** Whether the client may use `target` (allowed targets, upstream credentials), without refusing. */
+export function mayUse (request: FastifyRequest, target: UpstreamTarget): boolean {
+  const allowed = request.client?.allowedTargets
+  if (allowed !== undefined && !allowed.includes(target.name)) return false
+  return upstreamCredential(request.client, target).kind !== 'refused'
 }

@@ -4,6 +4,7 @@
  * the readers of a model the body does not carry (a form field, a realtime query).
  */
 import type { UpstreamTarget } from './target.js'
+import type { ModelGroup } from '../routing/model-groups.js'
 
 /** A form whose `model` field chooses the upstream path (a multipart upload to an Azure deployment). */
 export interface FormModel {
@@ -11,6 +12,8 @@ export interface FormModel {
   url: string
   /** the field's value as the form streams in (plugins/upload-limits.ts); the forwarder waits for it */
   value: Promise<string | null> | null
+  /** the target the field's model routes to (a target's `models` globs), when no header, path or Host fixed it */
+  route: ((model: string) => UpstreamTarget | null) | null
 }
 
 export interface UpstreamPlan {
@@ -27,8 +30,15 @@ export interface UpstreamPlan {
   formModel: FormModel | null
   /** the path prefix named no target (`/{name}/v1/…`): refused as an unknown route */
   unknownTarget: boolean
+  /** no `X-Target-Host`, path prefix or Host chose the target: the model may (docs/fallback.md) */
+  byModel: boolean
+  /**
+   * The model group the request's model names: the forwarder tries its deployments in turn, and
+   * `target` is only the first it may use (refusals, checks). Null for every other request.
+   */
+  group: ModelGroup | null
 }
 
 export function newPlan (apiPath: string): UpstreamPlan {
-  return { target: null, apiPath, path: '', model: null, formModel: null, unknownTarget: false }
+  return { target: null, apiPath, path: '', model: null, formModel: null, unknownTarget: false, byModel: false, group: null }
 }

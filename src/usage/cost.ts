@@ -74,10 +74,17 @@ export function requestCost (prices: PriceLookup, model: string | null, provider
 }
 
 /**
- * The model and provider a request's answer is priced by: the model it named (an Azure-style
- * call may name it by the deployment in its path only) at its target's provider.
+ * The model and provider a request's answer is priced by: for a model group, the deployment that
+ * answered (its model, its target's provider); otherwise the model the request named (an
+ * Azure-style call may name it by the deployment in its path only) at its target's provider.
  */
 export function pricedAs (request: FastifyRequest): { model: string | null, provider: string | null } {
   const plan = request.upstream
-  return { model: plan.model ?? azureDeployment(pathOnly(plan.apiPath)), provider: plan.target?.provider ?? null }
+  const outcome = request.outcome
+  const attempts = outcome.attemptLog
+  const answered = attempts !== null && attempts.length > 0 ? attempts[attempts.length - 1].model : null
+  return {
+    model: answered ?? plan.model ?? azureDeployment(pathOnly(plan.apiPath)),
+    provider: (outcome.target ?? plan.target)?.provider ?? null
+  }
 }

@@ -15,6 +15,7 @@ import { cutShort } from '../proxy/outcome.js'
 import { azureDeployment } from '../metrics/routes.js'
 import type { UsageStore } from './store.js'
 import { pricedAs, requestCost, type PriceLookup } from './cost.js'
+import type { AttemptRecord } from '../routing/failover.js'
 import { NO_TOKENS, addCounts, realtimeEventCounts, type TokenCounts } from './tokens.js'
 
 /** One request, as written to stdout and the usage file (the time is added by the logger). */
@@ -38,6 +39,13 @@ export interface UsageRecord extends TokenCounts {
   attempts: number
   /** name of the pool key the answer came with (never the key); null when no pool key was used */
   upstreamKey: string | null
+  /** a model group request: the model the last attempt asked its deployment for */
+  upstreamModel?: string
+  /**
+   * a model group request that took more than one attempt: every attempt in order (target, model,
+   * status or error class, duration); one attempt is the record's own target, upstreamModel, status
+   */
+  attemptLog?: AttemptRecord[]
   errorClass: string | null
   /** the client went away first: the tokens are those seen until then */
   aborted: boolean
@@ -95,7 +103,8 @@ export class UsageRecorder {
     const record: UsageRecord = {
       requestId: request.id,
       client: request.client?.name ?? null,
-      target: plan.target?.name ?? null,
+      // the target that answered: a model group's deployment, not the group's first
+      target: (request.outcome.target ?? plan.target)?.name ?? null,
       method: request.method,
       path,
       model,
@@ -119,6 +128,13 @@ export class UsageRecorder {
       costUsd: this.#cost(request, c)
     }
     if (!this.#opts.privacy) record.ip = request.ip
+    const attemptLog = request.outcome.attemptLog
+    if (attemptLog !== null && attemptLog.length > 0) {
+      const last = attemptLog[attemptLog.length - 1]
+      record.upstreamModel = last.model
+      // (a nested list costs the log line a slow serialisation: only when it says more)
+      if (attemptLog.length > 1 || last.errorClass !== undefined) record.attemptLog = attemptLog
+    }
     return record
   }
 

@@ -77,3 +77,27 @@ test('pricing.models prices a model the table does not have', async (t) => {
   const record = await recordOf(gw, response.headers.get('x-request-id') as string)
   near(record.costUsd, ((data.usage?.prompt_tokens ?? 0) * 1 + (data.usage?.completion_tokens ?? 0) * 2) / 1e6, 'override')
 })
+
+test('a model group answer is priced at the deployment that answered, after a failed one', async (t) => {
+  const failing = await startMock(t)
+  const good = await startMock(t)
+  failing.override('/v1/chat/completions', (_req, res) => { res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":{"message":"down"}}') })
+  const gw = await startGateway(t, {
+    env: { GATEWAY_PRICING_MODELS: '{"dear-model":{"input":1000,"output":1000},"cheap-model":{"input":1,"output":2}}' },
+    yaml: `
+upstream: { url: "${failing.url}" }
+targets:
+  good: { url: "${good.url}" }
+modelGroups:
+  smart:
+    deployments:
+      - { target: default, model: dear-model }
+      - { target: good, model: cheap-model }
+`
+  })
+  const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: CLIENT_KEY, maxRetries: 0 })
+  const { data, response } = await client.chat.completions.create({ model: 'smart', messages: [{ role: 'user', content: 'a' }] }, { headers: { 'x-mock-chunks': '4' } }).withResponse()
+  const record = await recordOf(gw, response.headers.get('x-request-id') as string)
+  assert.equal(record.target, 'good')
+  near(record.costUsd, ((data.usage?.prompt_tokens ?? 0) * 1 + (data.usage?.completion_tokens ?? 0) * 2) / 1e6, 'the answering deployment\'s prices')
+})
