@@ -38,6 +38,7 @@ import { RedisBudgetStore } from '../src/budget/redis-store.js'
 import { routeKind } from '../src/budget/routes.js'
 import { fits, toNanos, type BudgetStore, type Charge, type Counter, type Hold, type ReserveResult } from '../src/budget/store.js'
 import { loadTokenizer } from '../src/budget/tokenizer.js'
+import type { PriceEntry } from '../src/usage/prices.js'
 import { pricedAs, requestCost } from '../src/usage/cost.js'
 import { NO_TOKENS, type TokenCounts } from '../src/usage/tokens.js'
 
@@ -169,14 +170,21 @@ const budgetsPlugin: FastifyPluginAsync<BudgetsOptions> = async (fastify, opts) 
       return { charge: REALTIME, exact: null }
     }
     if (kind === 'priced' && body?.json != null && body.raw !== null) {
-      const entry = model === null ? null : prices.lookup(model, request.upstream.target?.provider ?? null)
-      if (entry !== null || !settings.allowUnpriced) {
-        if (entry === null) throw new RouteNotBudgetedError(model === null ? 'this request names no model to price' : `the model ${JSON.stringify(model.slice(0, 100))} has no price (add it under pricing.models)`)
+      const candidates = pricedCandidates(request, model)
+      const unpriced = candidates.find(c => c.entry === null)
+      if (unpriced === undefined || !settings.allowUnpriced) {
+        if (unpriced !== undefined) throw new RouteNotBudgetedError(unpriced.model === null ? 'this request names no model to price' : `the model ${JSON.stringify(unpriced.model.slice(0, 100))} has no price (add it under pricing.models)`)
         const raw = body.raw
         const json = body.json
+        // a model group may be answered by any of its deployments: the dearest is the worst case
         const charge = (exact: boolean): Charge => {
-          const e = estimate(raw, json, path, model, entry, estimateOpts, exact)
-          return { nanos: Math.ceil((e.usd ?? 0) * 1e9), tokens: e.inputTokens + e.outputTokens }
+          let worst: Charge = { nanos: 0, tokens: 0 }
+          for (const c of candidates) {
+            const e = estimate(raw, json, path, c.model, c.entry, estimateOpts, exact)
+            const nanos = Math.ceil((e.usd ?? 0) * 1e9)
+            worst = { nanos: Math.max(worst.nanos, nanos), tokens: Math.max(worst.tokens, e.inputTokens + e.outputTokens) }
+          }
+          return worst
         }
         return { charge: charge(false), exact: () => charge(true) }
       }
@@ -184,6 +192,13 @@ const budgetsPlugin: FastifyPluginAsync<BudgetsOptions> = async (fastify, opts) 
     if (!settings.allowUnpriced) throw new RouteNotBudgetedError(`the gateway cannot price ${request.method} ${path.slice(0, 100)} requests`)
     // unpriced but allowed: nothing reserved, its tokens counted when it settles
     return { charge: { nanos: 0, tokens: 0 }, exact: null }
+  }
+
+  /** The models a request may be answered by, with their prices: a model group's deployments, or the model it names. */
+  function pricedCandidates (request: FastifyRequest, model: string | null): Array<{ model: string | null, entry: PriceEntry | null }> {
+    const group = request.upstream.group
+    if (group != null) return group.deployments.map(d => ({ model: d.model, entry: prices.lookup(d.model, d.target.provider) }))
+    return [{ model, entry: model === null ? null : prices.lookup(model, request.upstream.target?.provider ?? null) }]
   }
 
   /** Reserves the byte-bound charge; refused, the tokenizer's tighter one when it is smaller. */

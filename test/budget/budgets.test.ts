@@ -261,3 +261,46 @@ test('the byte bound first; near the limit the tokenizer count decides (OpenAI m
   assert.equal(refused.statusCode, 429, 'what is left is below one request\'s token count')
   await refused.body.dump()
 })
+
+test('a model group: the dearest deployment\'s worst case is reserved, the answering one\'s cost settled', async (t) => {
+  const failing = await startMock(t)
+  const good = await startMock(t)
+  failing.override('/v1/chat/completions', (_req, res) => { res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":{"message":"down"}}') })
+  const gw = await startGateway(t, {
+    env: { GATEWAY_PRICING_MODELS: '{"dear":{"input":2000,"output":4000},"cheap":{"input":1000,"output":2000}}' },
+    yaml: yaml('[{ usd: 10, period: day }]', `
+upstream: { url: "${failing.url}" }
+targets:
+  good: { url: "${good.url}" }
+modelGroups:
+  smart:
+    deployments:
+      - { target: default, model: dear }
+      - { target: good, model: cheap }
+`)
+  })
+  const body = JSON.stringify({ model: 'smart', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] })
+  const res = await post(gw, body, { 'x-mock-chunks': '5' })
+  assert.equal(res.statusCode, 200)
+  // the byte bound of the body sent to a deployment (its model swapped in) at the dear prices
+  const left = Number(res.headers['x-gateway-budget-remaining-usd'])
+  assert.ok(left < 10 - (body.length - 1) * 0.002, `the dear deployment's worst case was reserved (${left})`)
+  await res.body.dump()
+  const view = await settledBudget(gw)
+  near(view.budgets[0].spentUsd, 10 * 0.001 + 5 * 0.002, 'settled at the cheap deployment that answered')
+  // a group with a deployment that has no price cannot be bounded
+  const unpriced = await startGateway(t, {
+    env: { GATEWAY_PRICING_MODELS: '{"cheap":{"input":1,"output":2}}' },
+    yaml: yaml('[{ usd: 10, period: day }]', `
+upstream: { url: "${good.url}" }
+modelGroups:
+  smart:
+    deployments:
+      - { target: default, model: cheap }
+      - { target: default, model: secret-model }
+`)
+  })
+  const refused = await post(unpriced, body)
+  assert.equal(refused.statusCode, 403)
+  assert.match(((await refused.body.json()) as { error: { message: string } }).error.message, /secret-model.*has no price/)
+})
