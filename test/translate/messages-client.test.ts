@@ -5,6 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import Anthropic from '@anthropic-ai/sdk'
+import OpenAI from 'openai'
 import { startGateway, startMock, type GatewayHandle } from '../helper.js'
 import { recordOf } from '../observability/helpers.js'
 import type { MockUpstream } from '../../mock/upstream.js'
@@ -228,4 +229,21 @@ test('messages.stream after reasoning: the thinking block, then the whole text w
   assert.deepEqual(texts, ['tok0 ', 'tok1 ', 'tok2 ', 'tok3 '])
   assert.equal(final.stop_reason, 'end_turn')
   assert.equal((mock.requests.at(-1)?.json as { reasoning_effort: string }).reasoning_effort, 'low', 'a 2,048-token budget')
+})
+
+test('usage and cost of a translated request are those of the upstream\'s answer: the same as the same answer untranslated', async (t) => {
+  const { client, gw, mock } = await setup(t)
+  const openai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'sk-client-t1', maxRetries: 0 })
+  const headers = { 'x-mock-chunks': '3', 'x-mock-cached-tokens': '4' }
+  await client.messages.create({ model: 'gpt-4o-mini', max_tokens: 10, system: 'be brief', messages: [{ role: 'user', content: 'hi' }] }, { headers })
+  const translated = await recordOf(gw, mock.requests.at(-1)?.headers['x-request-id'] as string)
+  await openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi' }] }, { headers })
+  const direct = await recordOf(gw, mock.requests.at(-1)?.headers['x-request-id'] as string)
+  assert.equal(translated.path, '/v1/messages')
+  assert.equal(direct.path, '/v1/chat/completions')
+  for (const field of ['promptTokens', 'completionTokens', 'cacheReadTokens', 'totalTokens'] as const) assert.equal(translated[field], direct[field], field)
+  const cost = (r: object): unknown => (r as { costUsd?: unknown }).costUsd
+  assert.equal(typeof cost(direct), 'number')
+  assert.ok((cost(direct) as number) > 0)
+  assert.equal(cost(translated), cost(direct))
 })
