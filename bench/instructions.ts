@@ -1,13 +1,15 @@
 /**
- * Instructions per request of the gateway, counted by valgrind's callgrind: a measure that does
- * not move with the machine's load or clock (CPU time on a shared 2-core machine swings by a
- * third between runs), for judging one change against another. The gateway runs the bench's
+ * Instructions per request of the gateway, counted by valgrind's callgrind: a measure that moves
+ * far less with the machine's load or clock than CPU time (which swings by a third between runs on
+ * a shared 2-core machine), for judging one change against another. The gateway runs the bench's
  * production chain (bench/gateway-env.ts) in front of the mock; `--requests` requests are sent
- * once to warm the JIT, the counters are zeroed, the same number is sent again and counted.
+ * once to warm the JIT, the counters are zeroed, the same number is sent again and counted. On a
+ * loaded machine the count moves too: V8 times some collections and compilations by the clock.
  *
- *   npm run bench:instructions -- [--stream] [--requests 200] [--build DIR] [--skip-build]
+ *   npm run bench:instructions -- [--stream] [--requests 200] [--build DIR] [--skip-build] [--set KEY=VALUE …]
  *
- * --build DIR: a saved build (a copy of dist/) instead of this tree's. Needs valgrind
+ * --build DIR: a saved build (a copy of dist/) instead of this tree's. --set: one gateway setting
+ * changed (repeatable), for what one part of the chain costs, e.g. `--set GATEWAY_LOG_LEVEL=warn`. Needs valgrind
  * (Debian's package); a run takes a few minutes. Everything stays on 127.0.0.1.
  */
 import { execFileSync, spawn } from 'node:child_process'
@@ -25,11 +27,24 @@ const { values } = parseArgs({
     stream: { type: 'boolean', default: false },
     requests: { type: 'string', default: '200' },
     build: { type: 'string' },
-    'skip-build': { type: 'boolean', default: false }
+    'skip-build': { type: 'boolean', default: false },
+    set: { type: 'string', multiple: true, default: [] }
   }
 })
 
+function settings (pairs: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=')
+    if (eq < 1) throw new Error(`--set expects KEY=VALUE, got ${pair}`)
+    out[pair.slice(0, eq)] = pair.slice(eq + 1)
+  }
+  return out
+}
+
 const READY_TIMEOUT_MS = 180_000
+/** callgrind runs the gateway some 50 times slower: its upstream timeouts would answer 502 */
+const SLOW_TIMEOUTS = { GATEWAY_CONNECT_TIMEOUT_MS: '600000', GATEWAY_FIRST_BYTE_TIMEOUT_MS: '600000', GATEWAY_IDLE_TIMEOUT_MS: '600000' }
 const CLIENTS = 4
 
 async function waitHealthy (url: string): Promise<void> {
@@ -51,8 +66,8 @@ async function send (pool: Pool, spec: RequestSpec, keys: KeyRing, n: number): P
     while (next < n) {
       next++
       const res = await pool.request({ method: spec.method, path: spec.path, body: spec.body, headers: { ...spec.headers, authorization: `Bearer ${keys.next()}` } })
-      await res.body.text()
-      if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`)
+      const text = await res.body.text()
+      if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}: ${text.slice(0, 300)}`)
     }
   }
   await Promise.all(Array.from({ length: CLIENTS }, client))
@@ -77,7 +92,7 @@ async function main (): Promise<void> {
   const port = await freePort()
   const out = mkdtempSync(join(tmpdir(), 'gw-callgrind-'))
   const gateway = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${join(out, 'cg.%p.out')}`, '--dump-line=no', process.execPath, join(build, 'src/cli.js')], {
-    env: { PATH: process.env.PATH ?? '', ...gatewayEnv(mock.url, port) },
+    env: { PATH: process.env.PATH ?? '', ...gatewayEnv(mock.url, port), ...SLOW_TIMEOUTS, ...settings(values.set) },
     stdio: 'ignore'
   })
   const url = `http://127.0.0.1:${port}`
@@ -90,7 +105,8 @@ async function main (): Promise<void> {
     await send(pool, spec, keys, n)
     execFileSync('callgrind_control', ['--dump', String(gateway.pid)], { stdio: 'ignore' })
     const perRequest = Math.round(countedInstructions(out) / n)
-    console.log(`| ${values.stream ? 'streaming chat, 17 chunks' : 'non-streaming chat'} | ${build} | ${n} | ${perRequest.toLocaleString('en-US')} |`)
+    const set = values.set.length > 0 ? ` ${values.set.join(' ')}` : ''
+    console.log(`| ${values.stream ? 'streaming chat, 17 chunks' : 'non-streaming chat'} | ${build}${set} | ${n} | ${perRequest.toLocaleString('en-US')} |`)
   } finally {
     await pool.close()
     gateway.kill('SIGKILL')
