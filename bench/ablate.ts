@@ -19,14 +19,20 @@
  * The table gives each path's CPU over all rounds and, more robust on a shared machine, the median
  * of its per-round ratios to the pipe measured in the same round.
  *
+ * --budgets: the budget scenario instead of the default variants: the full chain with and without
+ * budgets on every key (bench/gateway-env.ts `budgetedKeys`), in memory, and, when redis-server is
+ * installed, the same two with Redis (a redis-server started here); plus each budget variant's
+ * per-round ratio to the same chain without budgets (the issue's target: at most 1.10×).
+ *
  * Without --variant: full chain, no usage records, no metrics, log at warn, and all three off.
  */
+import { spawnSync } from 'node:child_process'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { buildDist, cpuMicros, ROOT, killAll, removeBenchDir, spawnBaseline, spawnMock, spawnServer, freePort, type ServerProcess } from './processes.js'
 import { cannon, KeyRing, NON_STREAM_CHAT, STREAM_CHAT } from './load.js'
-import { clientKeys, gatewayEnv } from './gateway-env.js'
-import { parseVariant, spawnGatewayVariant } from './variants.js'
+import { budgetedKeys, clientKeys, gatewayEnv } from './gateway-env.js'
+import { parseVariant, spawnGatewayVariant, type Variant } from './variants.js'
 import { choosePeers, peerLines, spawnPeer } from './peers.js'
 
 const { values } = parseArgs({
@@ -43,7 +49,9 @@ const { values } = parseArgs({
     /** also the Go peers given by BENCH_PEER_* (bench/peers.ts) */
     peers: { type: 'boolean', default: false },
     /** each round's µs/request on stderr as it is measured */
-    trace: { type: 'boolean', default: false }
+    trace: { type: 'boolean', default: false },
+    /** the budget scenario: with and without budgets, memory and Redis */
+    budgets: { type: 'boolean', default: false }
   }
 })
 
@@ -75,15 +83,43 @@ function peersOrExit (): ReturnType<typeof choosePeers> {
   }
 }
 
+/** The budget scenario's variants, and the pairs whose ratio it reports. */
+function budgetVariants (redisUrl: string | null): { variants: Variant[], pairs: Array<[string, string]> } {
+  const budgets = { GATEWAY_CLIENT_KEYS: budgetedKeys() }
+  const variants: Variant[] = [{ name: 'full', env: {} }, { name: 'budgets-memory', env: budgets }]
+  const pairs: Array<[string, string]> = [['budgets-memory', 'full']]
+  if (redisUrl !== null) {
+    variants.push({ name: 'redis', env: { REDIS_URL: redisUrl } }, { name: 'budgets-redis', env: { REDIS_URL: redisUrl, ...budgets } })
+    pairs.push(['budgets-redis', 'redis'])
+  }
+  return { variants, pairs }
+}
+
+/** A redis-server for the budget scenario, or null when none is installed. */
+async function spawnRedis (): Promise<ServerProcess | null> {
+  if (spawnSync('redis-server', ['--version']).status !== 0) {
+    process.stderr.write('bench:ablate --budgets: redis-server is not installed, the Redis variants are left out\n')
+    return null
+  }
+  const port = await freePort()
+  return await spawnServer({ name: 'redis', command: 'redis-server', args: ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], env: {}, tcpUrl: `http://127.0.0.1:${port}` })
+}
+
 async function main (): Promise<void> {
   const peers = values.peers ? peersOrExit() : undefined
   if (!values['skip-build']) buildDist()
-  const variants = (values.variant.length > 0 ? values.variant : DEFAULT_VARIANTS).map(parseVariant)
   const allKeys = clientKeys()
   const keys = new KeyRing(allKeys)
   const spec = values.stream ? STREAM_CHAT : NON_STREAM_CHAT
   const procs: ServerProcess[] = []
+  let pairs: Array<[string, string]> = []
   try {
+    let variants = (values.variant.length > 0 ? values.variant : DEFAULT_VARIANTS).map(parseVariant)
+    if (values.budgets) {
+      const redis = await spawnRedis()
+      if (redis !== null) procs.push(redis)
+      ;({ variants, pairs } = budgetVariants(redis === null ? null : redis.url.replace('http://', 'redis://')))
+    }
     const mock = await spawnMock('dist')
     procs.push(mock)
     const paths: Array<{ name: string, proc: ServerProcess, keys?: KeyRing, peer?: boolean }> = []
@@ -134,6 +170,10 @@ async function main (): Promise<void> {
       // each round's ratio against the pipe's in the same round: a neighbour's burst that lands on
       // one round moves one ratio, not the total
       process.stdout.write(`| ${name} | ${us.toFixed(0)} | ${(us / pipeCpu).toFixed(2)}× | ${roundRatios(t.perRound, base.perRound)} | ${t.failed} |\n`)
+    }
+    if (pairs.length > 0) {
+      process.stdout.write('\nBudgets: CPU per request over the same chain without them, median of the per-round ratios (min–max); target ≤ 1.10×\n\n')
+      for (const [a, b] of pairs) process.stdout.write(`- ${a} ÷ ${b}: ${roundRatios(totals.get(a)!.perRound, totals.get(b)!.perRound)}\n`)
     }
     const peerPaths = paths.filter((p) => p.peer === true)
     if (peers !== undefined) {

@@ -83,3 +83,12 @@ export function gatewayEnv (upstreamUrl: string, port: number, keys: readonly st
   for (const part of CHAIN) if (part.on) Object.assign(env, part.env(keys))
   return env
 }
+
+/**
+ * The same keys as `GATEWAY_CLIENT_KEYS` JSON, each with budgets that never refuse (a USD budget
+ * per day and a token budget per minute, far above what a run spends): the budget scenario
+ * measures reserving and settling on every request, not refusing.
+ */
+export function budgetedKeys (keys: readonly string[] = clientKeys()): string {
+  return JSON.stringify(keys.map((key, i) => ({ name: `key-${i + 1}`, key, budgets: [{ usd: 1e9, period: 'day' }, { tokens: 1e12, period: 'minute' }] })))
+}

@@ -8,7 +8,8 @@
  *
  *   npm run bench:instructions -- [--stream] [--requests 200] [--build DIR] [--skip-build] [--set KEY=VALUE …]
  *
- * --build DIR: a saved build (a copy of dist/) instead of this tree's. --set: one gateway setting
+ * --budgets: every client key with budgets that never refuse (bench/gateway-env.ts `budgetedKeys`),
+ * to compare with a run without it (docs/money.md). --build DIR: a saved build (a copy of dist/) instead of this tree's. --set: one gateway setting
  * changed (repeatable), for what one part of the chain costs, e.g. `--set GATEWAY_LOG_LEVEL=warn`. Needs valgrind
  * (Debian's package); a run takes a few minutes. Everything stays on 127.0.0.1.
  */
@@ -19,7 +20,7 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { buildDist, freePort, killAll, ROOT, spawnMock } from './processes.js'
-import { clientKeys, gatewayEnv } from './gateway-env.js'
+import { budgetedKeys, clientKeys, gatewayEnv } from './gateway-env.js'
 import { KeyRing, NON_STREAM_CHAT, STREAM_CHAT, type RequestSpec } from './load.js'
 
 const { values } = parseArgs({
@@ -28,7 +29,8 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '200' },
     build: { type: 'string' },
     'skip-build': { type: 'boolean', default: false },
-    set: { type: 'string', multiple: true, default: [] }
+    set: { type: 'string', multiple: true, default: [] },
+    budgets: { type: 'boolean', default: false }
   }
 })
 
@@ -92,7 +94,7 @@ async function main (): Promise<void> {
   const port = await freePort()
   const out = mkdtempSync(join(tmpdir(), 'gw-callgrind-'))
   const gateway = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${join(out, 'cg.%p.out')}`, '--dump-line=no', process.execPath, join(build, 'src/cli.js')], {
-    env: { PATH: process.env.PATH ?? '', ...gatewayEnv(mock.url, port), ...SLOW_TIMEOUTS, ...settings(values.set) },
+    env: { PATH: process.env.PATH ?? '', ...gatewayEnv(mock.url, port), ...SLOW_TIMEOUTS, ...(values.budgets ? { GATEWAY_CLIENT_KEYS: budgetedKeys() } : {}), ...settings(values.set) },
     stdio: 'ignore'
   })
   const url = `http://127.0.0.1:${port}`
@@ -105,7 +107,7 @@ async function main (): Promise<void> {
     await send(pool, spec, keys, n)
     execFileSync('callgrind_control', ['--dump', String(gateway.pid)], { stdio: 'ignore' })
     const perRequest = Math.round(countedInstructions(out) / n)
-    const set = values.set.length > 0 ? ` ${values.set.join(' ')}` : ''
+    const set = (values.budgets ? ' budgets' : '') + (values.set.length > 0 ? ` ${values.set.join(' ')}` : '')
     console.log(`| ${values.stream ? 'streaming chat, 17 chunks' : 'non-streaming chat'} | ${build}${set} | ${n} | ${perRequest.toLocaleString('en-US')} |`)
   } finally {
     await pool.close()

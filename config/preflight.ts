@@ -1,6 +1,7 @@
 /**
  * Checks of the files and folders the configuration names, which schema validation cannot see:
- * every CA file is readable and holds a PEM certificate, and the data directory (BASE_PATH) is a
+ * every CA file is readable and holds a PEM certificate, the price file (`pricing.file`) is
+ * readable (its prices are checked when the gateway starts), and the data directory (BASE_PATH) is a
  * writable directory or can be created. The command runs them before it starts and for
  * `--check-config`, so a mistyped path is a one-line exit-2 error like any other bad setting.
  * Nothing is created or written here.
@@ -48,7 +49,16 @@ function checkDataDir (path: string, dir: string, origins: Map<string, string>):
   }
 }
 
+function checkPriceFile (file: string, origins: Map<string, string>): void {
+  try {
+    accessSync(file, constants.R_OK)
+  } catch (err) {
+    throw new ConfigError(`${where('pricing.file', file, origins)}: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}; expected a JSON or YAML price table)`)
+  }
+}
+
 export function preflight (config: GatewayConfig, origins: Map<string, string>): void {
+  if (config.pricing.file !== '') checkPriceFile(config.pricing.file, origins)
   if (config.upstream.caFile !== '') checkCaFile('upstream.caFile', config.upstream.caFile, origins)
   for (const [name, target] of Object.entries(config.targets)) {
     if (target.caFile !== undefined && target.caFile !== '' && target.caFile !== config.upstream.caFile) {

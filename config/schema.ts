@@ -23,6 +23,8 @@ import { usage, usageSchema } from './sections/usage.js'
 import { metrics, metricsSchema } from './sections/metrics.js'
 import { realtime, realtimeSchema } from './sections/realtime.js'
 import { uploads, uploadsSchema } from './sections/uploads.js'
+import { pricing, pricingSchema } from './sections/pricing.js'
+import { budgets, budgetsSchema } from './sections/budgets.js'
 import { modelGroups, modelGroupsSchema } from './sections/model-groups.js'
 
 export const sections: ConfigSection[] = [
@@ -46,7 +48,9 @@ export const sections: ConfigSection[] = [
   usage,
   metrics,
   realtime,
-  uploads
+  uploads,
+  pricing,
+  budgets
 ]
 
 export const ConfigSchema = Type.Object({
@@ -72,7 +76,9 @@ export const ConfigSchema = Type.Object({
   usage: usageSchema,
   metrics: metricsSchema,
   realtime: realtimeSchema,
-  uploads: uploadsSchema
+  uploads: uploadsSchema,
+  pricing: pricingSchema,
+  budgets: budgetsSchema
 }, { additionalProperties: false })
 
 export type GatewayConfig = Static<typeof ConfigSchema>

@@ -25,9 +25,14 @@ import { MemoryUsageStore, type UsageStore } from '../src/usage/store.js'
 import { RedisUsageStore } from '../src/usage/redis-store.js'
 import { UsageRecorder } from '../src/usage/recorder.js'
 import type { ResponseStart } from '../src/proxy/stages.js'
+import { PriceTable, readPriceFile } from '../src/usage/prices.js'
 
 export interface UsageOptions {
   usage: GatewayConfig['usage']
+  /** `pricing` (default: the bundled table alone) */
+  pricing?: GatewayConfig['pricing']
+  /** Azure deployment name → model, to price a call that names only its deployment */
+  deployments?: ReadonlyMap<string, string>
   /** largest stream event read for usage, in characters */
   maxEventSize: number
   /** an ioredis client shared by the replicas: totals are kept there, so they all add up */
@@ -41,6 +46,8 @@ declare module 'fastify' {
     usageRecorder: UsageRecorder | null
     /** the totals behind /admin/usage; null when usage records are off */
     usageStore: UsageStore | null
+    /** the prices every record's cost comes from (src/usage/prices.ts) */
+    priceTable: PriceTable
   }
 }
 
@@ -64,6 +71,13 @@ type Scoped = FastifyRequest & { [kApiScope]?: boolean }
 
 const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
   const settings = opts.usage
+  // read at boot: a bad price file or price stops the boot with one line
+  const prices = new PriceTable({
+    models: opts.pricing?.models ?? {},
+    file: opts.pricing === undefined || opts.pricing.file === '' ? null : readPriceFile(opts.pricing.file),
+    deployments: opts.deployments
+  })
+  fastify.decorate('priceTable', prices)
   if (!settings.enabled) {
     fastify.decorate('usageRecorder', null)
     fastify.decorate('usageStore', null)
@@ -89,7 +103,8 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
     file: fastify.hasDecorator('logFiles') ? fastify.logFiles?.usage ?? null : null,
     store,
     metrics: fastify.hasDecorator('metrics') ? fastify.metrics : null,
-    privacy: settings.privacy
+    privacy: settings.privacy,
+    prices
   })
   fastify.decorate('usageRecorder', recorder)
   fastify.decorate('usageStore', store)

@@ -42,6 +42,7 @@ import fieldAlias from '../plugins/field-alias.js'
 import uploadLimits from '../plugins/upload-limits.js'
 import metrics from '../plugins/metrics.js'
 import usage from '../plugins/usage.js'
+import budgets from '../plugins/budgets.js'
 import websocket from '@fastify/websocket'
 import health from '../routes/health.js'
 import adminRoutes from '../routes/admin/index.js'
@@ -51,6 +52,9 @@ import realtimeRoutes from '../routes/v1/realtime.js'
 import proxyRoutes from '../routes/v1/proxy.js'
 import metricsRoute from '../routes/metrics.js'
 import usageRoute from '../routes/admin/usage.js'
+import budgetRoute from '../routes/v1/budget.js'
+import spendRoute from '../routes/admin/spend.js'
+import budgetsRoute from '../routes/admin/budgets.js'
 import targetsRoute from '../routes/admin/targets.js'
 import { websocketPluginOptions } from './realtime/websocket-options.js'
 import { RefusalLimit } from './abuse/refusal-limit.js'
@@ -59,6 +63,7 @@ import { SecretFilter } from './lib/secret-filter.js'
 import { secretsOf } from '../config/secrets.js'
 import { HeldBytes } from './lib/json-transform.js'
 import { TARGET_PREFIX } from './routing/paths.js'
+import { deploymentModels } from './usage/prices.js'
 
 export interface AppOptions {
   config: GatewayConfig
@@ -138,14 +143,24 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
       await api.register(contextId, { contextId: config.transforms.contextId, limits, redis: fastify.redis, redisHealth: fastify.redisHealth, keyPrefix: config.redis.keyPrefix })
       await api.register(fieldAlias, { transforms: config.transforms, limits })
       await api.register(uploadLimits, { uploads: config.uploads })
-      await api.register(usage, { usage: config.usage, maxEventSize: config.transforms.maxEventSize, redis: fastify.redis, redisKeyPrefix: config.redis.keyPrefix })
+      await api.register(usage, { usage: config.usage, pricing: config.pricing, deployments: deploymentModels([config.upstream, ...Object.values(config.targets)]), maxEventSize: config.transforms.maxEventSize, redis: fastify.redis, redisKeyPrefix: config.redis.keyPrefix })
+      // after usage (prices) and every check that may refuse for free: a refusal reserves nothing
+      await api.register(budgets, {
+        budgets: config.budgets,
+        keys: config.auth.keys,
+        targets: { default: config.upstream.budgets, ...Object.fromEntries(Object.entries(config.targets).map(([name, t]) => [name, t.budgets])) },
+        redis: fastify.redis,
+        redisHealth: fastify.redisHealth,
+        keyPrefix: config.redis.keyPrefix
+      })
       // last: its tap sees the answer as the client gets it
       await api.register(bodyLog, { log: config.log })
       // what the admin API and operators read lives on the root
-      expose(fastify, api, ['upstreams', 'modelRouting', 'clientAuth', 'rateLimitStats', 'usageStore', 'contextIdStore'])
+      expose(fastify, api, ['upstreams', 'modelRouting', 'clientAuth', 'rateLimitStats', 'usageStore', 'contextIdStore', 'budgets'])
 
       // the API routes once per prefix: `/v1/…`, and `/{target}/v1/…` when a path may name the target
       for (const prefix of config.routing.byPath ? ['', TARGET_PREFIX] : ['']) {
+        await api.register(budgetRoute, { prefix })
         await api.register(modelsRoutes, { prefix })
         await api.register(realtimeRoutes, { realtime: config.realtime, prefix })
         await api.register(proxyRoutes, { prefix })
@@ -158,6 +173,8 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
       await scope.register(adminRoutes, { prefix: '/admin' })
       await scope.register(blacklistRoutes)
       await scope.register(usageRoute, { usage: config.usage })
+      await scope.register(spendRoute, { usage: config.usage })
+      await scope.register(budgetsRoute)
       await scope.register(targetsRoute)
       await scope.register(metricsRoute, { metrics: config.metrics })
     })

@@ -17,6 +17,7 @@ const UNIT = [
   'test/abuse/fixed-window.test.ts',
   'test/abuse/ip.test.ts',
   'test/auth/key-extraction.test.ts',
+  'test/budget/budget-units.test.ts',
   'test/config/auth-config.test.ts',
   'test/config/load.test.ts',
   'test/config/transforms.test.ts',
@@ -28,6 +29,7 @@ const UNIT = [
   'test/lib/sse-transform.test.ts',
   'test/lib/stream-end.test.ts',
   'test/logging-redaction.test.ts',
+  'test/observability/cost.test.ts',
   'test/observability/fast-metrics.test.ts',
   'test/observability/realtime-usage.test.ts',
   'test/observability/tokens.test.ts',
@@ -56,6 +58,7 @@ const SYSTEM = [
   // Redis (scripts/ensure-redis.sh)
   'test/abuse/redis-shared.test.ts',
   'test/abuse/redis-stall.test.ts',
+  'test/budget/budgets-redis.test.ts',
   'test/hardening/redis-fuzz.test.ts',
   'test/lib/context-store.test.ts',
   'test/observability/usage-redis.test.ts',

@@ -13,6 +13,7 @@ import type { ConfigSection } from '../types.js'
 import { setPath } from '../paths.js'
 import { ConfigError } from '../errors.js'
 import type { GatewayConfig } from '../schema.js'
+import { budgetListSchema } from './budgets.js'
 
 const NAME = '^[A-Za-z0-9][A-Za-z0-9_.@:-]*$'
 
@@ -31,6 +32,7 @@ export const clientKeySchema = Type.Object({
     timeWindowMs: Type.Integer({ minimum: 1 })
   }, { additionalProperties: false })),
   maxConcurrent: Type.Optional(Type.Integer({ minimum: 1, description: 'requests in flight at once for this key, overriding rateLimit.maxConcurrent' })),
+  budgets: budgetListSchema,
   enabled: Type.Boolean({ default: true })
 }, { additionalProperties: false })
 
@@ -239,7 +241,7 @@ export const auth: ConfigSection = {
       secret: true,
       secretFields: ['key', 'upstreamKey'],
       apply: applyClientKeys,
-      doc: 'client keys: comma list, or a JSON array of {name, key | keySha256, upstreamKey (a key, or {target: key}), allowedTargets, allowedModels, rateLimit, maxConcurrent, enabled}',
+      doc: 'client keys: comma list, or a JSON array of {name, key | keySha256, upstreamKey (a key, or {target: key}), allowedTargets, allowedModels, rateLimit, maxConcurrent, budgets: [{usd, tokens, period}], enabled}',
       seed: '001 ALLOWED_TOKENS'
     },
     { path: 'auth.enabled', env: ['GATEWAY_AUTH_ENABLED', 'AUTH_VALIDATION'], type: 'boolean', doc: 'check client keys; false accepts every caller (open relay when an upstream key is configured)', seed: '001 AUTH_VALIDATION' },

@@ -20,6 +20,7 @@ import { ConfigError } from '../errors.js'
 import { normalizeBaseUrl } from '../normalize.js'
 import { isPlainObject, setPath } from '../paths.js'
 import { StringEnum } from '../string-enum.js'
+import { budgetListSchema } from './budgets.js'
 
 export const PROVIDERS = ['auto', 'openai', 'anthropic', 'azure', 'openai-compatible'] as const
 
@@ -49,6 +50,7 @@ export const targetFields = {
   pathRewrites: Type.Record(Type.String(), Type.String(), { default: {}, description: 'request path → upstream path; a trailing * rewrites a prefix' }),
   proxy: Type.String({ default: '', description: 'outbound proxy URL; "" = HTTP(S)_PROXY rules; "direct" = none' }),
   hostPrefixes: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'Host prefixes routed to this target (seed 002: openai.api.)' }),
+  budgets: budgetListSchema,
   azure: Type.Object({
     apiVersion: Type.String({ default: '2024-10-21', description: 'api-version query added to every request; "" = none (Azure v1 API)' }),
     deployments: Type.Record(Type.String(), Type.String({ minLength: 1 }), { default: {}, description: 'model → deployment; unlisted models use their own name' })

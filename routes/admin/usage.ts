@@ -9,6 +9,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { GatewayConfig } from '../../config/schema.js'
 import { BadQueryError } from '../../src/errors.js'
 import { QueryError, parseUsageQuery } from '../../src/usage/query.js'
+import type { UsageTotals } from '../../src/usage/store.js'
 
 export interface UsageRouteOptions {
   usage: GatewayConfig['usage']
@@ -29,6 +30,8 @@ const usageRoute: FastifyPluginAsync<UsageRouteOptions> = async (fastify, { usag
     }
     const report = await store.query(query)
     const group = query.group
+    // cost is /admin/spend's (routes/admin/spend.ts)
+    const tokens = ({ costNanos: _c, unpricedRequests: _u, ...rest }: UsageTotals): Omit<UsageTotals, 'costNanos' | 'unpricedRequests'> => rest
     return {
       object: 'usage',
       since: new Date(query.since).toISOString(),
@@ -36,8 +39,8 @@ const usageRoute: FastifyPluginAsync<UsageRouteOptions> = async (fastify, { usag
       group,
       source: store.kind,
       bucketSeconds: settings.bucketSeconds,
-      totals: report.totals,
-      data: group === null ? [] : report.rows.map(row => ({ [group]: row.name, ...row.totals }))
+      totals: tokens(report.totals),
+      data: group === null ? [] : report.rows.map(row => ({ [group]: row.name, ...tokens(row.totals) }))
     }
   })
 }

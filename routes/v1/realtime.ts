@@ -105,7 +105,7 @@ const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (fastify,
   /**
    * Metrics and usage records for a session: the gauge counts open sessions, and one usage record
    * per session carries the relay's token totals (the sum of every `response.done`, the only
-   * usage a realtime session reports), handed to the recorder in the event form it reads.
+   * usage a realtime session reports, every token category of it, so the record can be priced).
    */
   function accountSession (request: FastifyRequest): (summary: RealtimeSessionSummary) => void {
     fastify.metrics?.realtimeSessionOpened()
@@ -113,9 +113,7 @@ const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (fastify,
     return (summary) => {
       fastify.metrics?.realtimeSessionClosed()
       if (usage === null) return
-      if (summary.usage !== null) {
-        usage.event({ type: 'response.done', response: { usage: { input_tokens: summary.usage.inputTokens, output_tokens: summary.usage.outputTokens, total_tokens: summary.usage.totalTokens } } })
-      }
+      if (summary.usage !== null) usage.add(summary.usage.counts)
       usage.end({ status: 101, errorClass: request.outcome.errorClass })
     }
   }
@@ -146,6 +144,7 @@ const realtimeRoutes: FastifyPluginAsync<RealtimeRouteOptions> = async (fastify,
     const relay = new RealtimeRelay(socket, {
       limits: realtime,
       log: request.log,
+      budget: fastify.hasDecorator('budgets') ? fastify.budgets?.realtimeCharge(request) : null,
       dial: () => dialUpstream({
         url: realtimeUrl(target, plan.path),
         // the key sub-protocol is the client's gateway credential: never offered upstream

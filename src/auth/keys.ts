@@ -28,6 +28,7 @@ export interface KeySummary {
   allowedModels?: string[]
   rateLimit?: { max: number, timeWindowMs: number }
   maxConcurrent?: number
+  budgets?: Array<{ usd?: number, tokens?: number, period: string }>
 }
 
 /** Identity given to callers let through by `auth.passThroughUnknown`; not a valid key name. */
@@ -137,7 +138,8 @@ export function summaryOf (k: ClientKeyConfig, defaultTarget: string): KeySummar
     ...(k.allowedTargets !== undefined ? { allowedTargets: [...k.allowedTargets] } : {}),
     ...(k.allowedModels !== undefined ? { allowedModels: [...k.allowedModels] } : {}),
     ...(k.rateLimit !== undefined ? { rateLimit: { ...k.rateLimit } } : {}),
-    ...(k.maxConcurrent !== undefined ? { maxConcurrent: k.maxConcurrent } : {})
+    ...(k.maxConcurrent !== undefined ? { maxConcurrent: k.maxConcurrent } : {}),
+    ...(k.budgets !== undefined ? { budgets: k.budgets.map(b => ({ ...b })) } : {})
   }
 }
 

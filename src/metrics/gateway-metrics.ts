@@ -36,7 +36,10 @@ export class LabelLimiter {
 // LLM requests run from milliseconds to minutes
 const SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
 
-export type RefusalReason = 'rate_limited' | 'unauthorised' | 'blacklisted' | 'ip_denied' | 'forbidden'
+export type RefusalReason = 'rate_limited' | 'unauthorised' | 'blacklisted' | 'ip_denied' | 'forbidden' | 'budget_exceeded' | 'route_not_budgeted' | 'budget_unavailable'
+
+/** Budget refusals (src/budget/errors.ts) are told apart by their error class. */
+const BUDGET_REFUSALS = new Set<RefusalReason>(['budget_exceeded', 'route_not_budgeted', 'budget_unavailable'])
 
 const BLACKLISTED = new Set(['ip_blacklisted', 'blacklisted'])
 const IP_DENIED = new Set(['ip_not_allowed', 'ip_denied'])
@@ -47,6 +50,7 @@ const IP_DENIED = new Set(['ip_not_allowed', 'ip_denied'])
  */
 export function refusalReason (status: number, errorClass: string | null, upstreamStatus: number): RefusalReason | null {
   if (upstreamStatus !== 0) return null
+  if (errorClass !== null && BUDGET_REFUSALS.has(errorClass as RefusalReason)) return errorClass as RefusalReason
   if (status === 429) return 'rate_limited'
   if (status === 401) return 'unauthorised'
   if (status !== 403) return null
@@ -100,6 +104,8 @@ export class GatewayMetrics {
   readonly duration = new FastHistogram({ name: 'gateway_request_duration_seconds', help: 'Time from request start to the last byte of the response', labelNames: ['target', 'route'], buckets: SECONDS_BUCKETS, registers: [this.registry] })
   readonly ttfb = new FastHistogram({ name: 'gateway_upstream_ttfb_seconds', help: 'Time from request start to the upstream response headers', labelNames: ['target'], buckets: SECONDS_BUCKETS, registers: [this.registry] })
   readonly tokens = new FastCounter({ name: 'gateway_tokens_total', help: 'Tokens reported by the upstream, by client key name, model and kind (cache tokens are part of prompt tokens)', labelNames: ['client', 'model', 'kind'], registers: [this.registry] })
+  readonly spend = new FastCounter({ name: 'gateway_spend_usd_total', help: 'What the answered tokens cost in USD at the price table, by client key name, target and model', labelNames: ['client', 'target', 'model'], registers: [this.registry] })
+  readonly costUnknown = new FastCounter({ name: 'gateway_cost_unknown_total', help: 'Requests whose model is not in the price table (their cost is null, never 0), by model', labelNames: ['model'], registers: [this.registry] })
   readonly activeStreams = new Gauge({
     name: 'gateway_active_streams',
     help: 'Event-stream responses being sent right now',
@@ -147,6 +153,15 @@ export class GatewayMetrics {
     if (counts.completionTokens !== null && counts.completionTokens > 0) this.tokens.inc([c, m, 'completion'], counts.completionTokens)
     if (counts.cacheReadTokens !== null && counts.cacheReadTokens > 0) this.tokens.inc([c, m, 'cache_read'], counts.cacheReadTokens)
     if (counts.cacheCreationTokens !== null && counts.cacheCreationTokens > 0) this.tokens.inc([c, m, 'cache_creation'], counts.cacheCreationTokens)
+  }
+
+  /** The cost of one request; null: its model is not in the price table. */
+  countCost (client: string | null, target: string | null, model: string | null, costUsd: number | null): void {
+    if (costUsd === null) {
+      this.costUnknown.inc([this.models.label(model)])
+      return
+    }
+    if (costUsd > 0) this.spend.inc([this.clients.label(client, 'anonymous'), target ?? 'none', this.models.label(model)], costUsd)
   }
 
   streamStarted (): void { this.#openStreams++ }

@@ -23,6 +23,7 @@ import { guarded, thrownSummary } from '../lib/guarded.js'
 import { closeReason, liftCloseCode } from './close-codes.js'
 import { UsageCounter } from './usage.js'
 import type { ClosedBy, RelayResult } from './summary.js'
+import type { TokenCounts } from '../usage/tokens.js'
 
 export interface RelayLimits {
   openTimeoutMs: number
@@ -44,6 +45,12 @@ export interface RelayOptions {
   dial: () => WebSocket
   log: FastifyBaseLogger
   onDone: (result: RelayResult) => void
+  /**
+   * Budgets of the session (plugins/budgets.ts): each response's usage is charged when its
+   * `response.done` arrives; false back: the budget is gone, and the session ends (no new
+   * response can be made on it).
+   */
+  budget?: ((counts: TokenCounts) => Promise<boolean>) | null
 }
 
 const HIGH_WATER = 1024 * 1024
@@ -66,6 +73,11 @@ function protocolError (err: Error, side: 'client' | 'upstream'): { code: number
 }
 
 type Guard = <A extends unknown[]>(listener: (...args: A) => void) => (...args: A) => void
+
+/** What the client is told when its budget ran out during the session, before its close. */
+export function budgetGoneEvent (): string {
+  return JSON.stringify({ type: 'error', error: { type: 'invalid_request_error', code: 'budget_exceeded', message: 'Budget exceeded: no new response can be created on this session' } })
+}
 
 /** What the client is told when the relay itself failed: a realtime `error` event, as the SDKs read it. */
 export function relayFailureEvent (): string {
@@ -285,8 +297,18 @@ export class RealtimeRelay {
     this.#counts.bytesToClient += data.length
     this.#upstreamAlive = true
     this.#touch()
-    if (!binary) this.#usage.observe(data)
+    const done = binary ? null : this.#usage.observe(data)
     this.#toClient.send(data, binary)
+    if (done !== null && this.#opts.budget != null) this.#charge(this.#opts.budget, done)
+  }
+
+  #charge (budget: (counts: TokenCounts) => Promise<boolean>, counts: TokenCounts): void {
+    budget(counts).then(this.#guard((left: boolean) => {
+      if (left || this.#end !== null) return
+      const client = this.#client
+      if (client.readyState === WebSocket.OPEN) client.send(budgetGoneEvent())
+      this.shutdown(1008, 'budget exceeded')
+    }), (err: unknown) => this.#opts.log.warn({ cause: (err as Error)?.message }, 'realtime budget charge failed'))
   }
 
   #onUpstreamOpen (): void {

@@ -2,12 +2,16 @@
  * What one realtime session amounted to: logged as one line when it closes and handed to
  * routes/v1/realtime.ts's accounting (metrics and the usage record).
  */
+import type { TokenCounts } from '../usage/tokens.js'
+
 export interface RealtimeUsage {
   /** `response.done` events seen */
   responses: number
   inputTokens: number
   outputTokens: number
   totalTokens: number
+  /** every token category, for the usage record and its cost */
+  counts: TokenCounts
 }
 
 export type ClosedBy = 'client' | 'upstream' | 'gateway'

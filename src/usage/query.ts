@@ -1,14 +1,14 @@
 /**
  * The query string of `GET /admin/usage`: `since` / `until` (ISO 8601, epoch seconds or
  * milliseconds, or a duration back from now: `90s`, `15m`, `24h`, `7d`) and `group`
- * (`key` (alias `client`), `model` or `target`; none for totals only).
+ * (`key` (alias `client`), `model`, `target` or `day` (UTC); none for totals only).
  */
 import type { UsageGroup, UsageQuery } from './store.js'
 
 export class QueryError extends Error {}
 
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
-const GROUP_NAMES: Record<string, UsageGroup> = { key: 'key', client: 'key', model: 'model', target: 'target' }
+const GROUP_NAMES: Record<string, UsageGroup> = { key: 'key', client: 'key', model: 'model', target: 'target', day: 'day' }
 
 export function parseTime (value: string, now: number, name: string): number {
   const text = value.trim()
@@ -42,7 +42,7 @@ export function parseUsageQuery (query: Record<string, unknown>, now: number, re
   let group: UsageGroup | null = null
   if (groupText !== undefined && groupText !== '') {
     group = GROUP_NAMES[groupText] ?? null
-    if (group === null) throw new QueryError(`group=${JSON.stringify(groupText.slice(0, 64))}: expected key, model or target`)
+    if (group === null) throw new QueryError(`group=${JSON.stringify(groupText.slice(0, 64))}: expected key, model, target or day`)
   }
   // nothing older than the retention is kept, nothing newer than now exists
   return { since: Math.max(since, oldest), until: Math.min(until, now), group }

@@ -14,6 +14,7 @@ import { pathOnly } from '../logging.js'
 import { cutShort } from '../proxy/outcome.js'
 import { azureDeployment } from '../metrics/routes.js'
 import type { UsageStore } from './store.js'
+import { pricedAs, requestCost, type PriceLookup } from './cost.js'
 import type { AttemptRecord } from '../routing/failover.js'
 import { NO_TOKENS, addCounts, realtimeEventCounts, type TokenCounts } from './tokens.js'
 
@@ -48,6 +49,8 @@ export interface UsageRecord extends TokenCounts {
   errorClass: string | null
   /** the client went away first: the tokens are those seen until then */
   aborted: boolean
+  /** what the tokens cost in USD at the price table's rates; null when the model is not in the table */
+  costUsd: number | null
 }
 
 export interface RecorderOptions {
@@ -56,6 +59,7 @@ export interface RecorderOptions {
   store: UsageStore
   metrics: GatewayMetrics | null
   privacy: boolean
+  prices: PriceLookup
 }
 
 function round (ms: number): number {
@@ -85,10 +89,17 @@ export class UsageRecorder {
     })
   }
 
+  #cost (request: FastifyRequest, counts: TokenCounts): number | null {
+    const { model, provider } = pricedAs(request)
+    return requestCost(this.#opts.prices, model, provider, counts)
+  }
+
   #build (request: FastifyRequest, end: { status: number, durationMs: number, ttfbMs: number | null, stream: boolean, errorClass: string | null, aborted: boolean, counts: TokenCounts }): UsageRecord {
     const plan = request.upstream
     const c = end.counts
     const path = pathOnly(plan.apiPath)
+    // an Azure-style call names its model by the deployment in its path, not always in its body
+    const model = plan.model ?? azureDeployment(path)
     const record: UsageRecord = {
       requestId: request.id,
       client: request.client?.name ?? null,
@@ -96,8 +107,7 @@ export class UsageRecorder {
       target: (request.outcome.target ?? plan.target)?.name ?? null,
       method: request.method,
       path,
-      // an Azure-style call names its model by the deployment in its path, not always in its body
-      model: plan.model ?? azureDeployment(path),
+      model,
       stream: end.stream,
       status: end.status,
       durationMs: round(end.durationMs),
@@ -110,8 +120,12 @@ export class UsageRecorder {
       cacheReadTokens: c.cacheReadTokens,
       cacheCreationTokens: c.cacheCreationTokens,
       reasoningTokens: c.reasoningTokens,
+      cacheCreation1hTokens: c.cacheCreation1hTokens,
+      audioInputTokens: c.audioInputTokens,
+      audioOutputTokens: c.audioOutputTokens,
       errorClass: end.errorClass,
-      aborted: end.aborted
+      aborted: end.aborted,
+      costUsd: this.#cost(request, c)
     }
     if (!this.#opts.privacy) record.ip = request.ip
     const attemptLog = request.outcome.attemptLog
@@ -139,9 +153,11 @@ export class UsageRecorder {
         model: record.model,
         target: record.target,
         counts: record,
-        error: record.status >= 400 || record.errorClass !== null
+        error: record.status >= 400 || record.errorClass !== null,
+        costUsd: record.costUsd
       })
       if (record.totalTokens !== null || record.promptTokens !== null) o.metrics?.countTokens(record.client, record.model, record)
+      o.metrics?.countCost(record.client, record.target, record.model, record.costUsd)
     } catch (err) {
       o.log.warn({ err, requestId: record.requestId }, 'usage record could not be written')
     }
@@ -187,6 +203,11 @@ export class RealtimeUsage {
   event (message: unknown): void {
     const counts = realtimeEventCounts(message)
     if (counts !== null) this.#counts = addCounts(this.#counts, counts)
+  }
+
+  /** Counts of responses already added up (the relay's session totals). */
+  add (counts: TokenCounts): void {
+    this.#counts = addCounts(this.#counts, counts)
   }
 
   get counts (): TokenCounts {

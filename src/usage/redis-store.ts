@@ -134,9 +134,11 @@ export class RedisUsageStore implements UsageStore {
     if (n === 0) return report.build()
     const results = await pipeline.exec()
     let added = 0
+    let bucket = from - bucketMs
     for (const [err, hash] of results ?? []) {
       if (err !== null) throw err
-      for (const [group, totals] of parseHash(hash as Record<string, string>)) report.add(group, totals)
+      bucket += bucketMs
+      for (const [group, totals] of parseHash(hash as Record<string, string>)) report.add(group, totals, bucket)
       // a day of buckets is added up a few at a time: other requests are answered in between
       added += Object.keys(hash as object).length
       if (added >= QUERY_FIELDS_SLICE) {

@@ -13,11 +13,13 @@
  */
 import type { TokenCounts } from './tokens.js'
 
-export const TOTAL_FIELDS = ['requests', 'errors', 'promptTokens', 'completionTokens', 'totalTokens', 'cacheReadTokens', 'cacheCreationTokens'] as const
+/** `costNanos`: cost in nano-USD (an integer, so Redis adds it exactly); `unpricedRequests`: requests whose model has no price */
+export const TOTAL_FIELDS = ['requests', 'errors', 'promptTokens', 'completionTokens', 'totalTokens', 'cacheReadTokens', 'cacheCreationTokens', 'costNanos', 'unpricedRequests'] as const
 export type TotalField = typeof TOTAL_FIELDS[number]
 export type UsageTotals = Record<TotalField, number>
 
-export const GROUPS = ['key', 'model', 'target'] as const
+/** `day`: the UTC day of the bucket */
+export const GROUPS = ['key', 'model', 'target', 'day'] as const
 export type UsageGroup = typeof GROUPS[number]
 
 export const OTHER = 'other'
@@ -32,6 +34,8 @@ export interface UsageEntry {
   target: string | null
   counts: TokenCounts
   error: boolean
+  /** USD; null when the model has no price (unset: not priced at all, counted as 0) */
+  costUsd?: number | null
 }
 
 export interface UsageQuery {
@@ -87,7 +91,7 @@ export function nextTurn (): Promise<void> {
 }
 
 export function emptyTotals (): UsageTotals {
-  return { requests: 0, errors: 0, promptTokens: 0, completionTokens: 0, totalTokens: 0, cacheReadTokens: 0, cacheCreationTokens: 0 }
+  return { requests: 0, errors: 0, promptTokens: 0, completionTokens: 0, totalTokens: 0, cacheReadTokens: 0, cacheCreationTokens: 0, costNanos: 0, unpricedRequests: 0 }
 }
 
 export function addTotals (into: UsageTotals, from: UsageTotals): void {
@@ -115,7 +119,14 @@ export function splitGroupKey (key: string): [string, string, string] {
   return [client ?? OTHER, model ?? OTHER, target ?? OTHER]
 }
 
-const GROUP_INDEX: Record<UsageGroup, number> = { key: 0, model: 1, target: 2 }
+const GROUP_INDEX: Record<Exclude<UsageGroup, 'day'>, number> = { key: 0, model: 1, target: 2 }
+const DAY_MS = 86_400_000
+
+/** The row a group key (and its bucket's start, ms) adds to. */
+function rowName (group: UsageGroup, key: string, bucket: number): string {
+  if (group === 'day') return new Date(bucket - (bucket % DAY_MS)).toISOString().slice(0, 10)
+  return splitGroupKey(key)[GROUP_INDEX[group]]
+}
 
 export function entryTotals (entry: UsageEntry): UsageTotals {
   const c = entry.counts
@@ -126,7 +137,9 @@ export function entryTotals (entry: UsageEntry): UsageTotals {
     completionTokens: c.completionTokens ?? 0,
     totalTokens: c.totalTokens ?? 0,
     cacheReadTokens: c.cacheReadTokens ?? 0,
-    cacheCreationTokens: c.cacheCreationTokens ?? 0
+    cacheCreationTokens: c.cacheCreationTokens ?? 0,
+    costNanos: Math.round((entry.costUsd ?? 0) * 1e9),
+    unpricedRequests: entry.costUsd === null ? 1 : 0
   }
 }
 
@@ -211,10 +224,10 @@ export class ReportBuilder {
     this.#group = group
   }
 
-  add (key: string, totals: UsageTotals): void {
+  add (key: string, totals: UsageTotals, bucket: number): void {
     addTotals(this.#totals, totals)
     if (this.#group === null) return
-    const name = splitGroupKey(key)[GROUP_INDEX[this.#group]]
+    const name = rowName(this.#group, key, bucket)
     let row = this.#rows.get(name)
     if (row === undefined) {
       row = emptyTotals()
@@ -291,7 +304,7 @@ export class MemoryUsageStore implements UsageStore {
       const groups = this.#table.buckets.get(bucket)
       if (groups === undefined) continue
       for (const [key, totals] of groups) {
-        report.add(key, totals)
+        report.add(key, totals, bucket)
         if (++added % QUERY_SLICE === 0) await nextTurn()
       }
     }

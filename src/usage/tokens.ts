@@ -11,6 +11,10 @@
  * `prompt_tokens` already includes `cached_tokens`; for Anthropic it is `input_tokens` plus both
  * cache counts), so `promptTokens + completionTokens = totalTokens` for both providers, and the
  * cache counts say which part of the prompt was read from or written to a cache.
+ *
+ * The categories a price table prices apart are kept too: Anthropic's one-hour cache writes (a
+ * part of `cacheCreationTokens`, dearer than the five-minute ones), audio input not read from a
+ * cache (a part of `promptTokens`) and audio output (a part of `completionTokens`).
  */
 
 export interface TokenCounts {
@@ -20,6 +24,12 @@ export interface TokenCounts {
   cacheReadTokens: number | null
   cacheCreationTokens: number | null
   reasoningTokens: number | null
+  /** the part of `cacheCreationTokens` written for one hour (Anthropic `ephemeral_1h_input_tokens`) */
+  cacheCreation1hTokens: number | null
+  /** audio input tokens not read from a cache (a part of `promptTokens`) */
+  audioInputTokens: number | null
+  /** audio output tokens (a part of `completionTokens`) */
+  audioOutputTokens: number | null
 }
 
 export type UsageDialect = 'openai' | 'anthropic'
@@ -44,22 +54,37 @@ export const NO_TOKENS: Readonly<TokenCounts> = Object.freeze({
   totalTokens: null,
   cacheReadTokens: null,
   cacheCreationTokens: null,
-  reasoningTokens: null
+  reasoningTokens: null,
+  cacheCreation1hTokens: null,
+  audioInputTokens: null,
+  audioOutputTokens: null
 })
+
+/** Audio input not read from a cache: realtime says which part of its cached tokens was audio. */
+function uncachedAudio (details: unknown): number | null {
+  const audio = nested(details, 'audio_tokens')
+  if (audio === null || !isObject(details)) return audio
+  return Math.max(0, audio - (nested(details.cached_tokens_details, 'audio_tokens') ?? 0))
+}
 
 /** One complete OpenAI-style usage object: chat/embeddings names or Responses/realtime names. */
 export function openAiCounts (usage: Json): TokenCounts {
   const prompt = count(usage.prompt_tokens) ?? count(usage.input_tokens)
   const completion = count(usage.completion_tokens) ?? count(usage.output_tokens)
   const total = count(usage.total_tokens) ?? (prompt !== null || completion !== null ? (prompt ?? 0) + (completion ?? 0) : null)
+  // chat: prompt_/completion_tokens_details; Responses: input_/output_tokens_details; realtime: input_/output_token_details
+  const inDetails = usage.prompt_tokens_details ?? usage.input_tokens_details ?? usage.input_token_details
+  const outDetails = usage.completion_tokens_details ?? usage.output_tokens_details ?? usage.output_token_details
   return {
     promptTokens: prompt,
     completionTokens: completion,
     totalTokens: total,
-    cacheReadTokens: nested(usage.prompt_tokens_details, 'cached_tokens') ??
-      nested(usage.input_tokens_details, 'cached_tokens') ?? nested(usage.input_token_details, 'cached_tokens'),
+    cacheReadTokens: nested(inDetails, 'cached_tokens'),
     cacheCreationTokens: null,
-    reasoningTokens: nested(usage.completion_tokens_details, 'reasoning_tokens') ?? nested(usage.output_tokens_details, 'reasoning_tokens')
+    reasoningTokens: nested(outDetails, 'reasoning_tokens'),
+    cacheCreation1hTokens: null,
+    audioInputTokens: uncachedAudio(inDetails),
+    audioOutputTokens: nested(outDetails, 'audio_tokens')
   }
 }
 
@@ -72,7 +97,10 @@ export function addCounts (a: TokenCounts, b: TokenCounts): TokenCounts {
     totalTokens: plus(a.totalTokens, b.totalTokens),
     cacheReadTokens: plus(a.cacheReadTokens, b.cacheReadTokens),
     cacheCreationTokens: plus(a.cacheCreationTokens, b.cacheCreationTokens),
-    reasoningTokens: plus(a.reasoningTokens, b.reasoningTokens)
+    reasoningTokens: plus(a.reasoningTokens, b.reasoningTokens),
+    cacheCreation1hTokens: plus(a.cacheCreation1hTokens, b.cacheCreation1hTokens),
+    audioInputTokens: plus(a.audioInputTokens, b.audioInputTokens),
+    audioOutputTokens: plus(a.audioOutputTokens, b.audioOutputTokens)
   }
 }
 
@@ -89,6 +117,7 @@ export class UsageAccumulator {
   #output: number | null = null
   #cacheRead: number | null = null
   #cacheCreation: number | null = null
+  #cacheCreation1h: number | null = null
 
   constructor (dialect: UsageDialect) {
     this.dialect = dialect
@@ -105,6 +134,7 @@ export class UsageAccumulator {
     this.#output = count(usage.output_tokens) ?? this.#output
     this.#cacheRead = count(usage.cache_read_input_tokens) ?? this.#cacheRead
     this.#cacheCreation = count(usage.cache_creation_input_tokens) ?? this.#cacheCreation
+    this.#cacheCreation1h = nested(usage.cache_creation, 'ephemeral_1h_input_tokens') ?? this.#cacheCreation1h
   }
 
   /**
@@ -132,7 +162,10 @@ export class UsageAccumulator {
       totalTokens: prompt === null && completion === null ? null : (prompt ?? 0) + (completion ?? 0),
       cacheReadTokens: cacheRead,
       cacheCreationTokens: cacheCreation,
-      reasoningTokens: null
+      reasoningTokens: null,
+      cacheCreation1hTokens: this.#cacheCreation1h,
+      audioInputTokens: null,
+      audioOutputTokens: null
     }
   }
 }

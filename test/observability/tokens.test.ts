@@ -35,21 +35,24 @@ test('Anthropic: message_start then running totals in message_delta; each field 
     totalTokens: 170,
     cacheReadTokens: 40,
     cacheCreationTokens: 10,
-    reasoningTokens: null
+    reasoningTokens: null,
+    cacheCreation1hTokens: null,
+    audioInputTokens: null,
+    audioOutputTokens: null
   })
 })
 
 test('OpenAI: chat, Responses API and embeddings usage objects; the latest replaces the earlier', () => {
   const chat = new UsageAccumulator('openai')
   chat.observe({ usage: { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12, prompt_tokens_details: { cached_tokens: 4 }, completion_tokens_details: { reasoning_tokens: 2 } } })
-  assert.deepEqual(chat.counts(), { promptTokens: 9, completionTokens: 3, totalTokens: 12, cacheReadTokens: 4, cacheCreationTokens: null, reasoningTokens: 2 })
+  assert.deepEqual(chat.counts(), { promptTokens: 9, completionTokens: 3, totalTokens: 12, cacheReadTokens: 4, cacheCreationTokens: null, reasoningTokens: 2, cacheCreation1hTokens: null, audioInputTokens: null, audioOutputTokens: null })
   chat.observe({ usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 } })
   assert.equal(chat.counts().totalTokens, 15)
 
   const responses = new UsageAccumulator('openai')
   responses.observe({ type: 'response.created', response: { usage: null } })
   responses.observe({ type: 'response.completed', response: { usage: { input_tokens: 7, output_tokens: 8, total_tokens: 15, input_tokens_details: { cached_tokens: 1 } } } })
-  assert.deepEqual(responses.counts(), { promptTokens: 7, completionTokens: 8, totalTokens: 15, cacheReadTokens: 1, cacheCreationTokens: null, reasoningTokens: null })
+  assert.deepEqual(responses.counts(), { promptTokens: 7, completionTokens: 8, totalTokens: 15, cacheReadTokens: 1, cacheCreationTokens: null, reasoningTokens: null, cacheCreation1hTokens: null, audioInputTokens: null, audioOutputTokens: null })
 
   const embeddings = new UsageAccumulator('openai')
   embeddings.observe({ object: 'list', data: [], usage: { prompt_tokens: 6, total_tokens: 6 } })

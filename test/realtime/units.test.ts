@@ -50,5 +50,13 @@ test('usage: response.done events summed; other events ignored even when they me
   usage.observe(Buffer.from(JSON.stringify({ type: 'response.done', response: { usage: { input_tokens: 40, output_tokens: 5 } } })))
   usage.observe(Buffer.from(JSON.stringify({ type: 'response.done', response: { usage: null } })))
   usage.observe(Buffer.from('{"type":"response.done", broken'))
-  assert.deepEqual(usage.usage, { responses: 3, inputTokens: 50, outputTokens: 25, totalTokens: 75 })
+  // read again: the assertion above narrowed `usage.usage` to null
+  const summary = (usage as UsageCounter).usage
+  assert.ok(summary !== null)
+  const { counts, ...totals } = summary
+  assert.deepEqual(totals, { responses: 3, inputTokens: 50, outputTokens: 25, totalTokens: 75 })
+  // every token category, summed the same way, for the record and its cost
+  assert.equal(counts.promptTokens, 50)
+  assert.equal(counts.completionTokens, 25)
+  assert.equal(counts.totalTokens, 75)
 })
