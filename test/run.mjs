@@ -52,6 +52,7 @@ const UNIT = [
   'test/unit/target-host.test.ts',
   'test/unit/uploads.test.ts',
   'test/unit/model-groups.test.ts',
+  'test/unit/model-groups-inject.test.ts',
   'test/uploads/limiter-hold.test.ts',
   'test/uploads/part-names.test.ts'
 ]

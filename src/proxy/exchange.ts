@@ -112,10 +112,21 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   #checkPeek (): void {
     const peek = this.#peek
     if (peek === null) return
+    const queue = this.#queue ?? []
+    // the usual case: the first chunk holds the whole first event; only it becomes text
+    const first = queue[0]
+    if (first?.kind === 'data') {
+      const end = firstBoundary(first.chunk)
+      if (end !== -1) {
+        this.#peek = null
+        peek.resolve(first.chunk.toString('latin1', 0, end))
+        return
+      }
+    }
     let text = ''
     let ended = false
     let failure: Error | null = null
-    for (const event of this.#queue ?? []) {
+    for (const event of queue) {
       if (event.kind === 'data') text += event.chunk.toString('latin1')
       else if (event.kind === 'end') ended = true
       else failure = event.err
@@ -235,6 +246,14 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
       if (this.#peek !== null) this.#checkPeek()
     } else this.#error(this.#sink, err)
   }
+}
+
+/** Where the first blank line in `chunk` starts (`\n\n` or `\n\r\n`), or -1. */
+function firstBoundary (chunk: Buffer): number {
+  const lf = chunk.indexOf('\n\n')
+  const crlf = chunk.indexOf('\n\r\n')
+  if (lf === -1) return crlf
+  return crlf === -1 || lf < crlf ? lf : crlf
 }
 
 /** What a cancelled exchange fails with: the name the forwarder knows as "the client went away". */

@@ -114,7 +114,14 @@ export class RedisCooldowns extends MemoryCooldowns {
     this.#prefix = `${prefix}health:`
     this.#ids = ids
     this.#log = log
-    this.#timer = setInterval(() => { this.#poll() }, POLL_MS)
+    this.#timer = setInterval(() => {
+      try {
+        this.#poll()
+      } catch (err) {
+        this.#polling = false
+        this.#health.failed(err, 'health poll')
+      }
+    }, POLL_MS)
     this.#timer.unref()
   }
 
@@ -127,6 +134,15 @@ export class RedisCooldowns extends MemoryCooldowns {
     }
     // the replicas' failures add up: the allowedFails-th of them all starts the cooldown
     const key = `${this.#prefix}fails:${id}`
+    try {
+      this.#count(key, id, rules, retryAfterMs)
+    } catch (err) {
+      this.#health.failed(err, 'health failure count')
+    }
+    return 0
+  }
+
+  #count (key: string, id: string, rules: CooldownRules, retryAfterMs: number): void {
     this.#redis.multi().set(key, '0', 'PX', rules.cooldownMs, 'NX').incr(key).exec().then((replies) => {
       const count = Number(replies?.[1]?.[1] ?? 0)
       if (count >= rules.allowedFails) {
@@ -136,7 +152,6 @@ export class RedisCooldowns extends MemoryCooldowns {
         this.#share(id, end, at)
       }
     }).catch((err: unknown) => { this.#health.failed(err, 'health failure count') })
-    return 0
   }
 
   override cool (id: string, until: number): void {
@@ -147,7 +162,11 @@ export class RedisCooldowns extends MemoryCooldowns {
   override clear (id: string): void {
     super.clear(id)
     if (this.#health.bypassed) return
-    this.#redis.del(`${this.#prefix}cool:${id}`, `${this.#prefix}fails:${id}`).catch((err: unknown) => { this.#health.failed(err, 'health clear') })
+    try {
+      this.#redis.del(`${this.#prefix}cool:${id}`, `${this.#prefix}fails:${id}`).catch((err: unknown) => { this.#health.failed(err, 'health clear') })
+    } catch (err) {
+      this.#health.failed(err, 'health clear')
+    }
   }
 
   override close (): void {
@@ -156,8 +175,13 @@ export class RedisCooldowns extends MemoryCooldowns {
 
   #share (id: string, until: number, now: number): void {
     const ttl = Math.max(1, until - now)
-    this.#redis.multi().set(`${this.#prefix}cool:${id}`, String(until), 'PX', ttl).del(`${this.#prefix}fails:${id}`).exec()
-      .catch((err: unknown) => { this.#health.failed(err, 'health cooldown') })
+    // (a client that throws instead of rejecting must not fail the request that noted the failure)
+    try {
+      this.#redis.multi().set(`${this.#prefix}cool:${id}`, String(until), 'PX', ttl).del(`${this.#prefix}fails:${id}`).exec()
+        .catch((err: unknown) => { this.#health.failed(err, 'health cooldown') })
+    } catch (err) {
+      this.#health.failed(err, 'health cooldown')
+    }
   }
 
   #poll (): void {

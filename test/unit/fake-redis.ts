@@ -32,6 +32,7 @@ export class FakeRedisServer {
     switch (name) {
       case 'GET': return this.strings.get(key) ?? null
       case 'SET': {
+        if (rest.includes('NX') && this.strings.has(key)) return null
         this.strings.set(key, rest[0])
         if (rest[1] === 'PX') this.ttls.set(key, Number(rest[2]))
         return 'OK'
@@ -58,6 +59,13 @@ export class FakeRedisServer {
       }
       case 'UNLINK': return args.filter(k => this.strings.delete(String(k))).length
       case 'PING': return 'PONG'
+      case 'INCR': {
+        const n = Number(this.strings.get(key) ?? '0') + 1
+        this.strings.set(key, String(n))
+        return n
+      }
+      case 'DEL': return args.filter(k => this.strings.delete(String(k))).length
+      case 'MGET': return args.map(k => this.strings.get(String(k)) ?? null)
       default: throw new Error(`the fake Redis has no ${name}`)
     }
   }
@@ -97,6 +105,8 @@ class FakeBatch {
   hincrby (...a: Array<string | number>): this { return this.#add('HINCRBY', a) }
   pexpire (...a: Array<string | number>): this { return this.#add('PEXPIRE', a) }
   publish (...a: Array<string | number>): this { return this.#add('PUBLISH', a) }
+  incr (...a: Array<string | number>): this { return this.#add('INCR', a) }
+  del (...a: Array<string | number>): this { return this.#add('DEL', a) }
 
   async exec (): Promise<Reply[]> {
     if (this.#server.down !== null) throw this.#server.down
@@ -123,6 +133,8 @@ class FakeRedisClient extends EventEmitter {
   get (key: string): Promise<unknown> { return this.#run('GET', [key]) }
   set (...a: Array<string | number>): Promise<unknown> { return this.#run('SET', a) }
   hgetall (key: string): Promise<unknown> { return this.#run('HGETALL', [key]) }
+  del (...a: Array<string | number>): Promise<unknown> { return this.#run('DEL', a) }
+  mget (keys: string[]): Promise<unknown> { return this.#run('MGET', keys) }
   ping (): Promise<unknown> { return this.#run('PING', []) }
   call (command: string, ...args: Array<string | number>): Promise<unknown> { return this.#run(command.toUpperCase(), args) }
   multi (): FakeBatch { return new FakeBatch(this.#server) }

@@ -9,6 +9,8 @@ import { HealthBoard, MemoryCooldowns, retryAfterMs } from '../../src/routing/he
 import { attemptOrder, EXPLORE_EVERY } from '../../src/routing/deployment-picker.js'
 import { overlapLength } from '../../src/proxy/stream-resume.js'
 import { ProxyBody } from '../../src/proxy/proxy-body.js'
+import { UpstreamExchange } from '../../src/proxy/exchange.js'
+import { reportsFailure } from '../../src/lib/stream-end.js'
 import type { UpstreamTarget } from '../../src/upstream/target.js'
 import { loadConfig } from '../../config/load.js'
 import type { GatewayConfig } from '../../config/schema.js'
@@ -97,4 +99,27 @@ test('each attempt\'s body: the model replaced, the body itself untouched; the s
   assert.deepEqual(JSON.parse(body.bytesWith('model', 'gpt-4o').toString()), { model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }], stream_options: { include_usage: true } })
   assert.equal(body.model, 'smart', 'the next attempt starts from the same body')
   assert.deepEqual(body.bytesWith('model', 'smart'), body.bytes())
+})
+
+test('an exchange\'s first event, read before any sink: in one chunk, across chunks, CRLF; the chunks stay for the sink', async () => {
+  const controller = { aborted: false, paused: false, reason: null, abort () {}, pause () {}, resume () {} }
+  const feed = (chunks: string[]): UpstreamExchange => {
+    const ex = new UpstreamExchange()
+    ex.onRequestStart(controller)
+    ex.onResponseStart(controller, 200, { 'content-type': 'text/event-stream' })
+    for (const c of chunks) ex.onResponseData(controller, Buffer.from(c))
+    return ex
+  }
+  assert.equal(await feed(['data: {"error":{}}\n\ndata: b\n\n']).firstEvent(1024), 'data: {"error":{}}')
+  assert.equal(await feed(['data: a\n', '\ndata: b\n\n']).firstEvent(1024), 'data: a')
+  assert.equal(reportsFailure(await feed(['event: error\r\ndata: {}\r\n\r\n']).firstEvent(1024)), true)
+  const ex = feed(['data: a\n\n', 'data: b\n\n'])
+  await ex.firstEvent(1024)
+  const got: string[] = []
+  ex.attach({ data: (c) => { got.push(c.toString()); return true }, end () {}, error () {} })
+  assert.deepEqual(got, ['data: a\n\n', 'data: b\n\n'])
+  const failed = feed(['data: a'])
+  const read = failed.firstEvent(1024)
+  failed.onResponseError(controller, new Error('reset'))
+  await assert.rejects(read, /reset/)
 })
