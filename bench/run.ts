@@ -30,8 +30,9 @@ import { markdownTable, summary, type Row } from './report.js'
 import { latency, models, nonStreamChat, soak, streamChat } from './scenarios/throughput.js'
 import { abandonedStreams, openStreams, pacedChunkDelay } from './scenarios/streams.js'
 import { bigUpload } from './scenarios/upload.js'
+import { translatedStream, translatedTargetEnv } from './scenarios/translated.js'
 
-const SCENARIOS: readonly Scenario[] = [nonStreamChat, streamChat, models, latency, pacedChunkDelay, openStreams, bigUpload, soak, abandonedStreams]
+const SCENARIOS: readonly Scenario[] = [nonStreamChat, streamChat, models, latency, pacedChunkDelay, openStreams, bigUpload, soak, abandonedStreams, translatedStream]
 const RESULTS_FILE = join(ROOT, 'docs/performance.md')
 const BEGIN = '<!-- bench:begin (written by `npm run bench -- --write`) -->'
 const END = '<!-- bench:end -->'
@@ -117,7 +118,7 @@ async function startGroup (kind: Scenario['mock'], args: Args, keys: readonly st
       spawnServer({
         name: 'gateway',
         args: [...profile('gateway'), ...scriptArgs(args.mode, 'src/cli.ts')],
-        env: { ...gatewayEnv(mockUrl, port), ...args.set },
+        env: { ...gatewayEnv(mockUrl, port), ...(args.only.has(translatedStream.id) ? translatedTargetEnv(mockUrl) : {}), ...args.set },
         healthUrl: `http://127.0.0.1:${port}`
       }),
       spawnBaseline('pipe', args.mode, mockUrl, profile('pipe')),

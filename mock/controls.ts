@@ -31,6 +31,10 @@ export interface Controls {
   bytes?: number
   /** True when `x-mock-chunks` was sent (binary downloads then split accordingly). */
   explicitChunks: boolean
+  /** Reasoning deltas before the answer (`x-mock-reasoning`): Chat's `reasoning_content`, Anthropic's thinking block. */
+  reasoning: number
+  /** Prompt tokens reported as read from the cache (`x-mock-cached-tokens`). */
+  cachedTokens: number
 }
 
 export interface ControlDefaults {
@@ -76,6 +80,8 @@ export function readControls (headers: IncomingHttpHeaders, defaults: ControlDef
     cumulativeUsage: header(headers, 'x-mock-usage') === 'cumulative',
     fault: faultKind(header(headers, 'x-mock-fault')),
     bytes: nonNegativeInt(header(headers, 'x-mock-bytes')),
-    explicitChunks: chunks !== undefined
+    explicitChunks: chunks !== undefined,
+    reasoning: nonNegativeInt(header(headers, 'x-mock-reasoning')) ?? 0,
+    cachedTokens: nonNegativeInt(header(headers, 'x-mock-cached-tokens')) ?? 0
   }
 }

@@ -3,6 +3,7 @@ import { asObject, requireJsonObject, requireModel, type Exchange } from './exch
 import { pace } from './pacer.js'
 import { SSE_HEADERS, sendError, sendJson } from './respond.js'
 import { answerDeltas, answerText } from './text.js'
+import { argumentPieces, forcedToolCalls, reasoningText, type MockToolCall } from './tools.js'
 
 /** Fixed model creation time: listings are meant to be stable. */
 const MODEL_CREATED = 1_700_000_000
@@ -56,6 +57,53 @@ function chatChunkEvents (ex: Exchange, model: string, usage: Usage, includeUsag
   return events
 }
 
+/** Usage with cached prompt tokens and reasoning tokens, as OpenAI reports them. */
+function richUsage (ex: Exchange, usage: Usage): object {
+  const cached = Math.min(ex.controls.cachedTokens, usage.prompt)
+  return {
+    prompt_tokens: usage.prompt,
+    completion_tokens: usage.completion,
+    total_tokens: usage.prompt + usage.completion,
+    prompt_tokens_details: { cached_tokens: cached, audio_tokens: 0 },
+    completion_tokens_details: { reasoning_tokens: ex.controls.reasoning, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 }
+  }
+}
+
+/**
+ * The answer with tool calls, reasoning (`reasoning_content`, as DeepSeek and vLLM send it) or
+ * cached tokens: built with JSON.stringify, off the benchmark's hot path.
+ */
+function richCompletion (ex: Exchange, model: string, usage: Usage, calls: MockToolCall[]): string {
+  const message: Record<string, unknown> = { role: 'assistant', content: calls.length > 0 ? null : answerText(ex.controls), refusal: null }
+  if (ex.controls.reasoning > 0) message.reasoning_content = Array.from({ length: ex.controls.reasoning }, (_, i) => reasoningText(i)).join('')
+  if (calls.length > 0) message.tool_calls = calls.map(c => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }))
+  return JSON.stringify({
+    id: `chatcmpl-mock-${ex.record.id}`,
+    object: 'chat.completion',
+    created: ex.state.created,
+    model,
+    choices: [{ index: 0, message, logprobs: null, finish_reason: calls.length > 0 ? 'tool_calls' : 'stop' }],
+    usage: richUsage(ex, usage)
+  })
+}
+
+function richChunkEvents (ex: Exchange, model: string, usage: Usage, includeUsage: boolean, calls: MockToolCall[]): string[] {
+  const base = { id: `chatcmpl-mock-${ex.record.id}`, object: 'chat.completion.chunk', created: ex.state.created, model }
+  const chunk = (delta: object, finish: string | null): string =>
+    `data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...(includeUsage ? { usage: null } : {}) })}\n\n`
+  const events = [chunk({ role: 'assistant', content: '' }, null)]
+  for (let i = 0; i < ex.controls.reasoning; i++) events.push(chunk({ reasoning_content: reasoningText(i) }, null))
+  if (calls.length === 0) for (const delta of answerDeltas(ex.controls)) events.push(chunk({ content: delta }, null))
+  calls.forEach((call, index) => {
+    events.push(chunk({ tool_calls: [{ index, id: call.id, type: 'function', function: { name: call.name, arguments: '' } }] }, null))
+    for (const piece of argumentPieces(call.arguments)) events.push(chunk({ tool_calls: [{ index, function: { arguments: piece } }] }, null))
+  })
+  events.push(chunk({}, calls.length > 0 ? 'tool_calls' : 'stop'))
+  if (includeUsage) events.push(`data: ${JSON.stringify({ ...base, choices: [], usage: richUsage(ex, usage) })}\n\n`)
+  events.push('data: [DONE]\n\n')
+  return events
+}
+
 /** POST /v1/chat/completions */
 export function chatCompletions (ex: Exchange): Promise<void> | undefined {
   const body = requireJsonObject(ex)
@@ -64,6 +112,16 @@ export function chatCompletions (ex: Exchange): Promise<void> | undefined {
   if (model === undefined) return
   const messages = Array.isArray(body.messages) ? body.messages.length : 0
   const usage = { prompt: messages * 10, completion: ex.controls.chunks }
+  const calls = body.tools !== undefined ? forcedToolCalls(body, false) : []
+  if (calls.length > 0 || ex.controls.reasoning > 0 || ex.controls.cachedTokens > 0) {
+    if (body.stream !== true) {
+      sendJson(ex, 200, richCompletion(ex, model, usage, calls))
+      return
+    }
+    const events = richChunkEvents(ex, model, usage, asObject(body.stream_options)?.include_usage === true, calls)
+    ex.res.writeHead(200, SSE_HEADERS)
+    return pace(ex, events.length, (i) => events[i])
+  }
   if (body.stream !== true) {
     sendJson(ex, 200, chatCompletionJson(ex, model, usage))
     return

@@ -19,6 +19,10 @@
  * - x-mock-context-id, x-mock-split-tag, x-mock-split-network: tag the answer
  *   and make it hard to parse (tag across deltas, events across packets).
  * - x-mock-usage: cumulative: several running usage totals in Anthropic streams.
+ * - x-mock-reasoning: N reasoning deltas before the answer (Chat's `reasoning_content`,
+ *   Anthropic's thinking block); x-mock-cached-tokens: N prompt tokens read from the cache.
+ * - A request whose tool choice forces a call (Chat `required` or a named function, Anthropic
+ *   `any` or `tool`) is answered with tool calls, their arguments streamed in three pieces.
  * - x-mock-fault: one of FAULT_KINDS.
  * - x-mock-bytes: size of binary downloads and speech.
  */

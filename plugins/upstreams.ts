@@ -72,6 +72,7 @@ function buildTarget (name: string, url: string, s: TargetSettings, outbound: Ou
     authority: parsed.host.toLowerCase(),
     basePath: parsed.pathname.replace(/\/+$/, ''),
     provider,
+    dialects: s.dialects,
     keys: keys.map(k => k.key),
     pool: keys.length > 0 ? new KeyPool(keys, s.keyCooldownMs) : null,
     headers: lowerCaseKeys(s.headers),
@@ -160,6 +161,8 @@ const upstreams: FastifyPluginAsync<UpstreamsOptions> = async (fastify, { upstre
       authority,
       basePath: '',
       provider,
+      // a host named per request: its dialects are unknown, so nothing is translated
+      dialects: ['chat', 'responses', 'messages'],
       keys: [],
       pool: null,
       headers: null,

@@ -114,8 +114,14 @@ const usagePlugin: FastifyPluginAsync<UsageOptions> = async (fastify, opts) => {
 
   /** Decided once the upstream answered, from its status and content type. */
   function usageStage (start: ResponseStart): ChunkStage | null {
-    const usage = start.request.outcome.usage
+    let usage = start.request.outcome.usage
     if (usage === null || start.statusCode < 200 || start.statusCode >= 300) return null
+    // a translated answer is read in the upstream's dialect, before its translation
+    const dialect = start.request.upstream.translation?.direction.usageDialect
+    if (dialect !== undefined && dialect !== usage.dialect) {
+      usage = new ResponseUsage(dialect)
+      start.request.outcome.usage = usage
+    }
     // a compressed body is decoded before the stages (src/proxy/forward.ts); one we cannot decode is not read
     const encoding = start.headers['content-encoding']
     if (encoding !== undefined && encoding !== 'identity') return null

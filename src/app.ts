@@ -42,6 +42,7 @@ import fieldAlias from '../plugins/field-alias.js'
 import uploadLimits from '../plugins/upload-limits.js'
 import metrics from '../plugins/metrics.js'
 import usage from '../plugins/usage.js'
+import translate from '../plugins/translate.js'
 import budgets from '../plugins/budgets.js'
 import websocket from '@fastify/websocket'
 import health from '../routes/health.js'
@@ -153,6 +154,8 @@ const app: FastifyPluginAsync<AppOptions> = async (fastify, { config }) => {
         redisHealth: fastify.redisHealth,
         keyPrefix: config.redis.keyPrefix
       })
+      // after usage (read in the upstream's dialect), before the body log (the client's)
+      await api.register(translate, { limits: { maxJsonBytes: config.transforms.maxJsonBytes, maxEventSize: config.transforms.maxEventSize } })
       // last: its tap sees the answer as the client gets it
       await api.register(bodyLog, { log: config.log })
       // what the admin API and operators read lives on the root

@@ -128,12 +128,17 @@ export function isAnthropicPath (url: string): boolean {
   return /^(?:\/[^/?]+)?\/v1\/(?:messages|complete)(?:[/?]|$)/.test(url)
 }
 
+/** The OpenAI dialects' own endpoints: their clients read OpenAI's shape whatever the target (translated). */
+function isOpenAiDialectPath (url: string): boolean {
+  return /^(?:\/[^/?]+)?\/v1\/(?:chat\/completions|responses)(?:[/?]|$)/.test(url)
+}
+
 /**
- * Anthropic's shape on Anthropic paths, and on any path of a target whose provider is Anthropic
+ * Anthropic's shape on Anthropic paths, and on any other path of a target whose provider is Anthropic
  * (its SDK calls `/v1/models` too); OpenAI's everywhere else.
  */
 export function errorBody (url: string, e: ShapedError, provider?: string): object {
-  if (provider === 'anthropic' || isAnthropicPath(url)) {
+  if (isAnthropicPath(url) || (provider === 'anthropic' && !isOpenAiDialectPath(url))) {
     return { type: 'error', error: { type: ANTHROPIC_TYPES[e.status] ?? 'api_error', message: e.message } }
   }
   return { error: { message: e.message, type: e.type, code: e.code } }

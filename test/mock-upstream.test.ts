@@ -755,3 +755,29 @@ test('cli: prints one JSON line, serves, exits cleanly on SIGTERM', async (t) =>
   assert.equal(code, 0)
   assert.equal(lines.length, 1)
 })
+
+test('tool calls, reasoning and cached tokens, in each API\'s own wire format as its SDK reads it', async (t) => {
+  const mock = await startMock(t)
+  const tool = { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } }
+  const openai = new OpenAI({ baseURL: `${mock.url}/v1`, apiKey: 'x', maxRetries: 0 })
+  const chat = await openai.chat.completions.stream({
+    ...CHAT, tools: [{ type: 'function', function: tool }], tool_choice: 'required', stream_options: { include_usage: true }
+  }, { headers: { 'x-mock-cached-tokens': '4', 'x-mock-reasoning': '2' } }).finalChatCompletion()
+  const call = chat.choices[0].message.tool_calls?.[0]
+  assert.ok(call?.type === 'function')
+  assert.deepEqual([call.id, call.function.name, JSON.parse(call.function.arguments)], ['call_mock_0', 'get_weather', { city: 'mock-city' }])
+  assert.equal(chat.choices[0].finish_reason, 'tool_calls')
+  assert.equal(chat.usage?.prompt_tokens_details?.cached_tokens, 4)
+  assert.equal(chat.usage?.completion_tokens_details?.reasoning_tokens, 2)
+
+  const anthropic = new Anthropic({ baseURL: mock.url, apiKey: 'x', maxRetries: 0 })
+  const message = await anthropic.messages.stream({
+    ...MESSAGE, tools: [{ name: tool.name, input_schema: tool.parameters as { type: 'object' } }], tool_choice: { type: 'any' }
+  }, { headers: { 'x-mock-cached-tokens': '4', 'x-mock-reasoning': '2' } }).finalMessage()
+  assert.deepEqual(message.content, [
+    { type: 'thinking', thinking: 'think0 think1 ', signature: 'mock-signature' },
+    { type: 'tool_use', id: 'toolu_mock_0', name: 'get_weather', input: { city: 'mock-city' } }
+  ])
+  assert.equal(message.stop_reason, 'tool_use')
+  assert.equal(message.usage.cache_read_input_tokens, 4)
+})

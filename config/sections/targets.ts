@@ -24,6 +24,10 @@ import { budgetListSchema } from './budgets.js'
 
 export const PROVIDERS = ['auto', 'openai', 'anthropic', 'azure', 'openai-compatible'] as const
 
+/** The API dialects a target may offer (docs/translation.md). */
+export const DIALECTS = ['chat', 'responses', 'messages'] as const
+type DialectName = typeof DIALECTS[number]
+
 /** Seed 003's default outbound proxy in `ENV=local` mode (a local v2ray/xray HTTP port). */
 export const LOCAL_MODE_PROXY = 'http://127.0.0.1:10809'
 
@@ -44,6 +48,7 @@ export interface KeySpec { name: string, key: string, weight: number }
 /** The per-target fields shared by `upstream` (the `default` target) and every named target. */
 export const targetFields = {
   provider: StringEnum(PROVIDERS, { default: 'auto', description: 'upstream auth header and error shape; auto = from the host name' }),
+  dialects: Type.Array(StringEnum(DIALECTS), { default: [], description: 'API dialects the upstream offers (chat, responses, messages); empty = by provider; another dialect is translated' }),
   keys: Type.Array(keyEntry, { default: [], description: 'upstream key pool: strings, or {key, name, weight}' }),
   keyCooldownMs: Type.Integer({ default: 60_000, minimum: 0, description: 'how long a key that got a 401 is set aside' }),
   headers: Type.Record(Type.String(), Type.String(), { default: {}, description: 'extra request headers sent to this target; values are secrets (masked, redacted, filtered from answers)' }),
@@ -191,6 +196,25 @@ export function inferProvider (url: string): Exclude<typeof PROVIDERS[number], '
   return 'openai-compatible'
 }
 
+/** Whether `provider: auto` can tell this URL's provider from its host (else it is a guess). */
+function knownHost (url: string): boolean {
+  return url !== 'mock' && inferProvider(url) !== 'openai-compatible'
+}
+
+/**
+ * The dialects a target offers when `dialects` is not set: its provider's. A host `provider: auto`
+ * cannot place (a self-hosted server, the embedded mock) may offer any of them: every dialect
+ * passes through untranslated, as it did before translation existed.
+ */
+export function defaultDialects (provider: Exclude<typeof PROVIDERS[number], 'auto'>, unknownHost: boolean): DialectName[] {
+  if (unknownHost) return [...DIALECTS]
+  switch (provider) {
+    case 'anthropic': return ['messages']
+    case 'openai': case 'azure': return ['chat', 'responses']
+    default: return ['chat']
+  }
+}
+
 /** Strings or `{key, name, weight}` → named keys; names are `key-1`, `key-2`, … unless given. */
 export function normalizeKeys (list: ReadonlyArray<string | { key: string, name?: string, weight?: number }>, where: string): KeySpec[] {
   const out: KeySpec[] = list.map((entry, i) => typeof entry === 'string'
@@ -225,6 +249,7 @@ type TargetShape = Pick<TargetConfig, keyof typeof targetFields | 'url'>
 function normalizeTargetFields (t: TargetShape, where: string, origins: Map<string, string>): void {
   const provider = t.provider as string
   if (provider === 'auto') t.provider = inferProvider(t.url)
+  if (t.dialects.length === 0) t.dialects = defaultDialects(t.provider as Exclude<typeof PROVIDERS[number], 'auto'>, provider === 'auto' && !knownHost(t.url))
   t.keys = normalizeKeys(t.keys, `${where}.keys`)
   t.proxy = checkProxyUrl(t.proxy, `${where}.proxy (${origins.get(`${where}.proxy`) ?? 'config'})`)
   for (const [from, to] of Object.entries(t.pathRewrites)) {

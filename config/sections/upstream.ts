@@ -42,6 +42,7 @@ export const upstream: ConfigSection = {
     { path: 'upstream.connections', env: ['GATEWAY_UPSTREAM_CONNECTIONS'], type: 'integer', doc: 'keep-alive connections per upstream origin' },
     { path: 'upstream.keys.*.key', env: ['GATEWAY_UPSTREAM_KEYS'], type: 'list', secret: true, doc: 'upstream key pool, comma-separated (round robin, failover on 429)', apply: (v, raw) => setPath(raw, 'upstream.keys', v) },
     { path: 'upstream.provider', env: ['GATEWAY_UPSTREAM_PROVIDER'], type: 'string', doc: 'openai | anthropic | azure | openai-compatible | auto' },
+    { path: 'upstream.dialects', env: ['GATEWAY_UPSTREAM_DIALECTS'], type: 'list', doc: 'API dialects the default target offers (chat, responses, messages); empty = by provider; others are translated' },
     { path: 'upstream.proxy', env: ['GATEWAY_UPSTREAM_PROXY'], type: 'string', secret: true, doc: 'outbound proxy for the default target ("direct" = none)', seed: '004 proxy' },
     { path: 'upstream.headers', env: [], type: 'json', secret: true, doc: 'extra request headers of the default target: their values are secrets (they often carry credentials)' },
     { path: 'upstream.models', env: ['GATEWAY_UPSTREAM_MODELS'], type: 'list', doc: 'model globs the default target serves (routing by model; see docs/fallback.md)' },

@@ -29,6 +29,7 @@ import { joinUpstreamPath, mapUpstreamPath } from '../routing/paths.js'
 import { addTargetHeaders, requireCredential } from '../routing/credentials.js'
 import { acceptsCoding, decodableCoding, decoderFor } from './response-rewrite.js'
 import { StreamEndWatch, reportsFailure } from '../lib/stream-end.js'
+import { translateAttempt, translateHeaders } from '../translate/attempt.js'
 
 /** Options of `reply.forward()`, under @fastify/reply-from's names. */
 export interface ForwardOptions {
@@ -101,6 +102,8 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
   if (plan.formModel?.value != null && !await awaitFormModel(request, reply)) return undefined
 
   let target = plan.target
+  // a plain target's attempt in its dialect (src/translate/); a group's are translated per deployment
+  if (plan.group === null) translateAttempt(request, target)
   let path = plan.path
   let { body, length } = requestBody(request)
   // a model group: its deployments, one attempt each (src/routing/failover.ts); null for a plain target
@@ -112,6 +115,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
     path = first.path
     body = first.body
     length = first.body.length
+    plan.translation = first.translation
   }
   // one retry on the next key of a plain target's pool, only when the body can be sent again (a
   // Buffer, or none): a streamed body (request.raw, or an upload counted on its way) is consumed
@@ -179,6 +183,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
           path = next.path
           body = next.body
           length = next.body.length
+          plan.translation = next.translation
           fresh = true
           continue
         }
@@ -206,6 +211,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
       path = next.path
       body = next.body
       length = next.body.length
+      plan.translation = next.translation
       fresh = true
       continue
     }
@@ -247,6 +253,9 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
 function attemptHeaders (request: FastifyRequest, target: UpstreamTarget, key: string | null, length: number | undefined, opts: ForwardOptions): Record<string, string | string[]> {
   let headers = upstreamRequestHeaders(request.headers, { provider: target.provider, key, requestId: request.id, contentLength: length })
   if (target.headers !== null || target.defaultHeaders !== null) addTargetHeaders(headers, target, request.client)
+  // a translated attempt: the headers of the target's dialect (src/translate/attempt.ts)
+  const translation = request.upstream.translation
+  if (translation !== null) translateHeaders(headers, translation.direction, target.provider, key === null)
   if (opts.rewriteRequestHeaders !== undefined) headers = opts.rewriteRequestHeaders(request, headers)
   return headers
 }
@@ -382,7 +391,10 @@ function respond (request: FastifyRequest, reply: FastifyReply, exchange: Upstre
     request,
     reply,
     sse,
-    anthropic: target.provider === 'anthropic' || isAnthropicPath(request.upstream.apiPath),
+    // a translated answer fails in the client's dialect (its stage passes such an event on as it is)
+    anthropic: request.upstream.translation !== null
+      ? request.upstream.translation.direction.client === 'messages'
+      : target.provider === 'anthropic' || isAnthropicPath(request.upstream.apiPath),
     noteFailure: (errorClass) => { outcome.errorClass = errorClass }
   }, exchange, res.statusCode, out, stages, outcome.streamEnd)
 }

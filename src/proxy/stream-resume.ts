@@ -34,7 +34,8 @@ const MIN_OVERLAP = 8
 /** Whether this answer may be continued if it breaks: a `200` event stream of a chat completion asked for as a stream. */
 export function mayResume (request: FastifyRequest, failover: DeploymentFailover, res: UpstreamAnswer): boolean {
   const json = request.proxyBody?.json
-  return failover.group.streamResume && res.statusCode === 200 && isEventStream(res.headers['content-type']) &&
+  // (a translated answer is another dialect's stream: no continuation joins it)
+  return failover.group.streamResume && request.upstream.translation === null && res.statusCode === 200 && isEventStream(res.headers['content-type']) &&
     /^\/v1\/chat\/completions(?:\?|$)/.test(request.upstream.apiPath) && json?.stream === true &&
     (json.n === undefined || json.n === 1) && Array.isArray(json.messages)
 }

@@ -14,7 +14,7 @@ import { credentialHeaders } from '../proxy/headers.js'
 import type { KeyPool, PoolKey } from './key-pool.js'
 import type { Deployment, ModelGroup, RetryRules } from './model-groups.js'
 import { attemptOrder } from './deployment-picker.js'
-import { attemptRequest, type AttemptRequest } from '../upstream/attempt.js'
+import { attemptRequest, translationRefusal, type AttemptRequest } from '../upstream/attempt.js'
 import { mayUse } from './require-target.js'
 import { NoDeploymentError } from './errors.js'
 
@@ -116,6 +116,9 @@ export class DeploymentFailover {
 
   /** The refusal when no deployment could take the request at all. */
   noneUsable (): Error {
+    // a field no deployment's dialect can carry: that 400 says more than "none usable"
+    const refusal = translationRefusal(this.#request)
+    if (refusal !== null) return refusal
     this.#request.outcome.errorClass = 'no_usable_deployment'
     return new NoDeploymentError()
   }

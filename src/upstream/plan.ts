@@ -4,6 +4,7 @@
  * the readers of a model the body does not carry (a form field, a realtime query).
  */
 import type { UpstreamTarget } from './target.js'
+import type { ActiveTranslation } from '../translate/types.js'
 import type { ModelGroup } from '../routing/model-groups.js'
 
 /** A form whose `model` field chooses the upstream path (a multipart upload to an Azure deployment). */
@@ -37,8 +38,13 @@ export interface UpstreamPlan {
    * `target` is only the first it may use (refusals, checks). Null for every other request.
    */
   group: ModelGroup | null
+  /**
+   * The dialect translation of the current attempt (src/translate/attempt.ts), null when the
+   * target speaks the client's dialect; the answer's stages read it
+   */
+  translation: ActiveTranslation | null
 }
 
 export function newPlan (apiPath: string): UpstreamPlan {
-  return { target: null, apiPath, path: '', model: null, formModel: null, unknownTarget: false, byModel: false, group: null }
+  return { target: null, apiPath, path: '', model: null, formModel: null, unknownTarget: false, byModel: false, group: null, translation: null }
 }

@@ -8,6 +8,7 @@ import type { Dispatcher } from 'undici'
 import type { KeyPool } from '../routing/key-pool.js'
 import type { AzureRouting, PathRewrite } from '../routing/paths.js'
 import type { SecretFilter } from '../lib/secret-filter.js'
+import type { Dialect } from '../translate/types.js'
 
 export type Provider = 'openai' | 'anthropic' | 'azure' | 'openai-compatible'
 
@@ -20,6 +21,8 @@ export interface UpstreamTarget {
   /** path prefix from the configured URL, without trailing slash ('' for none) */
   basePath: string
   provider: Provider
+  /** the API dialects it offers; a client speaking another is translated (src/translate/) */
+  dialects: readonly Dialect[]
   /** upstream keys; empty → client credentials pass through */
   keys: string[]
   /** the same keys as a pool (round robin, weights, 401 cool-down); null when there are none */

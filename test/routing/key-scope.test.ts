@@ -99,8 +99,8 @@ test('a bare upstreamKey goes to the default target only; another provider\'s ta
   })
   const res = await request(`${gw.url}/claude/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${ALICE}`, 'content-type': 'application/json' }, body: JSON.stringify(chat) })
   assert.equal(res.statusCode, 403)
-  // the Anthropic target's shape on every path of it
-  assert.deepEqual(await res.body.json(), { type: 'error', error: { type: 'permission_error', message: 'This API key has no upstream credentials for this upstream' } })
+  // a Chat client on the Anthropic target is translated (docs/translation.md): it reads OpenAI's shape
+  assert.deepEqual(await res.body.json(), { error: { type: 'permission_error', code: 'upstream_key_not_for_target', message: 'This API key has no upstream credentials for this upstream' } })
   // the model list of the other target: refused too, nothing fetched with her key
   const list = await request(`${gw.url}/claude/v1/models`, { headers: { 'x-api-key': ALICE, 'anthropic-version': '2023-06-01' } })
   assert.equal(list.statusCode, 403)

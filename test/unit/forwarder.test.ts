@@ -99,5 +99,5 @@ test('without onError, the shaped error answers; the forwarder lists its stages 
   assert.equal(res.statusCode, 504)
   assert.equal(typeof res.json().error.message, 'string')
   const names = app.forwarder.stages.map(s => s.name)
-  assert.deepEqual(names, ['metrics-open-streams', 'usage'], 'with the defaults: the open-stream count, then the usage tap')
+  assert.deepEqual(names, ['metrics-open-streams', 'usage', 'translate'], 'with the defaults: the open-stream count, the usage tap, then dialect translation (usage reads the upstream\'s dialect)')
 })
