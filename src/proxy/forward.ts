@@ -108,14 +108,18 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
   let { body, length } = requestBody(request)
   // a model group: its deployments, one attempt each (src/routing/failover.ts); null for a plain target
   const failover = plan.group !== null ? new DeploymentFailover(request, plan.group) : null
+  /** the next deployment's attempt becomes the current one */
+  const moveTo = (next: AttemptRequest): void => {
+    target = next.target
+    path = next.path
+    body = next.body
+    length = next.body.length
+    plan.translation = next.translation
+  }
   if (failover !== null) {
     const first = failover.next()
     if (first === null) throw failover.noneUsable()
-    target = first.target
-    path = first.path
-    body = first.body
-    length = first.body.length
-    plan.translation = first.translation
+    moveTo(first)
   }
   // one retry on the next key of a plain target's pool, only when the body can be sent again (a
   // Buffer, or none): a streamed body (request.raw, or an upload counted on its way) is consumed
@@ -179,11 +183,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
         const next = failover.retryable(failure.errorClass, 0) ? failover.next() : null
         if (next !== null) {
           request.log.warn({ group: failover.group.name, upstream: target.name, errorClass: failure.errorClass, cause: failure.detail, next: next.target.name }, 'upstream attempt failed: trying the next deployment')
-          target = next.target
-          path = next.path
-          body = next.body
-          length = next.body.length
-          plan.translation = next.translation
+          moveTo(next)
           fresh = true
           continue
         }
@@ -207,11 +207,7 @@ export async function forward (request: FastifyRequest, reply: FastifyReply, sta
       const next = res.statusCode < 400 && !errorFirst ? failover.answered(res.statusCode) : await nextAfterAnswer(request, failover, exchange, res, errorFirst)
       // (the answer's x-gateway-* headers are added with its own: respond())
       if (next === null) break
-      target = next.target
-      path = next.path
-      body = next.body
-      length = next.body.length
-      plan.translation = next.translation
+      moveTo(next)
       fresh = true
       continue
     }
