@@ -9,8 +9,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify'
 import type { GatewayConfig } from '../../config/schema.js'
-import { BadQueryError } from '../../src/errors.js'
-import { QueryError, parseUsageQuery } from '../../src/usage/query.js'
+import { requestedUsageQuery } from '../../src/usage/query.js'
 import type { UsageTotals } from '../../src/usage/store.js'
 
 export interface SpendRouteOptions {
@@ -47,13 +46,7 @@ const spendRoute: FastifyPluginAsync<SpendRouteOptions> = async (fastify, { usag
   const retentionMs = settings.retentionHours * 3_600_000
 
   fastify.get('/admin/spend', async function spendTotals (request) {
-    let query
-    try {
-      query = parseUsageQuery(request.query as Record<string, unknown>, Date.now(), retentionMs)
-    } catch (err) {
-      if (err instanceof QueryError) throw new BadQueryError(err.message)
-      throw err
-    }
+    const query = requestedUsageQuery(request.query as Record<string, unknown>, retentionMs)
     const report = await store.query(query)
     const group = query.group
     const rows = report.rows.map(row => ({ name: row.name, totals: spendOf(row.totals) }))

@@ -7,8 +7,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify'
 import type { GatewayConfig } from '../../config/schema.js'
-import { BadQueryError } from '../../src/errors.js'
-import { QueryError, parseUsageQuery } from '../../src/usage/query.js'
+import { requestedUsageQuery } from '../../src/usage/query.js'
 import type { UsageTotals } from '../../src/usage/store.js'
 
 export interface UsageRouteOptions {
@@ -21,13 +20,7 @@ const usageRoute: FastifyPluginAsync<UsageRouteOptions> = async (fastify, { usag
   const retentionMs = settings.retentionHours * 3_600_000
 
   fastify.get('/admin/usage', async function usageTotals (request) {
-    let query
-    try {
-      query = parseUsageQuery(request.query as Record<string, unknown>, Date.now(), retentionMs)
-    } catch (err) {
-      if (err instanceof QueryError) throw new BadQueryError(err.message)
-      throw err
-    }
+    const query = requestedUsageQuery(request.query as Record<string, unknown>, retentionMs)
     const report = await store.query(query)
     const group = query.group
     // cost is /admin/spend's (routes/admin/spend.ts)

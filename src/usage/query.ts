@@ -4,6 +4,7 @@
  * (`key` (alias `client`), `model`, `target` or `day` (UTC); none for totals only).
  */
 import type { UsageGroup, UsageQuery } from './store.js'
+import { BadQueryError } from '../errors.js'
 
 export class QueryError extends Error {}
 
@@ -46,4 +47,14 @@ export function parseUsageQuery (query: Record<string, unknown>, now: number, re
   }
   // nothing older than the retention is kept, nothing newer than now exists
   return { since: Math.max(since, oldest), until: Math.min(until, now), group }
+}
+
+/** The query of an admin request (`/admin/usage`, `/admin/spend`): a bad parameter is a 400 naming it. */
+export function requestedUsageQuery (query: Record<string, unknown>, retentionMs: number): UsageQuery {
+  try {
+    return parseUsageQuery(query, Date.now(), retentionMs)
+  } catch (err) {
+    if (err instanceof QueryError) throw new BadQueryError(err.message)
+    throw err
+  }
 }
