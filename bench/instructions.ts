@@ -30,7 +30,11 @@ const { values } = parseArgs({
     build: { type: 'string' },
     'skip-build': { type: 'boolean', default: false },
     set: { type: 'string', multiple: true, default: [] },
-    budgets: { type: 'boolean', default: false }
+    budgets: { type: 'boolean', default: false },
+    /** a node flag for the gateway (repeatable), e.g. --node-arg=--single-threaded */
+    'node-arg': { type: 'string', multiple: true, default: [] },
+    /** count the bare pipe or the Fastify floor instead of the gateway (the same requests) */
+    baseline: { type: 'string' }
   }
 })
 
@@ -59,6 +63,18 @@ async function waitHealthy (url: string): Promise<void> {
     if (Date.now() > deadline) throw new Error(`the gateway under callgrind was not ready after ${READY_TIMEOUT_MS} ms`)
     await new Promise(resolve => setTimeout(resolve, 250))
   }
+}
+
+/** The address a baseline prints once listening ({"pipe": url} or {"floor": url}). */
+async function readyUrl (stdout: NodeJS.ReadableStream | null, kind: string): Promise<string> {
+  if (stdout === null) throw new Error('no stdout to read the address from')
+  let text = ''
+  for await (const chunk of stdout) {
+    text += String(chunk)
+    const line = text.split('\n').find(l => l.includes(`"${kind}"`))
+    if (line !== undefined) return (JSON.parse(line) as Record<string, string>)[kind]
+  }
+  throw new Error(`the ${kind} ended before it listened`)
 }
 
 /** `n` requests over CLIENTS connections; any answer but 200 stops the run. */
@@ -93,22 +109,27 @@ async function main (): Promise<void> {
   const mock = await spawnMock('dist')
   const port = await freePort()
   const out = mkdtempSync(join(tmpdir(), 'gw-callgrind-'))
-  const gateway = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${join(out, 'cg.%p.out')}`, '--dump-line=no', process.execPath, join(build, 'src/cli.js')], {
-    env: { PATH: process.env.PATH ?? '', ...gatewayEnv(mock.url, port), ...SLOW_TIMEOUTS, ...(values.budgets ? { GATEWAY_CLIENT_KEYS: budgetedKeys() } : {}), ...settings(values.set) },
-    stdio: 'ignore'
+  const baseline = values.baseline
+  if (baseline !== undefined && baseline !== 'pipe' && baseline !== 'floor') throw new Error('--baseline is pipe or floor')
+  const script = baseline === undefined ? join(build, 'src/cli.js') : join(build, 'bench', baseline === 'pipe' ? 'bare-pipe.js' : 'fastify-floor.js')
+  const gateway = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${join(out, 'cg.%p.out')}`, '--dump-line=no', process.execPath, ...values['node-arg'], script], {
+    env: baseline === undefined
+      ? { PATH: process.env.PATH ?? '', ...gatewayEnv(mock.url, port), ...SLOW_TIMEOUTS, ...(values.budgets ? { GATEWAY_CLIENT_KEYS: budgetedKeys() } : {}), ...settings(values.set) }
+      : { PATH: process.env.PATH ?? '', PIPE_UPSTREAM_URL: mock.url },
+    stdio: ['ignore', baseline === undefined ? 'ignore' : 'pipe', 'ignore']
   })
-  const url = `http://127.0.0.1:${port}`
+  const url = baseline === undefined ? `http://127.0.0.1:${port}` : await readyUrl(gateway.stdout, baseline)
   const pool = new Pool(url, { connections: CLIENTS })
   try {
-    await waitHealthy(url)
+    if (baseline === undefined) await waitHealthy(url)
     const keys = new KeyRing(clientKeys())
     await send(pool, spec, keys, n)
     execFileSync('callgrind_control', ['--zero', String(gateway.pid)], { stdio: 'ignore' })
     await send(pool, spec, keys, n)
     execFileSync('callgrind_control', ['--dump', String(gateway.pid)], { stdio: 'ignore' })
     const perRequest = Math.round(countedInstructions(out) / n)
-    const set = (values.budgets ? ' budgets' : '') + (values.set.length > 0 ? ` ${values.set.join(' ')}` : '')
-    console.log(`| ${values.stream ? 'streaming chat, 17 chunks' : 'non-streaming chat'} | ${build}${set} | ${n} | ${perRequest.toLocaleString('en-US')} |`)
+    const set = (values.budgets ? ' budgets' : '') + (values.set.length > 0 ? ` ${values.set.join(' ')}` : '') + (values['node-arg'].length > 0 ? ` node ${values['node-arg'].join(' ')}` : '')
+    console.log(`| ${values.stream ? 'streaming chat, 17 chunks' : 'non-streaming chat'} | ${baseline ?? build}${set} | ${n} | ${perRequest.toLocaleString('en-US')} |`)
   } finally {
     await pool.close()
     gateway.kill('SIGKILL')

@@ -25,6 +25,14 @@ const { values } = parseArgs({
   options: {
     stream: { type: 'boolean', default: false },
     seconds: { type: 'string', default: '4' },
+    /** seconds of load before recording (JIT and caches settle) */
+    warm: { type: 'string', default: '3' },
+    /** also list the functions with the most self time */
+    self: { type: 'boolean', default: false },
+    /** record the gateway variants only, not the pipe and the floor */
+    'gateway-only': { type: 'boolean', default: false },
+    /** keep the perf data (and the gateway's map files) and print where, for `perf report` by hand */
+    keep: { type: 'boolean', default: false },
     top: { type: 'string', default: '40' },
     /** only functions whose name matches (e.g. 'dist/|pino|fastify') */
     grep: { type: 'string' },
@@ -74,7 +82,7 @@ function parseReport (text: string): Entry[] {
 }
 
 async function recorded (name: string, proc: ServerProcess): Promise<void> {
-  await cannon(proc.url, [spec], keys, { connections: 16, durationS: 3 })
+  await cannon(proc.url, [spec], keys, { connections: 16, durationS: Number(values.warm) })
   const data = join(benchDir(), `perf-${name}.data`)
   const perf = spawn('perf', ['record', '-q', '-g', '-e', 'cpu-clock', '-F', String(HZ), '-o', data, '-p', String(proc.pid), '--', 'sleep', String(seconds)], { stdio: 'ignore' })
   const done = new Promise((resolve) => perf.once('close', resolve))
@@ -89,6 +97,16 @@ async function recorded (name: string, proc: ServerProcess): Promise<void> {
   process.stdout.write(`\n## ${name}: ${Math.round(samples * usPerSample / requests)} µs per request (${Math.round(requests)} requests, ${Math.round(samples)} samples)\n`)
   const flat = await run('perf', ['report', '-i', data, '--no-children', '--sort', 'sym', '-g', 'none', '--stdio'], { maxBuffer: 256 * 1024 * 1024 })
   process.stdout.write(`self time by kind, µs per request: ${byKind(flat.stdout, perRequest)}\n\n`)
+  if (values.self) {
+    process.stdout.write('| µs/request, self | kind | function |\n| ---: | --- | --- |\n')
+    for (const line of flat.stdout.split('\n')) {
+      const m = /^\s+([\d.]+)%\s+(\[[.k]\]\s+.*)$/.exec(line)
+      if (m === null || Number(perRequest(Number(m[1]))) < 0.2) continue
+      const kind = KINDS.find(([, re]) => re.test(m[2]))?.[0] ?? 'V8 and Node native'
+      process.stdout.write(`| ${perRequest(Number(m[1]))} | ${kind} | ${m[2].slice(0, 120)} |\n`)
+    }
+    process.stdout.write('\n')
+  }
   process.stdout.write('| µs/request, inclusive | self | function |\n| ---: | ---: | --- |\n')
   const filter = values.grep !== undefined ? new RegExp(values.grep) : null
   const rows = parseReport(stdout).filter((e) => filter === null || filter.test(e.symbol)).slice(0, Number(values.top))
@@ -100,12 +118,14 @@ const procs: ServerProcess[] = []
 try {
   const mock = await spawnMock('dist')
   procs.push(mock)
-  const pipe = await spawnBaseline('pipe', 'dist', mock.url, PERF_MAP)
-  procs.push(pipe)
-  await recorded('pipe', pipe)
-  const floor = await spawnBaseline('floor', 'dist', mock.url, PERF_MAP)
-  procs.push(floor)
-  await recorded('fastify-floor', floor)
+  if (!values['gateway-only']) {
+    const pipe = await spawnBaseline('pipe', 'dist', mock.url, PERF_MAP)
+    procs.push(pipe)
+    await recorded('pipe', pipe)
+    const floor = await spawnBaseline('floor', 'dist', mock.url, PERF_MAP)
+    procs.push(floor)
+    await recorded('fastify-floor', floor)
+  }
   for (const variant of values.variant.map(parseVariant)) {
     const gw = await spawnGatewayVariant(variant, mock.url, PERF_MAP)
     procs.push(gw)
@@ -113,5 +133,6 @@ try {
   }
 } finally {
   await Promise.all(procs.map(async (p) => await p.stop()))
-  removeBenchDir()
+  if (values.keep) process.stdout.write(`\nperf data kept in ${benchDir()}\n`)
+  else removeBenchDir()
 }
