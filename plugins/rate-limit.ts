@@ -26,6 +26,8 @@
  * Seed 002 meant to do this and never did: its limiter read config keys that did not exist.
  */
 import fp from 'fastify-plugin'
+import type { ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import fastifyRateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { GatewayConfig } from '../config/schema.js'
@@ -196,6 +198,49 @@ const rateLimit: FastifyPluginAsync<RateLimitPluginOptions> = async (fastify, { 
   capConcurrency(fastify, inFlight, cfg.maxConcurrent, poolSize, scopeOf, stats)
 }
 
+/** the slot a response holds; the slots of requests a socket carries (pipelined: more than one) */
+const kSlot = Symbol('in-flight slot')
+const kSlots = Symbol('in-flight slots of a connection')
+const kSlotSocket = Symbol('in-flight slot connection')
+type SlotResponse = ServerResponse & { [kSlot]?: () => void, [kSlotSocket]?: SlotSocket | null }
+type SlotSocket = Socket & { [kSlots]?: Set<() => void> }
+
+/**
+ * The slot is given back when the response closes, or when its connection does (a pipelined
+ * request whose connection went before its turn to answer has no response that closes). Shared
+ * listeners, one per response and one per connection: nothing allocated per request but the set entry.
+ */
+function holdSlot (res: ServerResponse, socket: Socket | null, release: () => void): void {
+  (res as SlotResponse)[kSlot] = release
+  res.on('close', responseClosed)
+  // (a request injected in-process has a stand-in socket that never closes)
+  if (socket === null || typeof socket.on !== 'function') return
+  ;(res as SlotResponse)[kSlotSocket] = socket
+  let held = (socket as SlotSocket)[kSlots]
+  if (held === undefined) {
+    held = new Set()
+    ;(socket as SlotSocket)[kSlots] = held
+    socket.on('close', connectionClosed)
+  }
+  held.add(release)
+}
+
+function responseClosed (this: SlotResponse): void {
+  const release = this[kSlot]
+  if (release === undefined) return
+  this[kSlot] = undefined
+  // (the response no longer knows its socket once it finished)
+  this[kSlotSocket]?.[kSlots]?.delete(release)
+  release()
+}
+
+function connectionClosed (this: SlotSocket): void {
+  const held = this[kSlots]
+  if (held === undefined) return
+  this[kSlots] = undefined
+  for (const release of held) release()
+}
+
 /**
  * Takes an in-flight slot for each request (after the rate count, so a refused request holds
  * none) and gives it back when the request is over: its response closed (answered, refused, the
@@ -219,15 +264,7 @@ function capConcurrency (fastify: FastifyInstance, inFlight: InFlight, maxConcur
       request.log.debug({ rateLimitKey: scope, maxConcurrent: cap }, 'concurrency limit reached')
       throw new ConcurrencyLimitError(cap)
     }
-    const res = reply.raw
-    const socket = request.raw.socket
-    const end = (): void => {
-      res.off('close', end)
-      socket?.off('close', end)
-      release()
-    }
-    res.once('close', end)
-    socket?.once('close', end)
+    holdSlot(reply.raw, request.raw.socket, release)
     done()
   })
 }

@@ -13,6 +13,7 @@ import { loggerOptions } from './logging.js'
 import { openLogOutputs } from './log-outputs.js'
 import { secretsOf } from '../config/secrets.js'
 import { createStageStripper } from './routing/paths.js'
+import { StallSweep } from './lib/stall-sweep.js'
 import { BodyTooSlowError, HttpVersionError, errorBody, shapeError } from './errors.js'
 
 export interface BuildOptions {
@@ -140,6 +141,31 @@ function watchBodyRate (request: FastifyRequest, res: ServerResponse, minRate: n
 }
 
 /**
+ * The body watchers are for bodies still arriving. Most bodies come in the same socket read as
+ * their headers, and are complete once that read has been handled: such a request is looked at
+ * again on the next turn of the event loop (one check for all the requests of that turn) and its
+ * body is watched only when it is still on its way. Until then nothing can be silent or slow for
+ * long: a turn of the loop is far shorter than the shortest timeout.
+ */
+function bodyWatch (watch: BodyWatcher): BodyWatcher {
+  let waiting: Array<{ request: FastifyRequest, res: ServerResponse }> = []
+  const check = (): void => {
+    const turn = waiting
+    waiting = []
+    for (const { request, res } of turn) {
+      if (!request.raw.complete && !res.writableEnded) watch(request, res)
+    }
+  }
+  return (request, res) => {
+    if (request.raw.complete || !announcesBody(request.raw)) return
+    if (waiting.length === 0) setImmediate(check)
+    waiting.push({ request, res })
+  }
+}
+
+type BodyWatcher = (request: FastifyRequest, res: ServerResponse) => void
+
+/**
  * Refuses a body that came too slowly with 408, through whatever is reading it so that the answer
  * still goes out on the socket: the upload pass-through (the upstream call fails with the error,
  * which the forwarder rethrows), or Fastify's body parser (it listens for the request's 'error'
@@ -160,36 +186,19 @@ function refuseSlowBody (request: FastifyRequest, res: ServerResponse, minRate: 
 /**
  * An answer the client does not read: once its socket is full the gateway stops reading the
  * upstream (backpressure), and the upstream connection waits with it, for ever if the client
- * never reads; undici's body timeout does not run while it is paused. Once the request body is
- * in, the socket gets a timeout for the answer: when it fires with sent bytes still waiting for
- * the client, the connection is closed (and the upstream request with it); when nothing is
- * waiting, the upstream is just quiet (a long stream thinking) and the timer is set again.
- * Node's own check suppresses the timeout while the waiting bytes are still moving.
+ * never reads; undici's body timeout does not run while it is paused. When sent bytes have waited
+ * for the client for `ms` without moving, the connection is closed (and the upstream request with
+ * it); when nothing is waiting, the upstream is just quiet (a long stream thinking) and the
+ * answer is not stalled. One sweep watches every answer (src/lib/stall-sweep.ts).
  */
-function watchResponseStall (request: FastifyRequest, res: ServerResponse, ms: number): void {
-  const req = request.raw
-  const socket = req.socket
-  if (typeof socket?.setTimeout !== 'function' || req.headers.upgrade !== undefined) return
-  const onTimeout = (): void => {
-    if (res.writableEnded || socket.destroyed) return
-    if (socket.writableLength === 0) {
-      socket.setTimeout(ms)
-      return
-    }
+function watchResponseStall (sweep: StallSweep, request: FastifyRequest, res: ServerResponse, ms: number): void {
+  const socket = request.raw.socket
+  if (typeof socket?.setTimeout !== 'function' || request.raw.headers.upgrade !== undefined) return
+  sweep.watch(res, socket, () => {
     if (request.outcome != null) request.outcome.errorClass = 'client_stalled'
     request.log.info({ stallMs: ms, unsentBytes: socket.writableLength }, 'answer left unread: connection closed')
     socket.destroy()
-  }
-  const arm = (): void => {
-    if (res.writableEnded || socket.destroyed) return
-    // after the response the socket is Node's again (its keep-alive timer)
-    res.once('finish', () => res.off('timeout', onTimeout))
-    res.on('timeout', onTimeout)
-    socket.setTimeout(ms)
-  }
-  // registered after watchBodyIdle, whose 'end' listener clears the socket's body timeout first
-  if (req.complete || !announcesBody(req)) arm()
-  else req.once('end', arm)
+  })
 }
 
 export async function buildServer (config: GatewayConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
@@ -236,12 +245,19 @@ export async function buildServer (config: GatewayConfig, opts: BuildOptions = {
   const { bodyIdleTimeoutMs: bodyIdleMs, bodyMinBytesPerSecond: bodyMinRate, responseStallTimeoutMs: stallMs } = config.server
   // the minimum pace applies after the body was given as long as a silence may last
   const bodyGraceMs = bodyIdleMs > 0 ? bodyIdleMs : config.server.headersTimeoutMs
+  const watchBody = bodyIdleMs > 0 || bodyMinRate > 0
+    ? bodyWatch((request, res) => {
+      if (bodyIdleMs > 0) watchBodyIdle(request, res, bodyIdleMs)
+      if (bodyMinRate > 0) watchBodyRate(request, res, bodyMinRate, bodyGraceMs)
+    })
+    : null
+  const stalls = stallMs > 0 ? new StallSweep(stallMs) : null
+  if (stalls !== null) fastify.addHook('onClose', async () => { stalls.close() })
   // callback form: no promise per request (a throw still reaches the error handler)
   fastify.addHook('onRequest', function echoRequestId (request, reply, done) {
     reply.header('x-request-id', request.id)
-    if (bodyIdleMs > 0) watchBodyIdle(request, reply.raw, bodyIdleMs)
-    if (bodyMinRate > 0) watchBodyRate(request, reply.raw, bodyMinRate, bodyGraceMs)
-    if (stallMs > 0) watchResponseStall(request, reply.raw, stallMs)
+    if (watchBody !== null) watchBody(request, reply.raw)
+    if (stalls !== null) watchResponseStall(stalls, request, reply.raw, stallMs)
     // Node's parser takes a request line without a version as HTTP/0.9, and still reads the lines
     // after it as headers (`GET /x\nInjected: 1 HTTP/1.1`): no real client sends that
     if (request.raw.httpVersionMajor !== 1) {
