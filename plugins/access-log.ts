@@ -9,7 +9,7 @@
  */
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
-import { pathOnly } from '../src/logging.js'
+import { kPlainFields, pathOnly } from '../src/logging.js'
 import type { UpstreamPlan } from '../src/upstream/plan.js'
 import { cutShort } from '../src/proxy/outcome.js'
 
@@ -46,8 +46,8 @@ const accessLog: FastifyPluginAsync = async (fastify) => {
   function writeAccessLine (request: FastifyRequest, reply: FastifyReply, cutShort: boolean): void {
     if ((request as Quiet)[kQuiet] && reply.statusCode < 400 && !cutShort) return
     const plan = request.upstream as UpstreamPlan | null
-    const record = request.outcome?.record as Record<string, unknown> | null | undefined
-    let line: Record<string, unknown>
+    const record = request.outcome?.record as Record<string | symbol, unknown> | null | undefined
+    let line: Record<string | symbol, unknown>
     if (record !== null && record !== undefined) {
       // the usage record has every field of the access line (the same status and duration
       // rules) but the target's name under `upstream`: it becomes the line, no second object
@@ -70,6 +70,8 @@ const accessLog: FastifyPluginAsync = async (fastify) => {
       }
       if (cutShort) line.cutShort = true
     }
+    // plain JSON values only: one JSON.stringify writes them (src/logging.ts)
+    line[kPlainFields] = true
     request.log.info(line, 'request completed')
     accessFile?.info({ reqId: request.id, ...line }, 'request completed')
   }

@@ -15,7 +15,7 @@ import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { pino, type DestinationStream, type Logger } from 'pino'
 import type { GatewayConfig } from '../config/schema.js'
-import { loggerOptions } from './logging.js'
+import { loggerOptions, serializePlainFields } from './logging.js'
 import { LineBatch } from './lib/line-batch.js'
 
 export interface LogFiles {
@@ -200,7 +200,11 @@ export function openLogOutputs (config: GatewayConfig, secrets: readonly string[
     return stream
   }
   const base = loggerOptions({ level: 'info', secrets })
-  const fileLogger = (stream: DestinationStream): Logger => pino({ ...base, base: null, timestamp: pino.stdTimeFunctions.isoTime }, stream)
+  const fileLogger = (stream: DestinationStream): Logger => {
+    const logger = pino({ ...base, base: null, timestamp: pino.stdTimeFunctions.isoTime }, stream)
+    serializePlainFields(logger)
+    return logger
+  }
   outputs.files = { dir, usage: fileLogger(open('usage.jsonl')), access: fileLogger(open('access.log')) }
   const errors = open('error.log')
   outputs.main = pino.multistream([{ level: 'trace', stream: stdout }, { level: 'warn', stream: errors }])

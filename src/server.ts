@@ -9,7 +9,7 @@ import type { Socket } from 'node:net'
 import { pino } from 'pino'
 import type { GatewayConfig } from '../config/schema.js'
 import app from './app.js'
-import { loggerOptions } from './logging.js'
+import { loggerOptions, serializePlainFields } from './logging.js'
 import { openLogOutputs } from './log-outputs.js'
 import { secretsOf } from '../config/secrets.js'
 import { createStageStripper } from './routing/paths.js'
@@ -206,6 +206,7 @@ export async function buildServer (config: GatewayConfig, opts: BuildOptions = {
   const options = loggerOptions({ level: config.log.level, secrets })
   const outputs = openLogOutputs(config, secrets, opts.logDestination)
   const logger = pino(options, outputs.main)
+  serializePlainFields(logger)
   for (const problem of outputs.problems.splice(0)) logger.warn(problem)
   outputs.onFailure = (message) => logger.warn(message)
   const fastify = Fastify({
