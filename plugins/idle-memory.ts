@@ -1,15 +1,15 @@
 /**
  * Gives memory back after a burst. V8 grows its heap to the load it just saw and collects only
  * when something allocates: a gateway that goes quiet after a burst keeps the burst's garbage,
- * and its RSS, until the next request (benchmark scenario 8 read +4 % to +31 % over the warm
- * level after the quiet period, depending on where the last collection happened to fall). Once
+ * and its RSS, until the next request (how much over the warm level depends on where the last
+ * collection happened to fall: benchmark scenario 8, docs/performance.md). Once
  * no request has arrived for `idleMs` after at least `BURST` requests, one full collection runs
  * (a few milliseconds on a quiet process) and V8 returns the emptied pages.
  *
  * The collection is not free for the traffic after it: the next burst runs as if the process had
- * just started, 2–3× the CPU per request for its first second or two and about +60 % over a
- * 2-second burst (measured, bench/RESULTS.md round 5; the same with an asynchronous major GC or
- * with bytecode flushing off, so it is the full collection itself). Hence the long default
+ * just started, at a multiple of the usual CPU per request for its first second or two
+ * (docs/performance.md, round 5; the same with an asynchronous major GC or with bytecode
+ * flushing off, so it is the full collection itself). Hence the long default
  * (60 s): a gateway that is quiet for a minute gets its memory back, one that answers bursts a
  * few seconds apart is not slowed down by it.
  *

@@ -56,7 +56,7 @@ export function pathOnly (url: string): string {
 /**
  * Keys whose value may carry a `headers` object, redacted one level down. Named rather than a
  * `*.headers` wildcard: pino runs a wildcard's redactor on EVERY key of EVERY line (the access
- * line's `status`, `path`, …), which cost 12 µs of the 16 µs an access line took (bench/RESULTS.md).
+ * line's `status`, `path`, …), which was most of what an access line cost (docs/performance.md, "Profiling").
  * Keep keys the access line uses (`upstream`, `model`, …) out of this list for the same reason.
  * The last-chance filter below still removes configured secrets and key-shaped strings anywhere.
  */

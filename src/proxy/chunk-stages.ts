@@ -2,9 +2,8 @@
  * Synchronous response stages. A stage that maps each chunk to the text to send for it (and has
  * nothing to wait for at the end) does not need a Transform of its own: the forwarder calls it
  * from the one stream hop every event stream already has, so a rewritten stream costs no extra
- * stream, no pipeline() (an AbortController per response) and no extra 'data' event per chunk.
- * Measured: the hidden-usage rewrite of a 20-chunk stream costs 11 µs as a ChunkStage and
- * 23–32 µs as a Transform (bench/RESULTS.md, round 4).
+ * stream, no pipeline() (an AbortController per response) and no extra 'data' event per chunk:
+ * the same rewrite costs less than half as much this way (docs/performance.md, round 4).
  *
  * Where a Transform is needed after all (a decoder or a tap in the same chain), `asTransform`
  * wraps the stage.

@@ -6,9 +6,8 @@
  * client's response through Fastify's `reply.send(stream)` (two end-of-stream watchers and a pipe).
  * Here the handler hands each chunk straight to a sink: the client's response itself (the relay
  * in forward.ts), a Readable only where a Transform stage needs one, or nothing (a failover
- * retry discards the answer). Measured on the Fastify floor, the same proxy costs 43 µs per
- * small request and 77 µs per 20-chunk stream this way, against 51 and 100 µs with `request()`
- * and a pipe (bench/RESULTS.md, round 4).
+ * retry discards the answer). On the Fastify floor the same proxy costs less this way, per
+ * request and more so per stream, than with `request()` and a pipe (docs/performance.md, round 4).
  *
  * Events that arrive before a sink is attached (the body can follow the headers in the same
  * socket read, before the awaiting code runs) are queued and replayed on `attach()`.
