@@ -8,13 +8,14 @@
  *
  *   npm run bench:instructions -- [--stream] [--requests 200] [--build DIR] [--skip-build] [--set KEY=VALUE …]
  *
+ * --keep FILE: the counted callgrind dump is kept there (read it with callgrind_annotate).
  * --budgets: every client key with budgets that never refuse (bench/gateway-env.ts `budgetedKeys`),
  * to compare with a run without it (docs/money.md). --build DIR: a saved build (a copy of dist/) instead of this tree's. --set: one gateway setting
  * changed (repeatable), for what one part of the chain costs, e.g. `--set GATEWAY_LOG_LEVEL=warn`. Needs valgrind
  * (Debian's package); a run takes a few minutes. Everything stays on 127.0.0.1.
  */
 import { execFileSync, spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -27,6 +28,8 @@ const { values } = parseArgs({
   options: {
     stream: { type: 'boolean', default: false },
     requests: { type: 'string', default: '200' },
+    /** requests sent before counting, uninstrumented: until V8 stops compiling the hot paths */
+    warm: { type: 'string', default: '5000' },
     build: { type: 'string' },
     'skip-build': { type: 'boolean', default: false },
     set: { type: 'string', multiple: true, default: [] },
@@ -34,7 +37,9 @@ const { values } = parseArgs({
     /** a node flag for the gateway (repeatable), e.g. --node-arg=--single-threaded */
     'node-arg': { type: 'string', multiple: true, default: [] },
     /** count the bare pipe or the Fastify floor instead of the gateway (the same requests) */
-    baseline: { type: 'string' }
+    baseline: { type: 'string' },
+    /** keep the counted dump at this path (for callgrind_annotate) */
+    keep: { type: 'string' }
   }
 })
 
@@ -91,12 +96,17 @@ async function send (pool: Pool, spec: RequestSpec, keys: KeyRing, n: number): P
   await Promise.all(Array.from({ length: CLIENTS }, client))
 }
 
-/** The instruction total of the last dump callgrind wrote (the counted requests). */
-function countedInstructions (dir: string): number {
-  const dumps = readdirSync(dir).filter(name => /\.out\.\d+$/.test(name)).sort()
-  const last = dumps.at(-1)
+/** The last dump callgrind wrote (the counted requests). */
+function lastDump (dir: string): string {
+  const last = readdirSync(dir).filter(name => /\.out\.\d+$/.test(name)).sort().at(-1)
   if (last === undefined) throw new Error('callgrind wrote no dump')
-  const total = /^(?:summary|totals): (\d+)/m.exec(readFileSync(join(dir, last), 'utf8'))
+  return join(dir, last)
+}
+
+/** The instruction total of the last dump. */
+function countedInstructions (dir: string): number {
+  const last = lastDump(dir)
+  const total = /^(?:summary|totals): (\d+)/m.exec(readFileSync(last, 'utf8'))
   if (total === null) throw new Error(`no total in ${last}`)
   return Number(total[1])
 }
@@ -112,7 +122,7 @@ async function main (): Promise<void> {
   const baseline = values.baseline
   if (baseline !== undefined && baseline !== 'pipe' && baseline !== 'floor') throw new Error('--baseline is pipe or floor')
   const script = baseline === undefined ? join(build, 'src/cli.js') : join(build, 'bench', baseline === 'pipe' ? 'bare-pipe.js' : 'fastify-floor.js')
-  const gateway = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${join(out, 'cg.%p.out')}`, '--dump-line=no', process.execPath, ...values['node-arg'], script], {
+  const gateway = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${join(out, 'cg.%p.out')}`, '--dump-line=no', '--instr-atstart=no', process.execPath, ...values['node-arg'], script], {
     env: baseline === undefined
       ? { PATH: process.env.PATH ?? '', ...gatewayEnv(mock.url, port), ...SLOW_TIMEOUTS, ...(values.budgets ? { GATEWAY_CLIENT_KEYS: budgetedKeys() } : {}), ...settings(values.set) }
       : { PATH: process.env.PATH ?? '', PIPE_UPSTREAM_URL: mock.url },
@@ -123,11 +133,13 @@ async function main (): Promise<void> {
   try {
     if (baseline === undefined) await waitHealthy(url)
     const keys = new KeyRing(clientKeys())
-    await send(pool, spec, keys, n)
+    await send(pool, spec, keys, Number(values.warm))
+    execFileSync('callgrind_control', ['--instr=on', String(gateway.pid)], { stdio: 'ignore' })
     execFileSync('callgrind_control', ['--zero', String(gateway.pid)], { stdio: 'ignore' })
     await send(pool, spec, keys, n)
     execFileSync('callgrind_control', ['--dump', String(gateway.pid)], { stdio: 'ignore' })
     const perRequest = Math.round(countedInstructions(out) / n)
+    if (values.keep !== undefined) copyFileSync(lastDump(out), values.keep)
     const set = (values.budgets ? ' budgets' : '') + (values.set.length > 0 ? ` ${values.set.join(' ')}` : '') + (values['node-arg'].length > 0 ? ` node ${values['node-arg'].join(' ')}` : '')
     console.log(`| ${values.stream ? 'streaming chat, 17 chunks' : 'non-streaming chat'} | ${baseline ?? build}${set} | ${n} | ${perRequest.toLocaleString('en-US')} |`)
   } finally {

@@ -10,6 +10,7 @@
  *   npm run bench -- --profile          gateway and pipe under --cpu-prof (bench/out/profiles/{gateway,pipe})
  *   npm run bench -- --mode src         run the servers through tsx instead of the tsc build
  *   npm run bench -- --set K=V          override one gateway env setting (experiments; repeatable)
+ *   npm run bench -- --warm S           seconds of load on each path before it is measured (default 10)
  *   npm run bench -- --peers            also the Go proxies named by BENCH_PEER_AIGC_PROXY / BENCH_PEER_JB_PROXY_LLM
  *                                       (bench/peers.ts) in scenarios 1, 2 and 4
  *
@@ -50,6 +51,7 @@ interface Args {
   set: Record<string, string>
   /** --peers: the Go proxies given by BENCH_PEER_*, and a note for each one skipped */
   peers?: { chosen: PeerChoice[], notes: string[] }
+  warmS?: number
 }
 
 function parse (argv: string[]): Args {
@@ -65,7 +67,9 @@ function parse (argv: string[]): Args {
       'skip-build': { type: 'boolean', default: false },
       'max-minutes': { type: 'string', default: '30' },
       set: { type: 'string', multiple: true, default: [] },
-      peers: { type: 'boolean', default: false }
+      peers: { type: 'boolean', default: false },
+      /** seconds of load on each path before a throughput scenario measures it */
+      warm: { type: 'string' }
     }
   })
   const ids = new Set(SCENARIOS.map((s) => s.id))
@@ -82,7 +86,9 @@ function parse (argv: string[]): Args {
     if (eq < 1) throw new Error(`--set: KEY=VALUE, got '${pair}'`)
     set[pair.slice(0, eq)] = pair.slice(eq + 1)
   }
-  return { set, peers: values.peers ? choosePeers() : undefined, only, quick: values.quick, soak: soakN, write: values.write, profile: values.profile, mode: values.mode, skipBuild: values['skip-build'], maxMinutes }
+  const warmS = values.warm === undefined ? undefined : Number(values.warm)
+  if (warmS !== undefined && !(warmS >= 0)) throw new Error('--warm: seconds, 0 or more')
+  return { set, warmS, peers: values.peers ? choosePeers() : undefined, only, quick: values.quick, soak: soakN, write: values.write, profile: values.profile, mode: values.mode, skipBuild: values['skip-build'], maxMinutes }
 }
 
 const log = (line: string): void => { process.stderr.write(line + '\n') }
@@ -218,7 +224,9 @@ async function main (): Promise<void> {
     buildDist()
   }
   const keys = new KeyRing(clientKeys())
-  const ctx: RunContext = { sizes: sizesFor(args.quick, args.soak), keys, log }
+  const sizes = sizesFor(args.quick, args.soak)
+  if (args.warmS !== undefined) sizes.warmS = args.warmS
+  const ctx: RunContext = { sizes, keys, log }
   const selected = SCENARIOS.filter((s) => args.only.has(s.id))
   const rows = new Map<number, Row[]>()
   let chain: string[] = []

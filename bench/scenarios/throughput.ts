@@ -164,6 +164,8 @@ export const latency: Scenario = {
     // a peer's failures are counted, not fatal: a Go client may reuse an upstream connection the
     // mock is closing (its keep-alive ends after 5 s idle, Go's after 90 s) and answer 502
     const peerFailed = new Map(group.peers.map((p) => [p.name, { count: 0 }]))
+    // the same JIT warm-up as the throughput scenarios (this one may run alone), then the sequential path
+    for (const path of paths) await cannon(path.url, [NON_STREAM_CHAT], path.keys, { connections: sizes.connections, durationS: sizes.warmS })
     for (const path of paths) await sequentialLatencies(path.url, NON_STREAM_CHAT, path.keys, Math.min(200, sizes.latencyRequests), peerFailed.get(path.name))
     const perRound = Math.ceil(sizes.latencyRequests / sizes.latencyRounds)
     for (let round = 0; round < sizes.latencyRounds; round++) {

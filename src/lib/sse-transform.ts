@@ -478,7 +478,8 @@ export class SseRewriter {
 
   /** `lines` null: the event is the one data line `line`, ended by '\n\n'. */
   #rewrite (lines: SseLine[] | null, data: string, event: string | undefined, line?: string): void {
-    if (this.#rewriter.data !== undefined && !data.includes('\n')) {
+    // a one-line event (lines null) has no '\n' in its data: the splitter cut it at its only one
+    if (this.#rewriter.data !== undefined && (lines === null || !data.includes('\n'))) {
       let text: string | typeof DROP_EVENT | undefined
       try {
         text = this.#rewriter.data(data)

@@ -25,6 +25,7 @@ const TERMINAL = /^(?:data: ?\[DONE\]|event: ?(?:message_stop|error|response\.(?
 const FAILURE = /^(?:event: ?(?:error|response\.failed)\r?$|data: ?\{"(?:type": ?"(?:error|response\.failed)"|error"))/m
 
 const CR = 13
+const LF = 10
 
 /** Whether an event's text reports an upstream failure (an error event, `response.failed`). */
 export function reportsFailure (event: string): boolean {
@@ -46,10 +47,15 @@ function text (chunk: Chunk, start: number, end: number): string {
  * line ends an event: `\n\n`, or `\n\r\n` in a CRLF stream), or -1.
  */
 function lastBoundary (chunk: Chunk, end: number): number {
-  if (end < 2) return -1
-  const lf = chunk.lastIndexOf('\n\n', end - 2)
-  const crlf = end >= 3 ? chunk.lastIndexOf('\n\r\n', end - 3) : -1
-  return Math.max(lf === -1 ? -1 : lf + 2, crlf === -1 ? -1 : crlf + 3)
+  // a scan back from the end, not lastIndexOf: V8's String lastIndexOf flattens the (often
+  // concatenated) chunk and searches it in C++, far dearer than this loop over one event
+  for (let i = end - 1; i >= 1; i--) {
+    if (codeAt(chunk, i) !== LF) continue
+    const before = codeAt(chunk, i - 1)
+    if (before === LF) return i + 1
+    if (before === CR && i >= 2 && codeAt(chunk, i - 2) === LF) return i + 1
+  }
+  return -1
 }
 
 export class StreamEndWatch {

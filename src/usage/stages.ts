@@ -25,11 +25,23 @@ export interface UsageLimits {
  * `"usage":null` (OpenAI sends that on every chunk of a stream with include_usage).
  */
 export function mayCarryUsage (data: string): boolean {
-  const at = data.indexOf('"usage"')
+  const at = usageKeyAt(data, 0)
   if (at === -1) return false
   let i = at + 7
   while (i < data.length && (data.charCodeAt(i) === 58 /* : */ || data.charCodeAt(i) === 32)) i++
-  return data.charCodeAt(i) !== 110 /* n */ || data.indexOf('"usage"', at + 7) !== -1
+  return data.charCodeAt(i) !== 110 /* n */ || usageKeyAt(data, at + 7) !== -1
+}
+
+/**
+ * Where `"usage"` first occurs in `text` at or after `from`, or -1. Searched as `usage"` and the
+ * quote before it checked: JSON is full of quotes, so a search led by one stops at nearly every
+ * character, while a `u` is rare.
+ */
+export function usageKeyAt (text: string, from: number): number {
+  for (let i = text.indexOf('usage"', from + 1); i !== -1; i = text.indexOf('usage"', i + 6)) {
+    if (text.charCodeAt(i - 1) === 34 /* " */) return i - 1
+  }
+  return -1
 }
 
 /** What the gateway knows about one response's usage; lives on `request.outcome.usage`. */
@@ -112,7 +124,7 @@ const USAGE_NULL = ',"usage":null}'
 export function hiddenUsageRewriter (usage: ResponseUsage): SseEventRewriter {
   return {
     data (text) {
-      if (text.endsWith(USAGE_NULL) && text.indexOf('"usage"') === text.length - USAGE_NULL.length + 1) {
+      if (text.endsWith(USAGE_NULL) && usageKeyAt(text, 0) === text.length - USAGE_NULL.length + 1) {
         return text.slice(0, -USAGE_NULL.length) + '}'
       }
       return undefined

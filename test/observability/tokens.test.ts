@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { finished } from 'node:stream/promises'
 import type { Transform } from 'node:stream'
 import { UsageAccumulator, addCounts, realtimeEventCounts, usageDialect, takesStreamOptions } from '../../src/usage/tokens.js'
-import { ResponseUsage, hiddenUsageStage, mayCarryUsage } from '../../src/usage/stages.js'
+import { ResponseUsage, hiddenUsageStage, mayCarryUsage, usageKeyAt } from '../../src/usage/stages.js'
 import { asTransform, type ChunkStage } from '../../src/proxy/chunk-stages.js'
 
 /** A synchronous stage runs as a Transform here (`asTransform`, as in a mixed chain). */
@@ -174,4 +174,14 @@ test('which event data can carry usage', () => {
   assert.equal(mayCarryUsage('{"type":"content_block_delta","delta":{"text":"hello"}}'), false)
   assert.equal(mayCarryUsage('{"type":"content_block_delta","delta":{"text":"usage"}}'), true, 'a pre-filter: parsing finds no usage there')
   assert.equal(mayCarryUsage('{"usage":null,"response":{"usage":{"input_tokens":1}}}'), true)
+  assert.equal(mayCarryUsage('{"max_usage":{"n":1},"usage":null}'), false, 'a key that only ends in usage is not usage')
+  assert.equal(mayCarryUsage('{"usage":null,"x":{"usage":{"n":1}}}'), true)
+})
+
+test('the usage key is found where it first stands, whatever stands before it', () => {
+  assert.equal(usageKeyAt('"usage":1', 0), 0)
+  assert.equal(usageKeyAt('{"max_usage":1,"usage":2}', 0), 15)
+  assert.equal(usageKeyAt('{"text":"no \\"usage\\" here"}', 0), -1, 'an escaped quote inside a string is no key')
+  assert.equal(usageKeyAt('{"usage":1,"usage":2}', 2), 11)
+  assert.equal(usageKeyAt('{"use":1}', 0), -1)
 })
