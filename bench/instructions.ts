@@ -12,6 +12,7 @@
  *   npm run bench:instructions -- [--stream] [--requests 200] [--warm 20000] [--build DIR] [--skip-build] [--set KEY=VALUE …]
  *
  * --keep FILE: the counted callgrind dump is kept there (read it with callgrind_annotate).
+ * --connections N: client connections (default 4), each sending one request after another.
  * --budgets: every client key with budgets that never refuse (bench/gateway-env.ts `budgetedKeys`),
  * to compare with a run without it (docs/money.md). --build DIR: a saved build (a copy of dist/) instead of this tree's. --set: one gateway setting
  * changed (repeatable), for what one part of the chain costs, e.g. `--set GATEWAY_LOG_LEVEL=warn`. Needs valgrind
@@ -33,6 +34,8 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '200' },
     /** requests sent before counting, uninstrumented: until V8 stops compiling the hot paths */
     warm: { type: 'string', default: '20000' },
+    /** client connections, each sending one request after another */
+    connections: { type: 'string', default: '4' },
     build: { type: 'string' },
     'skip-build': { type: 'boolean', default: false },
     set: { type: 'string', multiple: true, default: [] },
@@ -59,7 +62,6 @@ function settings (pairs: readonly string[]): Record<string, string> {
 const READY_TIMEOUT_MS = 180_000
 /** callgrind runs the gateway some 50 times slower: its upstream timeouts would answer 502 */
 const SLOW_TIMEOUTS = { GATEWAY_CONNECT_TIMEOUT_MS: '600000', GATEWAY_FIRST_BYTE_TIMEOUT_MS: '600000', GATEWAY_IDLE_TIMEOUT_MS: '600000' }
-const CLIENTS = 4
 
 async function waitHealthy (url: string): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS
@@ -85,8 +87,8 @@ async function readyUrl (stdout: NodeJS.ReadableStream | null, kind: string): Pr
   throw new Error(`the ${kind} ended before it listened`)
 }
 
-/** `n` requests over CLIENTS connections; any answer but 200 stops the run. */
-async function send (pool: Pool, spec: RequestSpec, keys: KeyRing, n: number): Promise<void> {
+/** `n` requests over `clients` connections; any answer but 200 stops the run. */
+async function send (pool: Pool, spec: RequestSpec, keys: KeyRing, n: number, clients: number): Promise<void> {
   let next = 0
   const client = async (): Promise<void> => {
     while (next < n) {
@@ -96,7 +98,7 @@ async function send (pool: Pool, spec: RequestSpec, keys: KeyRing, n: number): P
       if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}: ${text.slice(0, 300)}`)
     }
   }
-  await Promise.all(Array.from({ length: CLIENTS }, client))
+  await Promise.all(Array.from({ length: clients }, client))
 }
 
 /** The last dump callgrind wrote (the counted requests). */
@@ -132,14 +134,15 @@ async function main (): Promise<void> {
     stdio: ['ignore', baseline === undefined ? 'ignore' : 'pipe', 'ignore']
   })
   const url = baseline === undefined ? `http://127.0.0.1:${port}` : await readyUrl(gateway.stdout, baseline)
-  const pool = new Pool(url, { connections: CLIENTS })
+  const clients = Number(values.connections)
+  const pool = new Pool(url, { connections: clients })
   try {
     if (baseline === undefined) await waitHealthy(url)
     const keys = new KeyRing(clientKeys())
-    await send(pool, spec, keys, Number(values.warm))
+    await send(pool, spec, keys, Number(values.warm), clients)
     execFileSync('callgrind_control', ['--instr=on', String(gateway.pid)], { stdio: 'ignore' })
     execFileSync('callgrind_control', ['--zero', String(gateway.pid)], { stdio: 'ignore' })
-    await send(pool, spec, keys, n)
+    await send(pool, spec, keys, n, clients)
     execFileSync('callgrind_control', ['--dump', String(gateway.pid)], { stdio: 'ignore' })
     const perRequest = Math.round(countedInstructions(out) / n)
     if (values.keep !== undefined) copyFileSync(lastDump(out), values.keep)

@@ -4,8 +4,9 @@
  * prom-client's own `Counter`/`Histogram` hash the label object on every `inc()`/`observe()`,
  * also through a child from `labels()` (it keeps the label object, not the hash); with four
  * metrics touched per request that hashing was a visible share of the request path's CPU
- * (docs/performance.md). Here a series is resolved once per label combination (a string
- * key and a Map lookup) and then updated with plain arithmetic; the registry reads the series
+ * (docs/performance.md). Here a series is found by one Map lookup per label value (the values
+ * are mostly the same few strings, whose hashes V8 keeps: no key string is built and hashed per
+ * call) and then updated with plain arithmetic; the registry reads the series
  * through the same `get()` interface its own metrics have, so the exposition text is the one
  * prom-client writes.
  */
@@ -33,14 +34,21 @@ interface Definition {
   registers: Registry[]
 }
 
-/** Series of one metric by label values; the key joins the values with U+0001. */
+interface Series<S> { labels: Record<string, string>, s: S }
+
+/** A level of the index: the next level, or at the last label, the series. */
+type Level<S> = Map<string, Level<S> | Series<S>>
+
+/** Series of one metric by label values: an index with one Map level per label. */
 abstract class Family<S> {
   readonly name: string
   readonly help: string
   readonly aggregator = 'sum'
   abstract readonly type: 'counter' | 'histogram'
   protected readonly labelNames: readonly string[]
-  protected series = new Map<string, { labels: Record<string, string>, s: S }>()
+  /** every series, in the order they were first used (the exposition's order) */
+  protected series: Array<Series<S>> = []
+  #index: Level<S> = new Map()
 
   constructor (def: Definition) {
     this.name = def.name
@@ -54,19 +62,31 @@ abstract class Family<S> {
 
   /** The series of these label values (in `labelNames` order). */
   protected at (values: readonly string[]): S {
-    const key = values.length === 1 ? values[0] : values.join('\u0001')
-    let entry = this.series.get(key)
+    let level = this.#index
+    const last = values.length - 1
+    for (let i = 0; i < last; i++) {
+      let next = level.get(values[i]) as Level<S> | undefined
+      if (next === undefined) {
+        next = new Map()
+        level.set(values[i], next)
+      }
+      level = next
+    }
+    const key = last === -1 ? '' : values[last]
+    let entry = level.get(key) as Series<S> | undefined
     if (entry === undefined) {
       const labels: Record<string, string> = {}
       this.labelNames.forEach((name, i) => { labels[name] = values[i] })
       entry = { labels, s: this.create() }
-      this.series.set(key, entry)
+      level.set(key, entry)
+      this.series.push(entry)
     }
     return entry.s
   }
 
   reset (): void {
-    this.series = new Map()
+    this.series = []
+    this.#index = new Map()
   }
 
   abstract get (): Promise<MetricData>
@@ -85,7 +105,7 @@ export class FastCounter extends Family<{ value: number }> {
 
   async get (): Promise<MetricData> {
     const values: MetricValue[] = []
-    for (const { labels, s } of this.series.values()) values.push({ value: s.value, labels })
+    for (const { labels, s } of this.series) values.push({ value: s.value, labels })
     return { name: this.name, help: this.help, type: this.type, values, aggregator: 'sum' }
   }
 }
@@ -118,7 +138,7 @@ export class FastHistogram extends Family<HistogramSeries> {
 
   async get (): Promise<MetricData> {
     const values: MetricValue[] = []
-    for (const { labels, s } of this.series.values()) {
+    for (const { labels, s } of this.series) {
       let acc = 0
       for (let i = 0; i < this.#bounds.length; i++) {
         acc += s.counts[i]
