@@ -313,7 +313,7 @@ async function remount (dir: string, mode: 'ro' | 'rw'): Promise<{ ok: boolean, 
 test('BASE_PATH read-only (a tmpfs remounted read-only: EROFS): one warn line, requests served, saved once writable again', async (t) => {
   const dir = tinyTmpfs(t, '1m')
   if (dir === null) { t.skip('needs permission to mount a tmpfs; the EISDIR test above covers unwritable directories'); return }
-  // some sandboxes let a process mount a tmpfs but not remount it: tried once on the empty mount
+  // some sandboxes let a process mount a tmpfs but not remount it: probed first, on the empty mount
   const probe = await remount(dir, 'ro')
   if (!probe.ok) { t.skip(`this machine cannot remount a tmpfs read-only (${probe.why}); the EISDIR test above covers unwritable directories`); return }
   assert.ok((await remount(dir, 'rw')).ok)
