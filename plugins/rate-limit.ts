@@ -203,12 +203,14 @@ const kSlot = Symbol('in-flight slot')
 const kSlots = Symbol('in-flight slots of a connection')
 const kSlotSocket = Symbol('in-flight slot connection')
 type SlotResponse = ServerResponse & { [kSlot]?: () => void, [kSlotSocket]?: SlotSocket | null }
-type SlotSocket = Socket & { [kSlots]?: Set<() => void> }
+type SlotSocket = Socket & { [kSlots]?: Array<() => void> }
 
 /**
  * The slot is given back when the response closes, or when its connection does (a pipelined
  * request whose connection went before its turn to answer has no response that closes). Shared
- * listeners, one per response and one per connection: nothing allocated per request but the set entry.
+ * listeners, one per response and one per connection: nothing allocated per request. A
+ * connection's slots are a small array rather than a Set: a Set gaining and losing an entry on
+ * every request is rebuilt every few requests, each old table linked to the next (src/abuse/in-flight.ts).
  */
 function holdSlot (res: ServerResponse, socket: Socket | null, release: () => void): void {
   (res as SlotResponse)[kSlot] = release
@@ -218,11 +220,19 @@ function holdSlot (res: ServerResponse, socket: Socket | null, release: () => vo
   ;(res as SlotResponse)[kSlotSocket] = socket
   let held = (socket as SlotSocket)[kSlots]
   if (held === undefined) {
-    held = new Set()
+    held = []
     ;(socket as SlotSocket)[kSlots] = held
     socket.on('close', connectionClosed)
   }
-  held.add(release)
+  held.push(release)
+}
+
+/** Takes `release` out of a connection's slots: the last one moves into its place. */
+function dropSlot (held: Array<() => void>, release: () => void): void {
+  const i = held.indexOf(release)
+  if (i === -1) return
+  const last = held.pop() as () => void
+  if (i < held.length) held[i] = last
 }
 
 function responseClosed (this: SlotResponse): void {
@@ -230,7 +240,8 @@ function responseClosed (this: SlotResponse): void {
   if (release === undefined) return
   this[kSlot] = undefined
   // (the response no longer knows its socket once it finished)
-  this[kSlotSocket]?.[kSlots]?.delete(release)
+  const held = this[kSlotSocket]?.[kSlots]
+  if (held !== undefined) dropSlot(held, release)
   release()
 }
 

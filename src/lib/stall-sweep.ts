@@ -22,6 +22,8 @@ interface Watched {
   flushed: number
   /** when bytes last moved or nothing waited */
   since: number
+  /** where it is in the sweep's list; -1 once it has left */
+  slot: number
 }
 
 /** the entry of a watched response, for the one 'close' listener every response shares */
@@ -34,10 +36,17 @@ function forget (this: WatchedResponse): void {
   if (entry !== undefined) entry.sweep.forget(entry)
 }
 
+/**
+ * The watched responses are a plain array, an entry leaving by swapping the last one into its
+ * slot. A Set would do, but a Set that gains and loses an entry on every request is rebuilt every
+ * few hundred requests, and V8 links each old table, with the entries it held, to its successor:
+ * once one of those tables has been promoted, every later table and every response it held
+ * survives the young-generation collections too, dead or not, until the next full collection.
+ */
 export class StallSweep {
   readonly #ms: number
   readonly #tickMs: number
-  readonly #watched = new Set<Watched>()
+  readonly #watched: Watched[] = []
   #timer: NodeJS.Timeout | null = null
 
   constructor (ms: number) {
@@ -48,27 +57,36 @@ export class StallSweep {
 
   /** responses watched right now (for tests) */
   get size (): number {
-    return this.#watched.size
+    return this.#watched.length
   }
 
   watch (res: ServerResponse, socket: Socket, onStall: () => void): void {
-    const entry: Watched = { sweep: this, res, socket, onStall, flushed: -1, since: Date.now() }
-    this.#watched.add(entry)
+    const entry: Watched = { sweep: this, res, socket, onStall, flushed: -1, since: Date.now(), slot: this.#watched.length }
+    this.#watched.push(entry)
     ;(res as WatchedResponse)[kEntry] = entry
     res.on('close', forget)
     if (this.#timer === null) this.#timer = setInterval(() => { this.#sweep() }, this.#tickMs).unref()
   }
 
   forget (entry: Watched): void {
-    this.#watched.delete(entry)
+    const { slot } = entry
+    if (slot === -1) return
+    entry.slot = -1
+    const last = this.#watched.pop() as Watched
+    if (last !== entry) {
+      this.#watched[slot] = last
+      last.slot = slot
+    }
   }
 
   #sweep (): void {
     const now = Date.now()
-    for (const entry of this.#watched) {
+    // backwards: an entry that leaves is replaced by the last one, which was already looked at
+    for (let i = this.#watched.length - 1; i >= 0; i--) {
+      const entry = this.#watched[i]
       const { res, socket } = entry
       if (res.writableEnded || socket.destroyed) {
-        this.#watched.delete(entry)
+        this.forget(entry)
         continue
       }
       const waiting = socket.writableLength
@@ -79,7 +97,7 @@ export class StallSweep {
         continue
       }
       if (now - entry.since < this.#ms) continue
-      this.#watched.delete(entry)
+      this.forget(entry)
       try {
         entry.onStall()
       } catch {
@@ -87,7 +105,7 @@ export class StallSweep {
         socket.destroy()
       }
     }
-    if (this.#watched.size === 0 && this.#timer !== null) {
+    if (this.#watched.length === 0 && this.#timer !== null) {
       clearInterval(this.#timer)
       this.#timer = null
     }
@@ -97,6 +115,7 @@ export class StallSweep {
   close (): void {
     if (this.#timer !== null) clearInterval(this.#timer)
     this.#timer = null
-    this.#watched.clear()
+    for (const entry of this.#watched) entry.slot = -1
+    this.#watched.length = 0
   }
 }

@@ -1,0 +1,110 @@
+/**
+ * What the garbage collector does per request: pipe, Fastify floor and gateway variants, one after
+ * another on one mock, each under `--trace-gc-nvp`, warmed and then measured under the same load.
+ * For each: bytes allocated per request, the share of the young generation that survives a
+ * scavenge, bytes promoted per scavenge, and GC pause per request (main thread).
+ *
+ *   node --import tsx bench/gc-trace.ts [--stream] [--warm 10] [--seconds 6] [--connections 16]
+ *                                      [--variant 'name:KEY=V,…' …] [--floor 'name:FLOOR_RELAY=…' …]
+ *                                      [--no-baselines]
+ */
+import { readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { cannon, KeyRing, NON_STREAM_CHAT, STREAM_CHAT } from './load.js'
+import { clientKeys } from './gateway-env.js'
+import { killAll, removeBenchDir, scriptArgs, spawnBaseline, spawnMock, spawnServer, type ServerProcess } from './processes.js'
+import { parseVariant, spawnGatewayVariant } from './variants.js'
+
+const { values } = parseArgs({
+  options: {
+    stream: { type: 'boolean', default: false },
+    warm: { type: 'string', default: '10' },
+    seconds: { type: 'string', default: '6' },
+    connections: { type: 'string', default: '16' },
+    variant: { type: 'string', multiple: true, default: [] },
+    /** Fastify floor variants, `name:KEY=V,…` (e.g. FLOOR_RELAY=dispatch) */
+    floor: { type: 'string', multiple: true, default: [] },
+    'no-baselines': { type: 'boolean', default: false }
+  }
+})
+
+interface GcTotals { scavenges: number, markCompacts: number, allocated: number, survived: number, promoted: number, pauseMs: number }
+
+/** Sums the `--trace-gc-nvp` lines (`pause=… gc=s … allocated=… promoted=… new_space_survived=…`). */
+function gcTotals (text: string): GcTotals {
+  const t: GcTotals = { scavenges: 0, markCompacts: 0, allocated: 0, survived: 0, promoted: 0, pauseMs: 0 }
+  for (const line of text.split('\n')) {
+    const kind = /\bgc=(\w+)/.exec(line)?.[1]
+    if (kind === undefined) continue
+    const num = (key: string): number => Number(new RegExp(`\\b${key}=([\\d.]+)`).exec(line)?.[1] ?? 0)
+    if (kind === 's') t.scavenges++
+    else if (kind === 'mc' || kind === 'mmc') t.markCompacts++
+    t.allocated += num('allocated')
+    t.survived += num('semi_space_copied') + num('promoted')
+    t.promoted += num('promoted')
+    t.pauseMs += num('pause')
+  }
+  return t
+}
+
+async function measure (name: string, server: ServerProcess, spec: typeof NON_STREAM_CHAT, keys: KeyRing): Promise<string> {
+  const connections = Number(values.connections)
+  await cannon(server.url, [spec], keys, { connections, durationS: Number(values.warm) })
+  server.truncateLog()
+  const run = await cannon(server.url, [spec], keys, { connections, durationS: Number(values.seconds) })
+  const t = gcTotals(readFileSync(server.logFile, 'utf8'))
+  const n = run.ok
+  const kb = (bytes: number): string => (bytes / 1024).toFixed(1)
+  return [
+    name.padEnd(14),
+    String(n).padStart(7),
+    kb(t.allocated / n).padStart(8),
+    `${(100 * t.survived / Math.max(t.allocated, 1)).toFixed(1)} %`.padStart(8),
+    kb(t.promoted / Math.max(t.scavenges, 1)).padStart(10),
+    String(t.scavenges).padStart(5),
+    String(t.markCompacts).padStart(4),
+    (1000 * t.pauseMs / n).toFixed(2).padStart(8)
+  ].join(' ')
+}
+
+async function main (): Promise<void> {
+  const spec = values.stream ? STREAM_CHAT : NON_STREAM_CHAT
+  const keys = new KeyRing(clientKeys())
+  const trace = ['--trace-gc-nvp']
+  const mock = await spawnMock('dist')
+  const rows = ['path            requests  KB/req  survived  KB promoted/scavenge  scav  mc  pause µs/req']
+  try {
+    if (!values['no-baselines']) {
+      for (const kind of ['pipe', 'floor'] as const) {
+        const server = await spawnBaseline(kind, 'dist', mock.url, trace)
+        rows.push(await measure(kind, server, spec, keys))
+        await server.stop()
+      }
+    }
+    for (const text of values.floor) {
+      const variant = parseVariant(text)
+      const server = await spawnServer({
+        name: variant.name,
+        args: [...trace, ...scriptArgs('dist', 'bench/fastify-floor.ts')],
+        env: { ...variant.env, PIPE_UPSTREAM_URL: mock.url },
+        readyUrl: (l) => l.floor as string | undefined
+      })
+      rows.push(await measure(variant.name, server, spec, keys))
+      await server.stop()
+    }
+    for (const text of values.variant.length > 0 ? values.variant : ['gateway:']) {
+      const variant = parseVariant(text)
+      variant.env.NODE_ARGS = [...trace, variant.env.NODE_ARGS ?? ''].join(' ')
+      const server = await spawnGatewayVariant(variant, mock.url)
+      rows.push(await measure(variant.name, server, spec, keys))
+      await server.stop()
+    }
+  } finally {
+    await mock.stop()
+    killAll()
+    removeBenchDir()
+  }
+  console.log(rows.join('\n'))
+}
+
+await main()
