@@ -6,12 +6,12 @@
  *
  *   node --import tsx bench/gc-trace.ts [--stream] [--warm 10] [--seconds 6] [--connections 16]
  *                                      [--variant 'name:KEY=V,…' …] [--floor 'name:FLOOR_RELAY=…' …]
- *                                      [--no-baselines]
+ *                                      [--no-baselines] [--budgets]
  */
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { cannon, KeyRing, NON_STREAM_CHAT, STREAM_CHAT } from './load.js'
-import { clientKeys } from './gateway-env.js'
+import { budgetedKeys, clientKeys } from './gateway-env.js'
 import { killAll, removeBenchDir, scriptArgs, spawnBaseline, spawnMock, spawnServer, type ServerProcess } from './processes.js'
 import { parseVariant, spawnGatewayVariant } from './variants.js'
 
@@ -24,7 +24,9 @@ const { values } = parseArgs({
     variant: { type: 'string', multiple: true, default: [] },
     /** Fastify floor variants, `name:KEY=V,…` (e.g. FLOOR_RELAY=dispatch) */
     floor: { type: 'string', multiple: true, default: [] },
-    'no-baselines': { type: 'boolean', default: false }
+    'no-baselines': { type: 'boolean', default: false },
+    /** every gateway variant with budgets on every key (bench/gateway-env.ts `budgetedKeys`) */
+    budgets: { type: 'boolean', default: false }
   }
 })
 
@@ -95,6 +97,7 @@ async function main (): Promise<void> {
     for (const text of values.variant.length > 0 ? values.variant : ['gateway:']) {
       const variant = parseVariant(text)
       variant.env.NODE_ARGS = [...trace, variant.env.NODE_ARGS ?? ''].join(' ')
+      if (values.budgets) variant.env.GATEWAY_CLIENT_KEYS = budgetedKeys()
       const server = await spawnGatewayVariant(variant, mock.url)
       rows.push(await measure(variant.name, server, spec, keys))
       await server.stop()

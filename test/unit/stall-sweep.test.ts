@@ -64,3 +64,25 @@ test('an answer that closed or whose end was written is dropped: no stall, nothi
   assert.equal(sweep.size, 0)
   sweep.close()
 })
+
+test('answers leaving in any order (closed, ended, stalled) leave the others watched, each stall told once', async () => {
+  const sweep = new StallSweep(60)
+  const answers = Array.from({ length: 8 }, () => answer())
+  const stalls = answers.map(() => 0)
+  answers.forEach((a, i) => { sweep.watch(a.res, a.socket, () => { stalls[i]++ }) })
+  // closed: the first, a middle one and the last; ended: another middle one
+  for (const i of [0, 3, 7]) answers[i].close()
+  answers[5].state.ended = true
+  assert.equal(sweep.size, 5, 'three closed answers left at once')
+  answers[0].close()
+  assert.equal(sweep.size, 5, 'a second close of the same answer changes nothing')
+  // two of the rest stall: bytes wait and never move
+  for (const i of [1, 6]) { answers[i].state.written = 10; answers[i].state.waiting = 10 }
+  await sleep(220)
+  assert.deepEqual(stalls, [0, 1, 0, 0, 0, 0, 1, 0])
+  assert.equal(sweep.size, 2, 'the two answers still moving nothing and waiting for nothing stay watched')
+  answers[2].close()
+  answers[4].close()
+  assert.equal(sweep.size, 0)
+  sweep.close()
+})
