@@ -6,7 +6,10 @@
  *
  *   node --import tsx bench/gc-trace.ts [--stream] [--warm 10] [--seconds 6] [--connections 16]
  *                                      [--variant 'name:KEY=V,…' …] [--floor 'name:FLOOR_RELAY=…' …]
- *                                      [--no-baselines] [--budgets]
+ *                                      [--no-baselines] [--budgets] [--sequence] [--grep RE]
+ *
+ * --warm 0 measures from start-up on. A variant's NODE_ARGS=… are node flags for that gateway
+ * (bench/variants.ts), e.g. `NODE_ARGS=--trace-pretenuring-statistics` with `--grep tenure`.
  */
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
@@ -26,35 +29,63 @@ const { values } = parseArgs({
     floor: { type: 'string', multiple: true, default: [] },
     'no-baselines': { type: 'boolean', default: false },
     /** every gateway variant with budgets on every key (bench/gateway-env.ts `budgetedKeys`) */
-    budgets: { type: 'boolean', default: false }
+    budgets: { type: 'boolean', default: false },
+    /** each collection's survival, in order (to see when a process changes mode) */
+    sequence: { type: 'boolean', default: false },
+    /** the gateway's log lines matching this (e.g. V8's --trace-pretenuring-statistics lines) */
+    grep: { type: 'string' }
   }
 })
 
 interface GcTotals { scavenges: number, markCompacts: number, allocated: number, survived: number, promoted: number, pauseMs: number }
 
-/** Sums the `--trace-gc-nvp` lines (`pause=… gc=s … allocated=… promoted=… new_space_survived=…`). */
-function gcTotals (text: string): GcTotals {
-  const t: GcTotals = { scavenges: 0, markCompacts: 0, allocated: 0, survived: 0, promoted: 0, pauseMs: 0 }
-  for (const line of text.split('\n')) {
+interface Collection { kind: string, allocated: number, promoted: number, copied: number, pauseMs: number }
+
+/** The `--trace-gc-nvp` lines of a log (`pause=… gc=s … allocated=… promoted=… semi_space_copied=…`). */
+function collections (text: string): Collection[] {
+  return text.split('\n').flatMap((line) => {
     const kind = /\bgc=(\w+)/.exec(line)?.[1]
-    if (kind === undefined) continue
+    if (kind === undefined) return []
     const num = (key: string): number => Number(new RegExp(`\\b${key}=([\\d.]+)`).exec(line)?.[1] ?? 0)
-    if (kind === 's') t.scavenges++
-    else if (kind === 'mc' || kind === 'mmc') t.markCompacts++
-    t.allocated += num('allocated')
-    t.survived += num('semi_space_copied') + num('promoted')
-    t.promoted += num('promoted')
-    t.pauseMs += num('pause')
+    return [{ kind, allocated: num('allocated'), promoted: num('promoted'), copied: num('semi_space_copied'), pauseMs: num('pause') }]
+  })
+}
+
+function gcTotals (all: readonly Collection[]): GcTotals {
+  const t: GcTotals = { scavenges: 0, markCompacts: 0, allocated: 0, survived: 0, promoted: 0, pauseMs: 0 }
+  for (const c of all) {
+    if (c.kind === 's') t.scavenges++
+    else if (c.kind === 'mc' || c.kind === 'mmc') t.markCompacts++
+    t.allocated += c.allocated
+    t.survived += c.copied + c.promoted
+    t.promoted += c.promoted
+    t.pauseMs += c.pauseMs
   }
   return t
 }
 
+/** --sequence: each collection in order, `kind:survived %`; --grep RE: the gateway's log lines that match. */
+function printLog (name: string, text: string, all: readonly Collection[]): void {
+  if (values.sequence) {
+    console.error(`${name}: ${all.map(c => `${c.kind}:${(100 * (c.promoted + c.copied) / Math.max(c.allocated, 1)).toFixed(0)}`).join(' ')}`)
+  }
+  if (values.grep !== undefined) {
+    const re = new RegExp(values.grep)
+    console.error(`${name}:\n${text.split('\n').filter(l => re.test(l)).join('\n')}`)
+  }
+}
+
 async function measure (name: string, server: ServerProcess, spec: typeof NON_STREAM_CHAT, keys: KeyRing): Promise<string> {
   const connections = Number(values.connections)
-  await cannon(server.url, [spec], keys, { connections, durationS: Number(values.warm) })
-  server.truncateLog()
+  if (Number(values.warm) > 0) {
+    await cannon(server.url, [spec], keys, { connections, durationS: Number(values.warm) })
+    server.truncateLog()
+  }
   const run = await cannon(server.url, [spec], keys, { connections, durationS: Number(values.seconds) })
-  const t = gcTotals(readFileSync(server.logFile, 'utf8'))
+  const text = readFileSync(server.logFile, 'utf8')
+  const all = collections(text)
+  const t = gcTotals(all)
+  printLog(name, text, all)
   const n = run.ok
   const kb = (bytes: number): string => (bytes / 1024).toFixed(1)
   return [

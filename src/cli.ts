@@ -4,6 +4,8 @@
  * and shut down gracefully on SIGTERM/SIGINT: stop accepting, let in-flight streams finish within
  * the grace period, then exit 0.
  */
+// first: V8 settings that must be in place before anything else allocates
+import './v8-tuning.js'
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
