@@ -7,15 +7,19 @@
  *   node --import tsx bench/gc-trace.ts [--stream] [--warm 10] [--seconds 6] [--connections 16]
  *                                      [--variant 'name:KEY=V,…' …] [--floor 'name:FLOOR_RELAY=…' …]
  *                                      [--no-baselines] [--budgets] [--sequence] [--grep RE]
+ *                                      [--before DIR] [--repeat N]
  *
  * --warm 0 measures from start-up on. A variant's NODE_ARGS=… are node flags for that gateway
  * (bench/variants.ts), e.g. `NODE_ARGS=--trace-pretenuring-statistics` with `--grep tenure`.
+ * --before DIR runs a saved build (a copy of dist/) too; --repeat N starts every gateway N times,
+ * since whether a process's young objects survive can be decided by what happened at its start.
  */
 import { readFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { cannon, KeyRing, NON_STREAM_CHAT, STREAM_CHAT } from './load.js'
-import { budgetedKeys, clientKeys } from './gateway-env.js'
-import { killAll, removeBenchDir, scriptArgs, spawnBaseline, spawnMock, spawnServer, type ServerProcess } from './processes.js'
+import { budgetedKeys, clientKeys, gatewayEnv } from './gateway-env.js'
+import { freePort, killAll, removeBenchDir, scriptArgs, spawnBaseline, spawnMock, spawnServer, type ServerProcess } from './processes.js'
 import { parseVariant, spawnGatewayVariant } from './variants.js'
 
 const { values } = parseArgs({
@@ -30,6 +34,10 @@ const { values } = parseArgs({
     'no-baselines': { type: 'boolean', default: false },
     /** every gateway variant with budgets on every key (bench/gateway-env.ts `budgetedKeys`) */
     budgets: { type: 'boolean', default: false },
+    /** a saved build (a copy of dist/) run as the gateway 'before', as many times as --repeat */
+    before: { type: 'string' },
+    /** start each gateway (and 'before') this many times: a process's GC mode can be set at start-up */
+    repeat: { type: 'string', default: '1' },
     /** each collection's survival, in order (to see when a process changes mode) */
     sequence: { type: 'boolean', default: false },
     /** the gateway's log lines matching this (e.g. V8's --trace-pretenuring-statistics lines) */
@@ -125,13 +133,23 @@ async function main (): Promise<void> {
       rows.push(await measure(variant.name, server, spec, keys))
       await server.stop()
     }
-    for (const text of values.variant.length > 0 ? values.variant : ['gateway:']) {
-      const variant = parseVariant(text)
-      variant.env.NODE_ARGS = [...trace, variant.env.NODE_ARGS ?? ''].join(' ')
-      if (values.budgets) variant.env.GATEWAY_CLIENT_KEYS = budgetedKeys()
-      const server = await spawnGatewayVariant(variant, mock.url)
-      rows.push(await measure(variant.name, server, spec, keys))
-      await server.stop()
+    for (let i = 1; i <= Number(values.repeat); i++) {
+      const suffix = values.repeat === '1' ? '' : `-${i}`
+      if (values.before !== undefined) {
+        const port = await freePort()
+        const env = { ...gatewayEnv(mock.url, port), ...(values.budgets ? { GATEWAY_CLIENT_KEYS: budgetedKeys() } : {}) }
+        const server = await spawnServer({ name: 'gw-before', args: [...trace, join(resolve(values.before), 'src/cli.js')], env, healthUrl: `http://127.0.0.1:${port}` })
+        rows.push(await measure(`before${suffix}`, server, spec, keys))
+        await server.stop()
+      }
+      for (const text of values.variant.length > 0 ? values.variant : ['gateway:']) {
+        const variant = parseVariant(text)
+        variant.env.NODE_ARGS = [...trace, variant.env.NODE_ARGS ?? ''].join(' ')
+        if (values.budgets) variant.env.GATEWAY_CLIENT_KEYS = budgetedKeys()
+        const server = await spawnGatewayVariant(variant, mock.url)
+        rows.push(await measure(`${variant.name}${suffix}`, server, spec, keys))
+        await server.stop()
+      }
     }
   } finally {
     await mock.stop()
