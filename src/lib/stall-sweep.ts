@@ -83,6 +83,8 @@ export class StallSweep {
     const now = Date.now()
     // backwards: an entry that leaves is replaced by the last one, which was already looked at
     for (let i = this.#watched.length - 1; i >= 0; i--) {
+      // (should a stall handler make others leave at once, the list may have shrunk below i)
+      if (i >= this.#watched.length) continue
       const entry = this.#watched[i]
       const { res, socket } = entry
       if (res.writableEnded || socket.destroyed) {

@@ -86,3 +86,24 @@ test('answers leaving in any order (closed, ended, stalled) leave the others wat
   assert.equal(sweep.size, 0)
   sweep.close()
 })
+
+test('a stall handler that makes other answers leave at once does not upset the sweep', async () => {
+  const sweep = new StallSweep(40)
+  const answers = Array.from({ length: 4 }, () => answer())
+  let stalls = 0
+  // the last one watched is looked at first; its handler closes two others synchronously
+  answers.forEach((a, i) => {
+    sweep.watch(a.res, a.socket, () => {
+      stalls++
+      if (i === 3) { answers[0].close(); answers[1].close() }
+    })
+  })
+  answers[3].state.written = 10
+  answers[3].state.waiting = 10
+  await sleep(150)
+  assert.equal(stalls, 1)
+  assert.equal(sweep.size, 1, 'only the answer that neither stalled nor closed is still watched')
+  answers[2].close()
+  assert.equal(sweep.size, 0)
+  sweep.close()
+})
