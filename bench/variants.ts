@@ -1,5 +1,5 @@
 /**
- * Gateway variants for the experiment scripts (ablate, burst-gap, syscalls): `name:KEY=V,KEY=V`
+ * Gateway variants for the experiment scripts (ablate, burst-gap, syscalls, perf-record, gc-trace): `name:KEY=V,KEY=V`
  * on the command line, each started as its own gateway process next to the others on one mock.
  * `NODE_ARGS=…` (space-separated) are node flags for that gateway (V8 flags, `--trace-gc`).
  * A variant named `reply-from` (or `reply-from-…`) is not the gateway but the same forwarding built
