@@ -210,7 +210,7 @@ type SlotSocket = Socket & { [kSlots]?: Array<() => void> }
  * request whose connection went before its turn to answer has no response that closes). Shared
  * listeners, one per response and one per connection: nothing allocated per request. A
  * connection's slots are a small array rather than a Set: a Set gaining and losing an entry on
- * every request is rebuilt every few requests, each old table linked to the next (src/abuse/in-flight.ts).
+ * every request is rebuilt each time deleted entries fill it, each old table linked to the next (src/abuse/in-flight.ts).
  */
 function holdSlot (res: ServerResponse, socket: Socket | null, release: () => void): void {
   (res as SlotResponse)[kSlot] = release

@@ -7,7 +7,7 @@
  * A scope whose last request ended keeps its entry, and the idle entries are forgotten together
  * once there are more than `idleKept` of them: the map holds no more entries than there are
  * requests in flight plus `idleKept`. Adding and deleting a map entry on every request would
- * rebuild the map's table every few hundred requests, and V8 links each table it replaces to the
+ * rebuild the map's table each time deleted entries fill it, and V8 links each table it replaces to the
  * next one: once one of them is old, every later one survives the young-generation collections
  * (docs/performance.md, "Tables rebuilt on every request").
  */
