@@ -27,12 +27,12 @@
  * Without --variant: full chain, no usage records, no metrics, log at warn, and all three off.
  */
 import { spawnSync } from 'node:child_process'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { buildDist, cpuMicros, ROOT, killAll, removeBenchDir, spawnBaseline, spawnMock, spawnServer, freePort, type ServerProcess } from './processes.js'
 import { cannon, KeyRing, NON_STREAM_CHAT, STREAM_CHAT } from './load.js'
-import { budgetedKeys, clientKeys, gatewayEnv } from './gateway-env.js'
-import { parseVariant, spawnGatewayVariant, type Variant } from './variants.js'
+import { budgetedKeys, clientKeys } from './gateway-env.js'
+import { parseVariant, spawnGatewayVariant, spawnSavedBuild, type Variant } from './variants.js'
 import { choosePeers, peerLines, spawnPeer } from './peers.js'
 
 const { values } = parseArgs({
@@ -130,8 +130,7 @@ async function main (): Promise<void> {
     procs.push(floor)
     paths.push({ name: 'fastify-floor', proc: floor })
     if (values.before !== undefined) {
-      const port = await freePort()
-      const gw = await spawnServer({ name: 'gw-before', args: [join(resolve(values.before), 'src/cli.js')], env: gatewayEnv(mock.url, port), healthUrl: `http://127.0.0.1:${port}` })
+      const gw = await spawnSavedBuild(values.before, mock.url)
       procs.push(gw)
       paths.push({ name: 'before', proc: gw })
     }

@@ -15,12 +15,11 @@
  * since whether a process's young objects survive can be decided by what happened at its start.
  */
 import { readFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { cannon, KeyRing, NON_STREAM_CHAT, STREAM_CHAT } from './load.js'
-import { budgetedKeys, clientKeys, gatewayEnv } from './gateway-env.js'
-import { freePort, killAll, removeBenchDir, scriptArgs, spawnBaseline, spawnMock, spawnServer, type ServerProcess } from './processes.js'
-import { parseVariant, spawnGatewayVariant } from './variants.js'
+import { budgetedKeys, clientKeys } from './gateway-env.js'
+import { killAll, removeBenchDir, spawnBaseline, spawnMock, type ServerProcess } from './processes.js'
+import { parseVariant, spawnGatewayVariant, spawnSavedBuild } from './variants.js'
 
 const { values } = parseArgs({
   options: {
@@ -124,28 +123,22 @@ async function main (): Promise<void> {
     }
     for (const text of values.floor) {
       const variant = parseVariant(text)
-      const server = await spawnServer({
-        name: variant.name,
-        args: [...trace, ...scriptArgs('dist', 'bench/fastify-floor.ts')],
-        env: { ...variant.env, PIPE_UPSTREAM_URL: mock.url },
-        readyUrl: (l) => l.floor as string | undefined
-      })
+      const server = await spawnBaseline('floor', 'dist', mock.url, trace, variant.env, variant.name)
       rows.push(await measure(variant.name, server, spec, keys))
       await server.stop()
     }
-    for (let i = 1; i <= Number(values.repeat); i++) {
-      const suffix = values.repeat === '1' ? '' : `-${i}`
+    const repeat = Number(values.repeat)
+    const budgets: Record<string, string> = values.budgets ? { GATEWAY_CLIENT_KEYS: budgetedKeys() } : {}
+    for (let i = 1; i <= repeat; i++) {
+      const suffix = repeat === 1 ? '' : `-${i}`
       if (values.before !== undefined) {
-        const port = await freePort()
-        const env = { ...gatewayEnv(mock.url, port), ...(values.budgets ? { GATEWAY_CLIENT_KEYS: budgetedKeys() } : {}) }
-        const server = await spawnServer({ name: 'gw-before', args: [...trace, join(resolve(values.before), 'src/cli.js')], env, healthUrl: `http://127.0.0.1:${port}` })
+        const server = await spawnSavedBuild(values.before, mock.url, trace, budgets)
         rows.push(await measure(`before${suffix}`, server, spec, keys))
         await server.stop()
       }
       for (const text of values.variant.length > 0 ? values.variant : ['gateway:']) {
         const variant = parseVariant(text)
-        variant.env.NODE_ARGS = [...trace, variant.env.NODE_ARGS ?? ''].join(' ')
-        if (values.budgets) variant.env.GATEWAY_CLIENT_KEYS = budgetedKeys()
+        Object.assign(variant.env, budgets, { NODE_ARGS: [...trace, variant.env.NODE_ARGS ?? ''].join(' ') })
         const server = await spawnGatewayVariant(variant, mock.url)
         rows.push(await measure(`${variant.name}${suffix}`, server, spec, keys))
         await server.stop()

@@ -184,12 +184,12 @@ export async function spawnMock (mode: RunMode): Promise<ServerProcess> {
   return await spawnServer({ name: 'mock', args: scriptArgs(mode, 'mock/cli.ts'), env: {}, readyUrl: (l) => l.mock as string | undefined })
 }
 
-/** The two baselines in front of `mockUrl`: the bare undici pipe, and the same as one bare Fastify route. */
-export async function spawnBaseline (kind: 'pipe' | 'floor', mode: RunMode, mockUrl: string, nodeArgs: readonly string[] = []): Promise<ServerProcess> {
+/** The two baselines in front of `mockUrl`: the bare undici pipe, and the same as one bare Fastify route (`env`: e.g. FLOOR_RELAY). */
+export async function spawnBaseline (kind: 'pipe' | 'floor', mode: RunMode, mockUrl: string, nodeArgs: readonly string[] = [], env: Record<string, string> = {}, name?: string): Promise<ServerProcess> {
   return await spawnServer({
-    name: kind === 'pipe' ? 'pipe' : 'fastify-floor',
+    name: name ?? (kind === 'pipe' ? 'pipe' : 'fastify-floor'),
     args: [...nodeArgs, ...scriptArgs(mode, kind === 'pipe' ? 'bench/bare-pipe.ts' : 'bench/fastify-floor.ts')],
-    env: { PIPE_UPSTREAM_URL: mockUrl },
+    env: { ...env, PIPE_UPSTREAM_URL: mockUrl },
     readyUrl: (l) => l[kind] as string | undefined
   })
 }

@@ -1,10 +1,12 @@
 /**
- * Gateway variants for the experiment scripts (ablate, burst-gap, syscalls, perf-record, gc-trace): `name:KEY=V,KEY=V`
- * on the command line, each started as its own gateway process next to the others on one mock.
+ * Gateway variants for the experiment scripts (ablate, burst-gap, syscalls, perf-record,
+ * gc-trace): `name:KEY=V,KEY=V` on the command line, each started as its own gateway process next
+ * to the others on one mock; and a saved build (`--before DIR`) started the same way.
  * `NODE_ARGS=…` (space-separated) are node flags for that gateway (V8 flags, `--trace-gc`).
  * A variant named `reply-from` (or `reply-from-…`) is not the gateway but the same forwarding built
  * on @fastify/reply-from (bench/reply-from.ts), with its own settings (`RF_STAGE=none`).
  */
+import { join, resolve } from 'node:path'
 import { gatewayEnv } from './gateway-env.js'
 import { freePort, scriptArgs, spawnServer, type ServerProcess } from './processes.js'
 
@@ -37,6 +39,17 @@ export async function spawnGatewayVariant (variant: Variant, mockUrl: string, no
     name: `gw-${variant.name}`,
     args: [...nodeArgs, ...own, ...scriptArgs('dist', 'src/cli.ts')],
     env: { ...gatewayEnv(mockUrl, port), ...variant.env },
+    healthUrl: `http://127.0.0.1:${port}`
+  })
+}
+
+/** A saved build (a copy of `dist/`, made before a change) with the same settings, for before/after in one run. */
+export async function spawnSavedBuild (dir: string, mockUrl: string, nodeArgs: readonly string[] = [], env: Record<string, string> = {}): Promise<ServerProcess> {
+  const port = await freePort()
+  return await spawnServer({
+    name: 'gw-before',
+    args: [...nodeArgs, join(resolve(dir), 'src/cli.js')],
+    env: { ...gatewayEnv(mockUrl, port), ...env },
     healthUrl: `http://127.0.0.1:${port}`
   })
 }

@@ -209,8 +209,8 @@ type SlotSocket = Socket & { [kSlots]?: Array<() => void> }
  * The slot is given back when the response closes, or when its connection does (a pipelined
  * request whose connection went before its turn to answer has no response that closes). Shared
  * listeners, one per response and one per connection: nothing allocated per request. A
- * connection's slots are a small array rather than a Set: a Set gaining and losing an entry on
- * every request is rebuilt each time deleted entries fill it, each old table linked to the next (src/abuse/in-flight.ts).
+ * connection's slots are a small array, not a Set: a Set with an add and a delete on every
+ * request keeps dead objects alive (docs/performance.md, "Tables rebuilt on every request").
  */
 function holdSlot (res: ServerResponse, socket: Socket | null, release: () => void): void {
   (res as SlotResponse)[kSlot] = release

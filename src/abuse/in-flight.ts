@@ -6,9 +6,9 @@
  *
  * A scope whose last request ended keeps its entry, and the idle entries are forgotten together
  * once there are more than `idleKept` of them: the map holds no more entries than there are
- * requests in flight plus `idleKept`. Adding and deleting a map entry on every request would
- * rebuild the map's table each time deleted entries fill it, and V8 links each table it replaces to the
- * next one: once one of them is old, every later one survives the young-generation collections
+ * requests in flight plus `idleKept`. A map entry added and deleted on every request would make
+ * V8 rebuild the map's table again and again, each old table linked to its successor: once one
+ * of them is old, every later one survives the young-generation collections
  * (docs/performance.md, "Tables rebuilt on every request").
  */
 interface Scope { n: number }

@@ -38,10 +38,8 @@ function forget (this: WatchedResponse): void {
 
 /**
  * The watched responses are a plain array, an entry leaving by swapping the last one into its
- * slot. A Set would do, but a Set that gains and loses an entry on every request is rebuilt each
- * time its deleted entries fill its table, and V8 links each old table, with the entries it held, to its successor:
- * once one of those tables has been promoted, every later table and every response it held
- * survives the young-generation collections too, dead or not, until the next full collection.
+ * slot, not a Set: a Set with an add and a delete on every request keeps dead responses alive
+ * through young-generation collections (docs/performance.md, "Tables rebuilt on every request").
  */
 export class StallSweep {
   readonly #ms: number
